@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class EbrConfig(AppConfig):
+    name = "ebr"
+    verbose_name = "Manufacturing (eBR)"
+    default_auto_field = "django.db.models.BigAutoField"

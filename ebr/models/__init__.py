@@ -1,0 +1,1 @@
+"""Manufacturing models: master records, batches, execution (added with the batch issue)."""

@@ -1,0 +1,22 @@
+"""Home pages per role."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from qms.roles import Capability, Role, can, roles_for
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    """One landing page; each role sees the panel it works from (DESIGN.md: users)."""
+    user = request.user
+    panels = {
+        "execute": can(user, Capability.BATCH_EXECUTE),
+        "review": can(user, Capability.REVIEW_QUEUE),
+        "search": can(user, Capability.RECORD_SEARCH) and not can(user, Capability.REVIEW_QUEUE),
+        "admin": can(user, Capability.USER_MANAGE),
+    }
+    return render(request, "home.html", {
+        "panels": panels, "roles": roles_for(user), "is_auditor": user.has_role(Role.AUDITOR),
+    })

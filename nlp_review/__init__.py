@@ -1,0 +1,1 @@
+"""Batch record review by exception: spaCy pipeline, structured checks, review queue, search."""

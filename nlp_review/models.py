@@ -1,0 +1,1 @@
+"""Review flags and reviews: added with the batch review issue."""

@@ -1,0 +1,78 @@
+"""Saving GxP rows with their reason and actor, so field history and the audit trail agree.
+
+django-simple-history writes a history row on every `save()`, but `QuerySet.update()`,
+`bulk_create` and `bulk_update` bypass it; services therefore save through these helpers
+only (tests/qms/test_no_bulk_writes.py scans the code for the forbidden calls).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.db import models
+
+from qms.audit.events import Event
+from qms.audit.writer import Actor, SystemActor, record_event
+
+M = TypeVar("M", bound=models.Model)
+
+
+class ReasonRequired(ValueError):
+    """A change to existing GxP data was attempted without a reason (ALCOA+: attributable)."""
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+
+def _stamp(instance: models.Model, actor: Actor, reason: str) -> None:
+    instance._change_reason = reason  # type: ignore[attr-defined]
+    instance._history_user = None if isinstance(actor, SystemActor) else actor  # type: ignore[attr-defined]
+
+
+def _value(instance: models.Model, field: models.Field) -> Any:
+    value = field.value_from_object(instance)
+    return value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
+
+
+def field_changes(instance: models.Model, fields: list[str] | None = None) -> list[FieldChange]:
+    """What differs between `instance` and its stored row."""
+    stored = type(instance)._default_manager.get(pk=instance.pk)
+    concrete = [f for f in instance._meta.concrete_fields if not f.primary_key]
+    if fields is not None:
+        concrete = [f for f in concrete if f.name in fields or f.attname in fields]
+    return [
+        FieldChange(f.name, _value(stored, f), _value(instance, f))
+        for f in concrete
+        if _value(stored, f) != _value(instance, f)
+    ]
+
+
+def create_with_reason(model: type[M], *, actor: Actor, reason: str,
+                       event: Event = Event.RECORD_CREATED, data: dict[str, Any] | None = None,
+                       **fields: Any) -> M:
+    """Create a tracked row, its first history entry and its audit event, in one transaction."""
+    instance = model(**fields)
+    _stamp(instance, actor, reason)
+    instance.save(force_insert=True)
+    record_event(actor=actor, event=event, target=instance, reason=reason, data=data or {})
+    return instance
+
+
+def save_with_reason(instance: M, *, actor: Actor, reason: str, update_fields: list[str] | None = None,
+                     event: Event = Event.RECORD_CHANGED, data: dict[str, Any] | None = None) -> list[FieldChange]:
+    """Save a change to an existing GxP row. Refused without a reason (21 CFR 11.10(e))."""
+    if not reason or not reason.strip():
+        raise ReasonRequired(f"A reason is required to change {instance._meta.verbose_name} {instance}.")
+    changes = field_changes(instance, update_fields)
+    _stamp(instance, actor, reason)
+    instance.save(update_fields=update_fields)
+    record_event(
+        actor=actor, event=event, target=instance, reason=reason,
+        data={"changes": [{"field": c.field, "old": c.old, "new": c.new} for c in changes], **(data or {})},
+    )
+    return changes

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from qms.audit import Event
+from qms.roles import Role
+from qms.selectors import AuditFilters
+
+
+class LoginForm(AuthenticationForm):
+    """The same message for an unknown user and a wrong password: no user enumeration."""
+
+    error_messages = {
+        "invalid_login": "Username or password is not correct.",
+        "inactive": "Username or password is not correct.",
+    }
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.fields["username"].widget.attrs.update({"autocomplete": "username", "autocapitalize": "none"})
+
+
+class AuditFilterForm(forms.Form):
+    record = forms.CharField(required=False, max_length=200, label="Record",
+                             help_text="Batch number, DEV-…, or type:id")
+    username = forms.CharField(required=False, max_length=64, label="User")
+    event_type = forms.ChoiceField(required=False, label="Event",
+                                   choices=[("", "any event")] + [(e.value, e.value) for e in Event])
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict:  # type: ignore[type-arg]
+        cleaned = super().clean() or {}
+        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_from"] > cleaned["date_to"]:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+    def filters(self) -> AuditFilters:
+        data = self.cleaned_data
+        return AuditFilters(record=data.get("record") or "", username=data.get("username") or "",
+                            event_type=data.get("event_type") or "", date_from=data.get("date_from"),
+                            date_to=data.get("date_to"))
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000,
+                             help_text="Recorded in the audit trail.")
+
+
+class UserCreateForm(forms.Form):
+    username = forms.CharField(max_length=64)
+    full_name = forms.CharField(max_length=200, help_text="Printed with every signature.")
+    job_title = forms.CharField(max_length=200, required=False)
+    email = forms.EmailField(required=False)
+    roles = forms.MultipleChoiceField(choices=[(r.value, r.value) for r in Role],
+                                      widget=forms.CheckboxSelectMultiple)
+    password = forms.CharField(widget=forms.PasswordInput(render_value=True), min_length=12)
+    reason = forms.CharField(max_length=2000, initial="New account")

@@ -1,0 +1,67 @@
+"""Session idle timeout and the Content-Security-Policy header."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+from qms.audit import Event, record_event
+
+LAST_ACTIVITY = "last_activity"
+
+
+class IdleTimeoutMiddleware:
+    """End a session idle for longer than SESSION_IDLE_TIMEOUT (21 CFR 11.10(d), Annex 11 §12.1).
+
+    An HTMX request gets an HX-Redirect so that the whole page goes to the login form, not a
+    fragment of it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated:
+            now = time.time()
+            last = request.session.get(LAST_ACTIVITY, now)
+            if now - last > settings.SESSION_IDLE_TIMEOUT.total_seconds():
+                return self._expire(request)
+            request.session[LAST_ACTIVITY] = now
+        return self.get_response(request)
+
+    def _expire(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        record_event(actor=user, event=Event.SESSION_EXPIRED, target=user,
+                     reason=f"idle for more than {settings.SESSION_IDLE_TIMEOUT}")
+        logout(request)
+        messages.info(request, "Your session ended after a period of inactivity. Please log in again.")
+        login_url = f"{settings.LOGIN_URL_PATH}?next={request.path}"
+        if request.headers.get("HX-Request"):
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = login_url
+            return response
+        return redirect(login_url)
+
+
+class ContentSecurityPolicyMiddleware:
+    """No inline scripts, nothing from other origins (the UI uses no CDN)."""
+
+    policy = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+        "base-uri 'none'; object-src 'none'"
+    )
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.setdefault("Content-Security-Policy", self.policy)
+        return response

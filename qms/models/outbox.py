@@ -1,0 +1,33 @@
+"""Work that must follow a commit: written in the business transaction, sent to Celery after it.
+
+A broker outage therefore delays background work but never loses it (DESIGN.md). Rows are
+infrastructure, not GxP records: the dispatcher updates them freely.
+"""
+
+from __future__ import annotations
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+
+class OutboxMessage(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    task_name = models.CharField(max_length=200)
+    kwargs = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["id"], name="outbox_pending_idx", condition=models.Q(dispatched_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"outbox {self.id} {self.task_name}"
+
+    @property
+    def celery_task_id(self) -> str:
+        # A stable id: a re-sent message is recognisable as the same work.
+        return f"outbox-{self.id}"

@@ -1,0 +1,89 @@
+"""Roles and the permission matrix: which role may do what. Read this table, not the views.
+
+Roles are Django groups of the same name, created by migrate. Views, API endpoints and services
+ask `can(user, Capability.X)`; no code tests group names itself. The auditor holds no
+capability that changes data (read-only everywhere). The README reproduces this matrix.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from django.apps import AppConfig
+
+    from qms.models import User
+
+
+class Role(StrEnum):
+    OPERATOR = "operator"
+    SUPERVISOR = "supervisor"
+    QA_REVIEWER = "qa_reviewer"
+    QA_APPROVER = "qa_approver"  # Qualified Person
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+    INSTRUMENT = "instrument"  # machine accounts; they use API tokens, never the UI
+
+
+class Capability(StrEnum):
+    BATCH_VIEW = "batch_view"
+    BATCH_EXECUTE = "batch_execute"
+    BATCH_MANAGE = "batch_manage"
+    BATCH_RELEASE = "batch_release"
+    REVIEW_QUEUE = "review_queue"
+    AUDIT_TRAIL_VIEW = "audit_trail_view"
+    AUDIT_TRAIL_EXPORT = "audit_trail_export"
+    AUDIT_TRAIL_REVIEW = "audit_trail_review"
+    RECORD_SEARCH = "record_search"
+    USER_MANAGE = "user_manage"
+    READINGS_POST = "readings_post"
+
+
+_READERS = {Role.OPERATOR, Role.SUPERVISOR, Role.QA_REVIEWER, Role.QA_APPROVER, Role.AUDITOR}
+_QA = {Role.QA_REVIEWER, Role.QA_APPROVER}
+
+MATRIX: dict[Capability, frozenset[Role]] = {
+    Capability.BATCH_VIEW: frozenset(_READERS),
+    Capability.BATCH_EXECUTE: frozenset({Role.OPERATOR, Role.SUPERVISOR}),
+    Capability.BATCH_MANAGE: frozenset({Role.SUPERVISOR}),
+    Capability.BATCH_RELEASE: frozenset({Role.QA_APPROVER}),
+    Capability.REVIEW_QUEUE: frozenset(_QA),
+    Capability.AUDIT_TRAIL_VIEW: frozenset(_QA | {Role.AUDITOR}),
+    Capability.AUDIT_TRAIL_EXPORT: frozenset(_QA | {Role.AUDITOR}),
+    Capability.AUDIT_TRAIL_REVIEW: frozenset(_QA),
+    Capability.RECORD_SEARCH: frozenset(_QA | {Role.AUDITOR}),
+    Capability.USER_MANAGE: frozenset({Role.ADMIN}),
+    Capability.READINGS_POST: frozenset({Role.INSTRUMENT}),
+}
+
+# Capabilities that change data; the auditor must hold none of them.
+WRITE_CAPABILITIES = frozenset({
+    Capability.BATCH_EXECUTE, Capability.BATCH_MANAGE, Capability.BATCH_RELEASE,
+    Capability.AUDIT_TRAIL_REVIEW, Capability.USER_MANAGE, Capability.READINGS_POST,
+})
+
+
+def can(user: User | Any, capability: Capability) -> bool:
+    """True when the user is active and one of their roles holds the capability."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return bool(user.role_names & {role.value for role in MATRIX[capability]})
+
+
+def roles_for(user: User) -> list[Role]:
+    return [role for role in Role if role.value in user.role_names]
+
+
+def role_groups_ensure(**_: object) -> None:
+    """Create one group per role (idempotent); run after every migrate."""
+    from django.contrib.auth.models import Group
+
+    for role in Role:
+        Group.objects.get_or_create(name=role.value)
+
+
+def connect_post_migrate(app_config: AppConfig) -> None:
+    from django.db.models.signals import post_migrate
+
+    post_migrate.connect(role_groups_ensure, sender=app_config, dispatch_uid="qms.roles")

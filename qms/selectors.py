@@ -1,0 +1,131 @@
+"""Reads of the audit trail shared by the screen, the CSV export and (later) the PDF."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from qms.models import AuditEvent, Signature, User
+from qms.signatures import SignatureManifestation, format_local, signature_is_valid
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    record: str = ""          # the record's label (batch number, DEV-…) or "type:id"
+    username: str = ""
+    event_type: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.__dict__.items() if v}
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    occurred_at: datetime
+    occurred_at_display: str
+    actor: str
+    event_type: str
+    target_type: str
+    target_id: str
+    target_label: str
+    reason: str
+    changes: list[dict[str, Any]]
+    signature: SignatureManifestation | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    rows: list[AuditRow]
+    next_before: int | None
+
+
+def _day_start(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def audit_events_filtered(filters: AuditFilters) -> QuerySet[AuditEvent]:
+    events = AuditEvent.objects.all()
+    if filters.record:
+        if ":" in filters.record:
+            target_type, _, target_id = filters.record.partition(":")
+            events = events.filter(target_type=target_type, target_id=target_id)
+        else:
+            events = events.filter(target_label=filters.record)
+    if filters.username:
+        user_ids = list(User.objects.filter(username=filters.username).values_list("pk", flat=True))
+        events = events.filter(actor_id__in=user_ids) if user_ids else events.filter(actor_label=filters.username)
+    if filters.event_type:
+        events = events.filter(event_type=filters.event_type)
+    if filters.date_from:
+        events = events.filter(occurred_at__gte=_day_start(filters.date_from))
+    if filters.date_to:
+        events = events.filter(occurred_at__lt=_day_start(filters.date_to + timedelta(days=1)))
+    return events.order_by("-id")
+
+
+def _signatures_by_id(events: list[AuditEvent]) -> dict[int, Signature]:
+    ids = [e.data.get("signature") for e in events if isinstance(e.data, dict) and e.data.get("signature")]
+    return {s.pk: s for s in Signature.objects.filter(pk__in=ids)} if ids else {}
+
+
+def audit_row(event: AuditEvent, signature: Signature | None) -> AuditRow:
+    manifestation = None
+    if signature is not None:
+        manifestation = SignatureManifestation(
+            signature_id=signature.pk, printed_name=signature.printed_name, username=signature.username,
+            meaning=signature.meaning, signed_at=signature.signed_at,
+            signed_at_display=format_local(signature.signed_at), valid=signature_is_valid(signature),
+        )
+    data = event.data if isinstance(event.data, dict) else {}
+    return AuditRow(
+        id=event.pk, occurred_at=event.occurred_at, occurred_at_display=format_local(event.occurred_at),
+        actor=event.actor_label, event_type=event.event_type, target_type=event.target_type,
+        target_id=event.target_id, target_label=event.target_label, reason=event.reason,
+        changes=list(data.get("changes", [])), signature=manifestation, data=data,
+    )
+
+
+def audit_page(filters: AuditFilters, *, before: int | None = None, size: int = PAGE_SIZE) -> AuditPage:
+    """One page, newest first, by keyset (`id < before`): as fast on page 10,000 as on page 1."""
+    events = audit_events_filtered(filters)
+    if before is not None:
+        events = events.filter(id__lt=before)
+    batch = list(events[: size + 1])
+    more = len(batch) > size
+    batch = batch[:size]
+    signatures = _signatures_by_id(batch)
+    rows = [audit_row(e, signatures.get(e.data.get("signature")) if isinstance(e.data, dict) else None)
+            for e in batch]
+    return AuditPage(rows=rows, next_before=batch[-1].pk if more and batch else None)
+
+
+def audit_rows_all(filters: AuditFilters, chunk: int = 2000) -> Iterator[AuditRow]:
+    """Every matching row, newest first, in chunks (for the CSV export)."""
+    before: int | None = None
+    while True:
+        page = audit_page(filters, before=before, size=chunk)
+        yield from page.rows
+        if page.next_before is None:
+            return
+        before = page.next_before
+
+
+def record_history(target_type: str, target_id: str) -> list[AuditRow]:
+    return list(audit_rows_all(AuditFilters(record=f"{target_type}:{target_id}")))
+
+
+def event_types() -> list[str]:
+    from qms.audit import Event
+
+    return [e.value for e in Event]

@@ -1,0 +1,116 @@
+"""Accounts: created, given roles, deactivated, unlocked, always with the administrator's reason.
+
+Users are never deleted (21 CFR 11.10(e)): a deactivated user keeps every record attributable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from qms.audit import Event, SystemActor, create_with_reason, record_event, save_with_reason
+from qms.models import User
+from qms.roles import Capability, Role, can
+
+
+def _ensure_admin(actor: User | SystemActor) -> None:
+    # A management command run on the server (seed_demo, bootstrap) acts as the system.
+    if isinstance(actor, SystemActor):
+        return
+    if not can(actor, Capability.USER_MANAGE):
+        raise PermissionDenied("Only an administrator manages user accounts.")
+
+
+def _roles_apply(user: User, roles: Iterable[Role | str]) -> list[str]:
+    names = sorted({Role(role).value for role in roles})
+    user.groups.set(Group.objects.filter(name__in=names))
+    user.__dict__.pop("_role_names", None)
+    return names
+
+
+@transaction.atomic
+def user_create(*, actor: User | SystemActor, username: str, full_name: str, password: str,
+                roles: Iterable[Role | str], job_title: str = "", email: str = "",
+                reason: str = "New account") -> User:
+    """Create an account with its roles; the password must meet the password rules."""
+    _ensure_admin(actor)
+    if User.objects.filter(username=username).exists():
+        raise ValidationError({"username": "This username is taken (usernames are never reused)."})
+    candidate = User(username=username, full_name=full_name, email=email, job_title=job_title)
+    validate_password(password, candidate)
+    candidate.set_password(password)
+    user = create_with_reason(User, actor=actor, reason=reason, event=Event.USER_CREATED,
+                              username=username, full_name=full_name, email=email,
+                              job_title=job_title, password=candidate.password)
+    names = _roles_apply(user, roles)
+    record_event(actor=actor, event=Event.USER_ROLES_CHANGED, target=user, reason=reason,
+                 data={"roles": names})
+    return user
+
+
+@transaction.atomic
+def user_roles_set(*, actor: User, user: User, roles: Iterable[Role | str], reason: str) -> User:
+    _ensure_admin(actor)
+    before = sorted(user.role_names)
+    after = _roles_apply(user, roles)
+    record_event(actor=actor, event=Event.USER_ROLES_CHANGED, target=user, reason=reason,
+                 data={"changes": [{"field": "roles", "old": before, "new": after}]})
+    return user
+
+
+@transaction.atomic
+def user_deactivate(*, actor: User, user: User, reason: str) -> User:
+    """Deactivate instead of delete; a deactivated user can neither log in nor sign."""
+    _ensure_admin(actor)
+    if actor.pk == user.pk:
+        raise PermissionDenied("Administrators cannot deactivate their own account.")
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if not user.is_active:
+        raise ValidationError("This account is already deactivated.")
+    user.is_active = False
+    user.deactivated_at = timezone.now()
+    save_with_reason(user, actor=actor, reason=reason, event=Event.USER_DEACTIVATED,
+                     update_fields=["is_active", "deactivated_at"])
+    return user
+
+
+@transaction.atomic
+def user_reactivate(*, actor: User, user: User, reason: str) -> User:
+    _ensure_admin(actor)
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.is_active:
+        raise ValidationError("This account is already active.")
+    user.is_active = True
+    user.deactivated_at = None
+    save_with_reason(user, actor=actor, reason=reason, event=Event.USER_REACTIVATED,
+                     update_fields=["is_active", "deactivated_at"])
+    return user
+
+
+@transaction.atomic
+def user_unlock(*, actor: User, user: User, reason: str) -> int:
+    """Clear the failed-login lockout (django-axes) for `user`; returns attempts cleared."""
+    from axes.utils import reset
+
+    _ensure_admin(actor)
+    if not reason.strip():
+        raise ValidationError({"reason": "Give the reason for unlocking this account."})
+    cleared = reset(username=user.username)
+    record_event(actor=actor, event=Event.USER_UNLOCKED, target=user, reason=reason,
+                 data={"attempts_cleared": cleared})
+    return cleared
+
+
+def user_locked_list() -> list[str]:
+    from axes.models import AccessAttempt
+    from django.conf import settings
+    from django.db.models import Sum
+
+    rows = (AccessAttempt.objects.values("username").annotate(total=Sum("failures_since_start"))
+            .filter(total__gte=settings.AXES_FAILURE_LIMIT))
+    return sorted(row["username"] for row in rows if row["username"])

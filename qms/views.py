@@ -1,0 +1,167 @@
+"""Accounts, user administration and the audit trail pages: thin adapters over services."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from qms.audit import Event, record_event
+from qms.forms import AuditFilterForm, LoginForm, ReasonForm, UserCreateForm
+from qms.models import User
+from qms.permissions import capability_required
+from qms.roles import Capability
+from qms.selectors import AuditRow, audit_events_filtered, audit_page, audit_rows_all, record_history
+from qms.services import users as user_services
+
+
+class LoginView(auth_views.LoginView):
+    form_class = LoginForm
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+
+def logout_view(request: HttpRequest) -> HttpResponse:
+    from django.contrib.auth import logout
+
+    if request.method == "POST":
+        logout(request)
+        messages.info(request, "You are logged out.")
+    return redirect("login")
+
+
+# --- user administration --------------------------------------------------------------------
+
+@capability_required(Capability.USER_MANAGE)
+def user_list(request: HttpRequest) -> HttpResponse:
+    form = UserCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = user_services.user_create(
+                actor=request.user, username=data["username"], full_name=data["full_name"],
+                password=data["password"], roles=data["roles"], job_title=data["job_title"],
+                email=data["email"], reason=data["reason"])
+        except ValidationError as error:
+            _errors_onto(form, error)
+        else:
+            messages.success(request, f"Account {user.username} created.")
+            return redirect("user_list")
+    users = User.objects.prefetch_related("groups").order_by("username")
+    return render(request, "qms/user_list.html", {
+        "users": users, "locked": set(user_services.user_locked_list()), "form": form,
+    })
+
+
+def _errors_onto(form: Any, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, field_errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, field_errors)
+    else:
+        form.add_error("password", error.messages)
+
+
+USER_ACTIONS = {
+    "unlock": (user_services.user_unlock, "unlocked"),
+    "deactivate": (user_services.user_deactivate, "deactivated"),
+    "reactivate": (user_services.user_reactivate, "reactivated"),
+}
+
+
+@require_POST
+@capability_required(Capability.USER_MANAGE)
+def user_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    user = get_object_or_404(User, pk=pk)
+    if action not in USER_ACTIONS:
+        return HttpResponse(status=404)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a reason: it is recorded in the audit trail.")
+        return redirect("user_list")
+    service, done = USER_ACTIONS[action]
+    try:
+        service(actor=request.user, user=user, reason=form.cleaned_data["reason"])
+    except (ValidationError, PermissionError) as error:
+        messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
+    else:
+        messages.success(request, f"{user.username} {done}.")
+    return redirect("user_list")
+
+
+# --- audit trail ----------------------------------------------------------------------------
+
+@capability_required(Capability.AUDIT_TRAIL_VIEW)
+def audit_trail(request: HttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET)
+    page = None
+    if form.is_valid():
+        page = audit_page(form.filters(), before=_int_or_none(request.GET.get("before")))
+    query = request.GET.copy()
+    query.pop("before", None)
+    template = "qms/_audit_rows.html" if request.htmx and request.GET.get("before") else "qms/audit_trail.html"
+    return render(request, template, {"form": form, "page": page, "query": query.urlencode()})
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+CSV_HEADER = ["id", "occurred_at", "actor", "event", "record_type", "record_id", "record",
+              "reason", "changes", "signature", "signature_status"]
+
+
+def _csv_line(row: AuditRow) -> list[str]:
+    changes = "; ".join(f"{c['field']}: {c['old']} → {c['new']}" for c in row.changes)
+    signature = row.signature
+    return [str(row.id), row.occurred_at.isoformat(), row.actor, row.event_type, row.target_type,
+            row.target_id, row.target_label, row.reason, changes,
+            str(signature) if signature else "", signature.status if signature else ""]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@capability_required(Capability.AUDIT_TRAIL_EXPORT)
+def audit_trail_csv(request: HttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse("Invalid filter: " + json.dumps(form.errors), status=400, content_type="text/plain")
+    filters = form.filters()
+    count = audit_events_filtered(filters).count()
+    # The export is itself an auditable act (who took which records out, and when).
+    record_event(actor=request.user, event=Event.EXPORT_CREATED, target_label="audit trail (CSV)",
+                 data={"filters": filters.as_dict(), "rows": count, "format": "csv"})
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(CSV_HEADER)
+        for row in audit_rows_all(filters):
+            yield writer.writerow(_csv_line(row))
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="audit-trail-{stamp}.csv"'
+    return response
+
+
+@capability_required(Capability.AUDIT_TRAIL_VIEW)
+def record_history_view(request: HttpRequest, target_type: str, target_id: str) -> HttpResponse:
+    rows = record_history(target_type, target_id)
+    return render(request, "qms/record_history.html", {
+        "rows": rows, "target_type": target_type, "target_id": target_id,
+        "target_label": rows[0].target_label if rows else f"{target_type} {target_id}",
+    })

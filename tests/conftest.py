@@ -1,0 +1,236 @@
+"""Shared fixtures: personas, real broker and worker processes, committed-data helpers.
+
+Tests run against real PostgreSQL and Redis (`make test` provides them). Most tests run in a
+transaction rolled back at the end. Tests that need data other processes can see (a Celery
+worker, concurrent threads) use `committed`: their rows stay in the test database, because the
+audit tables are append-only and cannot be flushed; such tests create uniquely named data.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from qms.audit import SystemActor
+from qms.roles import Role
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture(autouse=True)
+def _security_connection_independent(request: pytest.FixtureRequest, _django_db_marker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Let the `security` alias autocommit beside the test transaction, as it does in production.
+
+    Django's TestCase would either block that alias or wrap it in a transaction of its own;
+    the point of the alias is that failed logins and refused signatures commit even when the
+    surrounding transaction rolls back, so tests must see exactly that.
+    """
+    from django.test.testcases import _DatabaseFailure
+
+    if request.node.get_closest_marker("django_db") is None:
+        yield
+        return
+    security = connections["security"]
+    for name in ("connect", "temporary_connection", "cursor", "chunked_cursor"):
+        method = getattr(security, name)
+        if isinstance(method, _DatabaseFailure):
+            setattr(security, name, method.wrapped)
+    if security.connection is None:
+        security.connect()
+    yield
+    from axes.models import AccessAttempt, AccessFailureLog
+
+    try:
+        AccessAttempt.objects.all().delete()
+        AccessFailureLog.objects.all().delete()
+    except Exception:
+        connections["security"].close()
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_user(db):  # type: ignore[no-untyped-def]
+    from qms.services.users import user_create
+
+    def make(role: Role | None = None, *, username: str | None = None, full_name: str | None = None,
+             password: str = PASSWORD, roles: list[Role] | None = None):  # type: ignore[no-untyped-def]
+        chosen = roles if roles is not None else ([role] if role else [])
+        name = username or _unique(chosen[0].value if chosen else "user")
+        return user_create(actor=SystemActor("system:tests"), username=name,
+                           full_name=full_name or f"{name.title()} Person", password=password, roles=chosen)
+
+    return make
+
+
+@pytest.fixture
+def operator(make_user):  # type: ignore[no-untyped-def]
+    return make_user(Role.OPERATOR, full_name="Olivia Operator")
+
+
+@pytest.fixture
+def verifier(make_user):  # type: ignore[no-untyped-def]
+    return make_user(Role.OPERATOR, full_name="Victor Verifier")
+
+
+@pytest.fixture
+def supervisor(make_user):  # type: ignore[no-untyped-def]
+    return make_user(Role.SUPERVISOR, full_name="Sofia Supervisor")
+
+
+@pytest.fixture
+def qa_reviewer(make_user):  # type: ignore[no-untyped-def]
+    return make_user(Role.QA_REVIEWER, full_name="Quentin Reviewer")
+
+
+@pytest.fixture
+def qa_approver(make_user):  # type: ignore[no-untyped-def]
+    return make_user(Role.QA_APPROVER, full_name="Claire Approver")
+
+
+@pytest.fixture
+def auditor(make_user):  # type: ignore[no-untyped-def]
+    return make_user(Role.AUDITOR, full_name="Arthur Auditor")
+
+
+@pytest.fixture
+def admin_user(make_user):  # type: ignore[no-untyped-def]
+    return make_user(Role.ADMIN, full_name="Alice Admin")
+
+
+def login(client, user, password: str = PASSWORD):  # type: ignore[no-untyped-def]
+    response = client.post("/login/", {"username": user.username, "password": password})
+    assert response.status_code == 302, response.content[:500]
+    return client
+
+
+# --- committed data, real processes --------------------------------------------------------
+
+@pytest.fixture
+def committed(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """Database access without a wrapping transaction: what the test writes is committed."""
+    with django_db_blocker.unblock():
+        yield
+        for connection in connections.all():
+            connection.close()
+
+
+def database_url() -> str:
+    db = connections["default"].settings_dict
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{host}:{port}/{db['NAME']}"
+
+
+class RedisServer:
+    """A private redis-server the test may stop and start (the shared one is left alone)."""
+
+    def __init__(self, home: Path) -> None:
+        from ebr.localservices import _free_port
+
+        self.home = home
+        self.port = _free_port()
+        self.pid_file = home / "redis.pid"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        from ebr.localservices import start_redis_server
+
+        start_redis_server(self.home, self.port, self.pid_file)
+
+    def stop(self) -> None:
+        import signal
+
+        from ebr.localservices import _pid_alive, _wait_gone
+
+        if self.pid_file.exists():
+            pid = int(self.pid_file.read_text().strip() or 0)
+            if pid and _pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, 10)
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """Celery in this test session talks to a private Redis, so tests can stop it."""
+    from ebr.celery import app
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    previous = (app.conf.broker_url, app.conf.result_backend)
+    _celery_point_at(server.url, server.url)
+    yield server
+    _celery_point_at(*previous)
+    server.stop()
+
+
+def _celery_point_at(broker_url: str, backend_url: str) -> None:
+    from ebr.celery import app
+
+    app.conf.broker_url = broker_url
+    app.conf.result_backend = backend_url
+    # Drop cached connections so that the next publish uses the new URL.
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.__dict__.pop("backend", None)
+    app._local.__dict__.pop("backend", None)
+
+
+class Worker:
+    def __init__(self, broker_url: str, log: Path) -> None:
+        env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": broker_url,
+               "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE}
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "ebr", "worker", "--loglevel=INFO", "--concurrency=1",
+             "--pool=prefork", "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", f"test-{uuid.uuid4().hex[:6]}@%h",
+             "--without-gossip", "--without-mingle"],
+            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, seconds: float = 60) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if "ready." in self.log.read_text():
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def worker(broker: RedisServer, committed, tmp_path: Path) -> Iterator[Worker]:  # type: ignore[no-untyped-def]
+    """A real `celery worker` process on the private broker, using the test database."""
+    running = Worker(broker.url, tmp_path / "worker.log")
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
