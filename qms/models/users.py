@@ -45,6 +45,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     def delete(self, *args, **kwargs):  # type: ignore[override]
         raise PermissionError("Users are never deleted; deactivate them (qms.services.users.user_deactivate).")
 
+    def signed_content(self) -> dict[str, object]:
+        """What a signature on an account covers (e.g. acknowledging a role assignment)."""
+        return {"username": self.username, "full_name": self.full_name, "job_title": self.job_title,
+                "email": self.email, "is_active": self.is_active}
+
     def get_full_name(self) -> str:
         return self.full_name
 

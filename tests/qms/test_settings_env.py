@@ -1,0 +1,96 @@
+"""Settings refuse bad environment values loudly instead of starting half-configured."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = {
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/ebr",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+}
+STRONG_KEY = "k3y-" + "a1b2c3d4e5f6g7h8i9j0" * 3
+
+
+def _load_settings(**overrides: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY",
+                                                             "DJANGO_ENV", "ALLOWED_HOSTS", "TIME_ZONE"}}
+    env.update(GOOD)
+    env.update(overrides)
+    code = "import django; django.setup(); from django.conf import settings; print(settings.TIME_ZONE)"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "ebr.settings"},
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("DJANGO_ENV", "staging", "DJANGO_ENV='staging' is not one of development, production"),
+    ("DATABASE_URL", "sqlite:///db.sqlite3", "DATABASE_URL must be a postgres:// URL"),
+    ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/", "DATABASE_URL must name a database"),
+    ("REDIS_URL", "http://127.0.0.1:6379", "REDIS_URL must be a redis:// URL"),
+    ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE='Mars/Olympus' is not an IANA time zone"),
+    ("SESSION_IDLE_TIMEOUT", "soon", "SESSION_IDLE_TIMEOUT='soon' is not a whole number"),
+    ("SESSION_IDLE_TIMEOUT", "0", "SESSION_IDLE_TIMEOUT=0 must be between 1 and 480"),
+    ("DJANGO_DEBUG", "maybe", "DJANGO_DEBUG='maybe' is not a yes/no value"),
+])
+def test_bad_value_stops_start_up_naming_the_variable(variable, value, message):
+    result = _load_settings(**{variable: value})
+
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_missing_database_url_stops_start_up():
+    env_without = {k: v for k, v in GOOD.items() if k != "DATABASE_URL"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, capture_output=True, text=True,
+        env={**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"}, **env_without,
+             "DJANGO_SETTINGS_MODULE": "ebr.settings"}, timeout=60)
+
+    assert result.returncode != 0
+    assert "DATABASE_URL must be set" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["", "short", "django-insecure-" + "x" * 60])
+def test_production_refuses_to_start_without_a_real_secret_key(key):
+    result = _load_settings(DJANGO_ENV="production", SECRET_KEY=key, ALLOWED_HOSTS="ebr.example.org")
+
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_production_refuses_to_start_without_allowed_hosts():
+    result = _load_settings(DJANGO_ENV="production", SECRET_KEY=STRONG_KEY)
+
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS" in result.stderr
+
+
+def test_secret_key_can_come_from_a_file(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text(STRONG_KEY + "\n")
+
+    result = _load_settings(DJANGO_ENV="production", SECRET_KEY_FILE=str(secret), ALLOWED_HOSTS="ebr.example.org")
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_good_values_load_and_the_facility_zone_is_used():
+    result = _load_settings(TIME_ZONE="Europe/Berlin")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Europe/Berlin"
+
+
+def test_check_deploy_reports_nothing_in_production(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DJANGO_ENV", "ALLOWED_HOSTS"}}
+    env.update(GOOD)
+    env.update({"DJANGO_ENV": "production", "SECRET_KEY": STRONG_KEY, "ALLOWED_HOSTS": "ebr.example.org",
+                "EBR_LOCAL_DIR": str(tmp_path)})
+    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
