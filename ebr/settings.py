@@ -147,6 +147,11 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 AXES_VERBOSE = False
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# Behind nginx the client address is in X-Forwarded-For; count the trusted proxies in front.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=5)
+AXES_IPWARE_PROXY_COUNT = TRUSTED_PROXY_COUNT or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR") if TRUSTED_PROXY_COUNT else ("REMOTE_ADDR",))
 
 # Sessions: idle timeout (EU GMP Annex 11 §12, 21 CFR 11.10(d)); the browser session ends with it.
 SESSION_IDLE_TIMEOUT = timedelta(minutes=env_int("SESSION_IDLE_TIMEOUT", 15, minimum=1, maximum=480))
@@ -193,6 +198,14 @@ EMAIL_BACKEND = env_str(
     else "django.core.mail.backends.console.EmailBackend",
 )
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ebr@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+# Who receives system alerts (a broken audit chain): "Name <mail>, Name <mail>" or plain addresses.
+ADMINS = [("", address) for address in env_list("ADMINS_EMAILS", "")]
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -259,3 +272,10 @@ LOGIN_URL_PATH = "/login/"
 # Lockout is per account (21 CFR 11.300(d)). Locking by IP as well would lock every operator of
 # a cleanroom that shares one tablet; failed attempts are still recorded with their IP.
 SILENCED_SYSTEM_CHECKS = ["axes.W006"]
+
+# Batch execution (ALCOA+: contemporaneous). An entry made later than this after the work is
+# marked late; the time the work was done can be set back at most ENTRY_BACKDATE_LIMIT.
+LATE_ENTRY_THRESHOLD = timedelta(minutes=env_int("LATE_ENTRY_MINUTES", 30, minimum=1, maximum=1440))
+ENTRY_BACKDATE_LIMIT = timedelta(hours=env_int("ENTRY_BACKDATE_HOURS", 12, minimum=1, maximum=72))
+# Work queued (through the outbox) when a batch's last step is done.
+BATCH_COMPLETED_TASKS = ["ebr.batch_completed_notify"]

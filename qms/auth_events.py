@@ -23,9 +23,12 @@ def _user_named(username: str | None) -> Any:
 
 
 def _client(request: Any) -> dict[str, str]:
+    from axes.helpers import get_client_ip_address
+
     if request is None:
         return {}
-    return {"ip": request.META.get("REMOTE_ADDR", ""), "user_agent": request.META.get("HTTP_USER_AGENT", "")[:200]}
+    # axes resolves the client behind the configured proxies (TRUSTED_PROXY_COUNT).
+    return {"ip": get_client_ip_address(request) or "", "user_agent": request.META.get("HTTP_USER_AGENT", "")[:200]}
 
 
 @receiver(user_login_failed, dispatch_uid="qms.login_failed")
