@@ -5,3 +5,8 @@ class EbrConfig(AppConfig):
     name = "ebr"
     verbose_name = "Manufacturing (eBR)"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from ebr.subjects import subject_kinds_register
+
+        subject_kinds_register()

@@ -247,6 +247,8 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "qms.outbox_sweep", "schedule": 30.0},
     "audit-trail-verify": {"task": "qms.audit_trail_verify", "schedule": crontab(hour=2, minute=15)},
+    # Hourly in the working day; each reminder has a per-day key, so only the first run of a day sends it.
+    "qms-reminders": {"task": "qms.reminders_send", "schedule": crontab(minute=5, hour="5-17")},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(LOCAL_DIR / "celerybeat-schedule")
 # The outbox gives up sending to a dead broker quickly; the sweep sends it later.
@@ -278,4 +280,27 @@ SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 LATE_ENTRY_THRESHOLD = timedelta(minutes=env_int("LATE_ENTRY_MINUTES", 30, minimum=1, maximum=1440))
 ENTRY_BACKDATE_LIMIT = timedelta(hours=env_int("ENTRY_BACKDATE_HOURS", 12, minimum=1, maximum=72))
 # Work queued (through the outbox) when a batch's last step is done.
-BATCH_COMPLETED_TASKS = ["ebr.batch_completed_notify"]
+BATCH_COMPLETED_TASKS = ["ebr.batch_completed_notify", "nlp_review.review_batch"]
+
+# Signed PDF batch records (21 CFR 11.10(b), EU GMP Annex 11 §8): the facility's PAdES signing key,
+# certificate and chain, the roots `verify_pdf` trusts, and an optional RFC 3161 time-stamp authority.
+# The defaults point at the demo PKI that `seed_demo` creates under .local/pki (never for production).
+PDF_PKI_DIR = LOCAL_DIR / "pki"
+PDF_SIGNING_KEY = Path(env_str("PDF_SIGNING_KEY", str(PDF_PKI_DIR / "signing.key")))
+PDF_SIGNING_CERT = Path(env_str("PDF_SIGNING_CERT", str(PDF_PKI_DIR / "signing.crt")))
+PDF_SIGNING_CHAIN = [Path(p) for p in env_list("PDF_SIGNING_CHAIN", str(PDF_PKI_DIR / "ca.crt"))]
+PDF_SIGNING_KEY_PASSPHRASE = env_str("PDF_SIGNING_KEY_PASSPHRASE", "")  # or PDF_SIGNING_KEY_PASSPHRASE_FILE
+PDF_TRUST_ROOTS = [Path(p) for p in env_list("PDF_TRUST_ROOTS", str(PDF_PKI_DIR / "ca.crt"))]
+PDF_TSA_URL = env_str("PDF_TSA_URL", "")
+PDF_EXPORT_DIR = Path(env_str("PDF_EXPORT_DIR", str(LOCAL_DIR / "exports")))
+PDF_FONT_DIR = Path(env_str("PDF_FONT_DIR", "/usr/share/fonts/truetype/dejavu"))
+
+# Instruments and process data (specs/instrument-api.md). The cache holds the per-instrument
+# request counters of the rate limit, shared by every web process through Redis.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                      "KEY_PREFIX": "ebr", "TIMEOUT": 300}}
+INSTRUMENT_RATE_LIMIT = env_str("INSTRUMENT_RATE_LIMIT", "600/min")
+INSTRUMENT_MAX_BODY_BYTES = env_int("INSTRUMENT_MAX_BODY_MB", 8, minimum=1, maximum=64) * 1024 * 1024
+INSTRUMENT_MAX_AGE = timedelta(days=env_int("INSTRUMENT_MAX_AGE_DAYS", 30, minimum=1, maximum=366))
+INSTRUMENT_FEED_GAP = timedelta(minutes=env_int("INSTRUMENT_FEED_GAP_MINUTES", 10, minimum=1, maximum=1440))
+CELERY_BEAT_SCHEDULE["instrument-feed-gaps"] = {"task": "ebr.feed_gaps_check", "schedule": 60.0}

@@ -11,8 +11,19 @@ from qms.roles import Capability, can, roles_for
 
 NAVIGATION: list[tuple[str, str, Capability | None]] = [
     ("Home", "home", None),
+    ("Execute", "execution_list", Capability.BATCH_EXECUTE),
+    ("Batches", "batch_list", Capability.BATCH_VIEW),
+    ("Master records", "master_record_list", Capability.BATCH_VIEW),
+    ("Deviations", "deviation_list", Capability.DEVIATION_VIEW),
+    ("CAPA", "capa_list", Capability.CAPA_VIEW),
+    ("Change control", "change_control_list", Capability.CHANGE_CONTROL_VIEW),
+    ("Training", "training_matrix", Capability.TRAINING_VIEW),
+    ("QA dashboard", "qa_dashboard", Capability.QA_DASHBOARD),
+    ("Review queue", "review_queue", Capability.REVIEW_QUEUE),
+    ("Search", "record_search", Capability.RECORD_SEARCH),
     ("Audit trail", "audit_trail", Capability.AUDIT_TRAIL_VIEW),
     ("Users", "user_list", Capability.USER_MANAGE),
+    ("Notifications", "notifications", None),
 ]
 
 

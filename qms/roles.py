@@ -38,6 +38,29 @@ class Capability(StrEnum):
     RECORD_SEARCH = "record_search"
     USER_MANAGE = "user_manage"
     READINGS_POST = "readings_post"
+    # quality system (deviations, CAPA, change control, training)
+    DEVIATION_VIEW = "deviation_view"
+    DEVIATION_OPEN = "deviation_open"
+    DEVIATION_TRIAGE = "deviation_triage"
+    DEVIATION_INVESTIGATE = "deviation_investigate"
+    DEVIATION_EXTEND = "deviation_extend"
+    DEVIATION_CANCEL = "deviation_cancel"
+    DEVIATION_CLOSE = "deviation_close"
+    CAPA_VIEW = "capa_view"
+    CAPA_MANAGE = "capa_manage"
+    CAPA_ACTION_COMPLETE = "capa_action_complete"
+    CAPA_CLOSE = "capa_close"
+    CHANGE_CONTROL_VIEW = "change_control_view"
+    CHANGE_CONTROL_AUTHOR = "change_control_author"
+    CHANGE_CONTROL_IMPLEMENT = "change_control_implement"
+    CHANGE_CONTROL_APPROVE = "change_control_approve"
+    TRAINING_VIEW = "training_view"
+    TRAINING_RECORD = "training_record"
+    QA_DASHBOARD = "qa_dashboard"
+    MASTER_RECORD_AUTHOR = "master_record_author"
+    MASTER_RECORD_REVIEW = "master_record_review"
+    MASTER_RECORD_APPROVE = "master_record_approve"
+    BATCH_VERIFY = "batch_verify"
 
 
 _READERS = {Role.OPERATOR, Role.SUPERVISOR, Role.QA_REVIEWER, Role.QA_APPROVER, Role.AUDITOR}
@@ -55,12 +78,43 @@ MATRIX: dict[Capability, frozenset[Role]] = {
     Capability.RECORD_SEARCH: frozenset(_QA | {Role.AUDITOR}),
     Capability.USER_MANAGE: frozenset({Role.ADMIN}),
     Capability.READINGS_POST: frozenset({Role.INSTRUMENT}),
+    # quality system: anyone may report a deviation; QA classifies, extends and cancels; only the
+    # QA approver (QP) closes deviations, CAPA and change controls (EU GMP Part I 1.4, 2.x).
+    Capability.DEVIATION_VIEW: frozenset(_READERS),
+    Capability.DEVIATION_OPEN: frozenset({Role.OPERATOR, Role.SUPERVISOR} | _QA),
+    Capability.DEVIATION_TRIAGE: frozenset(_QA),
+    Capability.DEVIATION_INVESTIGATE: frozenset({Role.SUPERVISOR} | _QA),
+    Capability.DEVIATION_EXTEND: frozenset(_QA),
+    Capability.DEVIATION_CANCEL: frozenset(_QA),
+    Capability.DEVIATION_CLOSE: frozenset({Role.QA_APPROVER}),
+    Capability.CAPA_VIEW: frozenset(_READERS),
+    Capability.CAPA_MANAGE: frozenset(_QA),
+    Capability.CAPA_ACTION_COMPLETE: frozenset({Role.OPERATOR, Role.SUPERVISOR} | _QA),
+    Capability.CAPA_CLOSE: frozenset({Role.QA_APPROVER}),
+    Capability.CHANGE_CONTROL_VIEW: frozenset(_READERS),
+    Capability.CHANGE_CONTROL_AUTHOR: frozenset({Role.SUPERVISOR} | _QA),
+    Capability.CHANGE_CONTROL_IMPLEMENT: frozenset({Role.OPERATOR, Role.SUPERVISOR} | _QA),
+    Capability.CHANGE_CONTROL_APPROVE: frozenset({Role.QA_APPROVER}),
+    Capability.TRAINING_VIEW: frozenset(_READERS),
+    Capability.TRAINING_RECORD: frozenset({Role.SUPERVISOR} | _QA),
+    Capability.QA_DASHBOARD: frozenset(_QA | {Role.AUDITOR}),
+    Capability.MASTER_RECORD_AUTHOR: frozenset({Role.SUPERVISOR, Role.QA_REVIEWER}),
+    Capability.MASTER_RECORD_REVIEW: frozenset({Role.SUPERVISOR, Role.QA_REVIEWER}),
+    Capability.MASTER_RECORD_APPROVE: frozenset({Role.QA_APPROVER}),
+    Capability.BATCH_VERIFY: frozenset({Role.OPERATOR, Role.SUPERVISOR}),
 }
 
 # Capabilities that change data; the auditor must hold none of them.
 WRITE_CAPABILITIES = frozenset({
     Capability.BATCH_EXECUTE, Capability.BATCH_MANAGE, Capability.BATCH_RELEASE,
     Capability.AUDIT_TRAIL_REVIEW, Capability.USER_MANAGE, Capability.READINGS_POST,
+    Capability.DEVIATION_OPEN, Capability.DEVIATION_TRIAGE, Capability.DEVIATION_INVESTIGATE,
+    Capability.DEVIATION_EXTEND, Capability.DEVIATION_CANCEL, Capability.DEVIATION_CLOSE,
+    Capability.CAPA_MANAGE, Capability.CAPA_ACTION_COMPLETE, Capability.CAPA_CLOSE,
+    Capability.CHANGE_CONTROL_AUTHOR, Capability.CHANGE_CONTROL_IMPLEMENT, Capability.CHANGE_CONTROL_APPROVE,
+    Capability.TRAINING_RECORD,
+    Capability.MASTER_RECORD_AUTHOR, Capability.MASTER_RECORD_REVIEW, Capability.MASTER_RECORD_APPROVE,
+    Capability.BATCH_VERIFY,
 })
 
 

@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from qms.models import AuditEvent, Signature, User
+from qms.selectors_deviations import deviations_for, deviations_open_for  # noqa: F401  (used by ebr)
 from qms.signatures import SignatureManifestation, format_local, signature_is_valid
 
 PAGE_SIZE = 50

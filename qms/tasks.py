@@ -44,3 +44,20 @@ def _alert_administrators(first_break: str) -> None:
     mail_admins("Audit trail verification FAILED",
                 f"verify_audit_trail found a break: {first_break}\nInvestigate before any further release.",
                 fail_silently=True)
+
+
+@shared_task(name="qms.reminders_send", ignore_result=True)
+def reminders_send() -> dict[str, int]:
+    """Beat: today's due-soon and overdue reminders, each sent once (idempotent by key)."""
+    from qms.services.reminders import reminders_send as send
+
+    run = send()
+    return {"created": run.created, "emailed": run.emailed}
+
+
+@shared_task(name="qms.notification_email", ignore_result=True)
+def notification_email(notification_id: int) -> bool:
+    """Outbox: e-mail one notification after the transaction that created it committed."""
+    from qms.services.notifications import notification_email_send
+
+    return notification_email_send(notification_id)

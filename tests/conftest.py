@@ -27,6 +27,34 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-staple"
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker, django_db_keepdb, django_db_createdb, request):  # type: ignore[no-untyped-def]
+    """pytest-django creates test databases only for tests marked django_db; tests that use only
+    `committed` (real commits, worker processes) need the test database too, never the real one."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    if connections["default"].settings_dict["NAME"].startswith("test_"):
+        yield
+        return
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=request.config.option.verbose, interactive=False, aliases={"default"},
+                                 keepdb=django_db_keepdb and not django_db_createdb)
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(config, verbosity=request.config.option.verbose)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing():
+    """Thousands of logins and signatures: hash with Argon2 at its lowest cost in tests."""
+    from django.test.utils import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["tests.hashers.CheapArgon2PasswordHasher",
+                                             "django.contrib.auth.hashers.Argon2PasswordHasher"]):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _security_connection_independent(request: pytest.FixtureRequest, _django_db_marker) -> Iterator[None]:  # type: ignore[no-untyped-def]
     """Let the `security` alias autocommit beside the test transaction, as it does in production.
@@ -122,6 +150,8 @@ def login(client, user, password: str = PASSWORD):  # type: ignore[no-untyped-de
 def committed(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
     """Database access without a wrapping transaction: what the test writes is committed."""
     with django_db_blocker.unblock():
+        # Never commit test data into a real database.
+        assert connections["default"].settings_dict["NAME"].startswith("test_"), "not the test database"
         yield
         for connection in connections.all():
             connection.close()

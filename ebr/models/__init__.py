@@ -1,1 +1,45 @@
-"""Manufacturing models: master records, batches, execution (added with the batch issue)."""
+"""Manufacturing models: master records, batches, execution, equipment and materials."""
+
+from ebr.models.batches import (
+    Batch,
+    BatchCounter,
+    BatchStatus,
+    CustodyEvent,
+    Entry,
+    EquipmentUse,
+    MaterialUse,
+    StepExecution,
+    StepStatus,
+)
+from ebr.models.exports import PdfExport, PdfExportStatus
+from ebr.models.instruments import (
+    Alarm,
+    AlarmKind,
+    Instrument,
+    InstrumentParameter,
+    Reading,
+    ReadingPost,
+    ReadingPostEvaluation,
+)
+from ebr.models.master import (
+    InstrumentLimit,
+    MasterRecord,
+    MasterRecordVersion,
+    ParameterKind,
+    ParameterSpec,
+    Product,
+    Stage,
+    StepMaterial,
+    StepTemplate,
+    VersionStatus,
+)
+from ebr.models.resources import Equipment, EquipmentStatus, EquipmentType, LotStatus, Material, MaterialLot
+
+__all__ = [
+    "Batch", "BatchCounter", "BatchStatus", "CustodyEvent", "Entry", "Equipment", "EquipmentStatus",
+    "EquipmentType", "EquipmentUse", "InstrumentLimit", "LotStatus", "MasterRecord", "MasterRecordVersion",
+    "Material", "MaterialLot", "MaterialUse", "ParameterKind", "ParameterSpec", "Product", "Stage",
+    "StepExecution", "StepMaterial", "StepStatus", "StepTemplate", "VersionStatus",
+    "Alarm", "AlarmKind", "Instrument", "InstrumentParameter", "Reading", "ReadingPost", "ReadingPostEvaluation",
+    "PdfExport", "PdfExportStatus",
+]

@@ -94,3 +94,15 @@ def test_check_deploy_reports_nothing_in_production(tmp_path):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_passwords_are_hashed_with_argon2_in_the_product():
+    result = _load_settings()
+    code = ("import django; django.setup(); from django.conf import settings; "
+            "print(settings.PASSWORD_HASHERS[0])")
+    env = {**os.environ, **GOOD, "DJANGO_SETTINGS_MODULE": "ebr.settings"}
+    hasher = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+
+    assert result.returncode == 0
+    assert hasher.stdout.strip() == "django.contrib.auth.hashers.Argon2PasswordHasher"

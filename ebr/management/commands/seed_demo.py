@@ -1,4 +1,4 @@
-"""Idempotent demo facility: one user per role (passwords printed: demo only)."""
+"""Idempotent demo facility: users per role (passwords printed: demo only), CAR-T process, batches."""
 
 from __future__ import annotations
 
@@ -28,8 +28,19 @@ class Command(BaseCommand):
     help = "Create the demo facility (idempotent): users per role, and later issues' demo data."
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        from ebr.pdf.signing import demo_pki_ensure
+        from ebr.seed import facility_seed
+
         for username, full_name, title, roles, password in DEMO_USERS:
             self._user(username, full_name, title, roles, password)
+        people = {username: (User.objects.get(username=username), password)
+                  for username, _, _, _, password in DEMO_USERS}
+        facility = facility_seed(people)
+        demo_pki_ensure()  # the demo CA and PDF signing certificate under .local/pki, kept while valid
+        for batch in facility["batches"]:
+            self.stdout.write(f"batch {batch.number} {batch.status}")
+        for equipment in facility["equipment"]:
+            self.stdout.write(f"equipment {equipment.code} {equipment.equipment_type}")
 
     @transaction.atomic
     def _user(self, username: str, full_name: str, title: str, roles: list[Role], password: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from ebr.models import BatchStatus
+from ebr.selectors import batches_for_execution, batches_list
 from qms.roles import Capability, Role, can, roles_for
 
 
@@ -17,6 +19,10 @@ def home(request: HttpRequest) -> HttpResponse:
         "search": can(user, Capability.RECORD_SEARCH) and not can(user, Capability.REVIEW_QUEUE),
         "admin": can(user, Capability.USER_MANAGE),
     }
-    return render(request, "home.html", {
-        "panels": panels, "roles": roles_for(user), "is_auditor": user.has_role(Role.AUDITOR),
-    })
+    context = {"panels": panels, "roles": roles_for(user), "is_auditor": user.has_role(Role.AUDITOR)}
+    if panels["execute"]:
+        context["execution_batches"] = list(batches_for_execution())
+    if panels["review"]:
+        context["review_batches"] = list(batches_list().filter(
+            status__in=[BatchStatus.COMPLETED, BatchStatus.IN_REVIEW]))
+    return render(request, "home.html", context)

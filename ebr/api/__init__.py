@@ -1,0 +1,1 @@
+"""REST API (DRF): one view per operation, explicit serializers, documented at /api/schema/."""

@@ -1,0 +1,215 @@
+"""Master batch records: the approved instructions every patient batch is executed from."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from ebr.models.resources import EquipmentType
+
+
+class Product(models.Model):
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=200, help_text="e.g. Autologous anti-CD19 CAR-T cells")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class MasterRecord(models.Model):
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="master_records")
+    code = models.CharField(max_length=32, unique=True, help_text="Document code, e.g. MBR-CART-001")
+    title = models.CharField(max_length=200)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class VersionStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    IN_REVIEW = "in_review", "In review"
+    APPROVED = "approved", "Approved"
+    EFFECTIVE = "effective", "Effective"
+    SUPERSEDED = "superseded", "Superseded"
+    RETIRED = "retired", "Retired"
+
+
+class MasterRecordVersion(models.Model):
+    master_record = models.ForeignKey(MasterRecord, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=VersionStatus.choices, default=VersionStatus.DRAFT)
+    based_on = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    change_control = models.CharField(max_length=32, blank=True, help_text="Approved CC-YYYY-NNNN behind it.")
+    summary_of_changes = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    effective_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["master_record__code", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["master_record", "version"], name="one_number_per_version"),
+            # Only one effective version per master record, enforced by the database.
+            models.UniqueConstraint(fields=["master_record"], condition=models.Q(status="effective"),
+                                    name="one_effective_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.master_record.code} v{self.version}"
+
+    @property
+    def frozen(self) -> bool:
+        return self.status != VersionStatus.DRAFT
+
+    def signed_content(self) -> dict[str, Any]:
+        """A version signature covers its whole content: every stage, step and limit."""
+        from ebr.selectors import master_version_content
+
+        return {"version": str(self), "change_control": self.change_control,
+                "content": master_version_content(self)}
+
+
+class Stage(models.Model):
+    version = models.ForeignKey(MasterRecordVersion, on_delete=models.CASCADE, related_name="stages")
+    order = models.PositiveIntegerField()
+    name = models.CharField(max_length=200)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["version", "order"]
+        constraints = [models.UniqueConstraint(fields=["version", "order"], name="stage_order_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.order}. {self.name}"
+
+
+class StepTemplate(models.Model):
+    stage = models.ForeignKey(Stage, on_delete=models.CASCADE, related_name="steps")
+    order = models.PositiveIntegerField()
+    code = models.CharField(max_length=16, help_text="Shown to operators, e.g. 4.2")
+    title = models.CharField(max_length=200)
+    instructions = models.TextField(help_text="Operator instructions; Markdown-like plain text.")
+    critical = models.BooleanField(default=False)
+    requires_verification = models.BooleanField(default=False, help_text="Second-person verification.")
+    equipment_type = models.CharField(max_length=32, choices=EquipmentType.choices, blank=True)
+    expected_duration = models.DurationField(null=True, blank=True)
+    hold_time_limit = models.DurationField(null=True, blank=True,
+                                           help_text="Longest allowed time from this step to the next.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["stage__order", "order"]
+        constraints = [models.UniqueConstraint(fields=["stage", "order"], name="step_order_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.title}"
+
+    @property
+    def needs_verification(self) -> bool:
+        return self.critical or self.requires_verification
+
+
+class ParameterKind(models.TextChoices):
+    NUMBER = "number", "Number"
+    TEXT = "text", "Text"
+    CHOICE = "choice", "Choice"
+    YES_NO = "yes_no", "Yes / no"
+    DATETIME = "datetime", "Date and time"
+    MATERIAL_LOT = "material_lot", "Material lot"
+    EQUIPMENT_ID = "equipment_id", "Equipment id"
+    CALCULATED = "calculated", "Calculated"
+
+
+class ParameterSpec(models.Model):
+    step = models.ForeignKey(StepTemplate, on_delete=models.CASCADE, related_name="parameters")
+    order = models.PositiveIntegerField()
+    code = models.SlugField(max_length=40, help_text="Stable key, e.g. viability")
+    label = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=ParameterKind.choices)
+    unit = models.CharField(max_length=32, blank=True, help_text="UCUM code, e.g. %, 10*6/mL, Cel")
+    target = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    lower_limit = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    upper_limit = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    alert_low = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    alert_high = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    critical = models.BooleanField(default=False)
+    required = models.BooleanField(default=True)
+    choices = models.JSONField(default=list, blank=True, help_text="Allowed answers for a choice.")
+    expected = models.CharField(max_length=64, blank=True, help_text="Expected answer (yes/no, choice).")
+    material = models.ForeignKey("ebr.Material", null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+", help_text="For a material lot: the material required.")
+    formula = models.CharField(max_length=200, blank=True,
+                               help_text="For a calculated value: an expression over other codes.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["step", "order"]
+        constraints = [models.UniqueConstraint(fields=["step", "code"], name="parameter_code_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.label}{f' ({self.unit})' if self.unit else ''}"
+
+    def limits_text(self) -> str:
+        low, high = self.lower_limit, self.upper_limit
+        unit = f" {self.unit}" if self.unit else ""
+        if low is not None and high is not None:
+            return f"{_plain(low)}–{_plain(high)}{unit}"
+        if low is not None:
+            return f"≥ {_plain(low)}{unit}"
+        if high is not None:
+            return f"≤ {_plain(high)}{unit}"
+        if self.expected:
+            return f"expected: {self.expected}"
+        return ""
+
+
+def _plain(number: Decimal) -> str:
+    return format(number.normalize(), "f")
+
+
+class StepMaterial(models.Model):
+    """A material the step consumes, with the quantity the master record prescribes."""
+
+    step = models.ForeignKey(StepTemplate, on_delete=models.CASCADE, related_name="materials")
+    material = models.ForeignKey("ebr.Material", on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(max_digits=12, decimal_places=3)
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return f"{self.material.code} × {self.quantity}"
+
+
+class InstrumentLimit(models.Model):
+    """Limits for instrument data while the step runs (alarms; the instrument API issue)."""
+
+    step = models.ForeignKey(StepTemplate, on_delete=models.CASCADE, related_name="instrument_limits")
+    parameter = models.CharField(max_length=40, help_text="Instrument parameter code, e.g. ph")
+    alert_low = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    alert_high = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    action_low = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    action_high = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
+    critical = models.BooleanField(default=False)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["step", "parameter"], name="instrument_limit_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.step.code} {self.parameter}"
+
+
+DEFAULT_LATE_ENTRY = timedelta(minutes=30)

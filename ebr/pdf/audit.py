@@ -1,0 +1,117 @@
+"""The batch's full audit trail, for the PDF appendix (21 CFR 11.10(e), EU GMP Annex 11 §9).
+
+"Full" means every event whose target is the batch or a row that belongs to it: its steps,
+entries (including corrections), chain-of-custody events, equipment and material uses, and
+the deviations raised against it. Export events (EXPORT_CREATED) are reads of the record, not
+changes to it; they stay in the audit trail (the screen shows them) but are left out of the
+document so that the same record always yields the same document content and fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q
+
+from ebr.models import Batch, CustodyEvent, Entry, EquipmentUse, MaterialUse
+from qms.audit import Event
+from qms.models import AuditEvent, Signature
+from qms.signatures import SignatureManifestation, format_local, signature_is_valid
+
+LEFT_OUT = (Event.EXPORT_CREATED.value,)
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    id: int
+    occurred_at: datetime
+    occurred_at_display: str
+    actor: str
+    event_type: str
+    target_type: str
+    target_id: str
+    target_label: str
+    reason: str
+    details: str
+    signature: str
+
+    def content(self) -> list[Any]:
+        """What enters the record fingerprint (times in UTC, so the facility's zone does not change it)."""
+        return [self.id, self.occurred_at.isoformat(), self.actor, self.event_type, self.target_type, self.target_id,
+                self.reason, self.details, self.signature]
+
+
+def _targets(batch: Batch) -> dict[str, list[str]]:
+    from qms.selectors_deviations import deviations_for_qs
+
+    def ids(values: Iterable[Any]) -> list[str]:
+        return [str(value) for value in values]
+
+    return {
+        "ebr.batch": [str(batch.pk)],
+        "ebr.stepexecution": ids(batch.steps.values_list("pk", flat=True)),
+        "ebr.entry": ids(Entry.objects.filter(step__batch=batch).values_list("pk", flat=True)),
+        "ebr.custodyevent": ids(CustodyEvent.objects.filter(batch=batch).values_list("pk", flat=True)),
+        "ebr.equipmentuse": ids(EquipmentUse.objects.filter(batch=batch).values_list("pk", flat=True)),
+        "ebr.materialuse": ids(MaterialUse.objects.filter(batch=batch).values_list("pk", flat=True)),
+        "qms.deviation": ids(deviations_for_qs("ebr.batch", str(batch.pk)).values_list("pk", flat=True)),
+    }
+
+
+def _details(event_type: str, data: dict[str, Any]) -> str:
+    parts = []
+    for change in data.get("changes", []) or []:
+        if isinstance(change, dict):
+            parts.append(f"{change.get('field')}: {_plain(change.get('old'))} → {_plain(change.get('new'))}")
+    rest = {k: v for k, v in data.items() if k not in {"changes", "signature"}}
+    if rest:
+        parts.append(", ".join(f"{k}={_plain(v)}" for k, v in sorted(rest.items())))
+    return "; ".join(parts)
+
+
+def _plain(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _signature_text(signature: Signature | None, known: dict[int, SignatureManifestation]) -> str:
+    if signature is None:
+        return ""
+    shown = known.get(signature.pk)
+    valid = shown.valid if shown is not None else signature_is_valid(signature)
+    return (f"{signature.meaning} by {signature.printed_name} ({signature.username}) "
+            f"{format_local(signature.signed_at)}, {'valid' if valid else 'INVALID: record changed after signing'}")
+
+
+def batch_audit_trail(batch: Batch, manifestations: Iterable[SignatureManifestation] = ()) -> list[AuditLine]:
+    """Every audit event of the batch and its rows, oldest first.
+
+    `manifestations` are the signatures the batch record already evaluated (their validity is
+    not recomputed per audit row); others (e.g. on a deviation) are evaluated here.
+    """
+    where = Q()
+    for target_type, target_ids in _targets(batch).items():
+        if target_ids:
+            where |= Q(target_type=target_type, target_id__in=target_ids)
+    events = list(AuditEvent.objects.filter(where).exclude(event_type__in=LEFT_OUT).order_by("id")
+                  .values_list("id", "occurred_at", "actor_label", "event_type", "target_type", "target_id",
+                               "target_label", "reason", "data"))
+    signature_ids = {data.get("signature") for *_, data in events if isinstance(data, dict) and data.get("signature")}
+    signatures = {s.pk: s for s in Signature.objects.filter(pk__in=signature_ids)} if signature_ids else {}
+    known = {m.signature_id: m for m in manifestations}
+    lines = []
+    for pk, occurred, actor, event_type, target_type, target_id, label, reason, data in events:
+        data = data if isinstance(data, dict) else {}
+        lines.append(AuditLine(
+            id=pk, occurred_at=occurred, occurred_at_display=format_local(occurred), actor=actor,
+            event_type=event_type, target_type=target_type, target_id=target_id, target_label=label,
+            reason=reason, details=_details(event_type, data),
+            signature=_signature_text(signatures.get(data.get("signature")), known)))
+    return lines

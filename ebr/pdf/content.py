@@ -1,0 +1,108 @@
+"""What the PDF prints, gathered once, and its fingerprint: SHA-256 of the record's canonical JSON.
+
+The fingerprint identifies the record content, not the file: it is computed from the batch
+record (every step, value, correction, signature manifestation), every section's content and
+the audit-trail appendix, with times in UTC; it leaves out the export time, the exporter and
+the PDF bytes (which differ with every signing). The same record exported twice therefore has
+the same fingerprint, and any change to the record changes it (21 CFR 11.10(b) accurate and
+complete copies; 11.70 record/signature linking; EU GMP Annex 11 §8.1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ebr.models import Batch, Entry
+from ebr.pdf.audit import AuditLine, batch_audit_trail
+from ebr.pdf.sections import Section, sections_collect
+from ebr.selectors import BatchRecord, EntryView, StepRecord, batch_record
+from qms.signatures import SignatureManifestation, canonical_json
+
+FORMAT = "ebr-batch-record-pdf/1"
+
+
+@dataclass(frozen=True)
+class RecordData:
+    """Everything the document shows, read in one go before rendering."""
+
+    batch: Batch
+    record: BatchRecord
+    entered_at: dict[int, datetime]
+    sections: list[Section]
+    audit: list[AuditLine]
+    fingerprint: str
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _signature(s: SignatureManifestation) -> list[Any]:
+    return [s.signature_id, s.printed_name, s.username, s.meaning, s.signed_at.isoformat(), s.valid]
+
+
+def _entry(view: EntryView, entered_at: dict[int, datetime]) -> list[Any]:
+    return [view.id, view.value, view.unit, view.in_spec, view.alert, view.comment, view.performed_at.isoformat(),
+            _iso(entered_at.get(view.id)), view.late, view.entered_by, view.deviation_number,
+            view.correction_reason, view.superseded]
+
+
+def _step(step: StepRecord, entered_at: dict[int, datetime]) -> dict[str, Any]:
+    execution = step.step
+    template = execution.template
+    return {
+        "sequence": execution.sequence, "code": template.code, "title": template.title, "status": execution.status,
+        "critical": template.critical, "verification": template.needs_verification,
+        "instructions": template.instructions, "remarks": execution.remarks,
+        "hold_time_exceeded_by": str(execution.hold_time_exceeded_by or ""),
+        "opened_at": _iso(execution.opened_at), "performed_at": _iso(execution.performed_at),
+        "verified_at": _iso(execution.verified_at),
+        "parameters": [{"code": p.parameter.code, "label": p.parameter.label, "limits": p.parameter.limits_text(),
+                        "entries": [_entry(v, entered_at) for v in p.history]} for p in step.parameters],
+        "signatures": [_signature(s) for s in step.signatures],
+        "equipment": step.equipment, "materials": step.materials,
+    }
+
+
+def record_content(record: BatchRecord, entered_at: dict[int, datetime]) -> dict[str, Any]:
+    """The batch record as canonical data (times in UTC ISO 8601)."""
+    batch = record.batch
+    version = batch.master_version
+    return {
+        "number": batch.number, "status": batch.status, "coi": batch.coi, "din": batch.din,
+        "patient_ref": batch.patient_ref, "collecting_hospital": batch.collecting_hospital,
+        "collected_at": _iso(batch.collected_at), "started_at": _iso(batch.started_at),
+        "completed_at": _iso(batch.completed_at), "status_reason": batch.status_reason,
+        "product": [version.master_record.product.code, version.master_record.product.name],
+        "master_version": [version.master_record.code, version.version, version.master_record.title],
+        "signatures": [_signature(s) for s in record.signatures],
+        "stages": [{"order": stage.order, "name": stage.name, "steps": [_step(s, entered_at) for s in stage.steps]}
+                   for stage in record.stages],
+    }
+
+
+def fingerprint_of(record: BatchRecord, entered_at: dict[int, datetime], sections: list[Section],
+                   audit: list[AuditLine]) -> str:
+    document = {
+        "format": FORMAT,
+        "record": record_content(record, entered_at),
+        "sections": {section.key: section.content for section in sections},
+        "audit_trail": [line.content() for line in audit],
+    }
+    return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+
+
+def record_data(batch: Batch) -> RecordData:
+    """Read the record, its sections and its audit trail, and fingerprint them."""
+    batch = (Batch.objects.select_related("master_version__master_record__product", "created_by")
+             .get(pk=batch.pk))
+    record = batch_record(batch)
+    entered_at = dict(Entry.objects.filter(step__batch=batch).values_list("id", "entered_at"))
+    sections = sections_collect(batch, record)
+    known = [*record.signatures, *[s for step in record.steps for s in step.signatures]]
+    audit = batch_audit_trail(batch, known)
+    return RecordData(batch=batch, record=record, entered_at=entered_at, sections=sections, audit=audit,
+                      fingerprint=fingerprint_of(record, entered_at, sections, audit))

@@ -1,0 +1,270 @@
+"""Built-in sections of the PDF record (see ebr/pdf/sections.py for the extension point).
+
+20 deviations and CAPA (qms.selectors_deviations), 30 review flags with their dispositions
+(asked of the nlp_review app through `review_flags_for_pdf(batch_pk)` when it offers one;
+each flag a mapping with code, severity, step, message, disposition, dispositioned_by,
+dispositioned_at, comment), 40 chain of custody with gaps flagged, 45 equipment and material
+lots, 50 process data charts with limits and alarms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from itertools import pairwise
+from typing import Any
+
+from django.apps import apps
+from reportlab.platypus import CondPageBreak, Flowable, Paragraph, Spacer
+
+from ebr.models import Batch
+from ebr.pdf.charts import ProcessChart, alarm_text, process_record
+from ebr.pdf.fonts import BOLD
+from ebr.pdf.grid import OOS_FILL, RED, Cell, Column, GridTable
+from ebr.pdf.sections import Section, section_provider
+from ebr.pdf.styles import RenderContext, esc
+from ebr.selectors import BatchRecord, custody_gaps
+from qms.signatures import format_local, signatures_for
+
+
+def _when(moment: datetime | None) -> str:
+    return format_local(moment) if moment else "—"
+
+
+def _iso(moment: datetime | date | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _heading(context: RenderContext, title: str) -> list[Flowable]:
+    return [CondPageBreak(120), Paragraph(esc(title), context.styles.h1)]
+
+
+# --- deviations and CAPA -------------------------------------------------------------------------
+
+def _capas_of(deviations: list[Any]) -> list[Any]:
+    from qms.models import Capa
+
+    ids = {d.capa_id for d in deviations if d.capa_id}
+    ids |= set(Capa.objects.filter(deviation_links__deviation__in=deviations).values_list("pk", flat=True))
+    return list(Capa.objects.filter(pk__in=ids).prefetch_related("actions", "effectiveness_checks")
+                .order_by("number"))
+
+
+def _deviation_row(deviation: Any) -> dict[str, Any]:
+    signatures = [str(s) for s in signatures_for(deviation)]
+    return {
+        "number": deviation.number, "title": deviation.title, "status": deviation.get_status_display(),
+        "classification": deviation.get_classification_display() if deviation.classification else "not yet classified",
+        "risk": f"{deviation.risk_level} (RPN {deviation.rpn})" if deviation.rpn else deviation.risk_level,
+        "occurred_at": _iso(deviation.occurred_at), "occurred": _when(deviation.occurred_at),
+        "source": deviation.get_source_display(), "root_cause": deviation.root_cause,
+        "product_impact": deviation.product_impact,
+        "capa": (deviation.get_capa_decision_display() if deviation.capa_decision else "")
+                + (f" {deviation.capa.number}" if deviation.capa_id else ""),
+        "closed": _when(deviation.closed_at) if deviation.closed_at else "", "signatures": signatures,
+    }
+
+
+def _capa_row(capa: Any) -> dict[str, Any]:
+    actions = list(capa.actions.all())
+    done = sum(1 for a in actions if a.status == "done" or a.completed_at)
+    latest = capa.latest_effectiveness()
+    return {
+        "number": capa.number, "title": capa.title, "status": capa.get_status_display(),
+        "actions": f"{done} of {len(actions)} completed",
+        "effectiveness": f"{latest.get_result_display()} ({_when(latest.checked_at)})" if latest else "not yet checked",
+        "closed": _when(capa.closed_at) if capa.closed_at else "",
+    }
+
+
+@section_provider("deviations", order=20)
+def deviations_section(batch: Batch, record: BatchRecord) -> Section:
+    """Deviations raised against the batch and the CAPA they led to (EU GMP Part I 1.4(xiv), ICH Q10)."""
+    from qms.selectors_deviations import deviations_for
+
+    deviations = list(deviations_for("ebr.batch", str(batch.pk)))
+    rows = [_deviation_row(d) for d in deviations]
+    capas = [_capa_row(c) for c in _capas_of(deviations)]
+
+    def render(context: RenderContext) -> list[Flowable]:
+        flow = _heading(context, "Deviations and CAPA")
+        if not rows:
+            return [*flow, Paragraph("No deviation was raised against this batch.", context.styles.body)]
+        flow.append(GridTable(
+            [Column("Deviation", 72), Column("Title, impact and root cause", 180), Column("Status", 52),
+             Column("Classification / risk", 62), Column("Occurred", 60), Column("CAPA / closure", 78.6)],
+            [[Cell(r["number"], font=BOLD),
+              "\n".join(filter(None, [r["title"], f"Source: {r['source']}",
+                                      r["product_impact"] and f"Impact: {r['product_impact']}",
+                                      r["root_cause"] and f"Root cause: {r['root_cause']}",
+                                      *[f"Signed: {s}" for s in r["signatures"]]])),
+              r["status"], f"{r['classification']}\n{r['risk']}".strip(), r["occurred"],
+              "\n".join(filter(None, [r["capa"], r["closed"] and f"Closed {r['closed']}"])) or "—"]
+             for r in rows],
+            width=context.width, frame_height=context.frame_height))
+        if capas:
+            flow += [Spacer(1, 8), Paragraph("CAPA", context.styles.h3), GridTable(
+                [Column("CAPA", 72), Column("Title", 160), Column("Status", 62), Column("Actions", 60),
+                 Column("Effectiveness", 90), Column("Closed", 60.6)],
+                [[Cell(c["number"], font=BOLD), c["title"], c["status"], c["actions"], c["effectiveness"],
+                  c["closed"] or "—"] for c in capas],
+                width=context.width, frame_height=context.frame_height)]
+        return flow
+
+    return Section(key="deviations", title="Deviations and CAPA", content={"deviations": rows, "capa": capas},
+                   render=render)
+
+
+# --- review flags ----------------------------------------------------------------------------------
+
+def _review_flags(batch: Batch) -> list[Mapping[str, Any]] | None:
+    if not apps.is_installed("nlp_review"):
+        return None
+    hook = getattr(apps.get_app_config("nlp_review"), "review_flags_for_pdf", None)
+    return list(hook(batch.pk)) if callable(hook) else None
+
+
+@section_provider("review_flags", order=30)
+def review_flags_section(batch: Batch, record: BatchRecord) -> Section | None:
+    """Review-by-exception flags and how QA dispositioned each (draft EU GMP Annex 22: advice a person decides)."""
+    flags = _review_flags(batch)
+    if flags is None:
+        return None
+    content = [{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in flag.items()} for flag in flags]
+
+    def render(context: RenderContext) -> list[Flowable]:
+        flow = _heading(context, "Review flags")
+        if not flags:
+            return [*flow, Paragraph("The batch review raised no flag.", context.styles.body)]
+        flow.append(GridTable(
+            [Column("Flag", 1.1), Column("Severity", 0.8), Column("Step", 0.6), Column("Finding", 3.0),
+             Column("Disposition", 2.6)],
+            [[str(f.get("code", "")), str(f.get("severity", "")), str(f.get("step", "")), str(f.get("message", "")),
+              _disposition(f)] for f in flags],
+            fills=[None if f.get("disposition") else OOS_FILL for f in flags],
+            width=context.width, frame_height=context.frame_height))
+        return flow
+
+    return Section(key="review_flags", title="Review flags", content=content, render=render)
+
+
+def _disposition(flag: Mapping[str, Any]) -> str:
+    if not flag.get("disposition"):
+        return "NOT DISPOSITIONED"
+    when = flag.get("dispositioned_at")
+    by = flag.get("dispositioned_by", "")
+    comment = flag.get("comment", "")
+    return "\n".join(filter(None, [str(flag["disposition"]),
+                                   f"by {by} {_when(when) if isinstance(when, datetime) else when or ''}".strip(),
+                                   str(comment)]))
+
+
+# --- chain of custody ------------------------------------------------------------------------------
+
+@section_provider("custody", order=40)
+def custody_section(batch: Batch, record: BatchRecord) -> Section:
+    """Every hand-off of the patient's material, gaps flagged (EC GMP for ATMPs: donor-to-patient traceability)."""
+    events = record.custody
+    broken = [False, *[bool(custody_gaps([a, b])) for a, b in pairwise(events)]]
+    content = {
+        "events": [[e.pk, _iso(e.occurred_at), e.from_party, e.to_party, e.location,
+                    str(e.temperature_c) if e.temperature_c is not None else None, e.condition,
+                    e.recorded_by.username] for e in events],
+        "gaps": record.custody_gaps,
+    }
+
+    def render(context: RenderContext) -> list[Flowable]:
+        flow = _heading(context, "Chain of custody")
+        for gap in record.custody_gaps:
+            flow.append(Paragraph(f"Gap in the chain of custody: {esc(gap)}", context.styles.alert))
+        if not events:
+            return [*flow, Paragraph("No hand-off was recorded for this batch.", context.styles.alert)]
+        flow.append(GridTable(
+            [Column("When", 98), Column("From → to", 136), Column("Location", 90), Column("Temp.", 42),
+             Column("Condition", 50), Column("Recorded by", 88.6)],
+            [[_when(e.occurred_at),
+              Cell(f"{e.from_party} → {e.to_party}" + ("\nGAP: not handed over by the last holder" if gap else ""),
+                   colour=RED) if gap else f"{e.from_party} → {e.to_party}",
+              e.location, f"{e.temperature_c} °C" if e.temperature_c is not None else "—", e.condition,
+              f"{e.recorded_by.full_name}\n{_when(e.recorded_at)}"]
+             for e, gap in zip(events, broken, strict=True)],
+            fills=[OOS_FILL if gap else None for gap in broken],
+            width=context.width, frame_height=context.frame_height))
+        return flow
+
+    return Section(key="custody", title="Chain of custody", content=content, render=render)
+
+
+# --- equipment and materials -----------------------------------------------------------------------
+
+@section_provider("equipment_materials", order=45)
+def equipment_materials_section(batch: Batch, record: BatchRecord) -> Section:
+    """Equipment (calibration status as used) and material lots (expiry as used), EU GMP Part I 3.41, 5.x."""
+    equipment = [[u.equipment.code, u.equipment.get_equipment_type_display(), _iso(u.started_at), _iso(u.ended_at),
+                  _iso(u.calibration_due)] for u in record.equipment_uses]
+    materials = [[u.lot.material.code, u.lot.material.name, u.lot.lot_number, _iso(u.expiry_date),
+                  u.step.template.code] for u in record.material_uses]
+
+    def render(context: RenderContext) -> list[Flowable]:
+        flow = _heading(context, "Equipment and materials")
+        flow.append(Paragraph("Equipment", context.styles.h3))
+        if record.equipment_uses:
+            flow.append(GridTable(
+                [Column("Equipment", 1.0), Column("Type", 1.6), Column("From", 1.4), Column("To", 1.4),
+                 Column("Calibration due (as used)", 1.4)],
+                [[u.equipment.code, u.equipment.get_equipment_type_display(), _when(u.started_at),
+                  _when(u.ended_at) if u.ended_at else "in use",
+                  f"{u.calibration_due:%Y-%m-%d}" if u.calibration_due else "—"] for u in record.equipment_uses],
+                width=context.width, frame_height=context.frame_height))
+        else:
+            flow.append(Paragraph("No equipment was assigned.", context.styles.muted))
+        flow.append(Paragraph("Material lots", context.styles.h3))
+        if record.material_uses:
+            flow.append(GridTable(
+                [Column("Material", 2.4), Column("Lot", 1.3), Column("Expiry (as used)", 1.1), Column("Step", 0.6),
+                 Column("Recorded", 1.8)],
+                [[f"{u.lot.material.code} {u.lot.material.name}", u.lot.lot_number, f"{u.expiry_date:%Y-%m-%d}",
+                  u.step.template.code, _when(u.recorded_at)] for u in record.material_uses],
+                width=context.width, frame_height=context.frame_height))
+        else:
+            flow.append(Paragraph("No material lot was recorded.", context.styles.muted))
+        return flow
+
+    return Section(key="equipment_materials", title="Equipment and materials",
+                   content={"equipment": equipment, "materials": materials}, render=render)
+
+
+# --- process data ----------------------------------------------------------------------------------
+
+@section_provider("process_data", order=50)
+def process_data_section(batch: Batch, record: BatchRecord) -> Section | None:
+    """Instrument readings per parameter with limits drawn and alarms listed (Annex 15 §9, Annex 11 §5)."""
+    data = process_record(batch)
+    if not data.series:
+        return None
+    content = {"readings": data.readings, "sha256": data.digest,
+               "parameters": [[s.parameter.code, s.parameter.unit, s.limits.text if s.limits else None,
+                               [alarm_text(a) for a in s.alarms]] for s in data.series]}
+
+    def render(context: RenderContext) -> list[Flowable]:
+        styles = context.styles
+        flow = _heading(context, "Process data")
+        flow.append(Paragraph(
+            f"{data.readings:,} instrument readings. Each chart shows the range (band) and mean (line) of the "
+            "readings per time bucket, as on the batch page; dashed lines are the master record's limits for the "
+            "parameter (amber: alert, red: action). SHA-256 of every reading, in instrument and sequence order: "
+            f"{data.digest}.", styles.note))
+        for series in data.series:
+            parameter = series.parameter
+            count = sum(bucket.n for bucket in series.buckets)
+            first, last = series.buckets[0].start, series.buckets[-1].start
+            flow += [CondPageBreak(200), Paragraph(
+                f"{esc(parameter.code)} — {esc(parameter.meaning)} ({esc(parameter.unit)}): {count:,} readings, "
+                f"{_when(first)} to {_when(last)}", styles.h3), ProcessChart(series, context.width)]
+            limits = (f"Limits: {esc(series.limits.text)}{' (critical parameter)' if series.limits.critical else ''}"
+                      if series.limits else "The master record sets no limit for this parameter.")
+            flow.append(Paragraph(limits, styles.muted))
+            flow += [Paragraph(f"Alarm: {esc(alarm_text(alarm))}", styles.small) for alarm in series.alarms]
+        return flow
+
+    return Section(key="process_data", title="Process data", content=content, render=render)

@@ -1,0 +1,302 @@
+"""Reads shared by the tablet, the batch overview, the API and the PDF: one structure, one truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import pairwise
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+
+from ebr.models import (
+    Batch,
+    BatchStatus,
+    CustodyEvent,
+    Entry,
+    EquipmentUse,
+    MasterRecordVersion,
+    MaterialUse,
+    ParameterSpec,
+    StepExecution,
+    StepStatus,
+)
+from qms.signatures import SignatureManifestation, format_local, signatures_for
+
+# --- what signatures cover --------------------------------------------------------------------
+
+def master_version_content(version: MasterRecordVersion) -> list[dict[str, Any]]:
+    stages = version.stages.prefetch_related("steps__parameters", "steps__materials", "steps__instrument_limits")
+    return [
+        {"order": stage.order, "name": stage.name, "steps": [
+            {"code": step.code, "title": step.title, "instructions": step.instructions, "critical": step.critical,
+             "verification": step.requires_verification, "equipment_type": step.equipment_type,
+             "hold_time_limit": str(step.hold_time_limit or ""),
+             "parameters": [_parameter_content(p) for p in step.parameters.all()],
+             "materials": [[m.material_id, str(m.quantity)] for m in step.materials.all()],
+             "instrument_limits": [[lim.parameter, str(lim.alert_low), str(lim.alert_high), str(lim.action_low),
+                                    str(lim.action_high), lim.critical] for lim in step.instrument_limits.all()]}
+            for step in stage.steps.all()]}
+        for stage in stages
+    ]
+
+
+def _parameter_content(p: ParameterSpec) -> dict[str, Any]:
+    return {"code": p.code, "kind": p.kind, "unit": p.unit, "target": str(p.target), "low": str(p.lower_limit),
+            "high": str(p.upper_limit), "alert_low": str(p.alert_low), "alert_high": str(p.alert_high),
+            "critical": p.critical, "expected": p.expected, "choices": p.choices, "material": p.material_id}
+
+
+def step_signed_content(step: StepExecution) -> dict[str, Any]:
+    entries = Entry.objects.filter(step=step).select_related("parameter").order_by("id")
+    return {
+        "batch": step.batch.number, "step": step.template.code, "sequence": step.sequence,
+        "entries": [[e.pk, e.parameter.code, e.value_text, e.unit, e.performed_at.isoformat(),
+                     e.supersedes_id, e.correction_reason] for e in entries],
+        "remarks": step.remarks,
+    }
+
+
+def batch_signed_content(batch: Batch) -> dict[str, Any]:
+    """A release signature covers the identity of the batch and every step's content."""
+    return {
+        "number": batch.number, "coi": batch.coi, "din": batch.din, "patient_ref": batch.patient_ref,
+        "master_version": str(batch.master_version),
+        "steps": [step_signed_content(step) for step in batch.steps.select_related("template", "batch")],
+    }
+
+
+# --- the batch record ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EntryView:
+    id: int
+    value: str
+    unit: str
+    in_spec: bool | None
+    alert: bool
+    comment: str
+    performed_at: datetime
+    performed_at_display: str
+    entered_at_display: str
+    late: bool
+    entered_by: str
+    deviation_number: str
+    correction_reason: str
+    superseded: bool
+
+
+@dataclass(frozen=True)
+class ParameterRecord:
+    parameter: ParameterSpec
+    current: EntryView | None
+    history: list[EntryView]          # every entry, oldest first, including superseded ones
+
+    @property
+    def corrected(self) -> bool:
+        return len(self.history) > 1
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step: StepExecution
+    parameters: list[ParameterRecord]
+    signatures: list[SignatureManifestation]
+    equipment: list[str]
+    materials: list[str]
+
+    @property
+    def complete(self) -> bool:
+        return all(p.current is not None for p in self.parameters if p.parameter.required)
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    name: str
+    order: int
+    steps: list[StepRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    batch: Batch
+    stages: list[StageRecord]
+    custody: list[CustodyEvent]
+    custody_gaps: list[str]
+    equipment_uses: list[EquipmentUse]
+    material_uses: list[MaterialUse]
+    signatures: list[SignatureManifestation]
+
+    @property
+    def steps(self) -> list[StepRecord]:
+        return [step for stage in self.stages for step in stage.steps]
+
+
+def _entry_view(entry: Entry) -> EntryView:
+    return EntryView(
+        id=entry.pk, value=entry.value_text, unit=entry.unit, in_spec=entry.in_spec, alert=entry.alert,
+        comment=entry.comment, performed_at=entry.performed_at, performed_at_display=format_local(entry.performed_at),
+        entered_at_display=format_local(entry.entered_at), late=entry.late, entered_by=entry.entered_by.full_name,
+        deviation_number=entry.deviation_number, correction_reason=entry.correction_reason,
+        superseded=hasattr(entry, "superseded_by") and _has_successor(entry),
+    )
+
+
+def _has_successor(entry: Entry) -> bool:
+    try:
+        return entry.superseded_by is not None
+    except Entry.DoesNotExist:
+        return False
+
+
+def step_record(step: StepExecution) -> StepRecord:
+    entries = list(step.entries.select_related("entered_by", "superseded_by").order_by("id"))
+    parameters = []
+    for parameter in step.template.parameters.all():
+        mine = [e for e in entries if e.parameter_id == parameter.pk]
+        views = [_entry_view(e) for e in mine]
+        current = next((v for v in reversed(views) if not v.superseded), None)
+        parameters.append(ParameterRecord(parameter=parameter, current=current, history=views))
+    return StepRecord(
+        step=step, parameters=parameters, signatures=signatures_for(step),
+        equipment=[use.equipment.code for use in step.batch.equipment_uses.all() if use.step_id == step.pk],
+        materials=[f"{use.lot.material.code} lot {use.lot.lot_number}" for use in step.material_uses.all()],
+    )
+
+
+def custody_gaps(events: list[CustodyEvent]) -> list[str]:
+    """Hand-offs that do not connect: material received by someone other than who last held it."""
+    gaps = []
+    for previous, current in pairwise(events):
+        if previous.to_party.strip().lower() != current.from_party.strip().lower():
+            gaps.append(f"{format_local(current.occurred_at)}: handed over by {current.from_party}, "
+                        f"but last held by {previous.to_party}")
+    return gaps
+
+
+def batch_record(batch: Batch) -> BatchRecord:
+    steps = (batch.steps.select_related("template__stage", "performed_by", "verified_by", "batch")
+             .prefetch_related("template__parameters", "material_uses__lot__material")
+             .order_by("sequence"))
+    stages: dict[int, StageRecord] = {}
+    for step in steps:
+        stage = step.template.stage
+        record = stages.setdefault(stage.pk, StageRecord(name=stage.name, order=stage.order))
+        record.steps.append(step_record(step))
+    custody = list(batch.custody_events.select_related("recorded_by"))
+    return BatchRecord(
+        batch=batch, stages=sorted(stages.values(), key=lambda s: s.order), custody=custody,
+        custody_gaps=custody_gaps(custody),
+        equipment_uses=list(batch.equipment_uses.select_related("equipment")),
+        material_uses=list(MaterialUse.objects.filter(batch=batch).select_related("lot__material", "step__template")),
+        signatures=signatures_for(batch),
+    )
+
+
+def batch_get(number: str) -> Batch:
+    return Batch.objects.select_related("master_version__master_record__product").get(number=number)
+
+
+def batches_for_execution() -> QuerySet[Batch]:
+    """Batches an operator can work on now, with their open step."""
+    open_steps = StepExecution.objects.filter(status__in=[StepStatus.OPEN, StepStatus.PERFORMED]).select_related(
+        "template")
+    return (Batch.objects.filter(status__in=[BatchStatus.IN_PROGRESS, BatchStatus.ON_HOLD])
+            .select_related("master_version__master_record__product")
+            .prefetch_related(Prefetch("steps", queryset=open_steps, to_attr="open_steps"))
+            .order_by("number"))
+
+
+def batch_current_step(batch: Batch) -> StepExecution | None:
+    """The one step an operator sees: the first one not done."""
+    return (batch.steps.exclude(status=StepStatus.DONE).select_related("template__stage")
+            .order_by("sequence").first())
+
+
+def batch_executors(batch: Batch) -> set[int]:
+    """Everyone who performed, verified or entered anything in the batch (segregation of duties)."""
+    people = set(Entry.objects.filter(step__batch=batch).values_list("entered_by_id", flat=True))
+    for performed, verified in batch.steps.values_list("performed_by_id", "verified_by_id"):
+        people.update(p for p in (performed, verified) if p)
+    return people
+
+
+def batches_list(status: str | None = None) -> QuerySet[Batch]:
+    batches = Batch.objects.select_related("master_version__master_record__product").order_by("-created_at")
+    return batches.filter(status=status) if status else batches
+
+
+# --- master record versions ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DiffRow:
+    key: str
+    left: str
+    right: str
+
+    @property
+    def changed(self) -> bool:
+        return self.left != self.right
+
+
+def _flatten_version(version: MasterRecordVersion) -> dict[str, str]:
+    lines: dict[str, str] = {}
+    for stage in master_version_content(version):
+        lines[f"stage {stage['order']}"] = stage["name"]
+        for step in stage["steps"]:
+            prefix = f"step {step['code']}"
+            lines[f"{prefix} title"] = step["title"]
+            lines[f"{prefix} instructions"] = step["instructions"]
+            lines[f"{prefix} critical / verification"] = f"{step['critical']} / {step['verification']}"
+            lines[f"{prefix} hold time"] = step["hold_time_limit"]
+            for parameter in step["parameters"]:
+                spec = ", ".join(f"{k}={v}" for k, v in parameter.items() if k != "code" and v not in ("None", "", []))
+                lines[f"{prefix} · {parameter['code']}"] = spec
+            for limit in step["instrument_limits"]:
+                lines[f"{prefix} · instrument {limit[0]}"] = " / ".join(str(v) for v in limit[1:])
+    return lines
+
+
+def version_diff(left: MasterRecordVersion, right: MasterRecordVersion) -> list[DiffRow]:
+    """Side-by-side comparison of two versions, line by line (what changed, what was added/removed)."""
+    a, b = _flatten_version(left), _flatten_version(right)
+    keys = list(dict.fromkeys([*a, *b]))
+    return [DiffRow(key, a.get(key, ""), b.get(key, "")) for key in keys]
+
+
+# --- the batch's own audit trail ------------------------------------------------------------------
+
+def batch_audit_events(batch: Batch) -> QuerySet[Any]:
+    """Every audit event about the batch and the rows that make up its record, newest first."""
+    from django.db.models import Q
+
+    from qms.models import AuditEvent
+
+    def ids(queryset: QuerySet[Any]) -> list[str]:
+        return [str(pk) for pk in queryset.values_list("pk", flat=True)]
+
+    parts = {
+        "ebr.batch": [str(batch.pk)],
+        "ebr.stepexecution": ids(batch.steps.all()),
+        "ebr.entry": ids(Entry.objects.filter(step__batch=batch)),
+        "ebr.custodyevent": ids(batch.custody_events.all()),
+        "ebr.equipmentuse": ids(batch.equipment_uses.all()),
+        "ebr.materialuse": ids(MaterialUse.objects.filter(batch=batch)),
+    }
+    condition = Q()
+    for target_type, target_ids in parts.items():
+        if target_ids:
+            condition |= Q(target_type=target_type, target_id__in=target_ids)
+    return AuditEvent.objects.filter(condition).order_by("-id")
+
+
+def batch_audit_rows(batch: Batch) -> list[Any]:
+    from qms.selectors import audit_row
+
+    from qms.models import Signature
+
+    events = list(batch_audit_events(batch))
+    signature_ids = [e.data.get("signature") for e in events if isinstance(e.data, dict) and e.data.get("signature")]
+    signatures = {s.pk: s for s in Signature.objects.filter(pk__in=signature_ids)}
+    return [audit_row(e, signatures.get(e.data.get("signature")) if isinstance(e.data, dict) else None)
+            for e in events]

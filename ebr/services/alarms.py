@@ -1,0 +1,346 @@
+"""Alarms on instrument data: excursions beyond the master record's limits, and feed gaps.
+
+The rules (EU GMP Annex 15 §9 and Annex 1 §9 on monitoring with alert and action limits;
+EU GMP Annex 11 §13 incidents; EU GMP Part I 1.4(xiv) deviations; ALCOA+ complete):
+- Limits are those of the batch step running at the reading's time, else the master version's
+  own limits for the parameter (ebr.process_data.BatchLimits).
+- An excursion opens ONE alarm per parameter, not one per reading: "alert" beyond the alert
+  limits, escalated to "action" beyond the action limits; it closes at the first value back
+  within the alert limits. Its worst value is kept.
+- An action-limit excursion on a parameter the master record marks critical opens a deviation
+  (qms deviation_open, source "instrument_alarm") linked to the batch and the equipment.
+- No data from an instrument for longer than settings.INSTRUMENT_FEED_GAP is a feed gap:
+  found in the data itself when a post leaves a hole in the time series (closed alarm over the
+  hole), and found in real time by the beat task while its equipment is assigned to a running
+  batch (open alarm from the last receipt until data is received again).
+- A supervisor acknowledges an alarm with a comment and an e-signature (meaning acknowledged,
+  21 CFR 11.50, 11.70, 11.200); an escalation needs a new acknowledgement.
+
+Evaluation runs once per post (a ReadingPostEvaluation mark in the same transaction), under
+a per-instrument advisory lock, so a re-delivered task or a concurrent one changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import pairwise
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from ebr.models import (
+    Alarm,
+    AlarmKind,
+    Batch,
+    BatchStatus,
+    EquipmentUse,
+    Instrument,
+    InstrumentParameter,
+    ReadingPost,
+    ReadingPostEvaluation,
+    StepExecution,
+)
+from ebr.process_data import BatchLimits, Limits
+from qms.audit import Event, SystemActor, create_with_reason, save_with_reason
+from qms.models import User
+from qms.roles import Capability, can
+from qms.signatures import Meaning, format_local, sign
+from qms.subjects import BATCH, EQUIPMENT, STEP, Subject
+
+EVALUATOR = SystemActor("system:alarm-evaluation")
+ALARM_LOCK = 7260201  # advisory lock class; the second key is the instrument id
+ACK_FIELDS = ["acknowledged_by", "acknowledged_at", "acknowledgement_comment", "signature"]
+
+POST_READINGS_SQL = """
+SELECT batch_id, parameter_id, ts, value FROM ebr_reading
+ WHERE instrument_id = %s AND seq = ANY(%s::bigint[]) AND post_id = %s
+ ORDER BY ts, seq
+"""
+PREVIOUS_TS_SQL = """
+SELECT max(previous.ts) FROM ebr_instrumentparameter p
+ CROSS JOIN LATERAL (SELECT r.ts FROM ebr_reading r
+                      WHERE r.batch_id = %s AND r.parameter_id = p.id AND r.ts < %s
+                        AND r.instrument_id = %s AND r.post_id <> %s
+                      ORDER BY r.ts DESC LIMIT 1) previous
+"""
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation did (the task returns it; tests read it)."""
+
+    already_done: bool = False
+    raised: int = 0
+    escalated: int = 0
+    cleared: int = 0
+    deviations: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"already_done": self.already_done, "raised": self.raised, "escalated": self.escalated,
+                "cleared": self.cleared, "deviations": self.deviations}
+
+
+def _lock(instrument_id: int) -> None:
+    """Serialise alarm work per instrument (evaluation tasks and the feed-gap beat)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s::int, %s::int)", [ALARM_LOCK, instrument_id])
+
+
+# --- deviations -----------------------------------------------------------------------------
+
+def _deviation_open(*, batch: Batch, instrument: Instrument, parameter: InstrumentParameter, limits: Limits,
+                    ts: datetime, value: float) -> str:
+    from qms.services.deviations import deviation_open
+
+    subjects = [Subject(BATCH, str(batch.pk), batch.number),
+                Subject(EQUIPMENT, str(instrument.equipment_id), instrument.equipment.code)]
+    if limits.step_id is not None:
+        step = StepExecution.objects.select_related("template", "batch").get(pk=limits.step_id)
+        subjects.append(Subject(STEP, str(step.pk), str(step)))
+    deviation = deviation_open(
+        actor=EVALUATOR, source="instrument_alarm", subjects=subjects,
+        title=f"{parameter.meaning} outside action limits on {batch.number}"[:200],
+        description=(f"Instrument {instrument.name} ({instrument.equipment.code}) reported {parameter.code} = "
+                     f"{value:g} {parameter.unit} at {format_local(ts)}, outside the limits of master record "
+                     f"{batch.master_version} ({limits.text}). {parameter.meaning} is a critical parameter."),
+        occurred_at=ts, discovered_at=max(timezone.now(), ts),
+        reason="Action-limit excursion on a critical parameter (instrument alarm)")
+    return deviation.number
+
+
+# --- excursions -----------------------------------------------------------------------------
+
+@dataclass
+class _Context:
+    batch: Batch
+    instrument: Instrument
+    parameter: InstrumentParameter
+    result: Evaluation
+
+
+def _raise(ctx: _Context, limits: Limits, level: str, ts: datetime, value: float) -> Alarm:
+    deviation = ""
+    if level == AlarmKind.ACTION and limits.critical:
+        deviation = _deviation_open(batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter,
+                                    limits=limits, ts=ts, value=value)
+        ctx.result.deviations.append(deviation)
+    ctx.result.raised += 1
+    return create_with_reason(
+        Alarm, actor=EVALUATOR, reason=f"{ctx.parameter.code} = {value:g} outside the {level} limits",
+        event=Event.ALARM_RAISED, data={"value": value, "ts": ts.isoformat(), "deviation": deviation},
+        batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter, step_id=limits.step_id, kind=level,
+        critical=limits.critical, opened_at=ts, raised_at=timezone.now(), worst_value=value, worst_at=ts,
+        limit_text=limits.text[:200], deviation_number=deviation)
+
+
+def _escalate(ctx: _Context, alarm: Alarm, limits: Limits, ts: datetime, value: float, pending: list[str]) -> None:
+    """Alert became action: one alarm still, escalated, acknowledged again, deviation if critical."""
+    alarm.kind, alarm.critical = AlarmKind.ACTION, limits.critical
+    alarm.acknowledged_by, alarm.acknowledged_at, alarm.acknowledgement_comment, alarm.signature = None, None, "", None
+    fields = [*pending, "kind", "critical", *ACK_FIELDS]
+    if limits.critical and not alarm.deviation_number:
+        alarm.deviation_number = _deviation_open(batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter,
+                                                 limits=limits, ts=ts, value=value)
+        ctx.result.deviations.append(alarm.deviation_number)
+        fields.append("deviation_number")
+    save_with_reason(alarm, actor=EVALUATOR, reason=f"{ctx.parameter.code} = {value:g} outside the action limits",
+                     event=Event.ALARM_ESCALATED, update_fields=fields,
+                     data={"value": value, "ts": ts.isoformat(), "deviation": alarm.deviation_number})
+    ctx.result.escalated += 1
+
+
+def _clear(ctx: _Context, alarm: Alarm, ts: datetime, value: float, pending: list[str]) -> None:
+    alarm.closed_at = ts
+    save_with_reason(alarm, actor=EVALUATOR, reason=f"{ctx.parameter.code} = {value:g} back within the limits",
+                     event=Event.ALARM_CLEARED, update_fields=[*pending, "closed_at"])
+    ctx.result.cleared += 1
+
+
+def _worse(alarm: Alarm, limits: Limits, ts: datetime, value: float) -> bool:
+    if alarm.worst_value is not None and limits.excess(value) <= limits.excess(alarm.worst_value):
+        return False
+    alarm.worst_value, alarm.worst_at = value, ts
+    return True
+
+
+def _open_excursions(batch: Batch, instrument: Instrument) -> dict[int, Alarm]:
+    """The open excursion alarms of (batch, instrument) by parameter, locked for this evaluation."""
+    alarms = (Alarm.objects.select_for_update().filter(batch=batch, instrument=instrument, closed_at__isnull=True)
+              .exclude(kind=AlarmKind.FEED_GAP))
+    return {alarm.parameter_id: alarm for alarm in alarms}  # type: ignore[misc]
+
+
+def _excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: BatchLimits, alarm: Alarm | None) -> None:
+    pending: list[str] = []
+    for ts, value in rows:
+        applicable = limits.at(ctx.parameter.code, ts)
+        if applicable is None:
+            continue
+        level = applicable.level(value)
+        if level is None:
+            if alarm is not None and ts > alarm.opened_at:
+                _clear(ctx, alarm, ts, value, pending)
+                alarm, pending = None, []
+        elif alarm is None:
+            alarm = _raise(ctx, applicable, level, ts, value)
+        else:
+            if _worse(alarm, applicable, ts, value) and "worst_value" not in pending:
+                pending += ["worst_value", "worst_at"]
+            if level == AlarmKind.ACTION and alarm.kind == AlarmKind.ALERT:
+                _escalate(ctx, alarm, applicable, ts, value, pending)
+                pending = []
+    if alarm is not None and pending:
+        save_with_reason(alarm, actor=EVALUATOR, reason="Worst value of the excursion so far",
+                         update_fields=pending)
+
+
+# --- feed gaps ------------------------------------------------------------------------------
+
+def _gap_text() -> str:
+    return f"no data for more than {int(settings.INSTRUMENT_FEED_GAP.total_seconds() // 60)} min"
+
+
+def _gap_raise(batch: Batch, instrument: Instrument, start: datetime, end: datetime | None, reason: str) -> Alarm:
+    return create_with_reason(
+        Alarm, actor=EVALUATOR, reason=reason, event=Event.ALARM_RAISED,
+        data={"kind": AlarmKind.FEED_GAP, "from": start.isoformat(), "to": end.isoformat() if end else None},
+        batch=batch, instrument=instrument, kind=AlarmKind.FEED_GAP, opened_at=start, closed_at=end,
+        raised_at=timezone.now(), limit_text=_gap_text())
+
+
+def _data_gaps(batch: Batch, post: ReadingPost, moments: list[datetime], result: Evaluation) -> None:
+    """Holes in the data of this post, and between it and the instrument's previous reading."""
+    instrument, gap = post.instrument, settings.INSTRUMENT_FEED_GAP
+    with connection.cursor() as cursor:
+        cursor.execute(PREVIOUS_TS_SQL, [batch.pk, moments[0], instrument.pk, post.pk])
+        previous = cursor.fetchone()[0]
+    spans = [(previous, moments[0])] if previous is not None and moments[0] - previous > gap else []
+    open_gap = (Alarm.objects.select_for_update()
+                .filter(batch=batch, instrument=instrument, kind=AlarmKind.FEED_GAP, closed_at__isnull=True).first())
+    if open_gap is not None:
+        open_gap.closed_at = max(post.received_at, open_gap.opened_at)
+        save_with_reason(open_gap, actor=EVALUATOR, reason="Data received again", event=Event.ALARM_CLEARED,
+                         update_fields=["closed_at"])
+        result.cleared += 1
+        spans = []  # the hole before this post is the outage that alarm already records
+    spans += [(earlier, later) for earlier, later in pairwise(moments) if later - earlier > gap]
+    for start, end in spans:
+        _gap_raise(batch, instrument, start, end, "Gap in the instrument's data")
+        result.raised += 1
+
+
+# --- evaluation of one post -------------------------------------------------------------------
+
+def _post_rows(post: ReadingPost) -> list[tuple[int, int, datetime, float]]:
+    """The readings this post stored, found through (instrument, seq) from the original body."""
+    seqs = sorted({reading["seq"] for reading in orjson.loads(post.original())["readings"]})
+    with connection.cursor() as cursor:
+        cursor.execute(POST_READINGS_SQL, [post.instrument_id, seqs, post.pk])
+        return cursor.fetchall()
+
+
+@transaction.atomic
+def alarms_evaluate(*, post_id: int) -> Evaluation:
+    """Evaluate the readings one post stored against the batch's limits; once per post."""
+    post = ReadingPost.objects.select_related("instrument__equipment").get(pk=post_id)
+    _lock(post.instrument_id)
+    if ReadingPostEvaluation.objects.filter(post_id=post_id).exists():
+        return Evaluation(already_done=True)
+    result = Evaluation()
+    grouped: dict[int, dict[int, list[tuple[datetime, float]]]] = defaultdict(lambda: defaultdict(list))
+    for batch_id, parameter_id, ts, value in _post_rows(post):
+        grouped[batch_id][parameter_id].append((ts, value))
+    parameters = InstrumentParameter.objects.in_bulk([pk for by in grouped.values() for pk in by])
+    for batch_id, by_parameter in grouped.items():
+        batch = Batch.objects.select_related("master_version").get(pk=batch_id)
+        limits = BatchLimits(batch, post.instrument.equipment.equipment_type)
+        open_alarms = _open_excursions(batch, post.instrument)
+        for parameter_id, rows in by_parameter.items():
+            _excursions(_Context(batch, post.instrument, parameters[parameter_id], result), rows, limits,
+                        open_alarms.get(parameter_id))
+        moments = sorted({ts for rows in by_parameter.values() for ts, _ in rows})
+        _data_gaps(batch, post, moments, result)
+    ReadingPostEvaluation.objects.create(post=post)
+    return result
+
+
+# --- feed gaps in real time (celery beat) --------------------------------------------------
+
+@transaction.atomic
+def _feed_gap_check(use: EquipmentUse, instrument: Instrument, now: datetime) -> int:
+    _lock(instrument.pk)
+    last = (ReadingPost.objects.filter(instrument=instrument, accepted__gt=0).order_by("-received_at")
+            .values_list("received_at", flat=True).first())
+    since = max(moment for moment in (last, use.started_at, instrument.created_at) if moment is not None)
+    if now - since <= settings.INSTRUMENT_FEED_GAP:
+        return 0
+    if Alarm.objects.filter(batch=use.batch, instrument=instrument, kind=AlarmKind.FEED_GAP,
+                            closed_at__isnull=True).exists():
+        return 0
+    _gap_raise(use.batch, instrument, since, None, f"No data received from {instrument.name} since {since:%H:%M} UTC")
+    return 1
+
+
+@transaction.atomic
+def _feed_gap_end(alarm: Alarm, now: datetime, why: str) -> None:
+    _lock(alarm.instrument_id)
+    alarm = Alarm.objects.select_for_update().get(pk=alarm.pk)
+    if alarm.closed_at is None:
+        alarm.closed_at = max(now, alarm.opened_at)
+        save_with_reason(alarm, actor=EVALUATOR, reason=why, event=Event.ALARM_CLEARED, update_fields=["closed_at"])
+
+
+def feed_gaps_check(*, now: datetime | None = None) -> int:
+    """Raise a feed-gap alarm for every active instrument whose equipment is assigned to a running
+    batch and that sent nothing for longer than INSTRUMENT_FEED_GAP; close those that no longer
+    watch a running batch. Returns how many alarms it raised. Safe to run at any time, twice."""
+    now = now or timezone.now()
+    for alarm in Alarm.objects.filter(kind=AlarmKind.FEED_GAP, closed_at__isnull=True).select_related(
+            "batch", "instrument"):
+        assigned = EquipmentUse.objects.filter(batch=alarm.batch, equipment_id=alarm.instrument.equipment_id,
+                                               ended_at__isnull=True).exists()
+        if alarm.instrument.revoked_at is not None:
+            _feed_gap_end(alarm, now, "Instrument revoked")
+        elif not assigned or alarm.batch.status != BatchStatus.IN_PROGRESS:
+            _feed_gap_end(alarm, now, "Equipment no longer assigned to a running batch")
+    raised = 0
+    uses = EquipmentUse.objects.filter(ended_at__isnull=True, batch__status=BatchStatus.IN_PROGRESS).select_related(
+        "batch", "equipment")
+    for use in uses:
+        for instrument in Instrument.objects.filter(equipment=use.equipment, revoked_at__isnull=True):
+            raised += _feed_gap_check(use, instrument, now)
+    return raised
+
+
+# --- acknowledgement ------------------------------------------------------------------------
+
+@transaction.atomic
+def alarm_acknowledge(*, actor: User, alarm: Alarm, comment: str, password: str, username: str | None = None,
+                      session: SessionBase | None = None, request: HttpRequest | None = None) -> Alarm:
+    """A supervisor acknowledges an alarm: a comment (what was checked or done) and an
+    e-signature with the meaning "acknowledged" (21 CFR 11.50, 11.70, 11.200; EU GMP Annex 11 §14).
+    Acknowledging does not close an excursion; the data does."""
+    if not can(actor, Capability.BATCH_MANAGE):
+        raise PermissionDenied("Only a supervisor may acknowledge alarms.")
+    comment = (comment or "").strip()
+    if not comment:
+        raise ValidationError({"comment": "Say what was checked or done about the alarm."})
+    alarm = (Alarm.objects.select_for_update(of=("self",)).select_related("batch", "instrument", "parameter")
+             .get(pk=alarm.pk))
+    if alarm.acknowledged_at is not None:
+        raise ValidationError("This alarm is already acknowledged.")
+    signature = sign(signer=actor, password=password, meaning=Meaning.ACKNOWLEDGED, target=alarm, reason=comment,
+                     username=username, session=session, request=request)
+    alarm.acknowledged_by, alarm.acknowledged_at = actor, timezone.now()
+    alarm.acknowledgement_comment, alarm.signature = comment, signature
+    save_with_reason(alarm, actor=actor, reason=comment, event=Event.ALARM_ACKNOWLEDGED, update_fields=ACK_FIELDS,
+                     data={"signature": signature.pk})
+    return alarm

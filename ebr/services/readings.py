@@ -1,0 +1,338 @@
+"""Ingest of instrument readings (POST /api/v1/readings, specs/instrument-api.md).
+
+The rules, in the order they are applied:
+1. The body is JSON (orjson: NaN, Infinity and nesting deeper than 1,024 levels are refused),
+   an object with `readings` (1 to 5,000, more is 413) and an optional `batch`.
+2. Every reading is checked before anything is stored; one bad reading refuses the whole
+   request (400) with every problem listed as {index, field, message} (all-or-nothing, so an
+   instrument never has to work out which half of its data was kept).
+3. Each reading belongs to the batch its instrument's equipment was assigned to at `ts`
+   (EquipmentUse); an explicit `batch` not assigned at `ts` is 403, no batch at all 422.
+4. (instrument, seq) identifies a reading: a re-sent reading is a duplicate, stored once; the
+   same seq with other content is a conflict (409) and nothing of the request is stored.
+5. Readings are stored by one set-based INSERT ... ON CONFLICT DO NOTHING, and the request
+   body itself, compressed, with its SHA-256, in the same transaction: the original record
+   (FDA Data Integrity and Compliance with CGMP, 2018, Q&A 1 and 10; ALCOA+ original,
+   enduring; EU GMP Annex 11 §5 data exchange with built-in checks, §8.2 and §9).
+6. Alarm evaluation (EU GMP Annex 15 §9, continuous monitoring) is queued through the outbox
+   and runs after commit in Celery, so that a post is never slowed down by it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ebr.models import Batch, EquipmentUse, Instrument, InstrumentParameter, ReadingPost
+from qms.outbox import enqueue
+
+MAX_READINGS = 5000
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MAX_ERRORS = 100
+MAX_SEQ = 2**63 - 1
+READING_FIELDS = frozenset({"seq", "ts", "parameter", "value", "unit"})
+BODY_FIELDS = frozenset({"batch", "readings"})
+BATCH_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
+RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})")
+NAIVE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?")
+
+INSERT_SQL = """
+INSERT INTO ebr_reading (instrument_id, post_id, batch_id, seq, ts, parameter_id, value, unit)
+SELECT %s, %s, r.batch_id, r.seq, r.ts, r.parameter_id, r.value, r.unit
+  FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::bigint[], %s::float8[], %s::text[])
+       AS r(batch_id, seq, ts, parameter_id, value, unit)
+ ORDER BY r.seq
+    ON CONFLICT (instrument_id, seq) DO NOTHING
+"""
+# Rows are inserted in seq order so that concurrent posts sharing seqs wait on each other in the
+# same order and cannot deadlock.
+EXISTING_SQL = """
+SELECT seq, batch_id, ts, parameter_id, value, unit FROM ebr_reading
+ WHERE instrument_id = %s AND seq = ANY(%s::bigint[]) AND post_id <> %s
+"""
+
+
+class ReadingsRefused(Exception):
+    """The request is refused as a whole; `errors` are {index, field, message} items."""
+
+    def __init__(self, status: int, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{status}: {errors[:1]}")
+        self.status = status
+        self.errors = errors
+
+
+def _error(index: int | None, field_name: str | None, message: str) -> dict[str, Any]:
+    return {"index": index, "field": field_name, "message": message}
+
+
+@dataclass
+class Readings:
+    """The request's readings as columns, in request order (one list per column)."""
+
+    indexes: list[int] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    tss: list[datetime] = field(default_factory=list)
+    parameter_ids: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    units: list[str] = field(default_factory=list)
+    batch_ids: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def content(self, position: int) -> tuple[Any, ...]:
+        """What a seq stands for: a re-sent reading must match it exactly."""
+        return (self.tss[position], self.parameter_ids[position], self.values[position], self.units[position])
+
+    def keep(self, positions: list[int]) -> Readings:
+        columns = (self.indexes, self.seqs, self.tss, self.parameter_ids, self.values, self.units)
+        return Readings(*[[column[p] for p in positions] for column in columns])
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    post: ReadingPost | None
+    accepted: int
+    duplicates: int
+    batch_ids: list[int]
+    parameter_ids: list[int]
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+def _parse(body: bytes) -> tuple[str | None, list[Any]]:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise ReadingsRefused(400, [_error(None, None, f"The body is not valid JSON: {error}")]) from None
+    if type(document) is not dict:
+        raise ReadingsRefused(400, [_error(None, None, "The body must be a JSON object with a readings list.")])
+    readings = document.get("readings")
+    if type(readings) is list and len(readings) > MAX_READINGS:
+        raise ReadingsRefused(413, [_error(None, "readings", f"At most {MAX_READINGS} readings per request; "
+                                                             f"this one has {len(readings)}.")])
+    errors = [_error(None, name, "Unknown field.") for name in sorted(document.keys() - BODY_FIELDS)]
+    if type(readings) is not list:
+        errors.append(_error(None, "readings", "A list of readings is required."))
+    elif not readings:
+        errors.append(_error(None, "readings", "Send at least one reading."))
+    batch = document.get("batch")
+    if batch is not None and (type(batch) is not str or not BATCH_NUMBER.fullmatch(batch)):
+        errors.append(_error(None, "batch", "The batch is a batch number, e.g. B-2026-0007."))
+    if errors:
+        raise ReadingsRefused(400, errors)
+    return batch, readings
+
+
+# --- validation (all-or-nothing) ------------------------------------------------------------
+
+def _timestamp(raw: Any, earliest: datetime, latest: datetime) -> datetime | str:
+    """The moment `raw` names, or the message saying why it is refused."""
+    if type(raw) is not str:
+        return "ts must be a string: an RFC 3339 date-time with a time zone."
+    if not RFC3339.fullmatch(raw):
+        if NAIVE.fullmatch(raw):
+            return "ts needs a time zone (RFC 3339), e.g. 2026-11-27T09:00:05Z."
+        return "ts is not an RFC 3339 date-time, e.g. 2026-11-27T09:00:05Z."
+    try:
+        moment = datetime.fromisoformat(raw.upper())
+    except ValueError:
+        return "ts is not a valid date and time."
+    if moment > latest:
+        return "ts is more than 5 minutes in the future."
+    if moment < earliest:
+        return f"ts is more than {settings.INSTRUMENT_MAX_AGE.days} days old."
+    return moment
+
+
+def _value(raw: Any) -> float | None:
+    kind = type(raw)
+    if kind is float:
+        return raw if math.isfinite(raw) else None
+    if kind is int:
+        return float(raw)
+    return None  # bool, string, null, object: refused
+
+
+def _field_set_errors(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = item.keys()
+    return ([_error(index, name, "This field is required.") for name in sorted(READING_FIELDS - keys)]
+            + [_error(index, name, "Unknown field.") for name in sorted(keys - READING_FIELDS)])
+
+
+def _validate(items: list[Any], registry: dict[str, tuple[int, str]], now: datetime) -> Readings:
+    earliest, latest = now - settings.INSTRUMENT_MAX_AGE, now + FUTURE_TOLERANCE
+    parsed: dict[Any, datetime | str] = {}
+    readings, errors = Readings(), []
+    for index, item in enumerate(items):
+        if type(item) is not dict:
+            errors.append(_error(index, None, "Each reading is a JSON object."))
+            continue
+        if item.keys() != READING_FIELDS:
+            errors.extend(_field_set_errors(index, item))
+            continue
+        problems = []
+        seq = item["seq"]
+        if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+            problems.append(_error(index, "seq", "seq is a whole number from 0 to 2^63-1."))
+        raw_ts = item["ts"]
+        moment = parsed.get(raw_ts) if type(raw_ts) is str else None
+        if moment is None:
+            moment = _timestamp(raw_ts, earliest, latest)
+            if type(raw_ts) is str:
+                parsed[raw_ts] = moment
+        if type(moment) is str:
+            problems.append(_error(index, "ts", moment))
+        value = _value(item["value"])
+        if value is None:
+            problems.append(_error(index, "value", "value must be a finite number (no NaN, no Infinity)."))
+        code, unit = item["parameter"], item["unit"]
+        known = registry.get(code) if type(code) is str else None
+        if known is None:
+            problems.append(_error(index, "parameter", f"Unknown parameter {str(code)[:40]!r}; "
+                                                       "see the parameter registry."))
+        elif unit != known[1]:
+            problems.append(_error(index, "unit", f"The unit of {code} is {known[1]} (UCUM)."))
+        if problems:
+            errors.extend(problems)
+        elif not errors:
+            readings.indexes.append(index)
+            readings.seqs.append(seq)
+            readings.tss.append(moment)  # type: ignore[arg-type]
+            readings.parameter_ids.append(known[0])  # type: ignore[index]
+            readings.values.append(value)  # type: ignore[arg-type]
+            readings.units.append(unit)
+        if len(errors) >= MAX_ERRORS:
+            errors.append(_error(None, None, f"Stopped after {MAX_ERRORS} problems; fix these and send again."))
+            break
+    if errors:
+        raise ReadingsRefused(400, errors)
+    return readings
+
+
+def _registry() -> dict[str, tuple[int, str]]:
+    return {code: (pk, unit) for pk, code, unit in InstrumentParameter.objects.values_list("pk", "code", "unit")}
+
+
+def _same_seq_once(readings: Readings) -> tuple[Readings, int]:
+    """Repeats of a seq inside one request: identical ones count as duplicates, others conflict."""
+    first: dict[int, int] = {}
+    keep, conflicts = [], []
+    for position, seq in enumerate(readings.seqs):
+        prior = first.get(seq)
+        if prior is None:
+            first[seq] = position
+            keep.append(position)
+        elif readings.content(prior) != readings.content(position):
+            conflicts.append(_error(readings.indexes[position], "seq",
+                                    f"seq {seq} is also at index {readings.indexes[prior]} with other content."))
+    if conflicts:
+        raise ReadingsRefused(409, conflicts[:MAX_ERRORS])
+    if len(keep) == len(readings):
+        return readings, 0
+    return readings.keep(keep), len(readings) - len(keep)
+
+
+# --- attribution to batches -----------------------------------------------------------------
+
+def _uses(instrument: Instrument, earliest: datetime, latest: datetime) -> list[tuple[int, datetime, datetime | None]]:
+    return list(EquipmentUse.objects.filter(equipment_id=instrument.equipment_id, started_at__lte=latest)
+                .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=earliest))
+                .order_by("-started_at").values_list("batch_id", "started_at", "ended_at"))
+
+
+def _batches_at(uses: list[tuple[int, datetime, datetime | None]], moment: datetime) -> list[int]:
+    """Batches the equipment was assigned to at `moment`, the latest assignment first."""
+    return [batch_id for batch_id, start, end in uses if start <= moment and (end is None or moment < end)]
+
+
+def _attribute(instrument: Instrument, readings: Readings, batch_number: str | None) -> None:
+    uses = _uses(instrument, min(readings.tss), max(readings.tss))
+    explicit = None
+    if batch_number is not None:
+        explicit = Batch.objects.filter(number=batch_number).values_list("pk", flat=True).first() or -1
+    at: dict[datetime, list[int]] = {}
+    outside, unassigned = [], []
+    for position, moment in enumerate(readings.tss):
+        batches = at.get(moment)
+        if batches is None:
+            batches = at[moment] = _batches_at(uses, moment)
+        if explicit is not None:
+            if explicit not in batches:
+                outside.append(position)
+            readings.batch_ids.append(explicit)
+        elif batches:
+            readings.batch_ids.append(batches[0])
+        else:
+            unassigned.append(position)
+            readings.batch_ids.append(0)
+    equipment = instrument.equipment.code
+    if outside:
+        raise ReadingsRefused(403, [_error(readings.indexes[p], "batch", f"{equipment} was not assigned to batch "
+                                           f"{batch_number} at {readings.tss[p].isoformat()}.")
+                                    for p in outside[:MAX_ERRORS]])
+    if unassigned:
+        raise ReadingsRefused(422, [_error(readings.indexes[p], "ts", f"{equipment} was not assigned to any batch "
+                                           f"at {readings.tss[p].isoformat()}.") for p in unassigned[:MAX_ERRORS]])
+
+
+# --- storage --------------------------------------------------------------------------------
+
+def _conflicts(cursor: Any, instrument: Instrument, post_id: int, readings: Readings) -> list[dict[str, Any]]:
+    cursor.execute(EXISTING_SQL, [instrument.pk, readings.seqs, post_id])
+    position_of = {seq: position for position, seq in enumerate(readings.seqs)}
+    conflicts = []
+    for seq, *stored in cursor.fetchall():
+        position = position_of[seq]
+        if tuple(stored) != (readings.batch_ids[position], *readings.content(position)):
+            conflicts.append(_error(readings.indexes[position], "seq",
+                                    f"seq {seq} was already received with other content."))
+    return conflicts
+
+
+def _store(instrument: Instrument, body: bytes, readings: Readings, received_at: datetime,
+           repeats: int) -> IngestResult:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence('ebr_readingpost', 'id'))")
+        post_id = cursor.fetchone()[0]
+        cursor.execute(INSERT_SQL, [instrument.pk, post_id, readings.batch_ids, readings.seqs, readings.tss,
+                                    readings.parameter_ids, readings.values, readings.units])
+        accepted = cursor.rowcount
+        if accepted < len(readings):
+            conflicts = _conflicts(cursor, instrument, post_id, readings)
+            if conflicts:
+                raise ReadingsRefused(409, conflicts[:MAX_ERRORS])
+        post = ReadingPost.objects.create(
+            id=post_id, instrument=instrument, received_at=received_at,
+            body_sha256=hashlib.sha256(body).hexdigest(), body=zlib.compress(body, 1), body_bytes=len(body),
+            readings=len(readings) + repeats, accepted=accepted, duplicates=len(readings) - accepted + repeats,
+            first_ts=min(readings.tss), last_ts=max(readings.tss))
+        if accepted:
+            enqueue("ebr.alarms_evaluate", post_id=post_id)
+    return IngestResult(post=post, accepted=accepted, duplicates=post.duplicates,
+                        batch_ids=sorted(set(readings.batch_ids)), parameter_ids=sorted(set(readings.parameter_ids)))
+
+
+def readings_ingest(*, instrument: Instrument, body: bytes, received_at: datetime | None = None) -> IngestResult:
+    """Validate and store one post of readings from `instrument`, all or nothing.
+
+    Raises ReadingsRefused(status, errors) with 400, 403, 409, 413 or 422; on success the
+    readings, the original body and the alarm-evaluation work are committed together.
+    """
+    received_at = received_at or timezone.now()
+    batch_number, items = _parse(body)
+    readings = _validate(items, _registry(), received_at)
+    readings, repeats = _same_seq_once(readings)
+    _attribute(instrument, readings, batch_number)
+    return _store(instrument, body, readings, received_at, repeats)

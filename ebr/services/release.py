@@ -1,0 +1,122 @@
+"""QA review, audit-trail review and release or rejection of a completed batch.
+
+EU GMP Annex 16 (certification by a Qualified Person), draft Annex 11 (audit-trail review
+before release), 21 CFR 11.10(e)/11.70 (no release on a signature whose record changed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+
+from ebr.models import Batch, BatchStatus
+from ebr.selectors import batch_executors
+from ebr.services.batches import _transition
+from qms.audit import Event, record_event
+from qms.models import Signature, User
+from qms.roles import Capability, can
+from qms.signatures import Meaning, ensure_releaser_not_executor, sign, signature_is_valid
+
+
+def _locked(batch: Batch) -> Batch:
+    return Batch.objects.select_for_update().select_related("master_version__master_record").get(pk=batch.pk)
+
+
+@transaction.atomic
+def batch_review_start(*, actor: User, batch: Batch, reason: str = "QA review started") -> Batch:
+    """QA takes a completed record into review; from here on it is read-only for production."""
+    if not can(actor, Capability.REVIEW_QUEUE):
+        raise PermissionDenied("Only QA reviews batch records.")
+    return _transition(_locked(batch), BatchStatus.IN_REVIEW, actor=actor, reason=reason,
+                       event=Event.BATCH_REVIEW_STARTED)
+
+
+def batch_signatures(batch: Batch) -> list[Signature]:
+    """Every signature on the batch and on its steps."""
+    step_ids = [str(pk) for pk in batch.steps.values_list("pk", flat=True)]
+    return list(Signature.objects.filter(target_type="ebr.stepexecution", target_id__in=step_ids)) + list(
+        Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk)))
+
+
+def audit_trail_review_valid(batch: Batch) -> bool:
+    """Reviewed, and nothing in the record changed since (the review signature is still valid)."""
+    reviews = Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning=Meaning.REVIEWED)
+    return any(signature_is_valid(review, batch) for review in reviews)
+
+
+@transaction.atomic
+def batch_audit_trail_review(*, actor: User, batch: Batch, password: str, reason: str,
+                             username: str | None = None, session: Any = None) -> Signature:
+    """QA signs that it reviewed the batch's audit trail (draft EU GMP Annex 11 §9, a release precondition)."""
+    if not can(actor, Capability.AUDIT_TRAIL_REVIEW):
+        raise PermissionDenied("Only QA reviews audit trails.")
+    batch = _locked(batch)
+    if batch.status != BatchStatus.IN_REVIEW:
+        raise ValidationError("The audit trail is reviewed once the batch record is in QA review.")
+    if not reason.strip():
+        raise ValidationError({"reason": "Summarise what the audit-trail review found."})
+    signature = sign(signer=actor, password=password, meaning=Meaning.REVIEWED, target=batch, reason=reason,
+                     username=username, session=session)
+    record_event(actor=actor, event=Event.AUDIT_TRAIL_REVIEWED, target=batch, reason=reason,
+                 data={"signature": signature.pk})
+    return signature
+
+
+def release_blockers(batch: Batch) -> list[str]:
+    """Everything that stands between this batch and release, in words QA can act on."""
+    from qms.selectors import deviations_open_for
+
+    blockers = []
+    if batch.status != BatchStatus.IN_REVIEW:
+        blockers.append(f"The batch is {batch.get_status_display().lower()}, not in QA review.")
+    open_deviations = deviations_open_for("ebr.batch", str(batch.pk))
+    if open_deviations:
+        blockers.append("Open deviations: " + ", ".join(d.number for d in open_deviations) + ".")
+    if not audit_trail_review_valid(batch):
+        blockers.append("The audit trail has not been reviewed since the record last changed.")
+    invalid = [s for s in batch_signatures(batch) if s.meaning != Meaning.REVIEWED and not signature_is_valid(s)]
+    if invalid:
+        blockers.append(f"{len(invalid)} signature(s) are invalid: the record changed after signing.")
+    blockers.extend(_review_flag_blockers(batch))
+    return blockers
+
+
+def _review_flag_blockers(batch: Batch) -> list[str]:
+    """Hook for the batch review: undispositioned flags block release once that app records them."""
+    from django.apps import apps
+
+    if not apps.is_installed("nlp_review") or not hasattr(apps.get_app_config("nlp_review"), "open_flags_count"):
+        return []
+    count = apps.get_app_config("nlp_review").open_flags_count(batch.pk)
+    return [f"{count} review flag(s) are not dispositioned."] if count else []
+
+
+@transaction.atomic
+def batch_release(*, actor: User, batch: Batch, password: str, reason: str, username: str | None = None,
+                  session: Any = None) -> Batch:
+    """QP release with signature; refused while any blocker remains. A released batch is read-only."""
+    if not can(actor, Capability.BATCH_RELEASE):
+        raise PermissionDenied("Only a QA approver (Qualified Person) releases batches.")
+    batch = _locked(batch)
+    ensure_releaser_not_executor(releaser=actor, executors=User.objects.filter(pk__in=batch_executors(batch)))
+    blockers = release_blockers(batch)
+    if blockers:
+        raise ValidationError(blockers)
+    return _transition(batch, BatchStatus.RELEASED, actor=actor, reason=reason or "Released",
+                       event=Event.BATCH_RELEASED, password=password, username=username, session=session)
+
+
+@transaction.atomic
+def batch_reject(*, actor: User, batch: Batch, password: str, reason: str, username: str | None = None,
+                 session: Any = None) -> Batch:
+    """QP rejection with signature and reason; possible with open deviations (that is often why)."""
+    if not can(actor, Capability.BATCH_RELEASE):
+        raise PermissionDenied("Only a QA approver (Qualified Person) rejects batches.")
+    if not reason.strip():
+        raise ValidationError({"reason": "Give the reason for rejecting the batch."})
+    batch = _locked(batch)
+    ensure_releaser_not_executor(releaser=actor, executors=User.objects.filter(pk__in=batch_executors(batch)))
+    return _transition(batch, BatchStatus.REJECTED, actor=actor, reason=reason, event=Event.BATCH_REJECTED,
+                       password=password, username=username, session=session)

@@ -1,0 +1,34 @@
+"""How the quality system finds manufacturing records a person names in a deviation."""
+
+from __future__ import annotations
+
+from django.urls import reverse
+
+from qms.subjects import BATCH, EQUIPMENT, MATERIAL, Subject, subject_kind_register
+
+
+def _batch(reference: str) -> Subject | None:
+    from ebr.models import Batch
+
+    batch = Batch.objects.filter(number__iexact=reference).first()
+    return Subject(BATCH, str(batch.pk), batch.number) if batch else None
+
+
+def _equipment(reference: str) -> Subject | None:
+    from ebr.models import Equipment
+
+    equipment = Equipment.objects.filter(code__iexact=reference).first()
+    return Subject(EQUIPMENT, str(equipment.pk), equipment.code) if equipment else None
+
+
+def _lot(reference: str) -> Subject | None:
+    from ebr.models import MaterialLot
+
+    lot = MaterialLot.objects.filter(lot_number__iexact=reference).first()
+    return Subject(MATERIAL, str(lot.pk), f"lot {lot.lot_number}") if lot else None
+
+
+def subject_kinds_register() -> None:
+    subject_kind_register(BATCH, "Batch", _batch, url=lambda s: reverse("batch_detail", args=[s.label]))
+    subject_kind_register(EQUIPMENT, "Equipment", _equipment)
+    subject_kind_register(MATERIAL, "Material lot", _lot)

@@ -1,0 +1,162 @@
+"""Master batch records: list, authoring a draft, signing it through review, diff of versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from ebr.forms import ReasonForm, SignatureForm
+from ebr.forms_master import MasterRecordForm, NewVersionForm, ParameterForm, StageForm, StepForm
+from ebr.models import MasterRecord, MasterRecordVersion, Stage, StepTemplate
+from ebr.selectors import version_diff
+from ebr.services import master_records as services
+from ebr.views.execution import _errors_onto
+from qms.permissions import capability_required
+from qms.roles import Capability, can
+from qms.signatures import SignatureRefused, signatures_for, username_required
+
+
+@capability_required(Capability.BATCH_VIEW)
+def master_record_list(request: HttpRequest) -> HttpResponse:
+    form = MasterRecordForm(request.POST or None)
+    if request.method == "POST":
+        if not can(request.user, Capability.MASTER_RECORD_AUTHOR):
+            raise PermissionDenied("Your role does not allow authoring master records.")
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                product = data["product"] or services.product_create(
+                    actor=request.user, code=data["new_product_code"], name=data["new_product_name"])
+                version = services.master_record_create(actor=request.user, product=product, code=data["code"],
+                                                        title=data["title"])
+            except (ValidationError, PermissionDenied) as error:
+                _errors_onto(form, error if isinstance(error, ValidationError) else ValidationError(str(error)))
+            else:
+                messages.success(request, f"{version} created as a draft.")
+                return redirect("master_version", code=version.master_record.code, version=version.version)
+    records = MasterRecord.objects.select_related("product").prefetch_related("versions")
+    return render(request, "ebr/master_record_list.html", {
+        "records": records, "form": form, "can_author": can(request.user, Capability.MASTER_RECORD_AUTHOR)},
+        status=422 if form.errors else 200)
+
+
+def _version(code: str, version: int) -> MasterRecordVersion:
+    return get_object_or_404(MasterRecordVersion.objects.select_related("master_record__product", "created_by"),
+                             master_record__code=code, version=version)
+
+
+def _version_context(request: HttpRequest, version: MasterRecordVersion, **forms: Any) -> dict[str, Any]:
+    user = request.user
+    stages = version.stages.prefetch_related("steps__parameters", "steps__materials__material",
+                                             "steps__instrument_limits")
+    return {
+        "version": version, "stages": stages, "signatures": signatures_for(version),
+        "others": version.master_record.versions.exclude(pk=version.pk).order_by("version"),
+        "can_author": can(user, Capability.MASTER_RECORD_AUTHOR) and version.status == "draft",
+        "can_review": can(user, Capability.MASTER_RECORD_REVIEW) and version.status == "in_review",
+        "can_approve": can(user, Capability.MASTER_RECORD_APPROVE),
+        "can_new_version": can(user, Capability.MASTER_RECORD_AUTHOR) and version.status == "effective",
+        "stage_form": forms.get("stage_form") or StageForm(),
+        "step_form": forms.get("step_form") or StepForm(), "step_stage": forms.get("step_stage"),
+        "parameter_form": forms.get("parameter_form") or ParameterForm(),
+        "parameter_step": forms.get("parameter_step"),
+        "parameter_form_blank": ParameterForm(), "step_form_blank": StepForm(),
+        "sign_form": forms.get("sign_form") or SignatureForm(username_required=username_required(request.session)),
+        "reason_form": forms.get("reason_form") or ReasonForm(),
+        "new_version_form": forms.get("new_version_form") or NewVersionForm(),
+        "active_action": forms.get("action", ""),
+    }
+
+
+@capability_required(Capability.BATCH_VIEW)
+def master_version_detail(request: HttpRequest, code: str, version: int) -> HttpResponse:
+    return render(request, "ebr/master_version.html", _version_context(request, _version(code, version)))
+
+
+def _sign_kwargs(request: HttpRequest, form: SignatureForm) -> dict[str, Any]:
+    return {"password": form.cleaned_data["password"], "username": form.signing_username(),
+            "session": request.session}
+
+
+@require_POST
+@capability_required(Capability.BATCH_VIEW)
+def master_version_action(request: HttpRequest, code: str, version: int, action: str) -> HttpResponse:
+    """Authoring and workflow of one version; each action is one service call."""
+    row = _version(code, version)
+    post = request.POST
+    forms: dict[str, Any] = {"action": action}
+    try:
+        target = _master_action(request, row, action, post, forms)
+    except (ValidationError, PermissionDenied, SignatureRefused) as error:
+        failed = next((f for key, f in forms.items() if key.endswith("_form")), None)
+        if failed is None:
+            raise
+        _errors_onto(failed, error if isinstance(error, ValidationError)
+                     else ValidationError(" ".join(getattr(error, "messages", [str(error)]))))
+        target = None
+    if target is not None:
+        return redirect("master_version", code=target.master_record.code, version=target.version)
+    return render(request, "ebr/master_version.html", _version_context(request, row, **forms), status=422)
+
+
+def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, post: Any,
+                   forms: dict[str, Any]) -> MasterRecordVersion | None:
+    user = request.user
+    if action == "stage":
+        form = forms["stage_form"] = StageForm(post)
+        if form.is_valid():
+            services.stage_add(actor=user, version=row, name=form.cleaned_data["name"])
+            return row
+    elif action == "step":
+        stage = get_object_or_404(Stage, pk=post.get("stage"), version=row)
+        form = forms["step_form"] = StepForm(post)
+        forms["step_stage"] = stage.pk
+        if form.is_valid():
+            services.step_add(actor=user, stage=stage, **form.step_fields())
+            return row
+    elif action == "parameter":
+        step = get_object_or_404(StepTemplate, pk=post.get("step"), stage__version=row)
+        form = forms["parameter_form"] = ParameterForm(post)
+        forms["parameter_step"] = step.pk
+        if form.is_valid():
+            services.parameter_add(actor=user, step=step, **form.spec())
+            return row
+    elif action in {"submit", "review", "approve"}:
+        form = forms["sign_form"] = SignatureForm(post, username_required=username_required(request.session))
+        if form.is_valid():
+            service = {"submit": services.version_submit, "review": services.version_review,
+                       "approve": services.version_approve}[action]
+            service(actor=user, version=row, **_sign_kwargs(request, form))
+            messages.success(request, f"{row}: {action} signed.")
+            return row
+    elif action == "return":
+        form = forms["reason_form"] = ReasonForm(post)
+        if form.is_valid():
+            services.version_return(actor=user, version=row, reason=form.cleaned_data["reason"])
+            return row
+    elif action == "effective":
+        forms["reason_form"] = ReasonForm(post)
+        services.version_make_effective(actor=user, version=row)
+        messages.success(request, f"{row} is now effective.")
+        return row
+    elif action == "new_version":
+        form = forms["new_version_form"] = NewVersionForm(post)
+        if form.is_valid():
+            return services.version_new_draft(actor=user, master_record=row.master_record, **form.cleaned_data)
+    else:
+        raise PermissionDenied("Unknown action.")
+    return None
+
+
+@capability_required(Capability.BATCH_VIEW)
+def master_version_diff(request: HttpRequest, code: str, old: int, new: int) -> HttpResponse:
+    record = get_object_or_404(MasterRecord, code=code)
+    left = get_object_or_404(MasterRecordVersion, master_record=record, version=old)
+    right = get_object_or_404(MasterRecordVersion, master_record=record, version=new)
+    return render(request, "ebr/master_diff.html", {"record": record, "left": left, "right": right,
+                                                    "rows": version_diff(left, right)})

@@ -1,0 +1,156 @@
+"""Build the labelled corpus: `python -m nlp_review.corpus.build` writes train.jsonl and test.jsonl.
+
+Two separate seeded generators, one per split, each with its own templates, slot fillers,
+abbreviations and typo habits (templates_test.py was written first; see README.md). The output
+is byte-for-byte reproducible: same code, same files.
+
+Entry: {"id", "text", "labels", "severity", "split", "kind"}; `kind` (event, hedged, historical,
+hypothetical, omission, negated, routine) says how the template was meant, so that evaluate.py
+can report the false-flag rate on negated routine entries.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from nlp_review.corpus import templates_test, templates_train
+
+HERE = Path(__file__).resolve().parent
+TRAIN_PATH = HERE / "train.jsonl"
+TEST_PATH = HERE / "test.jsonl"
+TEST_SEED = 20_240_611
+TRAIN_SEED = 7
+
+Template = tuple[str, str, str, str]
+Noise = Callable[[random.Random, str], str]
+
+
+def _fill(rng: random.Random, text: str, slots: dict[str, list[str]]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: rng.choice(slots[m.group(1)]), text)
+
+
+def _abbreviate(rng: random.Random, text: str, table: dict[str, list[str]], rate: float) -> str:
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        choices = table.get(word.lower())
+        return rng.choice(choices) if choices and rng.random() < rate else word
+
+    return re.sub(r"[A-Za-z]+", swap, text)
+
+
+def _typo(rng: random.Random, word: str, kinds: str) -> str:
+    if len(word) < 5 or not word.isalpha():
+        return word
+    i = rng.randrange(1, len(word) - 1)
+    kind = rng.choice(kinds)
+    if kind == "swap":
+        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    if kind == "drop":
+        return word[:i] + word[i + 1:]
+    if kind == "double":
+        return word[:i] + word[i] + word[i:]
+    return word[:i] + rng.choice(string.ascii_lowercase) + word[i + 1:]  # "sub"
+
+
+def _misspell(rng: random.Random, text: str, rate: float, kinds: tuple[str, ...]) -> str:
+    words = text.split(" ")
+    return " ".join(_typo(rng, w, kinds) if rng.random() < rate else w for w in words)  # type: ignore[arg-type]
+
+
+def test_noise(rng: random.Random, text: str) -> str:
+    """QA/handover voice: occasional abbreviation, rare typo, sometimes no full stop."""
+    text = _abbreviate(rng, text, templates_test.ABBREVIATIONS, 0.3)
+    text = _misspell(rng, text, 0.04, ("swap", "drop"))  # type: ignore[arg-type]
+    if rng.random() < 0.25:
+        text = text.rstrip(".")
+    if rng.random() < 0.1:
+        text = text.lower()
+    return text
+
+
+def train_noise(rng: random.Random, text: str) -> str:
+    """Operator voice: heavy abbreviation, typos from gloved typing, random capitals."""
+    text = _abbreviate(rng, text, templates_train.ABBREVIATIONS, 0.5)
+    text = _misspell(rng, text, 0.07, ("swap", "drop", "double", "sub"))  # type: ignore[arg-type]
+    roll = rng.random()
+    if roll < 0.15:
+        text = text.upper()
+    elif roll < 0.45:
+        text = text.lower()
+    elif roll < 0.6:
+        text = text[:1].upper() + text[1:]
+    return text
+
+
+def _variants(template: Template, count: int, rng: random.Random, slots: dict[str, list[str]],
+              noise: Noise) -> list[str]:
+    texts: list[str] = []
+    for _ in range(count * 8):
+        text = noise(rng, _fill(rng, template[3], slots)).strip()
+        if text and text not in texts:
+            texts.append(text)
+        if len(texts) == count:
+            break
+    return texts
+
+
+def generate(*, split: str, templates: list[Template], slots: dict[str, list[str]], noise: Noise,
+             seed: int, per_kind: dict[str, int]) -> list[dict[str, object]]:
+    rng = random.Random(seed)  # noqa: S311  (a seeded generator, for reproducibility, not security)
+    seen: set[str] = set()
+    entries: list[dict[str, object]] = []
+    for template in templates:
+        kind, labels, severity, _ = template
+        for text in _variants(template, per_kind[kind], rng, slots, noise):
+            if text.lower() in seen:
+                continue
+            seen.add(text.lower())
+            entries.append({"text": text, "labels": [label for label in labels.split("+") if label],
+                            "severity": severity, "split": split, "kind": kind})
+    rng.shuffle(entries)
+    prefix = "te" if split == "test" else "tr"
+    return [{"id": f"{prefix}-{i:04d}", **entry} for i, entry in enumerate(entries, start=1)]
+
+
+def build_test() -> list[dict[str, object]]:
+    per_kind = {"event": 6, "hedged": 6, "historical": 5, "hypothetical": 4, "omission": 6, "negated": 4, "routine": 8}
+    return generate(split="test", templates=templates_test.TEMPLATES, slots=templates_test.SLOTS, noise=test_noise,
+                    seed=TEST_SEED, per_kind=per_kind)
+
+
+def build_train() -> list[dict[str, object]]:
+    per_kind = {"event": 9, "hedged": 8, "historical": 6, "hypothetical": 6, "omission": 9, "negated": 8,
+                "routine": 14}
+    return generate(split="train", templates=templates_train.TEMPLATES, slots=templates_train.SLOTS,
+                    noise=train_noise, seed=TRAIN_SEED, per_kind=per_kind)
+
+
+def write(path: Path, entries: list[dict[str, object]]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for entry in entries:
+            out.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+def summary(entries: list[dict[str, object]]) -> str:
+    labels = Counter(label for entry in entries for label in entry["labels"])  # type: ignore[attr-defined]
+    kinds = Counter(str(entry["kind"]) for entry in entries)
+    routine = sum(1 for entry in entries if not entry["labels"])
+    return f"{len(entries)} entries; per category {dict(sorted(labels.items()))}; routine {routine}; {dict(kinds)}"
+
+
+def main() -> None:
+    test, train = build_test(), build_train()  # test first: its generator never sees train's state
+    write(TEST_PATH, test)
+    write(TRAIN_PATH, train)
+    print(f"test:  {summary(test)}")
+    print(f"train: {summary(train)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Forms of the batch review pages: flag disposition (signed), re-run, record search."""
+
+from __future__ import annotations
+
+from django import forms
+
+from ebr.forms import ReasonedSignatureForm
+from ebr.models import Product
+from nlp_review.models import Disposition, FlagCategory
+
+OUTCOME_CHOICES = [(d.value, d.label) for d in Disposition if d != Disposition.NONE]
+
+
+class DispositionForm(ReasonedSignatureForm):
+    outcome = forms.ChoiceField(choices=OUTCOME_CHOICES, widget=forms.RadioSelect)
+    deviation = forms.CharField(required=False, max_length=32, help_text="For a link: the deviation number.")
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("outcome") == Disposition.DEVIATION_LINKED and not (data.get("deviation") or "").strip():
+            self.add_error("deviation", "Give the number of the deviation to link.")
+        return data
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Words",
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. clumping"}))
+    product = forms.ModelChoiceField(queryset=Product.objects.all(), required=False)
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    step = forms.CharField(required=False, max_length=100, label="Stage or step",
+                           widget=forms.TextInput(attrs={"placeholder": "e.g. expansion"}))
+    category = forms.ChoiceField(required=False, choices=[("", "any"), *FlagCategory.choices],
+                                 label="Flag category")

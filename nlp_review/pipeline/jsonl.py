@@ -1,0 +1,86 @@
+"""The `review_text` command's contract (specs/nlp-review.md), without Django: JSON Lines in, one
+JSON line out per line in, same order; a bad line gets an error line and the stream goes on.
+
+It streams: each read takes what has arrived (up to 64 KiB), reviews its complete lines in
+batches of at most `batch_size` with nlp.pipe, writes and flushes their output lines; a caller
+feeding one line at a time gets each answer straight away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import BinaryIO
+
+import orjson
+
+from nlp_review.pipeline.types import TextReview
+
+ReviewMany = Callable[[list[str]], Iterable[TextReview]]
+READ_SIZE = 1 << 16
+
+
+def review_jsonl(source: BinaryIO, sink: BinaryIO, review: ReviewMany, batch_size: int = 256) -> int:
+    """Review every line of `source` into `sink`; returns the number of lines answered."""
+    answered = 0
+    for lines in _available_lines(source):
+        for start in range(0, len(lines), batch_size):
+            chunk = lines[start:start + batch_size]
+            sink.write(b"".join(answer + b"\n" for answer in answer_lines(chunk, review)))
+            sink.flush()
+            answered += len(chunk)
+    return answered
+
+
+def answer_lines(lines: list[bytes], review: ReviewMany) -> list[bytes]:
+    """One output line (without newline) per input line, in order."""
+    answers: list[bytes | None] = []
+    pending: list[tuple[int, object, str]] = []
+    for index, line in enumerate(lines):
+        parsed = _parse(line)
+        if isinstance(parsed, bytes):
+            answers.append(parsed)
+        else:
+            answers.append(None)
+            pending.append((index, *parsed))
+    reviews = review([text for _, _, text in pending]) if pending else []
+    for (index, entry_id, _), text_review in zip(pending, reviews, strict=True):
+        answers[index] = orjson.dumps({"id": entry_id, "risk": str(text_review.risk),
+                                       "flags": [flag.as_contract_dict() for flag in text_review.flags]})
+    return [answer for answer in answers if answer is not None]
+
+
+def _parse(line: bytes) -> tuple[object, str] | bytes:
+    """(id, text), or the finished error line."""
+    try:
+        entry = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        return _error(None, f"invalid JSON: {error}")
+    if not isinstance(entry, dict):
+        return _error(None, "a line must be a JSON object with a \"text\"")
+    entry_id = entry.get("id")
+    text = entry.get("text")
+    if text is None:
+        return _error(entry_id, "missing \"text\"")
+    if not isinstance(text, str):
+        return _error(entry_id, "\"text\" must be a string")
+    return entry_id, text
+
+
+def _error(entry_id: object, message: str) -> bytes:
+    return orjson.dumps({"id": entry_id, "error": message})
+
+
+def _available_lines(source: BinaryIO) -> Iterator[list[bytes]]:
+    """Complete lines as they arrive (a final line without newline counts too)."""
+    read = getattr(source, "read1", source.read)
+    pending = b""
+    while True:
+        data = read(READ_SIZE)
+        if not data:
+            break
+        pending += data
+        *complete, pending = pending.split(b"\n")
+        if complete:
+            yield [line[:-1] if line.endswith(b"\r") else line for line in complete]
+    if pending.strip():
+        yield [pending[:-1] if pending.endswith(b"\r") else pending]

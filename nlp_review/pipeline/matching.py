@@ -1,0 +1,303 @@
+"""The rules component: matches every rule, trigger and value cue in one pass, then applies context.
+
+One spaCy component ("ebr_review_rules") so that a routine text with no rule word costs two
+matcher calls and nothing else. Its result is stored on the Doc as `doc.user_data["ebr_review"]`
+(a RuleResult); reviewer.py turns it into Flags.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from spacy.attrs import NORM, ORTH
+from spacy.language import Language
+from spacy.matcher import PhraseMatcher
+from spacy.tokens import Doc
+
+from nlp_review.pipeline import policy
+from nlp_review.pipeline.anchored import AnchoredMatcher, compile_pattern
+from nlp_review.pipeline.context import (
+    TRIGGERS,
+    Modifier,
+    TriggerHit,
+    modifiers_for,
+    omission_span,
+    resolve_triggers,
+)
+from nlp_review.pipeline.rules import ALL_RULES, Polarity, Rule
+from nlp_review.pipeline.rules.base import expand_groups, is_phrase_pattern, pattern_words, phrases
+from nlp_review.pipeline.types import Category, FlagContext, Severity
+from nlp_review.pipeline.values import COMPARATORS, DIRECTION_WORDS, LIMIT_WORDS, PARAMETERS, check_values
+
+USER_DATA_KEY = "ebr_review"
+VALUE_RULE = "oos.value_vs_limit"
+ENDOTOXIN_RULE = "aseptic.endotoxin_limit"
+COLONY_RULE = "aseptic.colony_count"
+VALUE_CUES = sorted({*COMPARATORS, *DIRECTION_WORDS, *LIMIT_WORDS, "than", "cfu", "cfus", "colonies"})
+GRADE_A_WORDS = frozenset({"fingertip", "finger", "print", "prints", "isolator", "grade-a"})
+
+
+@dataclass(frozen=True, slots=True)
+class RawFlag:
+    """A rule's flag before it becomes a types.Flag: token span, context already applied."""
+
+    rule: str
+    category: Category
+    severity: Severity
+    start: int
+    end: int
+    context: FlagContext
+    explanation: str
+
+
+@dataclass(slots=True)
+class RuleResult:
+    flags: list[RawFlag] = field(default_factory=list)
+    cleared: set[Category] = field(default_factory=set)  # an event of this category was ruled out
+
+
+def vocabulary() -> set[str]:
+    """Every word the rules and triggers are written with (the typo corrector's dictionary)."""
+    words: set[str] = set(PARAMETERS) | set(LIMIT_WORDS) | set(DIRECTION_WORDS)
+    for rule in ALL_RULES:
+        for pattern in (*rule.patterns, *rule.exclude):
+            words |= pattern_words(pattern)
+    for _, patterns in TRIGGERS:
+        for pattern in patterns:
+            words |= pattern_words(pattern)
+    return words
+
+
+class ReviewRules:
+    """spaCy component: rule matches + ConText modifiers + value checks -> doc.user_data[USER_DATA_KEY]."""
+
+    def __init__(self, nlp: Language, name: str = "ebr_review_rules") -> None:
+        self.name = name
+        self.phrase_matcher = PhraseMatcher(nlp.vocab, attr="NORM")
+        self.matcher = AnchoredMatcher()
+        self._string_cache = _StringCache(nlp.vocab.strings)
+        self.keys: dict[int, tuple[str, int]] = {}  # match id -> (kind, index)
+        self.check_keys: set[int] = set()  # match ids of CHECK rules
+        norm: Callable[[str], str] = nlp.vocab.lex_attr_getters.get(NORM, str.lower)  # type: ignore[attr-defined]
+        split = _splitter(nlp)
+        for index, rule in enumerate(ALL_RULES):
+            self._add(nlp, f"rule:{index}", ("rule", index), rule.patterns, norm, split, rule.polarity)
+            if rule.polarity is Polarity.CHECK:
+                self.check_keys.add(nlp.vocab.strings[f"rule:{index}"])
+            if rule.exclude:
+                self._add(nlp, f"exclude:{index}", ("exclude", index), rule.exclude, norm, split, Polarity.CHECK)
+        for index, (kind, patterns) in enumerate(TRIGGERS):
+            meaning = ("negation", index) if kind.modifier is Modifier.NEGATED else ("trigger", index)
+            self._add(nlp, f"trigger:{index}", meaning, patterns, norm, split, Polarity.CHECK)
+        self._add(nlp, "cue", ("cue", 0), tuple(VALUE_CUES), norm, split, Polarity.CHECK, literal=True)
+        self._add(nlp, "anchor", ("anchor", 0), tuple(self.matcher.anchor_words), norm, split, Polarity.CHECK,
+                  literal=True)
+
+    def _add(self, nlp: Language, key: str, meaning: tuple[str, int], patterns: Iterable[str],
+             norm: Callable[[str], str], split: Callable[[str], list[str]], polarity: Polarity,
+             literal: bool = False) -> None:
+        match_id = nlp.vocab.strings.add(key)
+        self.keys[match_id] = meaning
+        docs: list[Doc] = []
+        plain_patterns = list(patterns) if literal else [plain for p in patterns for plain in expand_groups(p)]
+        for pattern in plain_patterns:
+            if literal or is_phrase_pattern(pattern):
+                for words in ([[pattern]] if literal else phrases(pattern)):
+                    tokens = [piece for word in words for piece in split(word)]
+                    docs.append(Doc(nlp.vocab, words=tokens))
+            else:
+                split_words = [w for w in pattern_words(pattern) if len(split(w)) > 1]
+                if split_words:
+                    raise ValueError(f"{key}: words the tokenizer splits cannot be in a token pattern: {split_words}")
+                self.matcher.add(compile_pattern(match_id, pattern, norm, polarity))
+        if docs:
+            self.phrase_matcher.add(key, docs)
+
+    def __call__(self, doc: Doc) -> Doc:
+        hits = self.phrase_matcher(doc)
+        kinds = {self.keys[match_id][0] for match_id, _, _ in hits}
+        # A CHECK rule raises only when negated: without a negation word in the text, skip them all.
+        negation = "negation" in kinds
+        if not negation:
+            hits = [hit for hit in hits if hit[0] not in self.check_keys]
+            kinds = {self.keys[match_id][0] for match_id, _, _ in hits}
+        if "rule" not in kinds and "cue" not in kinds and "anchor" not in kinds:
+            return doc
+        norms, texts = self._strings(doc)
+        if "anchor" in kinds:
+            anchors = sorted({start for mid, start, _ in hits if self.keys[mid][0] == "anchor"})
+            hits = [*hits, *self.matcher(norms, texts, anchors, with_checks=negation)]
+            kinds = {self.keys[match_id][0] for match_id, _, _ in hits}
+            if "rule" not in kinds and "cue" not in kinds:
+                return doc
+        doc.user_data[USER_DATA_KEY] = self._review(doc, hits, norms, texts)
+        return doc
+
+    def _strings(self, doc: Doc) -> tuple[list[str], list[str]]:
+        """Every token's NORM and text, without making Token objects (the hot path)."""
+        cache = self._string_cache
+        norm_keys, orth_keys = doc.to_array([NORM, ORTH]).T.tolist()
+        return [cache[key] for key in norm_keys], [cache[key] for key in orth_keys]
+
+    def _review(self, doc: Doc, hits: list[tuple[int, int, int]], norms: list[str], texts: list[str]) -> RuleResult:
+        triggers = resolve_triggers([TriggerHit(start, end, TRIGGERS[self.keys[mid][1]][0])
+                                     for mid, start, end in hits if self.keys[mid][0] in ("trigger", "negation")])
+        excluded: dict[int, list[tuple[int, int]]] = {}
+        for mid, start, end in hits:
+            kind, index = self.keys[mid]
+            if kind == "exclude":
+                excluded.setdefault(index, []).append((start, end))
+        result = RuleResult()
+        clauses = Clauses(norms)
+        for index, start, end in _rule_matches(hits, self.keys):
+            if any(start < x_end and x_start < end for x_start, x_end in excluded.get(index, ())):
+                continue
+            self._apply_rule(ALL_RULES[index], start, end, norms, triggers, result, clauses)
+        if any(self.keys[mid][0] == "cue" for mid, _, _ in hits):
+            self._apply_values(texts, norms, triggers, result, clauses)
+        return result
+
+    @staticmethod
+    def _apply_rule(rule: Rule, start: int, end: int, norms: list[str], triggers: list[TriggerHit],
+                    result: RuleResult, clauses: Clauses) -> None:
+        if rule.unless_near and not rule.unless_near.isdisjoint(clauses.words(start, end)):
+            return
+        context = modifiers_for(norms, triggers, start, end, check_rule=rule.polarity is Polarity.CHECK)
+        if not policy.raises_flag(rule, context):
+            if rule.polarity is Polarity.EVENT:
+                result.cleared.add(rule.category)
+            return
+        base = rule.severity
+        if rule.critical_if_near and not rule.critical_if_near.isdisjoint(clauses.words(start, end)):
+            base = Severity.CRITICAL
+        if rule.polarity is Polarity.CHECK:
+            start, end = omission_span(norms, triggers, start, end)
+        result.flags.append(RawFlag(rule.id, rule.category, policy.flag_severity(base, context), start, end, context,
+                                    rule.explanation + policy.explain_context(context)))
+
+    @staticmethod
+    def _apply_values(words: list[str], norms: list[str], triggers: list[TriggerHit], result: RuleResult,
+                      clauses: Clauses) -> None:
+        for check in check_values(words, norms):
+            if check.in_spec:
+                result.cleared.add(Category.OUT_OF_SPEC)
+                continue
+            context = modifiers_for(norms, triggers, check.start, check.end, check_rule=False)
+            base = Severity.CRITICAL if check.release else Severity.MAJOR
+            severity = policy.flag_severity(base, context)
+            why = f"{check.describe()}." + policy.explain_context(context)
+            result.flags.append(RawFlag(VALUE_RULE, Category.OUT_OF_SPEC, severity, check.start, check.end, context,
+                                        why))
+            if check.parameter == "endotoxin":
+                result.flags.append(RawFlag(ENDOTOXIN_RULE, Category.CONTAMINATION, severity, check.start, check.end,
+                                            context, why + " Endotoxin is a sterility-related release test."))
+        _colony_counts(words, norms, triggers, result, clauses)
+
+
+def _splitter(nlp: Language) -> Callable[[str], list[str]]:
+    """How the tokenizer cuts a pattern word (cached; plain words are not run through it)."""
+    cache: dict[str, list[str]] = {}
+
+    def split(word: str) -> list[str]:
+        if word.isalnum():
+            return [word]
+        if word not in cache:
+            cache[word] = [token.text for token in nlp.tokenizer(word)]
+        return cache[word]
+
+    return split
+
+
+def _colony_counts(words: list[str], norms: list[str], triggers: list[TriggerHit], result: RuleResult,
+                   clauses: Clauses) -> None:
+    """Any colony on a grade A, fingertip or glove-print plate is above the action limit (Annex 1, Table 6)."""
+    from nlp_review.pipeline.values import parse_number
+
+    for i, norm in enumerate(norms):
+        if norm not in ("cfu", "cfus", "colonies", "colony") or i == 0:
+            continue
+        number = parse_number(words[i - 1].lstrip(">"))
+        clause = clauses.words(i - 1, i + 1)
+        grade_a = not GRADE_A_WORDS.isdisjoint(clause) or _grade_a_named(norms)
+        if number is None or number[0] <= 0 or not grade_a or "alert" in clause:
+            continue
+        context = modifiers_for(norms, triggers, i - 1, i + 1, check_rule=False)
+        if context.negated:
+            continue
+        result.flags.append(RawFlag(COLONY_RULE, Category.CONTAMINATION,
+                                    policy.flag_severity(Severity.CRITICAL, context), i - 1, i + 1, context,
+                                    "Colonies on a grade A, fingertip or glove-print plate exceed the action limit "
+                                    "(EU GMP Annex 1, Table 6)." + policy.explain_context(context)))
+
+
+def _grade_a_named(norms: list[str]) -> bool:
+    return any(a == "grade" and b == "a" for a, b in itertools.pairwise(norms))
+
+
+def _rule_matches(hits: list[tuple[int, int, int]], keys: dict[int, tuple[str, int]]) -> list[tuple[int, int, int]]:
+    """(rule index, start, end), one per rule and place: overlapping matches of one rule keep the first, shortest."""
+    by_rule: dict[int, list[tuple[int, int]]] = {}
+    for mid, start, end in hits:
+        kind, index = keys[mid]
+        if kind == "rule":
+            by_rule.setdefault(index, []).append((start, end))
+    kept: list[tuple[int, int, int]] = []
+    for index, spans in sorted(by_rule.items()):
+        last_end = -1
+        for start, end in sorted(set(spans), key=lambda span: (span[0], span[1])):
+            if start >= last_end:
+                kept.append((index, start, end))
+                last_end = end
+    return kept
+
+
+CLAUSE_BREAKS = frozenset({".", ";", "!", "but", "however", "whereas", "\n"})
+
+
+class _StringCache(dict):  # type: ignore[type-arg]
+    """Hash -> string, filled from the StringStore on first use (a dict look-up is the fast path)."""
+
+    def __init__(self, strings: object) -> None:
+        super().__init__()
+        self.strings = strings
+
+    def __missing__(self, key: int) -> str:
+        value: str = self.strings[key]  # type: ignore[index]
+        self[key] = value
+        return value
+
+
+class Clauses:
+    """The words of the clause around a span (for `unless_near` and `critical_if_near`), computed once per text."""
+
+    def __init__(self, norms: list[str]) -> None:
+        self.norms = norms
+        self.index: list[int] = []
+        self.bounds: list[tuple[int, int]] = []
+        self._words: dict[tuple[int, int], set[str]] = {}
+
+    def _split(self) -> None:
+        start = 0
+        for i, norm in enumerate(self.norms):
+            self.index.append(len(self.bounds))
+            if norm in CLAUSE_BREAKS:
+                self.bounds.append((start, i))
+                start = i + 1
+        self.bounds.append((start, len(self.norms)))
+
+    def words(self, start: int, end: int) -> set[str]:
+        if not self.bounds:
+            self._split()
+        first = self.index[start] if start < len(self.index) else len(self.bounds) - 1
+        last = self.index[end - 1] if 0 < end <= len(self.index) else first
+        key = (first, last)
+        if key not in self._words:
+            self._words[key] = set(self.norms[self.bounds[first][0]:self.bounds[last][1]])
+        return self._words[key]
+
+
+@Language.factory("ebr_review_rules")
+def make_review_rules(nlp: Language, name: str) -> ReviewRules:
+    return ReviewRules(nlp, name)

@@ -1,0 +1,140 @@
+"""Build the pipeline and review texts: the rules decide, the classifier adds what they missed.
+
+Intended use (draft EU GMP Annex 22): a static, deterministic model with a stated intended use.
+It reads the free text of a batch record (operator comments, step remarks, correction reasons,
+deviation descriptions, alarm acknowledgements) and proposes flags for a trained QA reviewer,
+who dispositions each one. It never decides a batch's fate and never hides a record: an entry
+with no flag is still in the record, only lower in the review queue.
+
+How the two parts combine, so that the critical path stays deterministic and explainable:
+- every rule flag stands (rules/, values.py, context.py, policy.py) and only rules raise `critical`;
+- the classifier may add a flag for a category no rule flagged, at `major` (never critical), with
+  the clause it scored highest as evidence and rule ``model.textcat@<version>``;
+- it may not add a category that a rule saw and found ruled out ("no growth"), nor an
+  out-of-spec flag where every stated value was within its stated limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from nlp_review.pipeline import context as context_module
+from nlp_review.pipeline.lexicon import install_normalizer
+from nlp_review.pipeline.matching import USER_DATA_KEY, RawFlag, RuleResult, vocabulary
+from nlp_review.pipeline.rules import rules_fingerprint
+from nlp_review.pipeline.textcat import MODEL_DIR, PIPE_NAME, ModelInfo, load_textcat
+from nlp_review.pipeline.tokenizer import blank_english
+from nlp_review.pipeline.types import Category, Flag, Severity, TextReview, highest
+
+PIPELINE_VERSION = "1.0.0"
+MODEL_SEVERITY = Severity.MAJOR
+CLAUSE_BREAKS = frozenset({".", ";", ",", "!", "but", "however", "whereas", "\n"})
+DEFAULT_BATCH_SIZE = 256
+CATEGORY_BY_LABEL = {str(category): category for category in Category}
+
+
+def build_nlp() -> Language:
+    """A blank English pipeline with the project's tokenizer, normaliser and rules component."""
+    import nlp_review.pipeline.matching  # noqa: F401  (registers the "ebr_review_rules" factory)
+
+    nlp = blank_english()
+    install_normalizer(nlp, vocabulary())
+    nlp.add_pipe("ebr_review_rules")
+    return nlp
+
+
+class Reviewer:
+    """Reviews texts. Build once per process (about a second) and reuse; not for use from two threads.
+
+    `model_dir=None` (or a directory without a trained model) reviews on rules alone, and
+    `pipeline_version` says so.
+    """
+
+    def __init__(self, model_dir: Path | None = MODEL_DIR) -> None:
+        self.nlp = build_nlp()
+        self.model: ModelInfo | None = load_textcat(self.nlp, model_dir) if model_dir is not None else None
+        model_part = f"textcat.{self.model.version}" if self.model else "rules-only"
+        self.pipeline_version = f"{PIPELINE_VERSION}+rules.{rules_fingerprint(context_module.TRIGGERS)}+{model_part}"
+
+    def review_text(self, text: str) -> TextReview:
+        return self.review_texts([text])[0]
+
+    def review_texts(self, texts: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE) -> list[TextReview]:
+        return list(self.iter_reviews(texts, batch_size=batch_size))
+
+    def iter_reviews(self, texts: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[TextReview]:
+        """Reviews in input order, as a stream (nlp.pipe in batches)."""
+        for doc in self.nlp.pipe(texts, batch_size=batch_size):
+            yield self._review(doc)
+
+    def _review(self, doc: Doc) -> TextReview:
+        result: RuleResult = doc.user_data.pop(USER_DATA_KEY, None) or RuleResult()
+        flags = _merge([self._rule_flag(doc, raw) for raw in result.flags])
+        scores: tuple[tuple[Category, float], ...] = ()
+        if self.model is not None and doc.cats:
+            scores = tuple((CATEGORY_BY_LABEL[label], round(score, 4)) for label, score in sorted(doc.cats.items()))
+            flags += self._model_flags(doc, scores, {f.category for f in flags} | result.cleared)
+        flags.sort(key=lambda f: (f.start, -f.severity.rank, f.category))
+        return TextReview(risk=highest([f.severity for f in flags]), flags=tuple(flags),
+                          pipeline_version=self.pipeline_version, scores=scores)
+
+    @staticmethod
+    def _rule_flag(doc: Doc, raw: RawFlag) -> Flag:
+        span = doc[raw.start:raw.end]
+        return Flag(category=raw.category, severity=raw.severity, start=span.start_char, end=span.end_char,
+                    evidence=span.text, rule=raw.rule, context=raw.context, explanation=raw.explanation)
+
+    def _model_flags(self, doc: Doc, scores: tuple[tuple[Category, float], ...], taken: set[Category]) -> list[Flag]:
+        assert self.model is not None
+        wanted = [(category, score) for category, score in scores
+                  if score >= self.model.threshold and category not in taken]
+        if not wanted or not any(token.is_alpha for token in doc):
+            return []
+        wanted = [(category, float(score)) for category, score in wanted]
+        clauses = _clauses(doc)
+        clause_scores = self._clause_scores(doc, clauses) if len(clauses) > 1 else None
+        flags = []
+        for category, score in wanted:
+            best = 0
+            if clause_scores is not None:
+                column = list(Category).index(category)
+                best = max(range(len(clauses)), key=lambda i: (clause_scores[i][column], -i))
+            span = doc[clauses[best][0]:clauses[best][1]]
+            flags.append(Flag(category=category, severity=MODEL_SEVERITY, start=span.start_char, end=span.end_char,
+                              evidence=span.text, rule=self.model.rule_id, score=score,
+                              explanation=f"The classifier gives {category} a probability of {score:.2f} (threshold "
+                                          f"{self.model.threshold:.2f}); no rule matched. Evidence is the clause it "
+                                          "scores highest."))
+        return flags
+
+    def _clause_scores(self, doc: Doc, clauses: list[tuple[int, int]]) -> list[list[float]]:
+        textcat = self.nlp.get_pipe(PIPE_NAME)
+        predicted = textcat.predict([doc[a:b].as_doc() for a, b in clauses])  # type: ignore[attr-defined]
+        order = [textcat.labels.index(str(category)) for category in Category]  # type: ignore[attr-defined]
+        return [[float(row[i]) for i in order] for row in predicted.tolist()]
+
+
+def _clauses(doc: Doc) -> list[tuple[int, int]]:
+    """Token spans between clause breaks, without the breaks; at least the whole text."""
+    spans, start = [], 0
+    for token in doc:
+        if token.norm_ in CLAUSE_BREAKS or token.is_space:
+            if token.i > start:
+                spans.append((start, token.i))
+            start = token.i + 1
+    if start < len(doc):
+        spans.append((start, len(doc)))
+    return spans or [(0, len(doc))]
+
+
+def _merge(flags: list[Flag]) -> list[Flag]:
+    """One flag per category and place: where flags of one category overlap, the most severe stays."""
+    kept: list[Flag] = []
+    for flag in sorted(flags, key=lambda f: (-f.severity.rank, f.start, f.end - f.start)):
+        if not any(k.category == flag.category and k.start < flag.end and flag.start < k.end for k in kept):
+            kept.append(flag)
+    return kept

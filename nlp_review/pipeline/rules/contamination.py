@@ -1,0 +1,98 @@
+"""Contamination: sterility and aseptic risk (EU GMP Annex 1; Ph. Eur. 2.6.1, 2.6.7, 2.6.14).
+
+Negation: an event ruled out is no flag ("no growth", "no leaks", "gloves intact, no tears",
+"mycoplasma not detected"). A control left out is a flag (CHECK rules): "no EM plate taken",
+"settle plates not exposed", "BSC not cleaned".
+Severity: an event that may have let organisms into an open product is critical (sterility is a
+release specification and a direct patient risk); a missing control is major (the aseptic
+assurance of the session needs an investigation, no event is known).
+"""
+
+from __future__ import annotations
+
+from nlp_review.pipeline.rules.base import Polarity, Rule
+from nlp_review.pipeline.rules.words import MATERIAL_CONTAINERS, PRODUCT_VESSELS
+from nlp_review.pipeline.types import Category, Severity
+
+C, CRIT, MAJ = Category.CONTAMINATION, Severity.CRITICAL, Severity.MAJOR
+BREACH = ("torn|tear|tears|teared|ripped|rip|rips|hole|holes|holed|pinhole|pinholes|breach|breached|punctured|"
+          "puncture|split|cut|nick|nicked|damaged|compromised|perforated|perforation")
+
+RULES: tuple[Rule, ...] = (
+    Rule("aseptic.glove_breach", C, CRIT, (
+        f"glove|gloves|glv _{{0,3}} {BREACH}",
+        f"{BREACH} _{{0,4}} glove|gloves",
+        "glove|gloving breach|failure|integrity",
+    ), "A breached glove during aseptic processing may have exposed the product (EU GMP Annex 1 §7.14)."),
+    Rule("aseptic.microbial_growth", C, CRIT, (
+        "growth", "colonies|colony|cfus", "bacteria|bacterial|fungal|fungi|fungus|yeast|mould|mold|organisms|organism",
+        "cocci|rods|bacilli",
+    ), "Microbial growth in a product, sample or grade A plate is a sterility failure until shown otherwise.",
+        exclude=("cell|cells|culture|poor|good|slow|fast|normal|expected growth", "growth rate|curve|factor|factors|"
+                 "phase|kinetics|profile|medium|media|promotion", "growth promotion test|testing")),
+    Rule("aseptic.positive_test", C, CRIT, (
+        "sterility|bact|bactalert|bottle|bottles|culture|cultures|gram|mycoplasma|endotoxin|lal|"
+        "aerobic|anaerobic|micro|microbiology|pcr|bactalert _{0,4} positive|detected|flagged|flag|fail|failed|failure|"
+        "present|found|contaminated|oos",
+        "positive|detected _{0,2} mycoplasma|sterility|culture|bottle|gram|endotoxin",
+    ), "A positive sterility, mycoplasma or endotoxin test is a release specification failure (Ph. Eur. 2.6.1/2.6.7)."),
+    Rule("aseptic.turbidity", C, CRIT, (
+        "turbid|turbidity|cloudy|cloudiness|hazy|haze|milky|murky|opaque|pellicle", "clumps floating",
+    ), "A turbid or cloudy culture is a classic sign of microbial contamination."),
+    Rule("aseptic.leak", C, CRIT, (
+        "leak|leaks|leaking|leaked|leakage|leaky|dripping|drip|drips|seeping|seepage|weeping|oozing",
+        "spill|spills|spilled|spilt|spillage|splash|splashed|splashes|splashing",
+        f"{PRODUCT_VESSELS} _{{0,2}} wet|damp|moist",
+    ), "A leak or spill breaks the closed system and may let organisms in or product out (Annex 1 §8)."),
+    Rule("aseptic.vessel_breach", C, CRIT, (
+        f"crack|cracked|cracks|shattered|chipped|broken|burst|ruptured|punctured|split _{{0,3}} {PRODUCT_VESSELS}",
+        f"{PRODUCT_VESSELS} _{{0,3}} crack|cracked|cracks|shattered|chipped|broken|burst|ruptured|punctured|torn",
+    ), "A cracked or broken product container is an open container."),
+    Rule("aseptic.open_exposure", C, CRIT, (
+        "open|opened _{0,1} container|vessel|flask|bottle|bag|tube|vial",
+        "uncapped|unsealed|unclamped|uncovered|unplugged|decapped",
+        "lid|cap|caps|lids|plug|cover off|removed|left|missing|open",
+        "(left open|lid-off|cap-off|sash up|sash raised)",
+        "cap|lid|connector|spike|needle|tip|pipette|stopper|luer|screwcap _{0,3} dropped|fell|touched|contacted",
+        "dropped _{0,3} cap|lid|connector|spike|needle|tip|pipette|stopper|luer",
+        "touched|contacted|brushed _{0,4} inside|open|sterile|rim|neck|interior|product",
+        "sleeve|gown|hand|hands|arm|wrist|cuff|hair _{0,3} touched|contacted|over|above|inside|brushed",
+    ), "Product or sterile surfaces exposed outside first air in grade A risk contamination (Annex 1 §8.x)."),
+    Rule("aseptic.contamination_reported", C, CRIT, (
+        "contamination|contaminated|contaminant|contaminants|cross-contamination|infected|infection|septic|"
+        "nonsterile|non-sterile|unsterile",
+    ), "Contamination is stated.", exclude=("contamination control|prevention|risk|strategy|ccs",
+                                            "non-sterile|nonsterile gloves|area|side|zone|corridor|room")),
+    Rule("aseptic.em_action_limit", C, CRIT, (
+        "action _{0,1} limit|limits|level|levels _{0,2} exceeded|exceed|exceeds|exceeding|excursion|breach|above|"
+        "over|reached|hit|breached|>|failed",
+        "exceeded|exceeding|exceeds|above|over|> _{0,2} action _{0,1} limit|limits|level",
+        "em|environmental|monitoring|viable|non-viable|particle|particles _{0,2} excursion|excursions|failure|oos",
+    ), "An environmental monitoring result above the action limit in grade A/B calls the session's asepsis "
+       "into question (Annex 1 §9.x)."),
+    Rule("aseptic.em_alert_limit", C, MAJ, (
+        "alert _{0,1} limit|limits|level|levels _{0,2} exceeded|exceed|exceeds|exceeding|excursion|breach|above|"
+        "over|reached|hit",
+        "exceeded|exceeding|exceeds|above|over|> _{0,2} alert _{0,1} limit|limits|level",
+    ), "An environmental monitoring result above the alert limit needs a trend review (Annex 1 §9.x)."),
+    Rule("aseptic.em_sampling", C, MAJ, (
+        "em|environmental|settle|fingertip|finger|glove|contact|air|surface|active _{0,1} plate|plates|print|prints|"
+        "sample|samples|sampling|monitoring|swab|swabs",
+        "settle|fingertip|contact plate|plates",
+    ), "Environmental monitoring was not performed for an aseptic session (Annex 1 §9.x): the session's asepsis "
+       "is undocumented.", polarity=Polarity.CHECK,
+        exclude=("sterility|endotoxin|qc|mycoplasma sample|samples",)),
+    Rule("aseptic.cleaning", C, MAJ, (
+        "bsc|cabinet|hood|isolator|suite|room|surfaces|surface|area|workspace _{0,2} cleaned|wiped|sanitized|"
+        "sanitised|disinfected|decontaminated",
+        "cleaning|disinfection|sanitization|sanitisation|decontamination|wipe-down",
+    ), "Cleaning or disinfection before aseptic work was not done (Annex 1 §4.x).", polarity=Polarity.CHECK),
+    Rule("aseptic.sterility_sampling", C, MAJ, (
+        "sterility _{0,1} sample|samples|sampling|bottle|bottles|test|testing _{0,3} taken|sent|done|inoculated|"
+        "performed|collected",
+    ), "A sterility sample was not taken: the batch cannot show it meets its sterility specification.",
+        polarity=Polarity.CHECK),
+    Rule("aseptic.material_container_breach", C, CRIT, (
+        f"{MATERIAL_CONTAINERS} _{{0,2}} leaking|leaked|dripping|open|unsealed",
+    ), "A leaking or open material container used in aseptic processing may bring contamination in."),
+)

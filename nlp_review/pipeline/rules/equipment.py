@@ -1,0 +1,74 @@
+"""Equipment: not working as qualified or calibrated (EU GMP Part I ch. 3.41; Annex 15).
+
+Negation: ruled out is no flag ("no alarms", "alarm test passed", "ran without error").
+A missing calibration or qualification is a flag (CHECK: "not calibrated").
+Severity: major; the impact on the product needs an investigation. A label printer jam is
+minor (documentation only). Sterility or identity consequences are raised by their own rules.
+"""
+
+from __future__ import annotations
+
+from nlp_review.pipeline.rules.base import Polarity, Rule
+from nlp_review.pipeline.rules.words import EQUIPMENT, FAULT
+from nlp_review.pipeline.types import Category, Severity
+
+E, MAJ, MIN = Category.EQUIPMENT, Severity.MAJOR, Severity.MINOR
+SHIPPING = frozenset({"shipper", "shipping", "transit", "transport", "courier", "shipment", "delivery"})
+
+RULES: tuple[Rule, ...] = (
+    Rule("equipment.fault", E, MAJ, (
+        f"{EQUIPMENT} _{{0,3}} {FAULT}",
+        f"{FAULT} _{{0,2}} {EQUIPMENT}",
+        f"{EQUIPMENT} _{{0,2}} not|n't|stopped|went|was|is _{{0,1}} working|work|responding|running|functioning|start|"
+        "starting|down",
+        "error|err|fault|alarm|code code? @code",
+        "out of service",
+        f"{EQUIPMENT} _{{0,2}} out of order",
+    ), "Equipment did not work as qualified; the step's results need an impact assessment.",
+        exclude=("printer _{0,3} jammed|jam|jams",),
+        unless_near=frozenset({"reagent", "medium", "media", "serum", "vial", "vials"})),
+    Rule("equipment.printer", E, MIN, (
+        "printer _{0,3} jammed|jam|jams|error|fault|empty|ribbon",
+    ), "A printer fault: documentation only, if labels were reprinted and checked."),
+    Rule("equipment.alarm", E, MAJ, (
+        "alarm|alarms|alarmed|alarming|beeping|beeped|warning|warnings|alert|alerts",
+    ), "An equipment alarm during processing needs an impact assessment.",
+        exclude=("alarm|alarms test|tests|tested|testing|check|checks|checked|function|functional|verification|set|"
+                 "settings|points|limits|limit", "alert|action limit|limits|level|levels",
+                 "warning|warnings label|labels|sign|signs"),
+        unless_near=SHIPPING),
+    Rule("equipment.calibration", E, MAJ, (
+        "calibration|calibrations|recalibration _{0,2} overdue|expired|lapsed|due|failed|fail|out|outdated|missed|"
+        "missing|invalid",
+        "overdue|expired|lapsed|missed|outdated|out _{0,1} of? _{0,1} calibration",
+        "past _{0,3} calibration|service|maintenance|pm|requalification|qualification",
+        "uncalibrated",
+        "pm|maintenance|service|servicing|requalification|qualification _{0,2} overdue|expired|lapsed|missed",
+    ), "Equipment used outside its calibration or maintenance interval (EU GMP Part I 3.41).",
+        exclude=("calibration due date? next|on|in",)),
+    Rule("equipment.calibrated", E, MAJ, (
+        "calibrated|qualified|serviced",
+    ), "Equipment stated not to be calibrated or qualified.", polarity=Polarity.CHECK),
+    Rule("equipment.power", E, MAJ, (
+        "power|mains|electricity|electrical _{0,1} cut|cuts|failure|outage|loss|lost|interruption|dip|trip|tripped|off",
+        "outage|blackout|brownout",
+        "ups _{0,2} activated|kicked|engaged|alarm|running|supported|kept|took",
+        "on ups|battery|generator",
+    ), "A power interruption may have affected equipment holding the product."),
+    Rule("equipment.environment", E, MAJ, (
+        "co2|o2|humidity|temperature|pressure|airflow|flow|differential _{0,3} alarm|excursion|dropped|drop|"
+        "fell|low|high|rose|deviation|out|unstable|fluctuating|fluctuated",
+        "incubator|incubators|freezer|fridge|refrigerator|dewar|room|cabinet|bsc _{0,3} temperature _{0,2} "
+        "excursion|dropped|drop|fell|low|high|rose|deviation|out",
+        "ln2|nitrogen _{0,2} level? _{0,1} low|empty|depleted|alarm",
+    ), "A controlled environment left its qualified range.", unless_near=SHIPPING),
+    Rule("equipment.profile", E, MAJ, (
+        "crf|freezer|profile|program|programme|run|cycle _{0,3} failed|deviated|deviation|deviates|aborted|"
+        "abort|error|interrupted|incomplete",
+        "deviated|deviation|deviates _{0,4} profile|program|programme|cycle",
+    ), "A controlled-rate freezing or equipment programme did not run as validated."),
+    Rule("equipment.check_failed", E, MAJ, (
+        "daily|performance|function|functional|weight|leak|integrity|system _{0,1} check|checks|verification|"
+        "test|suitability _{0,2} failed|fail|fails|failure|out",
+    ), "An equipment check before use failed."),
+)

@@ -1,0 +1,93 @@
+"""Pages of the batch review: QA queue, batch review by exception, monitoring, record search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from ebr.models import Batch
+from ebr.selectors import batch_record
+from nlp_review import selectors, services
+from nlp_review.forms import DispositionForm, SearchForm
+from nlp_review.models import ReviewFlag
+from nlp_review.search import SearchFilters, record_search
+from qms.permissions import capability_required
+from qms.roles import Capability
+from qms.signatures import SignatureRefused, username_required
+
+
+@capability_required(Capability.REVIEW_QUEUE)
+def review_queue(request: HttpRequest) -> HttpResponse:
+    return render(request, "nlp_review/queue.html", {"batches": list(selectors.review_queue()[:200])})
+
+
+def _review_context(request: HttpRequest, batch: Batch, **extra: Any) -> dict[str, Any]:
+    review = services.latest_review(batch.pk)
+    flags = list(selectors.review_flags(review)) if review else []
+    return {
+        "batch": batch, "review": review, "reviews": list(selectors.reviews_for(batch)),
+        "groups": selectors.flags_by_step(batch_record(batch), flags) if review else [],
+        "open_count": sum(1 for f in flags if f.disposition == "none"),
+        "form": DispositionForm(username_required=username_required(request.session)),
+        **extra,
+    }
+
+
+@capability_required(Capability.REVIEW_QUEUE)
+def batch_review_page(request: HttpRequest, number: str) -> HttpResponse:
+    batch = get_object_or_404(Batch, number=number)
+    return render(request, "nlp_review/batch_review.html", _review_context(request, batch))
+
+
+@require_POST
+@capability_required(Capability.REVIEW_QUEUE)
+def flag_disposition_submit(request: HttpRequest, number: str, pk: int) -> HttpResponse:
+    batch = get_object_or_404(Batch, number=number)
+    flag = get_object_or_404(ReviewFlag, pk=pk, batch=batch)
+    form = DispositionForm(request.POST, username_required=username_required(request.session))
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.flag_disposition(actor=request.user, flag=flag, outcome=data["outcome"], reason=data["reason"],
+                                      password=data["password"], username=form.signing_username(),
+                                      session=request.session, deviation=data["deviation"] or None)
+        except (ValidationError, PermissionDenied, SignatureRefused) as error:
+            form.add_error(None, " ".join(getattr(error, "messages", [str(error)])))
+        else:
+            messages.success(request, "Flag dispositioned and signed.")
+            return redirect("batch_review", number=number)
+    context = _review_context(request, batch, form=form, active_flag=flag.pk)
+    return render(request, "nlp_review/batch_review.html", context, status=422)
+
+
+@require_POST
+@capability_required(Capability.REVIEW_QUEUE)
+def review_rerun(request: HttpRequest, number: str) -> HttpResponse:
+    batch = get_object_or_404(Batch, number=number)
+    services.review_rerun_request(actor=request.user, batch=batch)
+    messages.success(request, "A new review was requested; it runs in the background.")
+    return redirect("batch_review", number=number)
+
+
+@capability_required(Capability.REVIEW_QUEUE)
+def review_monitoring(request: HttpRequest) -> HttpResponse:
+    return render(request, "nlp_review/monitoring.html", {"rows": selectors.rule_precision()})
+
+
+@capability_required(Capability.RECORD_SEARCH)
+def record_search_page(request: HttpRequest) -> HttpResponse:
+    form = SearchForm(request.GET or None)
+    hits: list[Any] = []
+    batches = 0
+    if form.is_valid():
+        data = form.cleaned_data
+        filters = SearchFilters(q=data["q"] or "", product=data["product"].pk if data["product"] else None,
+                                date_from=data["date_from"], date_to=data["date_to"], step=data["step"] or "",
+                                category=data["category"] or "")
+        hits, batches = record_search(filters)
+    return render(request, "nlp_review/search.html", {"form": form, "hits": hits, "batch_count": batches})

@@ -1,0 +1,63 @@
+"""Guards shared by the quality-system services: role, text, dates, people."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, TypeVar
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
+from django.utils import timezone
+
+from qms.audit import SystemActor
+from qms.roles import Capability, can
+
+M = TypeVar("M", bound=models.Model)
+
+
+def ensure_can(actor: Any, capability: Capability, what: str) -> None:
+    """PermissionDenied unless the actor's roles hold `capability` (qms/roles.py MATRIX)."""
+    if isinstance(actor, SystemActor) or not can(actor, capability):
+        raise PermissionDenied(f"Your role does not allow you to {what}.")
+
+
+def locked(instance: M) -> M:
+    """The row again, locked until the end of the transaction (one writer at a time)."""
+    return type(instance)._default_manager.select_for_update().get(pk=instance.pk)
+
+
+def text_required(value: str | None, field: str, message: str) -> str:
+    cleaned = (value or "").strip()
+    if not cleaned:
+        raise ValidationError({field: message})
+    return cleaned
+
+
+def reason_required(reason: str | None, message: str = "Give the reason: it is recorded in the audit trail.") -> str:
+    return text_required(reason, "reason", message)
+
+
+def choice_required(value: str | None, choices: type[models.TextChoices], field: str, what: str) -> str:
+    if value not in choices.values:
+        allowed = ", ".join(label.lower() for label in choices.labels)
+        raise ValidationError({field: f"Choose the {what}: {allowed}."})
+    return str(value)
+
+
+def date_not_past(value: date | None, field: str, what: str) -> date:
+    if not isinstance(value, date):
+        raise ValidationError({field: f"Give the {what}."})
+    if value < timezone.localdate():
+        raise ValidationError({field: f"The {what} cannot be in the past."})
+    return value
+
+
+def person_able(user: Any, capability: Capability, field: str, what: str) -> Any:
+    """A named person (owner, trainer) must be an active account allowed to do the work."""
+    if user is None or not getattr(user, "pk", None):
+        raise ValidationError({field: f"Name the {what}."})
+    if not user.is_active:
+        raise ValidationError({field: f"{user.full_name} is deactivated and cannot be the {what}."})
+    if not can(user, capability):
+        raise ValidationError({field: f"{user.full_name}'s role does not allow them to be the {what}."})
+    return user

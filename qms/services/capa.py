@@ -1,0 +1,291 @@
+"""CAPA: corrective and preventive actions, each owned and completed with evidence under its
+owner's signature, an effectiveness check against criteria set in advance, and QA closure
+under signature (ICH Q10 3.2.2; EU GMP Part I 1.4(xiv); ICH Q9(R1) for the depth of action).
+
+Every function is one step of CAPA_STEPS in qms/states.py: role, lock, state, change through
+the history helpers with a catalogue event, signature where the table names one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from django.contrib.sessions.backends.base import SessionBase
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from qms.audit import Event, create_with_reason, record_event, save_with_reason
+from qms.links import record_link
+from qms.models import (
+    ActionStatus,
+    Capa,
+    CapaAction,
+    CapaActionKind,
+    CapaDeviation,
+    CapaEffectivenessCheck,
+    CapaSource,
+    CapaStatus,
+    Deviation,
+    DeviationStatus,
+    EffectivenessResult,
+    User,
+)
+from qms.numbering import number_next
+from qms.roles import Capability
+from qms.services._guards import (
+    choice_required,
+    date_not_past,
+    ensure_can,
+    locked,
+    person_able,
+    reason_required,
+    text_required,
+)
+from qms.services.notifications import notify
+from qms.signatures import sign
+from qms.states import CAPA_STEPS, ensure_step
+
+CLOSING_RESULTS = (EffectivenessResult.EFFECTIVE, EffectivenessResult.JUSTIFIED)
+
+
+def _link(capa: Capa, deviation: Deviation, actor: User, reason: str) -> CapaDeviation:
+    deviation = Deviation.objects.get(pk=deviation.pk)  # its state now, not the caller's copy
+    if deviation.status == DeviationStatus.CANCELLED:
+        raise ValidationError({"deviations": f"{deviation} is cancelled: a CAPA cannot address it."})
+    if CapaDeviation.objects.filter(capa=capa, deviation=deviation).exists():
+        raise ValidationError({"deviations": f"{deviation} is already linked to {capa}."})
+    link = create_with_reason(CapaDeviation, actor=actor, reason=reason, capa=capa, deviation=deviation)
+    record_event(actor=actor, event=Event.CAPA_DEVIATION_LINKED, target=capa, reason=reason,
+                 data={"deviation": deviation.number})
+    return link
+
+
+@transaction.atomic
+def capa_open(*, actor: User, title: str, problem_statement: str, source: str, source_reference: str = "",
+              deviations: Iterable[Deviation] = (), owner: User | None = None, effectiveness_criteria: str = "",
+              effectiveness_due: date | None = None, reason: str = "") -> Capa:
+    """Open a CAPA numbered CAPA-YYYY-NNNN from a deviation, audit, complaint or trend (ICH Q10
+    3.2.2). A CAPA from deviations names at least one; its owner answers for it."""
+    ensure_can(actor, Capability.CAPA_MANAGE, "open CAPAs")
+    errors: dict[str, str] = {}
+    title = (title or "").strip()
+    if not title or len(title) > 200:
+        errors["title"] = "Give a title of 1 to 200 characters."
+    if not (problem_statement or "").strip():
+        errors["problem_statement"] = "State the problem this CAPA addresses."
+    if source not in CapaSource.values:
+        errors["source"] = "Choose the source: deviation, audit, complaint or trend."
+    linked = list({d.pk: d for d in deviations}.values())
+    if source == CapaSource.DEVIATION and not linked:
+        errors["deviations"] = "Name the deviation(s) this CAPA addresses."
+    if errors:
+        raise ValidationError(errors)
+    owner = person_able(owner or actor, Capability.CAPA_ACTION_COMPLETE, "owner", "CAPA owner")
+    if effectiveness_due is not None:
+        date_not_past(effectiveness_due, "effectiveness_due", "effectiveness check date")
+    reason = (reason or "").strip() or "CAPA opened"
+    capa = create_with_reason(
+        Capa, actor=actor, reason=reason, event=Event.CAPA_OPENED,
+        data={"source": source, "deviations": [d.number for d in linked]},
+        number=number_next("CAPA"), title=title, problem_statement=problem_statement.strip(), source=source,
+        source_reference=(source_reference or "").strip(), owner=owner, opened_by=actor, opened_at=timezone.now(),
+        effectiveness_criteria=(effectiveness_criteria or "").strip(), effectiveness_due=effectiveness_due)
+    for deviation in linked:
+        _link(capa, deviation, actor, reason)
+    if owner.pk != actor.pk:
+        notify(user=owner, text=f"You own {capa.number}: {capa.title}", link=record_link("capa", capa.number))
+    return capa
+
+
+@transaction.atomic
+def capa_deviation_link(*, actor: User, capa: Capa, deviation: Deviation, reason: str) -> CapaDeviation:
+    """Link one more deviation the CAPA addresses (recurring problems share one CAPA)."""
+    ensure_can(actor, Capability.CAPA_MANAGE, "link deviations to CAPAs")
+    reason = reason_required(reason)
+    capa = locked(capa)
+    ensure_step(CAPA_STEPS, "deviation_link", capa)
+    return _link(capa, deviation, actor, reason)
+
+
+@transaction.atomic
+def capa_action_add(*, actor: User, capa: Capa, kind: str, description: str, owner: User, due_date: date,
+                    reason: str) -> CapaAction:
+    """Add a corrective or preventive action with its owner and due date; its owner is told.
+    A new action on a CAPA awaiting its effectiveness check re-opens it."""
+    ensure_can(actor, Capability.CAPA_MANAGE, "add CAPA actions")
+    reason = reason_required(reason)
+    kind = choice_required(kind, CapaActionKind, "kind", "kind of action")
+    description = text_required(description, "description", "Describe the action.")
+    owner = person_able(owner, Capability.CAPA_ACTION_COMPLETE, "owner", "action owner")
+    due_date = date_not_past(due_date, "due_date", "due date")
+    capa = locked(capa)
+    step = ensure_step(CAPA_STEPS, "action_add", capa)
+    sequence = (capa.actions.order_by("-sequence").values_list("sequence", flat=True).first() or 0) + 1
+    action = create_with_reason(CapaAction, actor=actor, reason=reason, capa=capa, sequence=sequence, kind=kind,
+                                description=description, owner=owner, due_date=due_date)
+    if step.target and capa.status != step.target:
+        capa.status = step.target
+        save_with_reason(capa, actor=actor, reason=reason, update_fields=["status"])
+    record_event(actor=actor, event=Event.CAPA_ACTION_ADDED, target=capa, reason=reason,
+                 data={"action": sequence, "kind": kind, "owner": owner.username, "due_date": due_date})
+    notify(user=owner, text=f"{capa.number} action {sequence} is yours, due {due_date:%Y-%m-%d}: {description[:200]}",
+           link=record_link("capa", capa.number))
+    return action
+
+
+def _actions_finished(capa: Capa) -> bool:
+    """Every action done or cancelled, and at least one done."""
+    statuses = set(capa.actions.values_list("status", flat=True))
+    return ActionStatus.DONE in statuses and ActionStatus.OPEN not in statuses
+
+
+def _advance_when_actions_finished(capa: Capa, actor: User, reason: str) -> None:
+    if capa.status == CapaStatus.OPEN and _actions_finished(capa):
+        capa.status = CapaStatus.EFFECTIVENESS_CHECK
+        save_with_reason(capa, actor=actor, reason=reason, update_fields=["status"])
+        if capa.owner_id != actor.pk:
+            notify(user=capa.owner, text=f"All actions of {capa.number} are done: check its effectiveness.",
+                   link=record_link("capa", capa.number))
+
+
+@transaction.atomic
+def capa_action_complete(*, actor: User, action: CapaAction, evidence: str, password: str, reason: str,
+                         username: str | None = None, session: SessionBase | None = None,
+                         request: HttpRequest | None = None) -> CapaAction:
+    """The action's owner records its completion with evidence and signs it ("performed";
+    21 CFR 11.50). When the last open action is done the CAPA moves to its effectiveness check."""
+    ensure_can(actor, Capability.CAPA_ACTION_COMPLETE, "complete CAPA actions")
+    reason = reason_required(reason)
+    evidence = text_required(evidence, "evidence", "Describe the evidence of completion (document, record, date).")
+    capa = locked(action.capa)
+    step = ensure_step(CAPA_STEPS, "action_complete", capa)
+    action = locked(action)
+    if action.owner_id != actor.pk:
+        raise PermissionDenied(f"Only the action's owner, {action.owner.full_name}, can complete it.")
+    if action.status != ActionStatus.OPEN:
+        raise ValidationError(f"{action} is already {action.get_status_display().lower()}.")
+    action.status, action.completion_evidence = ActionStatus.DONE, evidence
+    action.completed_by, action.completed_at = actor, timezone.now()
+    save_with_reason(action, actor=actor, reason=reason)
+    assert step.signature is not None
+    signature = sign(signer=actor, password=password, meaning=step.signature, target=action, reason=reason,
+                     username=username, session=session, request=request)
+    record_event(actor=actor, event=Event.CAPA_ACTION_COMPLETED, target=capa, reason=reason,
+                 data={"action": action.sequence, "signature": signature.pk})
+    _advance_when_actions_finished(capa, actor, reason)
+    return action
+
+
+@transaction.atomic
+def capa_action_cancel(*, actor: User, action: CapaAction, reason: str) -> CapaAction:
+    """QA withdraws an action that is no longer needed, saying why (it stays on record)."""
+    ensure_can(actor, Capability.CAPA_MANAGE, "cancel CAPA actions")
+    reason = reason_required(reason, "Say why this action is no longer needed.")
+    capa = locked(action.capa)
+    ensure_step(CAPA_STEPS, "action_cancel", capa)
+    action = locked(action)
+    if action.status != ActionStatus.OPEN:
+        raise ValidationError(f"{action} is already {action.get_status_display().lower()}.")
+    action.status, action.cancelled_reason = ActionStatus.CANCELLED, reason
+    save_with_reason(action, actor=actor, reason=reason, update_fields=["status", "cancelled_reason"])
+    record_event(actor=actor, event=Event.CAPA_ACTION_CANCELLED, target=capa, reason=reason,
+                 data={"action": action.sequence})
+    _advance_when_actions_finished(capa, actor, reason)
+    return action
+
+
+@transaction.atomic
+def capa_effectiveness_plan(*, actor: User, capa: Capa, criteria: str, due_date: date, reason: str) -> Capa:
+    """Set, before checking, how effectiveness will be judged and by when (ICH Q10 3.2.2)."""
+    ensure_can(actor, Capability.CAPA_MANAGE, "plan CAPA effectiveness checks")
+    reason = reason_required(reason)
+    criteria = text_required(criteria, "criteria", "State the criteria that show the CAPA worked.")
+    due_date = date_not_past(due_date, "due_date", "effectiveness check date")
+    capa = locked(capa)
+    ensure_step(CAPA_STEPS, "effectiveness_plan", capa)
+    capa.effectiveness_criteria, capa.effectiveness_due = criteria, due_date
+    save_with_reason(capa, actor=actor, reason=reason, event=Event.CAPA_EFFECTIVENESS_PLANNED,
+                     update_fields=["effectiveness_criteria", "effectiveness_due"])
+    return capa
+
+
+@transaction.atomic
+def capa_effectiveness_record(*, actor: User, capa: Capa, result: str, evidence: str, password: str, reason: str,
+                              username: str | None = None, session: SessionBase | None = None,
+                              request: HttpRequest | None = None) -> CapaEffectivenessCheck:
+    """Record the effectiveness check against the planned criteria, signed ("reviewed"):
+    effective; not effective (the CAPA re-opens for further actions); or not verifiable with a
+    written justification (ICH Q10 3.2.2)."""
+    ensure_can(actor, Capability.CAPA_MANAGE, "record CAPA effectiveness checks")
+    reason = reason_required(reason)
+    result = choice_required(result, EffectivenessResult, "result", "result")
+    evidence = text_required(evidence, "evidence", "Describe what was checked, or justify why it cannot be.")
+    capa = locked(capa)
+    step = ensure_step(CAPA_STEPS, "effectiveness_record", capa)
+    if not capa.effectiveness_criteria:
+        raise ValidationError({"criteria": f"Plan the effectiveness criteria of {capa} before checking."})
+    check = create_with_reason(CapaEffectivenessCheck, actor=actor, reason=reason, capa=capa, result=result,
+                               evidence=evidence, checked_by=actor, checked_at=timezone.now())
+    assert step.signature is not None
+    signature = sign(signer=actor, password=password, meaning=step.signature, target=check, reason=reason,
+                     username=username, session=session, request=request)
+    if result == EffectivenessResult.NOT_EFFECTIVE:
+        capa.status = CapaStatus.OPEN
+        save_with_reason(capa, actor=actor, reason=reason, update_fields=["status"])
+    record_event(actor=actor, event=Event.CAPA_EFFECTIVENESS_RECORDED, target=capa, reason=reason,
+                 data={"result": result, "signature": signature.pk})
+    return check
+
+
+def capa_closure_gaps(capa: Capa) -> list[str]:
+    """What still stands between this CAPA and its closure, in words."""
+    gaps = []
+    statuses = list(capa.actions.values_list("status", flat=True))
+    if ActionStatus.DONE not in statuses:
+        gaps.append("no action has been completed")
+    if ActionStatus.OPEN in statuses:
+        gaps.append(f"{statuses.count(ActionStatus.OPEN)} action(s) still open")
+    latest = capa.latest_effectiveness()
+    if latest is None:
+        gaps.append("effectiveness has not been checked")
+    elif latest.result not in CLOSING_RESULTS:
+        gaps.append("the last effectiveness check found the CAPA not effective")
+    return gaps
+
+
+@transaction.atomic
+def capa_close(*, actor: User, capa: Capa, password: str, reason: str, username: str | None = None,
+               session: SessionBase | None = None, request: HttpRequest | None = None) -> Capa:
+    """The QA approver closes the CAPA under signature ("approved") only when every action is
+    done (or withdrawn) and effectiveness is confirmed or justified (ICH Q10 3.2.2)."""
+    ensure_can(actor, Capability.CAPA_CLOSE, "close CAPAs")
+    reason = reason_required(reason)
+    capa = locked(capa)
+    step = ensure_step(CAPA_STEPS, "close", capa)
+    gaps = capa_closure_gaps(capa)
+    if gaps:
+        raise ValidationError(f"{capa} cannot be closed: {'; '.join(gaps)}.")
+    assert step.signature is not None
+    signature = sign(signer=actor, password=password, meaning=step.signature, target=capa, reason=reason,
+                     username=username, session=session, request=request)
+    capa.status, capa.closed_by, capa.closed_at = CapaStatus.CLOSED, actor, timezone.now()
+    save_with_reason(capa, actor=actor, reason=reason, event=Event.CAPA_CLOSED,
+                     update_fields=["status", "closed_by", "closed_at"], data={"signature": signature.pk})
+    return capa
+
+
+@transaction.atomic
+def capa_cancel(*, actor: User, capa: Capa, reason: str) -> Capa:
+    """The QA approver cancels a CAPA opened in error; a deviation relying on it then cannot be
+    closed until it records a new CAPA decision."""
+    ensure_can(actor, Capability.CAPA_CLOSE, "cancel CAPAs")
+    reason = reason_required(reason, "Say why this CAPA is cancelled.")
+    capa = locked(capa)
+    ensure_step(CAPA_STEPS, "cancel", capa)
+    capa.status, capa.cancelled_reason = CapaStatus.CANCELLED, reason
+    save_with_reason(capa, actor=actor, reason=reason, event=Event.CAPA_CANCELLED,
+                     update_fields=["status", "cancelled_reason"])
+    return capa

@@ -1,0 +1,121 @@
+"""The outcome of a deviation: QA return, signed approval and closure, cancellation, signed extension."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.contrib.sessions.backends.base import SessionBase
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from qms.audit import Event, create_with_reason, save_with_reason
+from qms.links import record_link
+from qms.models import (
+    CapaDecision,
+    CapaStatus,
+    Deviation,
+    DeviationExtension,
+    DeviationStatus,
+    User,
+)
+from qms.roles import Capability
+from qms.services._guards import ensure_can, locked, reason_required
+from qms.services.deviations.investigation import ensure_investigation_complete
+from qms.services.notifications import notify
+from qms.signatures import ensure_approver_not_author, sign
+from qms.states import DEVIATION_STEPS, ensure_step
+
+
+@transaction.atomic
+def deviation_return(*, actor: User, deviation: Deviation, reason: str) -> Deviation:
+    """QA sends an incomplete or unconvincing investigation back, saying what is missing."""
+    ensure_can(actor, Capability.DEVIATION_CLOSE, "return deviations to investigation")
+    reason = reason_required(reason, "Say what the investigation must add or correct.")
+    deviation = locked(deviation)
+    ensure_step(DEVIATION_STEPS, "return", deviation)
+    deviation.status = DeviationStatus.INVESTIGATION
+    save_with_reason(deviation, actor=actor, reason=reason, event=Event.DEVIATION_RETURNED, update_fields=["status"])
+    if deviation.owner is not None and deviation.owner_id != actor.pk:
+        notify(user=deviation.owner, text=f"{deviation.number} was returned to investigation: {reason}",
+               link=record_link("deviation", deviation.number))
+    return deviation
+
+
+def _ensure_capa_decision_holds(deviation: Deviation) -> None:
+    if not deviation.capa_decision:
+        raise ValidationError(f"{deviation} has no CAPA decision: record whether a CAPA is required.")
+    if deviation.capa_decision == CapaDecision.REQUIRED:
+        capa = deviation.capa
+        if capa is None or capa.status == CapaStatus.CANCELLED:
+            raise ValidationError(f"{deviation} requires a CAPA but its CAPA is missing or cancelled: "
+                                  "return it to investigation and record a new decision.")
+
+
+@transaction.atomic
+def deviation_close(*, actor: User, deviation: Deviation, password: str, reason: str, username: str | None = None,
+                    session: SessionBase | None = None, request: HttpRequest | None = None) -> Deviation:
+    """The QA approver approves the investigation and closes the deviation under signature
+    (meaning "approved"; EU GMP Part I 1.4(xiv), 2.x independence of QA; 21 CFR 11.50, 11.200).
+
+    Refused without a CAPA decision (a required CAPA must exist and not be cancelled), with an
+    incomplete investigation, or when the approver investigated or submitted it themselves.
+    """
+    ensure_can(actor, Capability.DEVIATION_CLOSE, "close deviations")
+    reason = reason_required(reason)
+    deviation = locked(deviation)
+    step = ensure_step(DEVIATION_STEPS, "close", deviation)
+    _ensure_capa_decision_holds(deviation)
+    ensure_investigation_complete(deviation)
+    ensure_approver_not_author(approver=actor, authors=[u for u in (deviation.investigated_by,
+                                                                    deviation.submitted_by) if u])
+    assert step.signature is not None
+    signature = sign(signer=actor, password=password, meaning=step.signature, target=deviation, reason=reason,
+                     username=username, session=session, request=request)
+    deviation.status = DeviationStatus.CLOSED
+    deviation.closed_by, deviation.closed_at = actor, timezone.now()
+    save_with_reason(deviation, actor=actor, reason=reason, event=Event.DEVIATION_CLOSED,
+                     update_fields=["status", "closed_by", "closed_at"], data={"signature": signature.pk})
+    return deviation
+
+
+@transaction.atomic
+def deviation_cancel(*, actor: User, deviation: Deviation, reason: str) -> Deviation:
+    """QA cancels a deviation reported in error or twice; the reason is kept with the record."""
+    ensure_can(actor, Capability.DEVIATION_CANCEL, "cancel deviations")
+    reason = reason_required(reason, "Say why this deviation is cancelled (e.g. the duplicate's number).")
+    deviation = locked(deviation)
+    ensure_step(DEVIATION_STEPS, "cancel", deviation)
+    deviation.status, deviation.cancelled_reason = DeviationStatus.CANCELLED, reason
+    save_with_reason(deviation, actor=actor, reason=reason, event=Event.DEVIATION_CANCELLED,
+                     update_fields=["status", "cancelled_reason"])
+    return deviation
+
+
+@transaction.atomic
+def deviation_extend(*, actor: User, deviation: Deviation, new_due_date: date, password: str, reason: str,
+                     username: str | None = None, session: SessionBase | None = None,
+                     request: HttpRequest | None = None) -> DeviationExtension:
+    """QA grants a later due date under signature, with its justification (the reason), so an
+    overdue investigation is a decision on record rather than a silent slip (EU GMP Part I 1.4(xiv))."""
+    ensure_can(actor, Capability.DEVIATION_EXTEND, "extend deviation due dates")
+    justification = reason_required(reason, "Justify the extension.")
+    deviation = locked(deviation)
+    step = ensure_step(DEVIATION_STEPS, "extend", deviation)
+    if deviation.due_date is None:
+        raise ValidationError({"new_due_date": f"{deviation} has no due date yet."})
+    if not isinstance(new_due_date, date) or new_due_date <= deviation.due_date:
+        raise ValidationError({"new_due_date": f"The new due date must be after {deviation.due_date:%Y-%m-%d}."})
+    if new_due_date < timezone.localdate():
+        raise ValidationError({"new_due_date": "The new due date cannot be in the past."})
+    extension = create_with_reason(DeviationExtension, actor=actor, reason=justification, deviation=deviation,
+                                   previous_due_date=deviation.due_date, new_due_date=new_due_date,
+                                   justification=justification, granted_by=actor, granted_at=timezone.now())
+    assert step.signature is not None
+    signature = sign(signer=actor, password=password, meaning=step.signature, target=extension,
+                     reason=justification, username=username, session=session, request=request)
+    deviation.due_date = new_due_date
+    save_with_reason(deviation, actor=actor, reason=justification, event=Event.DEVIATION_EXTENDED,
+                     update_fields=["due_date"], data={"signature": signature.pk, "extension": extension.pk})
+    return extension

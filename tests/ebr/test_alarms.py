@@ -1,0 +1,336 @@
+"""Alarms on process data: one per excursion, escalation, deviations, feed gaps, signed acknowledgement."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import orjson
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+
+from ebr.models import Alarm, AlarmKind, StepExecution
+from ebr.services import batches as batch_services
+from ebr.services.alarms import alarm_acknowledge, alarms_evaluate, feed_gaps_check
+from ebr.services.readings import readings_ingest
+from ebr.tasks import alarms_evaluate as alarms_evaluate_task
+from qms.audit import Event
+from qms.models import AuditEvent, Deviation, Signature
+from qms.signatures import SignatureRefused
+from tests.conftest import PASSWORD, login
+from tests.ebr.process_builders import plant, reading
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def site(db):  # type: ignore[no-untyped-def]
+    return plant()
+
+
+class Feed:
+    """Posts readings for a site and evaluates them, as the API and the Celery task would."""
+
+    def __init__(self, site) -> None:  # type: ignore[no-untyped-def]
+        self.site, self.seq = site, 0
+        self.start = (timezone.now() - timedelta(hours=6)).replace(second=0, microsecond=0)
+
+    def at(self, minute: float):  # type: ignore[no-untyped-def]
+        return self.start + timedelta(minutes=minute)
+
+    def post(self, values: list[tuple[float, float]], parameter: str = "ph", evaluate: bool = True):  # type: ignore[no-untyped-def]
+        readings = []
+        for minute, value in values:
+            self.seq += 1
+            readings.append(reading(self.seq, self.at(minute), parameter, value))
+        result = readings_ingest(instrument=self.site.instrument, body=orjson.dumps({"readings": readings}))
+        return alarms_evaluate(post_id=result.post.pk) if evaluate else result
+
+
+@pytest.fixture
+def feed(site):  # type: ignore[no-untyped-def]
+    return Feed(site)
+
+
+def alarms(site, **filters):  # type: ignore[no-untyped-def]
+    return list(Alarm.objects.filter(batch=site.batch, **filters).order_by("opened_at", "id"))
+
+
+# --- excursions ----------------------------------------------------------------------------------
+
+def test_an_excursion_opens_one_alarm_not_one_per_reading_and_closes_back_within_limits(site, feed):
+    feed.post([(m, 7.2) for m in range(5)] + [(m, 6.87 - m / 1000) for m in range(5, 15)] + [(15, 7.1), (16, 7.1)])
+
+    (alarm,) = alarms(site)
+    assert alarm.kind == AlarmKind.ALERT and alarm.parameter.code == "ph"
+    assert (alarm.opened_at, alarm.closed_at) == (feed.at(5), feed.at(15))
+    assert alarm.worst_value == pytest.approx(6.856) and alarm.worst_at == feed.at(14)
+    assert alarm.limit_text == "alert 6.9–7.5, action 6.8–7.6 [pH]"
+    assert not alarm.deviation_number
+    events = AuditEvent.objects.filter(target_type="ebr.alarm", target_id=str(alarm.pk))
+    assert {Event.ALARM_RAISED, Event.ALARM_CLEARED} <= set(events.values_list("event_type", flat=True))
+
+
+def test_an_alert_that_passes_the_action_limit_escalates_and_opens_a_deviation_on_a_critical_parameter(site, feed):
+    result = feed.post([(0, 6.85), (1, 6.75), (2, 6.70), (3, 6.85)])
+
+    (alarm,) = alarms(site)
+    assert alarm.kind == AlarmKind.ACTION and alarm.is_open and alarm.critical
+    assert result.escalated == 1 and result.deviations == [alarm.deviation_number]
+    deviation = Deviation.objects.get(number=alarm.deviation_number)
+    assert deviation.source == "instrument_alarm"
+    assert deviation.occurred_at == feed.at(1)
+    assert {(s.subject_type, s.subject_id) for s in deviation.subjects.all()} >= {
+        ("ebr.batch", str(site.batch.pk)), ("ebr.equipment", str(site.equipment.pk))}
+    assert "ph" in deviation.description and site.batch.number in deviation.title
+    assert AuditEvent.objects.filter(event_type=Event.ALARM_ESCALATED, target_id=str(alarm.pk)).count() == 1
+
+
+def test_an_action_excursion_of_a_critical_parameter_opens_exactly_one_deviation(site, feed):
+    feed.post([(m, 6.6) for m in range(30)] + [(30, 7.2)])
+
+    (alarm,) = alarms(site)
+    assert alarm.kind == AlarmKind.ACTION and not alarm.is_open
+    assert Deviation.objects.filter(source="instrument_alarm", number=alarm.deviation_number).count() == 1
+    assert Deviation.objects.filter(subjects__subject_id=str(site.batch.pk), source="instrument_alarm").count() == 1
+
+
+def test_an_action_excursion_of_a_non_critical_parameter_opens_no_deviation(site, feed):
+    feed.post([(0, 15.0), (1, 14.0), (2, 45.0)], parameter="do")
+
+    (alarm,) = alarms(site)
+    assert alarm.kind == AlarmKind.ACTION and not alarm.critical and not alarm.deviation_number
+    assert not Deviation.objects.filter(subjects__subject_id=str(site.batch.pk)).exists()
+
+
+def test_an_excursion_across_posts_stays_one_alarm(site, feed):
+    feed.post([(0, 7.1), (1, 6.88), (2, 6.87)])
+    feed.post([(3, 6.86), (4, 6.89)])
+    feed.post([(5, 7.0)])
+
+    (alarm,) = alarms(site)
+    assert (alarm.opened_at, alarm.closed_at, alarm.worst_value) == (feed.at(1), feed.at(5), 6.86)
+
+
+def test_two_excursions_are_two_alarms(site, feed):
+    feed.post([(0, 6.88), (1, 7.1), (2, 7.55), (3, 7.1)])
+
+    assert [(a.kind, a.opened_at, a.closed_at) for a in alarms(site)] == [
+        ("alert", feed.at(0), feed.at(1)), ("alert", feed.at(2), feed.at(3))]
+
+
+def test_parameters_without_limits_raise_nothing(site, feed):
+    feed.post([(0, 0.1), (1, 99.0)], parameter="vcd")
+
+    assert alarms(site) == []
+
+
+def test_evaluation_runs_once_per_post_however_often_the_task_is_delivered(site, feed):
+    result = feed.post([(0, 6.6), (1, 6.6)], evaluate=False)
+
+    first = alarms_evaluate(post_id=result.post.pk)
+    second = alarms_evaluate(post_id=result.post.pk)
+    third = alarms_evaluate_task.apply(kwargs={"post_id": result.post.pk}).get()
+
+    assert first.raised == 1 and second.already_done and third["already_done"]
+    assert len(alarms(site)) == 1
+    assert Deviation.objects.filter(subjects__subject_id=str(site.batch.pk)).count() == 1
+
+
+def test_limits_of_the_step_running_at_the_reading_apply(db):
+    site = plant(receipt_limits=True)  # step 1.1: pH 7.0 to 7.4; the expansion step: 6.9 to 7.5
+    feed = Feed(site)
+    step = StepExecution.objects.get(batch=site.batch, sequence=1)
+    assert step.opened_at is not None
+
+    before = readings_ingest(instrument=site.instrument, body=orjson.dumps({"readings": [
+        reading(1, step.opened_at - timedelta(hours=1), "ph", 7.42)]}))
+    alarms_evaluate(post_id=before.post.pk)
+    assert alarms(site) == []  # before the step opened: the master version's expansion limits apply
+
+    during = readings_ingest(instrument=site.instrument, body=orjson.dumps({"readings": [
+        reading(2, step.opened_at + timedelta(seconds=30), "ph", 7.42)]}))
+    alarms_evaluate(post_id=during.post.pk)
+    (alarm,) = alarms(site, kind=AlarmKind.ALERT)
+    assert alarm.step_id == step.pk and alarm.limit_text.startswith("alert 7–7.4")
+    assert feed.site is site
+
+
+# --- feed gaps ---------------------------------------------------------------------------------
+
+def test_a_hole_in_the_data_is_a_closed_feed_gap_alarm(site, feed):
+    feed.post([(m, 7.1) for m in range(10)] + [(m, 7.1) for m in range(40, 45)])
+
+    (gap,) = alarms(site, kind=AlarmKind.FEED_GAP)
+    assert (gap.opened_at, gap.closed_at) == (feed.at(9), feed.at(40))
+    assert gap.parameter is None and gap.limit_text == "no data for more than 10 min"
+
+
+def test_a_hole_between_two_posts_is_found_too(site, feed):
+    feed.post([(m, 7.1) for m in range(5)])
+    feed.post([(m, 7.1) for m in range(9, 12)])  # 5 minutes: no gap
+    feed.post([(m, 7.1) for m in range(30, 32)])
+
+    (gap,) = alarms(site, kind=AlarmKind.FEED_GAP)
+    assert (gap.opened_at, gap.closed_at) == (feed.at(11), feed.at(30))
+
+
+def later(minutes: float = 11):  # type: ignore[no-untyped-def]
+    return timezone.now() + timedelta(minutes=minutes)
+
+
+def test_a_silent_instrument_raises_one_feed_gap_alarm_until_data_arrives(site, feed):
+    assert feed_gaps_check() == 0 or not alarms(site)  # just registered: nothing expected from it yet
+    assert feed_gaps_check(now=later()) >= 1
+    assert feed_gaps_check(now=later()) == 0
+    (gap,) = alarms(site, kind=AlarmKind.FEED_GAP)
+    assert gap.is_open and gap.opened_at == site.instrument.created_at  # no data since it was registered
+
+    feed.post([(0, 7.1)])
+
+    gap.refresh_from_db()
+    assert gap.closed_at is not None
+    assert alarms(site, kind=AlarmKind.FEED_GAP) == [gap]  # the outage is not counted twice
+
+
+def test_no_feed_gap_while_data_is_flowing(site):
+    readings_ingest(instrument=site.instrument, body=orjson.dumps({"readings": [
+        reading(1, timezone.now() - timedelta(minutes=1))]}))
+
+    feed_gaps_check(now=later(5))
+
+    assert alarms(site, kind=AlarmKind.FEED_GAP) == []
+
+
+def test_a_feed_gap_closes_when_the_equipment_is_released(site):
+    feed_gaps_check(now=later())
+    batch_services.equipment_release(actor=site.who.supervisor, use=site.batch.equipment_uses.get())
+
+    feed_gaps_check(now=later(12))
+
+    (gap,) = alarms(site, kind=AlarmKind.FEED_GAP)
+    assert gap.closed_at is not None
+
+
+def test_no_feed_gap_for_a_batch_on_hold(site):
+    batch_services.batch_hold(actor=site.who.supervisor, batch=site.batch, reason="Waiting for QC")
+
+    feed_gaps_check(now=later())
+
+    assert alarms(site, kind=AlarmKind.FEED_GAP) == []
+
+
+# --- acknowledgement -------------------------------------------------------------------------------
+
+@pytest.fixture
+def alarm(site, feed):  # type: ignore[no-untyped-def]
+    feed.post([(0, 6.86), (1, 6.87)])
+    return alarms(site)[0]
+
+
+def test_a_supervisor_acknowledges_an_alarm_with_a_comment_and_a_signature(site, alarm):
+    supervisor = site.who.supervisor
+
+    alarm_acknowledge(actor=supervisor, alarm=alarm, comment="Probe recalibrated, culture checked.",
+                      password=PASSWORD, username=supervisor.username)
+
+    alarm.refresh_from_db()
+    assert alarm.acknowledged_by == supervisor and alarm.acknowledgement_comment.startswith("Probe")
+    signature = Signature.objects.get(pk=alarm.signature_id)
+    assert signature.meaning == "acknowledged" and signature.target_id == str(alarm.pk)
+    assert signature.reason == "Probe recalibrated, culture checked."
+    assert AuditEvent.objects.filter(event_type=Event.ALARM_ACKNOWLEDGED, target_id=str(alarm.pk)).exists()
+    from qms.signatures import signature_is_valid
+
+    assert signature_is_valid(signature)
+
+
+def test_acknowledgement_needs_a_supervisor_a_comment_and_the_right_password(site, alarm):
+    with pytest.raises(PermissionDenied):
+        alarm_acknowledge(actor=site.who.operator, alarm=alarm, comment="ok", password=PASSWORD,
+                          username=site.who.operator.username)
+    with pytest.raises(ValidationError):
+        alarm_acknowledge(actor=site.who.supervisor, alarm=alarm, comment="  ", password=PASSWORD,
+                          username=site.who.supervisor.username)
+    with pytest.raises(SignatureRefused):
+        alarm_acknowledge(actor=site.who.supervisor, alarm=alarm, comment="checked", password="wrong",
+                          username=site.who.supervisor.username)
+
+    alarm.refresh_from_db()
+    assert not alarm.acknowledged and alarm.signature_id is None
+
+
+def test_an_escalation_needs_a_new_acknowledgement(site, feed, alarm):
+    alarm_acknowledge(actor=site.who.supervisor, alarm=alarm, comment="Watching it.", password=PASSWORD,
+                      username=site.who.supervisor.username)
+
+    feed.post([(2, 6.7)])
+
+    alarm.refresh_from_db()
+    assert alarm.kind == AlarmKind.ACTION and not alarm.acknowledged
+    assert alarm.history.filter(acknowledged_at__isnull=False).exists()  # the first acknowledgement stays in history
+
+
+# --- the batch page -----------------------------------------------------------------------------
+
+def test_the_batch_page_loads_process_data_by_htmx(client, site, alarm):
+    login(client, site.who.auditor)
+
+    page = client.get(f"/batches/{site.batch.number}/")
+
+    assert page.status_code == 200
+    assert f'hx-get="/batches/{site.batch.number}/process-data/"'.encode() in page.content
+
+
+def test_charts_are_inline_svg_with_limit_bands_and_alarms(client, site, alarm):
+    login(client, site.who.auditor)
+
+    fragment = client.get(f"/batches/{site.batch.number}/process-data/", HTTP_HX_REQUEST="true")
+
+    html = fragment.content.decode()
+    assert fragment.status_code == 200 and "<script" not in html
+    assert html.count("<svg") == 1 and "<polyline" in html and 'class="alarm-span"' in html
+    assert "within alert limits" in html and "alert 6.9–7.5, action 6.8–7.6 [pH]" in html
+
+
+def test_the_alarm_list_offers_acknowledgement_to_supervisors_only(client, site, alarm):
+    login(client, site.who.auditor)
+    as_auditor = client.get(f"/batches/{site.batch.number}/alarms/", HTTP_HX_REQUEST="true").content.decode()
+    client.logout()
+    login(client, site.who.supervisor)
+    as_supervisor = client.get(f"/batches/{site.batch.number}/alarms/", HTTP_HX_REQUEST="true").content.decode()
+
+    assert f"alarm-{alarm.pk}" in as_auditor and "Sign: acknowledged" not in as_auditor
+    assert "Sign: acknowledged" in as_supervisor
+
+
+def test_acknowledging_through_the_page(client, site, alarm):
+    login(client, site.who.supervisor)
+    url = f"/batches/{site.batch.number}/alarms/{alarm.pk}/acknowledge/"
+
+    refused = client.post(url, {"comment": "checked", "password": "wrong", "username": site.who.supervisor.username},
+                          HTTP_HX_REQUEST="true")
+    done = client.post(url, {"comment": "Checked the probe", "password": PASSWORD,
+                             "username": site.who.supervisor.username}, HTTP_HX_REQUEST="true")
+
+    assert refused.status_code == 200 and "Wrong password" in refused.content.decode()
+    assert done.status_code == 200 and "Checked the probe" in done.content.decode()
+    alarm.refresh_from_db()
+    assert alarm.acknowledged
+
+
+def test_operators_cannot_acknowledge_through_the_page(client, site, alarm):
+    login(client, site.who.operator)
+
+    response = client.post(f"/batches/{site.batch.number}/alarms/{alarm.pk}/acknowledge/",
+                           {"comment": "x", "password": PASSWORD})
+
+    assert response.status_code == 403
+
+
+def test_the_process_data_page_works_without_htmx(client, site, alarm):
+    login(client, site.who.auditor)
+
+    page = client.get(f"/batches/{site.batch.number}/process-data/")
+
+    assert page.status_code == 200 and b"<svg" in page.content and f"alarm-{alarm.pk}".encode() in page.content

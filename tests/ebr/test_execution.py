@@ -1,0 +1,289 @@
+"""Executing a batch: entry checks at the moment of entry, corrections, signatures, verification."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+
+from ebr.models import BatchStatus, Entry, EquipmentUse, MaterialUse, StepStatus
+from ebr.selectors import step_record
+from ebr.services.execution import entry_correct, entry_record, step_perform, step_verify
+from qms.audit import Event
+from qms.models import AuditEvent, Signature
+from qms.signatures import SegregationOfDuties, SignatureRefused
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.django_db
+
+
+def key() -> str:
+    return uuid.uuid4().hex
+
+
+def param(step, code):
+    return step.template.parameters.get(code=code)
+
+
+def record(actor, step, code, value, **kwargs):
+    return entry_record(actor=actor, step=step, parameter=param(step, code), value=value,
+                        idempotency_key=kwargs.pop("idempotency_key", key()), **kwargs)
+
+
+def current_step(batch):
+    return batch.steps.exclude(status=StepStatus.DONE).order_by("sequence").first()
+
+
+def finish_step_one(batch, operator, verifier):
+    step = current_step(batch)
+    record(operator, step, "label_ok", "yes")
+    record(operator, step, "temp", "5")
+    step_perform(actor=operator, step=step, password=PASSWORD, username=operator.username)
+    step_verify(actor=verifier, step=step, password=PASSWORD, username=verifier.username)
+    return current_step(batch)
+
+
+def test_value_in_spec_is_recorded_with_server_time_and_audit_entry(batch, operator):
+    step = current_step(batch)
+
+    result = record(operator, step, "temp", "5.5 Cel")
+
+    entry = result.entry
+    assert (entry.value_text, entry.unit, entry.in_spec, entry.alert, entry.late) == ("5.5", "Cel", True, False, False)
+    assert abs((entry.entered_at - timezone.now()).total_seconds()) < 5
+    assert AuditEvent.objects.filter(event_type=Event.ENTRY_RECORDED, target_id=str(entry.pk)).exists()
+
+
+def test_wrong_unit_and_wrong_type_are_refused_and_nothing_is_stored(batch, operator):
+    step = current_step(batch)
+
+    with pytest.raises(ValidationError, match="unit must be Cel"):
+        record(operator, step, "temp", "5 %")
+    with pytest.raises(ValidationError, match="Enter a number"):
+        record(operator, step, "temp", "cold")
+    with pytest.raises(ValidationError, match="yes or no"):
+        record(operator, step, "label_ok", "maybe")
+    assert not Entry.objects.filter(step=step).exists()
+
+
+def test_out_of_spec_needs_a_comment_keeps_the_value_and_opens_a_deviation(batch, operator):
+    from qms.selectors import deviations_open_for
+
+    step = current_step(batch)
+    with pytest.raises(ValidationError) as missing_comment:
+        record(operator, step, "temp", "11")
+    assert "comment" in missing_comment.value.message_dict
+
+    result = record(operator, step, "temp", "11", comment="Shipper logger showed 11 °C on arrival")
+
+    entry = result.entry
+    assert entry.in_spec is False and entry.value_text == "11"
+    deviations = deviations_open_for("ebr.batch", str(batch.pk))
+    assert [d.number for d in deviations] == [entry.deviation_number]
+    assert any("deviation" in warning for warning in result.warnings)
+
+
+def test_outside_alert_limits_warns_and_is_recorded(batch, operator):
+    result = record(operator, current_step(batch), "temp", "7.5")
+
+    assert result.entry.alert is True and result.entry.in_spec is True
+    assert "alert limits" in result.warnings[0]
+
+
+def test_double_tap_with_the_same_key_creates_one_entry(batch, operator):
+    step = current_step(batch)
+    same = key()
+
+    first = record(operator, step, "temp", "5", idempotency_key=same)
+    again = record(operator, step, "temp", "5", idempotency_key=same)
+
+    assert again.created is False and again.entry.pk == first.entry.pk
+    assert Entry.objects.filter(step=step).count() == 1
+
+
+def test_a_recorded_value_cannot_be_recorded_again_only_corrected(batch, operator):
+    step = current_step(batch)
+    record(operator, step, "temp", "5")
+
+    with pytest.raises(ValidationError, match="use a correction"):
+        record(operator, step, "temp", "6")
+
+
+def test_correction_keeps_the_original_and_needs_a_reason(batch, operator):
+    step = current_step(batch)
+    original = record(operator, step, "temp", "6").entry
+    with pytest.raises(ValidationError, match="reason"):
+        entry_correct(actor=operator, entry=original, value="5.8", reason=" ", idempotency_key=key())
+
+    corrected = entry_correct(actor=operator, entry=original, value="5.8", reason="Transcription error",
+                              idempotency_key=key()).entry
+
+    assert corrected.supersedes_id == original.pk
+    assert Entry.objects.get(pk=original.pk).value_text == "6"  # never overwritten
+    view = next(p for p in step_record(step).parameters if p.parameter.code == "temp")
+    assert [e.value for e in view.history] == ["6", "5.8"]
+    assert view.history[0].superseded and view.current.value == "5.8"
+    assert AuditEvent.objects.filter(event_type=Event.ENTRY_CORRECTED, reason="Transcription error").exists()
+
+
+def test_entries_cannot_be_updated_or_deleted_in_the_database(batch, operator):
+    from django.db import DatabaseError, connection, transaction
+
+    entry = record(operator, current_step(batch), "temp", "5").entry
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE ebr_entry SET value_text = '4' WHERE id = %s", [entry.pk])
+
+
+def test_performed_at_can_be_set_back_within_the_limit_and_late_entries_are_marked(batch, operator, settings):
+    step = current_step(batch)
+    step.opened_at = timezone.now() - timedelta(hours=3)
+    step.save(update_fields=["opened_at"])
+
+    late = record(operator, step, "temp", "5", performed_at=timezone.now() - timedelta(hours=2)).entry
+
+    assert late.late is True
+    with pytest.raises(ValidationError, match="future"):
+        record(operator, step, "label_ok", "yes", performed_at=timezone.now() + timedelta(hours=1))
+    with pytest.raises(ValidationError, match="set back at most"):
+        record(operator, step, "label_ok", "yes", performed_at=timezone.now() - settings.ENTRY_BACKDATE_LIMIT
+               - timedelta(minutes=5))
+
+
+def test_untrained_operator_cannot_record(batch, make_user):
+    from qms.roles import Role
+
+    newcomer = make_user(Role.OPERATOR)
+
+    with pytest.raises(PermissionDenied, match="no current training"):
+        record(newcomer, current_step(batch), "temp", "5")
+
+
+def test_roles_without_execution_cannot_record(batch, qa_reviewer, auditor):
+    for person in (qa_reviewer, auditor):
+        with pytest.raises(PermissionDenied):
+            record(person, current_step(batch), "temp", "5")
+
+
+def test_only_the_open_step_takes_entries(batch, operator):
+    later = batch.steps.get(sequence=2)
+
+    with pytest.raises(ValidationError, match="not yet open"):
+        record(operator, later, "viability", "90")
+
+
+def test_step_cannot_be_signed_with_values_missing(batch, operator):
+    step = current_step(batch)
+    record(operator, step, "temp", "5")
+
+    with pytest.raises(ValidationError, match="Label matches COI"):
+        step_perform(actor=operator, step=step, password=PASSWORD, username=operator.username)
+
+
+def test_critical_step_waits_for_a_different_trained_verifier(batch, operator, verifier):
+    step = current_step(batch)
+    record(operator, step, "label_ok", "yes")
+    record(operator, step, "temp", "5")
+
+    step_perform(actor=operator, step=step, password=PASSWORD, username=operator.username)
+    step.refresh_from_db()
+    assert step.status == StepStatus.PERFORMED
+    assert batch.steps.get(sequence=2).status == StepStatus.LOCKED  # next step not open before verification
+    with pytest.raises(SegregationOfDuties):
+        step_verify(actor=operator, step=step, password=PASSWORD, username=operator.username)
+
+    step_verify(actor=verifier, step=step, password=PASSWORD, username=verifier.username)
+
+    step.refresh_from_db()
+    assert step.status == StepStatus.DONE and step.verified_by == verifier
+    meanings = set(Signature.objects.filter(target_type="ebr.stepexecution", target_id=str(step.pk))
+                   .values_list("meaning", flat=True))
+    assert meanings == {"performed", "verified"}
+    assert batch.steps.get(sequence=2).status == StepStatus.OPEN
+
+
+def test_wrong_password_refuses_the_step_signature(batch, operator):
+    step = current_step(batch)
+    record(operator, step, "label_ok", "yes")
+    record(operator, step, "temp", "5")
+
+    with pytest.raises(SignatureRefused):
+        step_perform(actor=operator, step=step, password="wrong-password-x", username=operator.username)
+
+    step.refresh_from_db()
+    assert step.status == StepStatus.OPEN and step.performed_by is None
+
+
+def test_correction_after_signing_reopens_the_step_and_invalidates_the_signature(batch, operator):
+    from qms.signatures import signatures_for
+
+    step = current_step(batch)
+    record(operator, step, "label_ok", "yes")
+    temp = record(operator, step, "temp", "5").entry
+    step_perform(actor=operator, step=step, password=PASSWORD, username=operator.username)
+
+    entry_correct(actor=operator, entry=temp, value="5.1", reason="Read the display again", idempotency_key=key())
+
+    step.refresh_from_db()
+    assert step.status == StepStatus.OPEN
+    assert [s.valid for s in signatures_for(step)] == [False]
+
+
+def test_expired_quarantined_and_wrong_material_lots_are_refused(batch, operator, verifier, resources):
+    step = finish_step_one(batch, operator, verifier)
+
+    with pytest.raises(ValidationError, match="expired"):
+        record(operator, step, "medium", "MED-OLD")
+    with pytest.raises(ValidationError, match="quarantined"):
+        record(operator, step, "medium", "MED-Q")
+    with pytest.raises(ValidationError, match="this step needs Medium"):
+        record(operator, step, "medium", "BEADS-1")
+    with pytest.raises(ValidationError, match="Unknown lot"):
+        record(operator, step, "medium", "NOPE-1")
+    record(operator, step, "medium", "med-1")  # scanner casing does not matter
+    assert MaterialUse.objects.get(step=step).lot == resources["good_lot"]
+
+
+def test_equipment_out_of_calibration_or_under_maintenance_is_refused(batch, operator, verifier, resources):
+    step = finish_step_one(batch, operator, verifier)
+
+    with pytest.raises(ValidationError, match="out of calibration"):
+        record(operator, step, "bsc", "BSC-T2")
+    with pytest.raises(ValidationError, match="under maintenance"):
+        record(operator, step, "bsc", "BSC-T3")
+    record(operator, step, "bsc", "BSC-T1")
+    assert EquipmentUse.objects.filter(batch=batch, equipment=resources["bsc"], ended_at__isnull=True).exists()
+
+
+def test_exceeded_hold_time_is_recorded_on_the_next_step(batch, operator, verifier):
+    step = finish_step_one(batch, operator, verifier)
+    previous = batch.steps.get(sequence=1)
+    previous.verified_at = timezone.now() - timedelta(hours=3)
+    previous.save(update_fields=["verified_at"])
+
+    record(operator, step, "viability", "90")
+
+    step.refresh_from_db()
+    assert step.hold_time_exceeded_by is not None and step.hold_time_exceeded_by > timedelta(hours=1, minutes=50)
+
+
+def test_completing_the_last_step_completes_the_batch_and_queues_qa_notification(batch, operator, verifier):
+    from qms.models import OutboxMessage
+
+    step = finish_step_one(batch, operator, verifier)
+    for code, value in (("bsc", "BSC-T1"), ("medium", "MED-1"), ("viability", "91")):
+        record(operator, step, code, value)
+    step_perform(actor=operator, step=step, password=PASSWORD, username=operator.username)
+    last = current_step(batch)
+    record(operator, last, "cells", "300")
+    record(operator, last, "volume", "60")
+    step_perform(actor=operator, step=last, password=PASSWORD, username=operator.username)
+
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.COMPLETED and batch.completed_at is not None
+    calculated = Entry.objects.get(step=last, parameter__code="conc")
+    assert calculated.value_text == "5"
+    assert not EquipmentUse.objects.filter(batch=batch, ended_at__isnull=True).exists()
+    assert OutboxMessage.objects.filter(task_name="ebr.batch_completed_notify", kwargs__batch_id=batch.pk).exists()
+    with pytest.raises(ValidationError, match="completed"):
+        record(operator, last, "cells", "1")

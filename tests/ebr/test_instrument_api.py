@@ -1,0 +1,503 @@
+"""The instrument API contract (specs/instrument-api.md): every rule, hostile input, concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from datetime import timedelta
+
+import orjson
+import pytest
+from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
+from django.test import Client
+from django.test.utils import override_settings
+from django.utils import timezone
+
+from ebr.models import Instrument, InstrumentParameter, Reading, ReadingPost
+from ebr.services import batches as batch_services
+from ebr.services.instruments import instrument_register, instrument_revoke, token_digest
+from qms.audit import Event
+from qms.models import AuditedTable, AuditEvent, OutboxMessage
+from tests.conftest import login
+from tests.ebr.process_builders import SEED, bioreactor, plant, reading, running_batch, stamp, unique
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/readings"
+
+
+@pytest.fixture
+def site(db):  # type: ignore[no-untyped-def]
+    return plant()
+
+
+def post(client: Client, site, body, *, token: str | None = None, raw: bool = False):  # type: ignore[no-untyped-def]
+    data = body if raw else orjson.dumps(body)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token or site.token}"}
+    return client.post(URL, data=data, content_type="application/json", **headers)
+
+
+def stored(site) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    return (Reading.objects.filter(instrument=site.instrument).count(),
+            ReadingPost.objects.filter(instrument=site.instrument).count())
+
+
+def now_minus(**delta: float):  # type: ignore[no-untyped-def]
+    return timezone.now() - timedelta(**delta)
+
+
+# --- storing ----------------------------------------------------------------------------------
+
+def test_post_stores_readings_with_the_original_body(client, site):
+    body = {"readings": [reading(1, now_minus(minutes=2)), reading(2, now_minus(minutes=2), "do", 41.5)]}
+    raw = orjson.dumps(body)
+
+    response = client.post(URL, data=raw, content_type="application/json", **site.auth)
+
+    assert response.status_code == 201, response.content
+    assert response.json() == {"accepted": 2, "duplicates": 0, "alarms": []}
+    rows = list(Reading.objects.filter(instrument=site.instrument).order_by("seq"))
+    assert [(r.seq, r.parameter.code, r.value, r.unit, r.batch_id) for r in rows] == [
+        (1, "ph", 7.1, "[pH]", site.batch.pk), (2, "do", 41.5, "%", site.batch.pk)]
+    post_row = ReadingPost.objects.get(instrument=site.instrument)
+    assert post_row.original() == raw
+    assert post_row.body_sha256 == hashlib.sha256(raw).hexdigest()
+    assert (post_row.readings, post_row.accepted, post_row.duplicates) == (2, 2, 0)
+    assert {r.post_id for r in rows} == {post_row.pk}
+
+
+def test_alarm_evaluation_is_queued_after_commit_through_the_outbox(client, site):
+    response = post(client, site, {"readings": [reading(1, now_minus(minutes=1))]})
+
+    assert response.status_code == 201
+    post_row = ReadingPost.objects.get(instrument=site.instrument)
+    assert OutboxMessage.objects.filter(task_name="ebr.alarms_evaluate", kwargs={"post_id": post_row.pk}).exists()
+
+
+def test_readings_follow_the_equipment_assignment_at_their_time(client, site):
+    use = site.batch.equipment_uses.get()
+    batch_services.equipment_release(actor=site.who.supervisor, use=use, ended_at=now_minus(hours=1))
+    second = running_batch(site.who, site.version, None)
+    batch_services.equipment_assign(actor=site.who.supervisor, batch=second, equipment=site.equipment,
+                                    started_at=now_minus(minutes=30))
+
+    response = post(client, site, {"readings": [reading(1, now_minus(hours=2)), reading(2, now_minus(minutes=10))]})
+
+    assert response.status_code == 201, response.content
+    assert dict(Reading.objects.filter(instrument=site.instrument).values_list("seq", "batch__number")) == {
+        1: site.batch.number, 2: second.number}
+
+
+def test_explicit_batch_not_assigned_at_ts_is_403_and_nothing_stored(client, site):
+    other = running_batch(site.who, site.version, None)
+    before = stored(site)
+
+    response = post(client, site, {"batch": other.number, "readings": [reading(1, now_minus(minutes=5))]})
+
+    assert response.status_code == 403
+    assert response.json()["errors"][0]["index"] == 0
+    assert stored(site) == before
+
+
+def test_explicit_batch_before_its_assignment_is_403(client, site):
+    response = post(client, site, {"batch": site.batch.number, "readings": [reading(1, now_minus(days=3))]})
+
+    assert response.status_code == 403
+
+
+def test_unknown_explicit_batch_is_403(client, site):
+    response = post(client, site, {"batch": "B-1999-0001", "readings": [reading(1, now_minus(minutes=5))]})
+
+    assert response.status_code == 403
+
+
+def test_no_batch_assigned_at_ts_is_422_and_nothing_stored(client, site):
+    before = stored(site)
+
+    response = post(client, site, {"readings": [reading(1, now_minus(minutes=5)), reading(2, now_minus(days=4))]})
+
+    assert response.status_code == 422
+    assert [e["index"] for e in response.json()["errors"]] == [1]
+    assert stored(site) == before
+
+
+def test_resent_readings_are_counted_as_duplicates_and_stored_once(client, site):
+    body = {"readings": [reading(1, now_minus(minutes=3)), reading(2, now_minus(minutes=2))]}
+    post(client, site, body)
+
+    again = post(client, site, {"readings": [*body["readings"], reading(3, now_minus(minutes=1))]})
+
+    assert again.status_code == 201
+    assert again.json()["accepted"] == 1 and again.json()["duplicates"] == 2
+    assert Reading.objects.filter(instrument=site.instrument).count() == 3
+    assert OutboxMessage.objects.filter(task_name="ebr.alarms_evaluate").count() >= 2
+
+
+def test_same_seq_with_other_content_is_409_and_nothing_of_the_request_is_stored(client, site):
+    post(client, site, {"readings": [reading(1, now_minus(minutes=3), value=7.1)]})
+    before = stored(site)
+
+    response = post(client, site, {"readings": [reading(2, now_minus(minutes=2)),
+                                                reading(1, now_minus(minutes=3), value=7.2)]})
+
+    assert response.status_code == 409
+    assert response.json()["errors"] == [{"index": 1, "field": "seq",
+                                          "message": "seq 1 was already received with other content."}]
+    assert stored(site) == before
+
+
+def test_same_seq_twice_in_one_request(client, site):
+    one = reading(1, now_minus(minutes=3))
+    identical = post(client, site, {"readings": [one, one]})
+    conflicting = post(client, site, {"readings": [reading(5, now_minus(minutes=1)),
+                                                   reading(5, now_minus(minutes=1), value=7.3)]})
+
+    assert identical.status_code == 201 and identical.json()["duplicates"] == 1
+    assert conflicting.status_code == 409
+    assert Reading.objects.filter(instrument=site.instrument).count() == 1
+
+
+def test_two_instruments_may_use_the_same_seq(client, site):
+    other = instrument_register(actor=SEED, name=unique("counter"), equipment=site.equipment)
+
+    first = post(client, site, {"readings": [reading(1, now_minus(minutes=3))]})
+    second = post(client, site, {"readings": [reading(1, now_minus(minutes=3), value=7.0)]}, token=other.token)
+
+    assert first.status_code == second.status_code == 201
+
+
+def test_readings_and_originals_cannot_be_changed_and_originals_are_chained(client, site):
+    post(client, site, {"readings": [reading(1, now_minus(minutes=3))]})
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    for sql in ("UPDATE ebr_reading SET value = 0", "DELETE FROM ebr_reading", "TRUNCATE ebr_reading CASCADE",
+                "UPDATE ebr_readingpost SET accepted = 0", "DELETE FROM ebr_readingpost"):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql)
+    assert AuditedTable.objects.filter(table_name="ebr_readingpost").exists()
+    assert {"ebr_historicalinstrument", "ebr_historicalalarm", "ebr_historicalinstrumentparameter"} <= set(
+        AuditedTable.objects.values_list("table_name", flat=True))
+
+
+def test_the_registry_holds_the_thirteen_initial_parameters(db):
+    assert dict(InstrumentParameter.objects.values_list("code", "unit")).items() >= {
+        "ph": "[pH]", "do": "%", "temp": "Cel", "glucose": "g/L", "lactate": "mmol/L", "glutamine": "mmol/L",
+        "ammonia": "mmol/L", "vcd": "10*6/mL", "viability": "%", "agitation": "/min", "co2": "%",
+        "particles_05": "/m3", "particles_5": "/m3"}.items()
+
+
+def test_a_parameter_added_to_the_registry_can_be_posted(client, site):
+    call_command("instrument_parameter_add", "osmolality", "--meaning", "osmolality", "--unit", "mosm/kg",
+                 stdout=io.StringIO())
+
+    response = post(client, site, {"readings": [reading(1, now_minus(minutes=1), "ph") | {
+        "parameter": "osmolality", "unit": "mosm/kg", "value": 290}]})
+
+    assert response.status_code == 201
+    assert AuditEvent.objects.filter(event_type=Event.INSTRUMENT_PARAMETER_ADDED).exists()
+
+
+# --- hostile input: 4xx, nothing stored --------------------------------------------------------
+
+def _ts() -> str:
+    return stamp(now_minus(minutes=1))
+
+
+def _good(**changes):  # type: ignore[no-untyped-def]
+    return {"seq": 1, "ts": _ts(), "parameter": "ph", "value": 7.1, "unit": "[pH]", **changes}
+
+
+BAD_BODIES = {
+    "not json": lambda: b"this is not json",
+    "truncated json": lambda: b'{"readings": [',
+    "empty body": lambda: b"",
+    "nan literal": lambda: b'{"readings": [{"seq": 1, "ts": "%s", "parameter": "ph", "value": NaN, "unit": "[pH]"}]}'
+                           % _ts().encode(),
+    "infinity literal": lambda: b'{"readings": [{"seq": 1, "ts": "%s", "parameter": "ph", "value": Infinity, '
+                                b'"unit": "[pH]"}]}' % _ts().encode(),
+    "overflowing number": lambda: b'{"readings": [{"seq": 1, "ts": "%s", "parameter": "ph", "value": 1e400, '
+                                  b'"unit": "[pH]"}]}' % _ts().encode(),
+    "deep nesting": lambda: b'{"readings": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "top-level list": lambda: orjson.dumps([_good()]),
+    "readings not a list": lambda: orjson.dumps({"readings": _good()}),
+    "no readings": lambda: orjson.dumps({"readings": []}),
+    "missing readings": lambda: orjson.dumps({"batch": "B-2026-0001"}),
+    "unknown top-level field": lambda: orjson.dumps({"readings": [_good()], "operator": "me"}),
+    "batch not a string": lambda: orjson.dumps({"batch": 7, "readings": [_good()]}),
+    "reading not an object": lambda: orjson.dumps({"readings": [[1, 2, 3]]}),
+    "seq as string": lambda: orjson.dumps({"readings": [_good(seq="1")]}),
+    "seq as float": lambda: orjson.dumps({"readings": [_good(seq=1.5)]}),
+    "seq as bool": lambda: orjson.dumps({"readings": [_good(seq=True)]}),
+    "negative seq": lambda: orjson.dumps({"readings": [_good(seq=-1)]}),
+    "seq beyond 64 bits": lambda: b'{"readings": [{"seq": 18446744073709551616, "ts": "%s", "parameter": "ph", '
+                                  b'"value": 7.1, "unit": "[pH]"}]}' % _ts().encode(),
+    "value as string": lambda: orjson.dumps({"readings": [_good(value="7.1")]}),
+    "value as bool": lambda: orjson.dumps({"readings": [_good(value=False)]}),
+    "value null": lambda: orjson.dumps({"readings": [_good(value=None)]}),
+    "value object": lambda: orjson.dumps({"readings": [_good(value={"v": 1})]}),
+    "ts as number": lambda: orjson.dumps({"readings": [_good(ts=1764234000)]}),
+    "ts without zone": lambda: orjson.dumps({"readings": [_good(ts=_ts().rstrip("Z"))]}),
+    "ts date only": lambda: orjson.dumps({"readings": [_good(ts="2026-11-27")]}),
+    "ts garbage": lambda: orjson.dumps({"readings": [_good(ts="yesterday at noon")]}),
+    "ts impossible date": lambda: orjson.dumps({"readings": [_good(ts="2026-02-30T10:00:00Z")]}),
+    "ts in the future": lambda: orjson.dumps({"readings": [_good(ts=stamp(timezone.now() + timedelta(minutes=6)))]}),
+    "ts stale": lambda: orjson.dumps({"readings": [_good(ts=stamp(timezone.now() - timedelta(days=400)))]}),
+    "unknown parameter": lambda: orjson.dumps({"readings": [_good(parameter="ph_x")]}),
+    "parameter not a string": lambda: orjson.dumps({"readings": [_good(parameter=["ph"])]}),
+    "wrong unit": lambda: orjson.dumps({"readings": [_good(unit="pH")]}),
+    "unit null": lambda: orjson.dumps({"readings": [_good(unit=None)]}),
+    "missing field": lambda: orjson.dumps({"readings": [{"seq": 1, "ts": _ts(), "parameter": "ph", "value": 7.1}]}),
+    "unknown reading field": lambda: orjson.dumps({"readings": [_good(quality="good")]}),
+    "nul character": lambda: orjson.dumps({"batch": "B\u0000", "readings": [_good()]}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_BODIES))
+def test_hostile_input_is_refused_with_400_and_nothing_stored(client, site, case):
+    before = stored(site)
+
+    response = post(client, site, BAD_BODIES[case](), raw=True)
+
+    assert response.status_code == 400, (case, response.content[:300])
+    errors = response.json()["errors"]
+    assert errors and all({"index", "field", "message"} <= set(error) for error in errors)
+    assert stored(site) == before
+
+
+def test_one_bad_reading_refuses_the_whole_request_listing_every_problem(client, site):
+    readings = [reading(i, now_minus(minutes=1)) for i in range(1, 6)]
+    readings[2]["value"] = "NaN"
+    readings[4]["unit"] = "mol"
+    before = stored(site)
+
+    response = post(client, site, {"readings": readings})
+
+    assert response.status_code == 400
+    assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [(2, "value"), (4, "unit")]
+    assert stored(site) == before
+
+
+def test_future_tolerance_is_five_minutes(client, site):
+    response = post(client, site, {"readings": [reading(1, timezone.now() + timedelta(minutes=4))]})
+
+    assert response.status_code == 201
+
+
+def test_more_than_5000_readings_is_413(client, site):
+    moment = now_minus(minutes=1)
+    response = post(client, site, {"readings": [reading(i, moment) for i in range(5001)]})
+
+    assert response.status_code == 413
+    assert stored(site) == (0, 0)
+
+
+def test_5000_readings_are_accepted(client, site):
+    moment = now_minus(minutes=1)
+    response = post(client, site, {"readings": [reading(i, moment) for i in range(5000)]})
+
+    assert response.status_code == 201 and response.json()["accepted"] == 5000
+
+
+@override_settings(INSTRUMENT_MAX_BODY_BYTES=10_000)
+def test_a_body_over_the_size_cap_is_413(client, site):
+    response = post(client, site, b"{" + b" " * 20_000 + b"}", raw=True)
+
+    assert response.status_code == 413
+    assert Reading.objects.filter(instrument=site.instrument).count() == 0
+
+
+# --- authentication and authorisation ------------------------------------------------------------
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer ", "Bearer ebr_not-a-real-token", "Token abc",
+                                    "Bearer " + "x" * 500, "Bearer ebr_\u00e9t\u00e9"])
+def test_missing_or_bad_token_is_401_and_nothing_stored(client, site, header):
+    headers = {"HTTP_AUTHORIZATION": header} if header is not None else {}
+
+    response = client.post(URL, data=orjson.dumps({"readings": [reading(1, now_minus(minutes=1))]}),
+                           content_type="application/json", **headers)
+
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["message"]
+    assert stored(site) == (0, 0)
+
+
+def test_revoked_token_is_401(client, site):
+    out = io.StringIO()
+    call_command("revoke_instrument", site.instrument.name, stdout=out)
+
+    response = post(client, site, {"readings": [reading(1, now_minus(minutes=1))]})
+
+    assert response.status_code == 401
+    assert "revoked" in out.getvalue()
+    assert AuditEvent.objects.filter(event_type=Event.INSTRUMENT_REVOKED, target_id=str(site.instrument.pk)).exists()
+
+
+def test_create_instrument_prints_the_token_once_and_stores_only_its_hash(db):
+    equipment = bioreactor()
+    out, err = io.StringIO(), io.StringIO()
+
+    call_command("create_instrument", "BR-X-controller", "--equipment", equipment.code, stdout=out, stderr=err)
+
+    token = out.getvalue().strip()
+    instrument = Instrument.objects.get(name="BR-X-controller")
+    assert token.startswith("ebr_") and len(token) > 40
+    assert instrument.token_hash == token_digest(token) and token not in instrument.token_hash
+    assert instrument.token_prefix == token[:12]
+    assert "only once" in err.getvalue()
+    event = AuditEvent.objects.get(event_type=Event.INSTRUMENT_REGISTERED, target_id=str(instrument.pk))
+    assert token not in str(event.data) and event.data["equipment"] == equipment.code
+    assert not any(token in str(h.__dict__) for h in instrument.history.all())
+
+
+def test_create_instrument_on_unknown_equipment_exits_2_with_one_line(db):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run([sys.executable, "manage.py", "create_instrument", "X", "--equipment", "NO-SUCH"],
+                            cwd=ROOT, capture_output=True, text=True, env=_env_for_subprocess())
+
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "NO-SUCH" in result.stderr
+    assert result.stdout == ""
+
+
+def _env_for_subprocess() -> dict[str, str]:
+    import os
+
+    from tests.conftest import database_url
+
+    return {**os.environ, "DATABASE_URL": database_url()}
+
+
+def test_last_use_is_recorded_at_most_once_a_minute(client, site):
+    post(client, site, {"readings": [reading(1, now_minus(minutes=1))]})
+    first = Instrument.objects.get(pk=site.instrument.pk).last_used_at
+    post(client, site, {"readings": [reading(2, now_minus(minutes=1))]})
+
+    assert first is not None
+    assert Instrument.objects.get(pk=site.instrument.pk).last_used_at == first
+    assert site.instrument.history.count() == 1  # registration only: use is not a GxP change
+
+
+@override_settings(INSTRUMENT_RATE_LIMIT="3/min")
+def test_requests_beyond_the_token_rate_limit_are_429(client, site):
+    statuses = [post(client, site, {"readings": [reading(i, now_minus(minutes=1))]}).status_code for i in range(5)]
+
+    assert statuses == [201, 201, 201, 429, 429]
+    assert Reading.objects.filter(instrument=site.instrument).count() == 3
+
+
+def test_an_instrument_token_can_do_nothing_else(client, site):
+    auth = site.auth
+    assert client.get("/api/schema/", **auth).status_code in (401, 403)
+    assert client.get("/batches/", **auth).status_code == 302  # to the login page
+    assert client.get(f"/api/v1/batches/{site.batch.number}/readings", **auth).status_code == 200
+    assert client.post(f"/batches/{site.batch.number}/hold/", {"reason": "x"}, **auth).status_code in (302, 403)
+
+
+def test_people_cannot_post_readings(client, site):
+    login(client, site.who.supervisor)  # a session is no instrument token: the endpoint does not know it
+
+    response = client.post(URL, data=orjson.dumps({"readings": [reading(1, now_minus(minutes=1))]}),
+                           content_type="application/json")
+
+    assert response.status_code == 401
+    assert stored(site) == (0, 0)
+
+
+# --- reading back ----------------------------------------------------------------------------
+
+@pytest.fixture
+def series(client, site):  # type: ignore[no-untyped-def]
+    start = now_minus(hours=3).replace(second=0, microsecond=0)
+    readings = [reading(i, start + timedelta(minutes=i), "ph", 7.0 + i / 1000) for i in range(120)]
+    readings += [reading(1000 + i, start + timedelta(minutes=i), "do", 40.0) for i in range(0, 120, 10)]
+    assert post(client, site, {"readings": readings}).status_code == 201
+    return start
+
+
+def test_readings_are_paginated_in_time_order_with_next_links(client, site, series):
+    login(client, site.who.auditor)
+    url = f"/api/v1/batches/{site.batch.number}/readings?parameter=ph&limit=50"
+    seen, pages = [], 0
+    while url:
+        page = client.get(url).json()
+        assert page["count"] == 120
+        seen += page["results"]
+        url, pages = page["next"], pages + 1
+    assert pages == 3
+    assert [r["seq"] for r in seen] == list(range(120))
+    assert seen[0] == {"seq": 0, "ts": stamp(series), "parameter": "ph", "value": 7.0, "unit": "[pH]",
+                       "instrument": site.instrument.name}
+
+
+def test_readings_can_be_filtered_by_time(client, site, series):
+    login(client, site.who.auditor)
+    start, end = stamp(series + timedelta(minutes=10)), stamp(series + timedelta(minutes=20))
+
+    page = client.get(f"/api/v1/batches/{site.batch.number}/readings", {"from": start, "to": end}).json()
+
+    assert page["count"] == 11  # 10 ph + 1 do
+    assert page["results"][0]["ts"] == start
+
+
+def test_buckets_give_min_mean_max_and_count(client, site, series):
+    login(client, site.who.auditor)
+
+    page = client.get(f"/api/v1/batches/{site.batch.number}/readings",
+                      {"parameter": "ph", "bucket": "60m", "limit": 10}).json()
+
+    assert sum(bucket["n"] for bucket in page["results"]) == 120
+    first = page["results"][0]
+    assert set(first) == {"start", "min", "mean", "max", "n"}
+    assert first["min"] <= first["mean"] <= first["max"]
+
+
+@pytest.mark.parametrize("query", [{"bucket": "5m"}, {"bucket": "5x", "parameter": "ph"}, {"parameter": "nope"},
+                                   {"from": "2026-11-27T10:00:00"}, {"cursor": "garbage!"}, {"limit": "0"},
+                                   {"from": "2026-11-27T10:00:00Z", "to": "2026-11-27T09:00:00Z"}])
+def test_bad_queries_are_400(client, site, query):
+    login(client, site.who.auditor)
+
+    assert client.get(f"/api/v1/batches/{site.batch.number}/readings", query).status_code == 400
+
+
+def test_unknown_batch_is_404(client, site):
+    login(client, site.who.auditor)
+
+    assert client.get("/api/v1/batches/B-1999-9999/readings").status_code == 404
+    assert client.get("/api/v1/batches/%00/readings").status_code == 404
+
+
+def test_a_role_without_batch_access_cannot_read(client, site, admin_user):
+    login(client, admin_user)
+
+    assert client.get(f"/api/v1/batches/{site.batch.number}/readings").status_code == 403
+
+
+def test_anonymous_reading_is_401(client, site):
+    assert client.get(f"/api/v1/batches/{site.batch.number}/readings").status_code == 401
+
+
+def test_an_instrument_reads_only_its_own_readings(client, site, series):
+    other = instrument_register(actor=SEED, name=unique("other"), equipment=site.equipment)
+
+    mine = client.get(f"/api/v1/batches/{site.batch.number}/readings", **site.auth).json()
+    theirs = client.get(f"/api/v1/batches/{site.batch.number}/readings",
+                        HTTP_AUTHORIZATION=f"Bearer {other.token}").json()
+
+    assert mine["count"] == 132 and theirs["count"] == 0
+
+
+def test_instrument_revocation_is_recorded_once(db):
+    equipment = bioreactor()
+    registration = instrument_register(actor=SEED, name=unique("r"), equipment=equipment)
+
+    instrument_revoke(actor=SEED, instrument=registration.instrument, reason="Controller replaced")
+    instrument_revoke(actor=SEED, instrument=registration.instrument, reason="again")
+
+    assert AuditEvent.objects.filter(event_type=Event.INSTRUMENT_REVOKED,
+                                     target_id=str(registration.instrument.pk)).count() == 1

@@ -1,0 +1,63 @@
+"""Authoring a master record on the desktop, through to an effective version, with signatures."""
+
+import pytest
+
+from ebr.models import MasterRecordVersion, VersionStatus
+from tests.conftest import PASSWORD, login
+
+pytestmark = pytest.mark.django_db
+
+
+def action(client, version, name, data):
+    return client.post(f"/master-records/{version.master_record.code}/v{version.version}/{name}/", data)
+
+
+def signed(client, version, name, person):
+    return action(client, version, name, {"username": person.username, "password": PASSWORD}).status_code
+
+
+def test_author_review_approve_and_make_effective_through_the_pages(client, supervisor, qa_reviewer, qa_approver):
+    login(client, supervisor)
+    created = client.post("/master-records/", {"new_product_code": "TIL1", "new_product_name": "TIL therapy",
+                                               "code": "MBR-TIL-001", "title": "TIL expansion"})
+    assert created.status_code == 302
+    version = MasterRecordVersion.objects.get(master_record__code="MBR-TIL-001")
+    assert action(client, version, "stage", {"name": "Tumour processing"}).status_code == 302
+    stage = version.stages.get()
+    assert action(client, version, "step", {"stage": stage.pk, "code": "1.1", "title": "Mince the tumour",
+                                            "instructions": "In the BSC.", "critical": "on"}).status_code == 302
+    step = stage.steps.get()
+    bad = action(client, version, "parameter", {"step": step.pk, "code": "weight", "label": "Weight",
+                                                "kind": "number", "unit": "g", "lower_limit": "5",
+                                                "upper_limit": "1"})
+    assert bad.status_code == 422 and "lower limit is above the upper limit" in bad.content.decode()
+    assert action(client, version, "parameter", {"step": step.pk, "code": "weight", "label": "Weight",
+                                                 "kind": "number", "unit": "g", "lower_limit": "1"}).status_code == 302
+    assert signed(client, version, "submit", supervisor) == 302
+
+    client.post("/logout/")
+    login(client, qa_reviewer)
+    assert signed(client, version, "review", qa_reviewer) == 302
+    client.post("/logout/")
+    login(client, qa_approver)
+    wrong = action(client, version, "approve", {"username": qa_approver.username, "password": "nope-nope-nope"})
+    assert wrong.status_code == 422 and "Wrong password" in wrong.content.decode()
+    assert signed(client, version, "approve", qa_approver) == 302
+    assert action(client, version, "effective", {}).status_code == 302
+
+    version.refresh_from_db()
+    assert version.status == VersionStatus.EFFECTIVE
+    page = client.get("/master-records/MBR-TIL-001/v1/").content.decode()
+    for name, meaning in (("Sofia Supervisor", "authored"), ("Quentin Reviewer", "reviewed"),
+                          ("Claire Approver", "approved")):
+        assert f"<strong>{name}</strong> · {meaning}" in page
+    assert "record changed after signing" not in page
+
+
+def test_operator_cannot_author(client, operator):
+    login(client, operator)
+
+    response = client.post("/master-records/", {"new_product_code": "X", "new_product_name": "X", "code": "MBR-X",
+                                                "title": "X"})
+
+    assert response.status_code == 403

@@ -1,0 +1,182 @@
+"""Tablet and desktop pages: one step at a time, nothing typed is lost, roles enforced."""
+
+import uuid
+
+import pytest
+
+from ebr.models import Entry, StepStatus
+from tests.conftest import PASSWORD, login
+
+pytestmark = pytest.mark.django_db
+
+
+def entry_url(batch, step, code):
+    parameter = step.template.parameters.get(code=code)
+    return f"/execute/{batch.number}/steps/{step.pk}/values/{parameter.pk}/", f"p{parameter.pk}"
+
+
+def open_step(batch):
+    return batch.steps.get(status=StepStatus.OPEN)
+
+
+def test_step_page_shows_only_the_current_step(client, batch, operator):
+    login(client, operator)
+
+    page = client.get(f"/execute/{batch.number}/").content.decode()
+
+    assert "1.1 · Receive the bag" in page
+    assert "Seed the culture" not in page
+    assert "Step 1 of 3" in page
+    assert "Specification 2–8 Cel" in page
+
+
+def test_htmx_entry_returns_the_updated_parameter_block(client, batch, operator):
+    login(client, operator)
+    step = open_step(batch)
+    url, prefix = entry_url(batch, step, "temp")
+
+    response = client.post(url, {f"{prefix}-value": "7.4", f"{prefix}-idempotency_key": uuid.uuid4().hex},
+                           headers={"HX-Request": "true"})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="param-' in html and "7.4 Cel" in html and "outside the alert limits" in html
+    assert "<html" not in html
+
+
+def test_failed_entry_keeps_what_was_typed_and_says_why(client, batch, operator):
+    login(client, operator)
+    step = open_step(batch)
+    url, prefix = entry_url(batch, step, "temp")
+
+    response = client.post(url, {f"{prefix}-value": "12", f"{prefix}-idempotency_key": uuid.uuid4().hex},
+                           headers={"HX-Request": "true"})
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert 'value="12"' in html and "outside its specification" in html
+    assert not Entry.objects.filter(step=step).exists()
+
+
+def test_resent_form_creates_one_entry(client, batch, operator):
+    login(client, operator)
+    step = open_step(batch)
+    url, prefix = entry_url(batch, step, "temp")
+    form = {f"{prefix}-value": "5", f"{prefix}-idempotency_key": uuid.uuid4().hex}
+
+    first = client.post(url, form)
+    second = client.post(url, form)
+
+    assert first.status_code == second.status_code == 302
+    assert Entry.objects.filter(step=step).count() == 1
+
+
+def test_signing_a_step_from_the_tablet(client, batch, operator, verifier):
+    login(client, operator)
+    step = open_step(batch)
+    for code, value in (("label_ok", "yes"), ("temp", "5")):
+        url, prefix = entry_url(batch, step, code)
+        client.post(url, {f"{prefix}-value": value, f"{prefix}-idempotency_key": uuid.uuid4().hex})
+
+    wrong = client.post(f"/execute/{batch.number}/steps/{step.pk}/perform/",
+                        {"username": operator.username, "password": "not-the-password"})
+    assert wrong.status_code == 422 and b"Wrong password" in wrong.content
+    signed = client.post(f"/execute/{batch.number}/steps/{step.pk}/perform/",
+                         {"username": operator.username, "password": PASSWORD})
+    assert signed.status_code == 302
+    page = client.get(f"/execute/{batch.number}/").content.decode()
+    assert "Second-person verification" in page and "another operator must verify" in page
+
+    client.post("/logout/")
+    login(client, verifier)
+    verified = client.post(f"/execute/{batch.number}/steps/{step.pk}/verify/",
+                           {"username": verifier.username, "password": PASSWORD})
+    assert verified.status_code == 302
+    assert "2.1 · Seed the culture" in client.get(f"/execute/{batch.number}/").content.decode()
+
+
+def test_username_is_asked_only_at_the_first_signing_of_a_session(client, batch, operator):
+    login(client, operator)
+    page = client.get(f"/execute/{batch.number}/").content.decode()
+    assert 'name="username"' in page.split('id="perform"')[1]
+
+
+def test_batch_overview_strikes_through_corrected_values(client, batch, operator, qa_reviewer):
+    from ebr.services.execution import entry_correct, entry_record
+
+    step = open_step(batch)
+    temp = step.template.parameters.get(code="temp")
+    original = entry_record(actor=operator, step=step, parameter=temp, value="6", idempotency_key="k1").entry
+    entry_correct(actor=operator, entry=original, value="5.5", reason="Misread display", idempotency_key="k2")
+    login(client, qa_reviewer)
+
+    page = client.get(f"/batches/{batch.number}/").content.decode()
+
+    assert '<del class="value">6 Cel</del>' in page
+    assert "Correction: Misread display" in page and "5.5 Cel" in page
+
+
+def test_batch_create_form_keeps_input_and_lists_identity_errors(client, supervisor, version):
+    login(client, supervisor)
+
+    response = client.post("/batches/new/", {
+        "version": version.pk, "coi": "COI-AAAA-BBBB-C", "coi_confirmation": "COI-AAAA-BBBB-C",
+        "din": "W1234 26 000001 Z", "patient_ref": "PT-77", "collecting_hospital": "City Hospital",
+        "collected_at": "2026-01-02T08:00"})
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "check character" in html and 'value="City Hospital"' in html and 'value="PT-77"' in html
+
+
+@pytest.mark.parametrize(("persona", "page", "status"), [
+    ("auditor", "/execute/", 403), ("qa_reviewer", "/execute/", 403), ("operator", "/batches/new/", 403),
+    ("auditor", "/batches/", 200), ("operator", "/batches/", 200), ("auditor", "/master-records/", 200),
+])
+def test_pages_per_role(client, request, persona, page, status, version):
+    login(client, request.getfixturevalue(persona))
+
+    assert client.get(page).status_code == status
+
+
+def test_auditor_cannot_post_transitions(client, batch, auditor):
+    login(client, auditor)
+
+    response = client.post(f"/batches/{batch.number}/hold/", {"reason": "I would like to"})
+
+    assert response.status_code == 422
+    batch.refresh_from_db()
+    assert batch.status == "in_progress"
+
+
+def test_batch_audit_trail_page_shows_every_change_of_the_record(client, batch, operator, qa_reviewer):
+    from ebr.services.execution import entry_record
+
+    step = open_step(batch)
+    entry_record(actor=operator, step=step, parameter=step.template.parameters.get(code="temp"), value="5",
+                 idempotency_key="audit-1")
+    login(client, qa_reviewer)
+
+    page = client.get(f"/batches/{batch.number}/audit-trail/").content.decode()
+
+    assert "ENTRY_RECORDED" in page and "temp = 5 Cel" in page
+    assert "BATCH_CREATED" in page and "BATCH_STARTED" in page
+
+
+def test_nobody_signs_as_another_user_from_the_tablet(client, batch, operator, verifier):
+    from qms.signatures import SESSION_USERNAME_CONFIRMED
+
+    login(client, operator)
+    step = open_step(batch)
+    for code, value in (("label_ok", "yes"), ("temp", "5")):
+        url, prefix = entry_url(batch, step, code)
+        client.post(url, {f"{prefix}-value": value, f"{prefix}-idempotency_key": uuid.uuid4().hex})
+
+    # the verifier's own username and password, typed into the operator's session
+    response = client.post(f"/execute/{batch.number}/steps/{step.pk}/perform/",
+                           {"username": verifier.username, "password": PASSWORD})
+
+    assert response.status_code == 422 and b"only sign as yourself" in response.content
+    step.refresh_from_db()
+    assert step.performed_by is None
+    assert not client.session.get(SESSION_USERNAME_CONFIRMED)

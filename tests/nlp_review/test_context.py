@@ -1,0 +1,113 @@
+"""Negation and context, per category: ruled-out events clear, omitted controls raise, hedging keeps the
+severity, history caps it at major, conditionals at minor (nlp_review/pipeline/policy.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlp_review.pipeline import Category, Severity
+from nlp_review.pipeline.reviewer import Reviewer
+
+C = Category
+
+NEGATED_EVENTS = [
+    ("no growth observed", C.CONTAMINATION), ("sterility d14: no growth", C.CONTAMINATION),
+    ("gloves checked, no tears, no holes", C.CONTAMINATION), ("mycoplasma not detected", C.CONTAMINATION),
+    ("myco neg", C.CONTAMINATION), ("flask 2 clear, not turbid", C.CONTAMINATION),
+    ("contamination ruled out by micro", C.CONTAMINATION), ("no particles, turbidity or clumps", C.CONTAMINATION),
+    ("no OOS", C.OUT_OF_SPEC), ("no retest needed", C.OUT_OF_SPEC),
+    ("no alarms during the run", C.EQUIPMENT), ("centrifuge run complete, no error", C.EQUIPMENT),
+    ("BSC airflow ok, no alarm", C.EQUIPMENT),
+    ("IL-2 lot LV19-0091 exp 12/26, not expired", C.MATERIAL), ("no damage to the box", C.MATERIAL),
+    ("step 19 not skipped, see p.4", C.PROCEDURE), ("no deviation", C.PROCEDURE),
+    ("no corrections on this page", C.DATA_INTEGRITY),
+    ("no label issues", C.IDENTITY), ("no labelling discrepancies found", C.IDENTITY),
+]
+
+
+@pytest.mark.parametrize(("text", "category"), NEGATED_EVENTS)
+def test_ruled_out_event_raises_nothing(rules_only: Reviewer, text: str, category: Category) -> None:
+    review = rules_only.review_text(text)
+    assert category not in review.categories, review.flags
+    assert review.risk is Severity.NONE
+
+
+OMISSIONS = [
+    ("verification not performed", C.DATA_INTEGRITY, Severity.MAJOR, "verification not performed"),
+    ("no EM plate taken", C.CONTAMINATION, Severity.MAJOR, "no EM plate taken"),
+    ("label not checked", C.IDENTITY, Severity.CRITICAL, "label not checked"),
+    ("settle plates not exposed during harvest", C.CONTAMINATION, Severity.MAJOR, "settle plates not exposed"),
+    ("COI not verified before formulation", C.IDENTITY, Severity.CRITICAL, "COI not verified"),
+    ("label does not match patient ID PT-0042", C.IDENTITY, Severity.CRITICAL, "label does not match"),
+    ("expiry not checked for IL-7", C.MATERIAL, Severity.MAJOR, "expiry not checked"),
+    ("no CoA for lot LV19-0091", C.MATERIAL, Severity.MAJOR, "no CoA"),
+    ("line clearance not done", C.PROCEDURE, Severity.MAJOR, "line clearance not done"),
+    ("not signed by verifier", C.DATA_INTEGRITY, Severity.MAJOR, "not signed"),
+    ("BSC not cleaned before harvest", C.CONTAMINATION, Severity.MAJOR, "BSC not cleaned"),
+]
+
+
+@pytest.mark.parametrize(("text", "category", "severity", "evidence"), OMISSIONS)
+def test_negation_of_a_required_control_raises(rules_only: Reviewer, text: str, category: Category,
+                                               severity: Severity, evidence: str) -> None:
+    flags = [flag for flag in rules_only.review_text(text).flags if flag.category is category]
+    assert flags, rules_only.review_text(text)
+    assert flags[0].severity is severity
+    assert flags[0].evidence == evidence
+    assert flags[0].context.negated
+
+
+@pytest.mark.parametrize("text", ["label verified, matches COI", "EM plates 0 cfu, within limits",
+                                  "signed and verified", "COI checked, correct", "line clearance done",
+                                  "courier on time, logger ok", "expiry checked, in date"])
+def test_an_affirmed_control_raises_nothing(rules_only: Reviewer, text: str) -> None:
+    assert rules_only.review_text(text).flags == ()
+
+
+def test_no_growth_on_plates_is_not_an_omitted_plate(rules_only: Reviewer) -> None:
+    assert rules_only.review_text("no growth on settle plates").flags == ()
+
+
+@pytest.mark.parametrize("text", ["poss glove breach during harvest", "suspected glove tear", "?leak at spike port",
+                                  "contamination cannot be excluded", "possible mix-up of bags 2 and 3"])
+def test_hedged_event_keeps_its_severity(rules_only: Reviewer, text: str) -> None:
+    review = rules_only.review_text(text)
+    assert review.risk is Severity.CRITICAL, review.flags
+    assert any(flag.context.uncertain for flag in review.flags)
+
+
+@pytest.mark.parametrize("text", ["previous batch had mycoplasma contamination in this suite",
+                                  "same glove tear happened last batch", "previous order had a label mix-up"])
+def test_historical_event_is_capped_at_major(rules_only: Reviewer, text: str) -> None:
+    review = rules_only.review_text(text)
+    assert review.risk is Severity.MAJOR, review.flags
+    assert all(flag.context.historical for flag in review.flags)
+
+
+def test_other_batch_event_is_capped_at_major(rules_only: Reviewer) -> None:
+    review = rules_only.review_text("turbid flask in the other suite")
+    assert review.risk is Severity.MAJOR
+    assert review.flags[0].context.other_batch
+
+
+def test_conditional_is_minor(rules_only: Reviewer) -> None:
+    review = rules_only.review_text("if turbid tomorrow inform QA")
+    assert review.risk is Severity.MINOR
+    assert review.flags[0].context.hypothetical
+
+
+def test_negation_scope_stops_at_but(rules_only: Reviewer) -> None:
+    review = rules_only.review_text("no leaks but glove torn at the cuff")
+    assert review.risk is Severity.CRITICAL
+    assert [flag.evidence for flag in review.flags] == ["glove torn"]
+
+
+def test_negation_does_not_reach_the_next_clause(rules_only: Reviewer) -> None:
+    review = rules_only.review_text("No leaks. Flask 3 cracked at the neck.")
+    assert C.CONTAMINATION in review.categories
+
+
+def test_typos_and_shorthand_are_read(rules_only: Reviewer) -> None:
+    assert rules_only.review_text("glvoe torn in bsc").risk is Severity.CRITICAL
+    assert C.OUT_OF_SPEC in rules_only.review_text("viab 55% (lim ≥70%)").categories
+    assert rules_only.review_text("myco -ve").flags == ()

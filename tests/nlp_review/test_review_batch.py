@@ -1,0 +1,140 @@
+"""Review runs (versioned, idempotent), signed dispositions, the release gate and the command."""
+
+import json
+import uuid
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management import call_command
+
+from ebr.services.release import batch_audit_trail_review, batch_release, batch_review_start, release_blockers
+from nlp_review.models import BatchReview, Disposition, RecordText, ReviewFlag, ReviewStatus
+from nlp_review.services import batch_review_run, flag_disposition, open_flags_count
+from qms.audit import Event, SystemActor
+from qms.models import AuditEvent, Deviation, Signature
+from qms.signatures import SignatureRefused
+from tests.conftest import PASSWORD
+from tests.ebr.conftest import batch, resources, version  # noqa: F401  (fixtures)
+from tests.ebr.test_release import run_batch
+
+pytestmark = pytest.mark.django_db
+
+ACTOR = SystemActor("system:tests")
+GLOVE = "Glove torn during transfer in BSC, changed gloves."
+
+
+@pytest.fixture
+def completed(batch, operator, verifier):  # noqa: F811
+    return run_batch(batch, operator, verifier, comments={"temp": GLOVE, "viability": "clumping seen in the flask"})
+
+
+def run(batch, request_id=None):
+    return batch_review_run(batch=batch, actor=ACTOR, request_id=request_id or f"test-{uuid.uuid4()}")
+
+
+def sign_args(person):
+    return {"password": PASSWORD, "username": person.username}
+
+
+def test_review_flags_text_and_is_idempotent_on_request_id(completed):
+    review = run(completed, "outbox-test-1")
+    again = run(completed, "outbox-test-1")
+
+    assert again.pk == review.pk and review.status == ReviewStatus.DONE and review.version == 1
+    flags = list(review.flags.all())
+    glove = [f for f in flags if f.rule == "aseptic.glove_breach"]
+    assert glove and glove[0].severity == "critical" and glove[0].source_kind == "entry_comment"
+    assert glove[0].source_text[glove[0].start:glove[0].end] == glove[0].evidence
+    assert ReviewFlag.objects.filter(review=review).count() == len(flags)  # nothing doubled by the re-send
+    assert review.critical_count >= 1 and review.risk_score >= 100
+    assert review.progress_done == review.progress_total
+    assert review.history.count() >= 2 and glove[0].history.count() == 1
+    assert AuditEvent.objects.filter(event_type=Event.REVIEW_RUN_FINISHED, target_id=str(review.pk)).exists()
+    assert RecordText.objects.filter(batch=completed, text=GLOVE).exists()
+
+
+def test_rerun_makes_a_new_version_and_keeps_the_old(completed):
+    first = run(completed)
+    second = run(completed)
+
+    assert (first.version, second.version) == (1, 2)
+    assert BatchReview.objects.filter(batch=completed).count() == 2
+    assert first.flags.count() == second.flags.count() > 0
+    assert open_flags_count(completed.pk) == second.flags.count()
+
+
+def test_disposition_is_signed_audited_and_kept_with_the_rule_version(completed, qa_reviewer):
+    review = run(completed)
+    flag = review.flags.filter(rule="aseptic.glove_breach").first()
+
+    flag_disposition(actor=qa_reviewer, flag=flag, outcome=Disposition.NO_IMPACT,
+                     reason="Gloves changed at once; EM within limits", **sign_args(qa_reviewer))
+
+    flag.refresh_from_db()
+    assert flag.disposition == Disposition.NO_IMPACT and flag.dispositioned_by == qa_reviewer
+    assert flag.rule_version == review.pipeline_version
+    signature = Signature.objects.get(pk=flag.signature_id)
+    assert signature.meaning == "reviewed" and signature.target_type == "nlp_review.reviewflag"
+    assert AuditEvent.objects.filter(event_type=Event.REVIEW_FLAG_DISPOSITIONED, target_id=str(flag.pk),
+                                     data__signature=signature.pk).exists()
+    with pytest.raises(ValidationError):
+        flag_disposition(actor=qa_reviewer, flag=flag, outcome=Disposition.NO_IMPACT, reason="again",
+                         **sign_args(qa_reviewer))
+
+
+def test_disposition_raising_a_deviation_links_batch_and_step(completed, qa_reviewer):
+    flag = run(completed).flags.filter(rule="aseptic.glove_breach").first()
+
+    flag_disposition(actor=qa_reviewer, flag=flag, outcome=Disposition.DEVIATION_RAISED,
+                     reason="Aseptic breach needs investigation", **sign_args(qa_reviewer))
+
+    flag.refresh_from_db()
+    deviation = Deviation.objects.get(number=flag.deviation_number)
+    assert deviation.source == "review_flag"
+    assert {(s.subject_type, s.subject_id) for s in deviation.subjects.all()} == {
+        ("ebr.batch", str(completed.pk)), ("ebr.stepexecution", str(flag.step_id))}
+
+
+def test_disposition_refused_without_password_or_for_an_operator(completed, qa_reviewer, operator):
+    flag = run(completed).flags.first()
+
+    with pytest.raises(SignatureRefused):
+        flag_disposition(actor=qa_reviewer, flag=flag, outcome=Disposition.NO_IMPACT, reason="fine",
+                         password="wrong", username=qa_reviewer.username)
+    with pytest.raises(PermissionDenied):
+        flag_disposition(actor=operator, flag=flag, outcome=Disposition.NO_IMPACT, reason="fine",
+                         **sign_args(operator))
+    flag.refresh_from_db()
+    assert flag.disposition == Disposition.NONE
+
+
+def test_release_blocked_until_every_flag_of_the_latest_review_is_dispositioned(
+        completed, qa_reviewer, qa_approver):
+    batch_review_start(actor=qa_reviewer, batch=completed)
+    batch_audit_trail_review(actor=qa_reviewer, batch=completed, reason="Audit trail reviewed",
+                             **sign_args(qa_reviewer))
+    run(completed)  # an older version: its flags no longer count
+    review = run(completed)
+    completed.refresh_from_db()
+    assert any("review flag" in blocker for blocker in release_blockers(completed))
+
+    for flag in review.flags.all():
+        flag_disposition(actor=qa_reviewer, flag=flag, outcome=Disposition.NO_IMPACT, reason="Assessed",
+                         **sign_args(qa_reviewer))
+
+    completed.refresh_from_db()
+    assert release_blockers(completed) == []
+    released = batch_release(actor=qa_approver, batch=completed, reason="Meets specifications",
+                             **sign_args(qa_approver))
+    assert released.status == "released"
+
+
+def test_review_batch_command_prints_json_and_exits_2_on_unknown_batch(completed, capsys):
+    call_command("review_batch", completed.number, "--json")
+    output = json.loads(capsys.readouterr().out)
+    assert output["batch"] == completed.number and output["risk_score"] >= 100
+    assert {"category", "severity", "rule", "evidence", "start", "end"} <= set(output["flags"][0])
+
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("review_batch", "NO-SUCH-BATCH")
+    assert exit_info.value.code == 2
