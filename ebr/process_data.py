@@ -300,3 +300,19 @@ def process_data(batch: Batch, *, points: int = 240, now: datetime | None = None
         series.append(Series(parameter, buckets, limits.at(parameter.code, min(moment, end)),
                              [alarm for alarm in alarms if alarm.parameter_id == pk]))
     return ProcessData(batch, start, end, seconds, series, alarms)
+
+
+def readings_orphaned(limit: int = 10) -> list[int]:
+    """Ids of readings whose batch, instrument, parameter or original post does not exist.
+
+    Always empty by construction (see Reading): the proof for an inspector, or after a restore,
+    that the readings table needs no database foreign keys to stay consistent. A full scan.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT r.id FROM ebr_reading r "
+            "LEFT JOIN ebr_batch b ON b.id = r.batch_id LEFT JOIN ebr_instrument i ON i.id = r.instrument_id "
+            "LEFT JOIN ebr_instrumentparameter p ON p.id = r.parameter_id "
+            "LEFT JOIN ebr_readingpost o ON o.id = r.post_id "
+            "WHERE b.id IS NULL OR i.id IS NULL OR p.id IS NULL OR o.id IS NULL ORDER BY r.id LIMIT %s", [limit])
+        return [row[0] for row in cursor.fetchall()]

@@ -48,7 +48,10 @@ def _parameter_content(p: ParameterSpec) -> dict[str, Any]:
 
 
 def step_signed_content(step: StepExecution) -> dict[str, Any]:
-    entries = Entry.objects.filter(step=step).select_related("parameter").order_by("id")
+    # Entries prefetched by batch_record()/batch_signed_content() are the same rows in the same order.
+    entries = getattr(step, "entries_by_id", None)
+    if entries is None:
+        entries = Entry.objects.filter(step=step).select_related("parameter").order_by("id")
     return {
         "batch": step.batch.number, "step": step.template.code, "sequence": step.sequence,
         "entries": [[e.pk, e.parameter.code, e.value_text, e.unit, e.performed_at.isoformat(),
@@ -62,7 +65,8 @@ def batch_signed_content(batch: Batch) -> dict[str, Any]:
     return {
         "number": batch.number, "coi": batch.coi, "din": batch.din, "patient_ref": batch.patient_ref,
         "master_version": str(batch.master_version),
-        "steps": [step_signed_content(step) for step in batch.steps.select_related("template", "batch")],
+        "steps": [step_signed_content(step) for step in batch.steps.select_related("template", "batch")
+                  .prefetch_related(_entries_by_id("parameter"))],
     }
 
 
@@ -149,8 +153,16 @@ def _has_successor(entry: Entry) -> bool:
         return False
 
 
+def _entries_by_id(*related: str) -> Prefetch:
+    """A step's entries in id order with `related` rows: one query for all steps, not one per step."""
+    entries = Entry.objects.select_related(*related).order_by("id")
+    return Prefetch("entries", queryset=entries, to_attr="entries_by_id")
+
+
 def step_record(step: StepExecution) -> StepRecord:
-    entries = list(step.entries.select_related("entered_by", "superseded_by").order_by("id"))
+    entries = getattr(step, "entries_by_id", None)
+    if entries is None:
+        entries = list(step.entries.select_related("entered_by", "superseded_by").order_by("id"))
     parameters = []
     for parameter in step.template.parameters.all():
         mine = [e for e in entries if e.parameter_id == parameter.pk]
@@ -176,7 +188,9 @@ def custody_gaps(events: list[CustodyEvent]) -> list[str]:
 
 def batch_record(batch: Batch) -> BatchRecord:
     steps = (batch.steps.select_related("template__stage", "performed_by", "verified_by", "batch")
-             .prefetch_related("template__parameters", "material_uses__lot__material")
+             .prefetch_related("template__parameters", "material_uses__lot__material",
+                               _entries_by_id("parameter", "entered_by", "superseded_by"),
+                               "batch__equipment_uses__equipment")
              .order_by("sequence"))
     stages: dict[int, StageRecord] = {}
     for step in steps:

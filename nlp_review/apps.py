@@ -12,3 +12,9 @@ class NlpReviewConfig(AppConfig):
         from nlp_review.services import open_flags_count
 
         return open_flags_count(batch_pk)
+
+    def review_finished(self, batch_pk: int) -> bool:
+        """Release gate: the batch record has been read by the review at least once."""
+        from nlp_review.models import BatchReview
+
+        return BatchReview.objects.filter(batch_id=batch_pk, status="done").exists()

@@ -96,9 +96,10 @@ def _per_category(entries: Sequence[dict[str, object]], reviews: Sequence[TextRe
 
 def format_reports(named: dict[str, Report], split: str, size: int) -> str:
     names = list(named)
-    width = 26
+    width = 30
     title = {"test": f"held-out evaluation on nlp_review/corpus/test.jsonl ({size} entries)",
-             "train": f"development figures on nlp_review/corpus/train.jsonl ({size} entries)"}
+             "train": f"development figures on nlp_review/corpus/train.jsonl ({size} entries)",
+             "dev": f"development figures on nlp_review/corpus/dev.jsonl ({size} entries)"}
     lines = [title.get(split, f"{split} ({size} entries)"),
              f"{'':34}" + "".join(f"{name:>{width}}" for name in names)]
 
@@ -150,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from nlp_review.pipeline.textcat import MODEL_DIR
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", default="test", choices=("test", "train"))
+    parser.add_argument("--split", default="test", choices=("test", "train", "dev"))
     parser.add_argument("--rules-only", action="store_true", help="also evaluate the pipeline without its model")
     parser.add_argument("--errors", action="store_true", help="list the pipeline's wrong entries")
     args = parser.parse_args(argv)

@@ -29,7 +29,7 @@ def review_queue() -> QuerySet[Batch]:
     """Completed batches and those in QA review, highest risk first (ICH Q9), with their latest review."""
     latest = BatchReview.objects.filter(batch=OuterRef("pk")).order_by("-version")
     open_flags = (ReviewFlag.objects.filter(review=OuterRef("review_id"), disposition=Disposition.NONE)
-                  .values("review").annotate(n=Count("id")).values("n"))
+                  .order_by().values("review").annotate(n=Count("id")).values("n"))
     return (Batch.objects.filter(status__in=[BatchStatus.COMPLETED, BatchStatus.IN_REVIEW])
             .select_related("master_version__master_record__product")
             .annotate(review_id=Subquery(latest.values("pk")[:1]),

@@ -46,11 +46,41 @@ def login_failed_record(sender: Any, credentials: dict[str, Any], request: Any =
 
 @receiver(user_locked_out, dispatch_uid="qms.user_locked")
 def user_locked_record(sender: Any, request: Any = None, username: str | None = None, **_: Any) -> None:
+    from axes.models import AccessAttempt
+    from django.conf import settings
+    from django.db.models import Sum
+
+    # axes signals on every attempt against a locked account; the lock happened only once.
+    failures = AccessAttempt.objects.filter(username=username).aggregate(n=Sum("failures_since_start"))["n"] or 0
+    if failures > settings.AXES_FAILURE_LIMIT:
+        return
     user = _user_named(username)
     record_security_event(
         actor=SystemActor("system:lockout"), event=Event.USER_LOCKED, target=user,
         target_label=username or "", reason="Too many failed authentication attempts", data=_client(request),
     )
+
+
+def last_login_update(sender: Any, user: Any, **_: Any) -> None:
+    """Django's update_last_login, without a reasonless history row for every login."""
+    from django.utils import timezone
+
+    user.last_login = timezone.now()
+    user.skip_history_when_saving = True
+    try:
+        user.save(update_fields=["last_login"])
+    finally:
+        del user.skip_history_when_saving
+
+
+def _replace_update_last_login() -> None:
+    from django.contrib.auth.models import update_last_login
+
+    user_logged_in.disconnect(update_last_login, dispatch_uid="update_last_login")
+    user_logged_in.connect(last_login_update, dispatch_uid="qms.last_login")
+
+
+_replace_update_last_login()
 
 
 @receiver(user_logged_in, dispatch_uid="qms.logged_in")

@@ -122,12 +122,18 @@ CSV_HEADER = ["id", "occurred_at", "actor", "event", "record_type", "record_id",
               "reason", "changes", "signature", "signature_status"]
 
 
+def _csv_cell(value: str) -> str:
+    """Free text that a spreadsheet would run as a formula is prefixed with ' (OWASP CSV injection)."""
+    return f"'{value}" if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value
+
+
 def _csv_line(row: AuditRow) -> list[str]:
     changes = "; ".join(f"{c['field']}: {c['old']} → {c['new']}" for c in row.changes)
     signature = row.signature
-    return [str(row.id), row.occurred_at.isoformat(), row.actor, row.event_type, row.target_type,
-            row.target_id, row.target_label, row.reason, changes,
-            str(signature) if signature else "", signature.status if signature else ""]
+    cells = [str(row.id), row.occurred_at.isoformat(), row.actor, row.event_type, row.target_type,
+             row.target_id, row.target_label, row.reason, changes,
+             str(signature) if signature else "", signature.status if signature else ""]
+    return [_csv_cell(cell) for cell in cells]
 
 
 class _Echo:

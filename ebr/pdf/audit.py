@@ -1,8 +1,9 @@
 """The batch's full audit trail, for the PDF appendix (21 CFR 11.10(e), EU GMP Annex 11 §9).
 
 "Full" means every event whose target is the batch or a row that belongs to it: its steps,
-entries (including corrections), chain-of-custody events, equipment and material uses, and
-the deviations raised against it. Export events (EXPORT_CREATED) are reads of the record, not
+entries (including corrections), chain-of-custody events, equipment and material uses (the
+set `ebr.selectors.batch_audit_events` gives the batch's audit-trail screen), plus the events
+of the deviations raised against it. Export events (EXPORT_CREATED) are reads of the record, not
 changes to it; they stay in the audit trail (the screen shows them) but are left out of the
 document so that the same record always yields the same document content and fingerprint.
 """
@@ -12,12 +13,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import QuerySet
+from django.utils import timezone
 
-from ebr.models import Batch, CustodyEvent, Entry, EquipmentUse, MaterialUse
+from ebr.models import Batch
+from ebr.selectors import batch_audit_events
 from qms.audit import Event
 from qms.models import AuditEvent, Signature
 from qms.signatures import SignatureManifestation, format_local, signature_is_valid
@@ -45,21 +48,13 @@ class AuditLine:
                 self.reason, self.details, self.signature]
 
 
-def _targets(batch: Batch) -> dict[str, list[str]]:
+def _events(batch: Batch) -> QuerySet[AuditEvent]:
+    """The batch's own events (the same set as its audit-trail screen) and its deviations' events."""
     from qms.selectors_deviations import deviations_for_qs
 
-    def ids(values: Iterable[Any]) -> list[str]:
-        return [str(value) for value in values]
-
-    return {
-        "ebr.batch": [str(batch.pk)],
-        "ebr.stepexecution": ids(batch.steps.values_list("pk", flat=True)),
-        "ebr.entry": ids(Entry.objects.filter(step__batch=batch).values_list("pk", flat=True)),
-        "ebr.custodyevent": ids(CustodyEvent.objects.filter(batch=batch).values_list("pk", flat=True)),
-        "ebr.equipmentuse": ids(EquipmentUse.objects.filter(batch=batch).values_list("pk", flat=True)),
-        "ebr.materialuse": ids(MaterialUse.objects.filter(batch=batch).values_list("pk", flat=True)),
-        "qms.deviation": ids(deviations_for_qs("ebr.batch", str(batch.pk)).values_list("pk", flat=True)),
-    }
+    deviation_ids = [str(pk) for pk in deviations_for_qs("ebr.batch", str(batch.pk)).values_list("pk", flat=True)]
+    deviations = AuditEvent.objects.filter(target_type="qms.deviation", target_id__in=deviation_ids)
+    return (batch_audit_events(batch) | deviations).exclude(event_type__in=LEFT_OUT)
 
 
 def _details(event_type: str, data: dict[str, Any]) -> str:
@@ -90,28 +85,30 @@ def _signature_text(signature: Signature | None, known: dict[int, SignatureManif
             f"{format_local(signature.signed_at)}, {'valid' if valid else 'INVALID: record changed after signing'}")
 
 
+def _local(moment: datetime, zone: tzinfo) -> str:
+    """qms.signatures.format_local with the zone looked up once, for thousands of rows."""
+    local = moment.astimezone(zone)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
+
+
 def batch_audit_trail(batch: Batch, manifestations: Iterable[SignatureManifestation] = ()) -> list[AuditLine]:
     """Every audit event of the batch and its rows, oldest first.
 
     `manifestations` are the signatures the batch record already evaluated (their validity is
     not recomputed per audit row); others (e.g. on a deviation) are evaluated here.
     """
-    where = Q()
-    for target_type, target_ids in _targets(batch).items():
-        if target_ids:
-            where |= Q(target_type=target_type, target_id__in=target_ids)
-    events = list(AuditEvent.objects.filter(where).exclude(event_type__in=LEFT_OUT).order_by("id")
-                  .values_list("id", "occurred_at", "actor_label", "event_type", "target_type", "target_id",
-                               "target_label", "reason", "data"))
-    signature_ids = {data.get("signature") for *_, data in events if isinstance(data, dict) and data.get("signature")}
+    events = list(_events(batch).order_by("id").values_list(
+        "id", "occurred_at", "actor_label", "event_type", "target_type", "target_id", "target_label", "reason", "data"))
+    signature_ids = {int(data["signature"]) for *_, data in events if isinstance(data, dict) and data.get("signature")}
     signatures = {s.pk: s for s in Signature.objects.filter(pk__in=signature_ids)} if signature_ids else {}
     known = {m.signature_id: m for m in manifestations}
+    zone = timezone.get_current_timezone()
     lines = []
     for pk, occurred, actor, event_type, target_type, target_id, label, reason, data in events:
         data = data if isinstance(data, dict) else {}
         lines.append(AuditLine(
-            id=pk, occurred_at=occurred, occurred_at_display=format_local(occurred), actor=actor,
+            id=pk, occurred_at=occurred, occurred_at_display=_local(occurred, zone), actor=actor,
             event_type=event_type, target_type=target_type, target_id=target_id, target_label=label,
             reason=reason, details=_details(event_type, data),
-            signature=_signature_text(signatures.get(data.get("signature")), known)))
+            signature=_signature_text(signatures.get(int(data.get("signature") or 0)), known)))
     return lines

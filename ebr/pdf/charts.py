@@ -46,8 +46,8 @@ class ProcessRecord:
 
 def alarm_text(alarm: Alarm) -> str:
     closed = format_local(alarm.closed_at) if alarm.closed_at else "still open"
-    acknowledged = (f"acknowledged by {alarm.acknowledged_by.full_name} {format_local(alarm.acknowledged_at)}"
-                    if alarm.acknowledged_by_id and alarm.acknowledged_at else "not acknowledged")
+    who, when = alarm.acknowledged_by, alarm.acknowledged_at
+    acknowledged = f"acknowledged by {who.full_name} {format_local(when)}" if who and when else "not acknowledged"
     worst = f", worst {alarm.worst_value:g}" if alarm.worst_value is not None else ""
     deviation = f", deviation {alarm.deviation_number}" if alarm.deviation_number else ""
     return (f"{alarm.get_kind_display()}{' (critical)' if alarm.critical else ''} {format_local(alarm.opened_at)} → "

@@ -154,7 +154,10 @@ class GridTable(Flowable):
         canvas = self.canv
         layout = self._layout
         y = self.height
-        fills, rules, strikes, text = [], [], [], []
+        fills: list[tuple[Colour, float, float]] = []
+        rules: list[float] = []
+        strikes: list[tuple[float, float, float, Colour]] = []
+        text: list[str] = []
         for cells, height, fill in [(layout.header, layout.header_height, HEADER_FILL),
                                     *[(row.cells, row.height, row.fill) for row in self._rows]]:
             y -= height

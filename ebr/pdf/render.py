@@ -317,9 +317,8 @@ def _notes(view: EntryView) -> str:
     return "\n".join(notes)
 
 
-def _when_entered(view: EntryView, entered: datetime | None) -> Cell | str:
-    performed = format_local(view.performed_at)
-    entered_text = format_local(entered) if entered else view.entered_at_display
+def _when_entered(view: EntryView) -> Cell | str:
+    performed, entered_text = view.performed_at_display, view.entered_at_display
     if entered_text[:10] == performed[:10]:
         entered_text = entered_text[11:]
     text = f"{performed}\nentered {entered_text}"
@@ -333,7 +332,7 @@ def _entry_row(parameter: ParameterRecord, view: EntryView, data: RecordData, fi
         parameter.parameter.limits_text() if first else "",
         Cell(value, colour=MUTED, strike=True) if view.superseded else Cell(value, font=BOLD),
         _result(view),
-        _when_entered(view, data.entered_at.get(view.id)),
+        _when_entered(view),
         view.entered_by,
         _notes(view),
     ]

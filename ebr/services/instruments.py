@@ -134,5 +134,9 @@ def instrument_parameter_add(*, actor: Actor, code: str, meaning: str, unit: str
         errors["unit"] = "Give the UCUM code of the unit, e.g. mmol/L, without spaces."
     if errors:
         raise ValidationError(errors)
-    return create_with_reason(InstrumentParameter, actor=actor, reason=reason, event=Event.INSTRUMENT_PARAMETER_ADDED,
-                              code=code, meaning=meaning, unit=unit)
+    parameter = create_with_reason(InstrumentParameter, actor=actor, reason=reason,
+                                   event=Event.INSTRUMENT_PARAMETER_ADDED, code=code, meaning=meaning, unit=unit)
+    from ebr.services.readings import registry
+
+    registry.forget()
+    return parameter

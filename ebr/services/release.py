@@ -84,12 +84,13 @@ def release_blockers(batch: Batch) -> list[str]:
 
 
 def _review_flag_blockers(batch: Batch) -> list[str]:
-    """Hook for the batch review: undispositioned flags block release once that app records them."""
+    """Review by exception: the review must have run and QA must have dispositioned every flag."""
     from django.apps import apps
 
-    if not apps.is_installed("nlp_review") or not hasattr(apps.get_app_config("nlp_review"), "open_flags_count"):
-        return []
-    count = apps.get_app_config("nlp_review").open_flags_count(batch.pk)
+    review = apps.get_app_config("nlp_review")
+    if not review.review_finished(batch.pk):
+        return ["The batch record review has not run yet (it is queued when the batch completes)."]
+    count = review.open_flags_count(batch.pk)
     return [f"{count} review flag(s) are not dispositioned."] if count else []
 
 

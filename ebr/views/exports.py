@@ -15,14 +15,21 @@ from django.views.decorators.http import require_GET, require_POST
 
 from ebr.models import Batch, PdfExport
 from ebr.pdf.export import export_file, pdf_export_request
+from qms.models import User
 from qms.permissions import capability_required
 from qms.roles import Capability, can
 
 PANEL_EXPORTS = 5
 
 
+def _user(request: HttpRequest) -> User:
+    """The logged-in user (login is required by middleware; the capability checks ran before)."""
+    assert isinstance(request.user, User)
+    return request.user
+
+
 def _panel(request: HttpRequest, batch: Batch, status: int = 200) -> HttpResponse:
-    exports = list(PdfExport.objects.filter(batch=batch, requested_by=request.user)[:PANEL_EXPORTS])
+    exports = list(PdfExport.objects.filter(batch=batch, requested_by=_user(request))[:PANEL_EXPORTS])
     return render(request, "ebr/_pdf_export.html", {
         "batch": batch, "pdf_panel": True, "exports": exports,
         "polling": any(export.in_flight for export in exports),
@@ -41,7 +48,7 @@ def batch_pdf_panel(request: HttpRequest, number: str) -> HttpResponse:
 @capability_required(Capability.AUDIT_TRAIL_EXPORT)
 def batch_pdf_request(request: HttpRequest, number: str) -> HttpResponse:
     batch = get_object_or_404(Batch, number=number)
-    pdf_export_request(actor=request.user, batch=batch)
+    pdf_export_request(actor=_user(request), batch=batch)
     if getattr(request, "htmx", False):
         return _panel(request, batch, status=202)
     return redirect("batch_detail", number=number)
@@ -51,7 +58,7 @@ def batch_pdf_request(request: HttpRequest, number: str) -> HttpResponse:
 @capability_required(Capability.AUDIT_TRAIL_EXPORT)
 def batch_pdf_download(request: HttpRequest, number: str, pk: int) -> FileResponse:
     export = get_object_or_404(PdfExport.objects.select_related("batch"), pk=pk, batch__number=number,
-                               requested_by=request.user)
+                               requested_by=_user(request))
     path = export_file(export)
     if path is None:
         raise Http404("This export is not ready, or its file is missing or no longer the one recorded.")

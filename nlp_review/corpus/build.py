@@ -19,11 +19,13 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from nlp_review.corpus import templates_test, templates_train
+from nlp_review.corpus import templates_dev, templates_test, templates_train
 
 HERE = Path(__file__).resolve().parent
 TRAIN_PATH = HERE / "train.jsonl"
 TEST_PATH = HERE / "test.jsonl"
+DEV_PATH = HERE / "dev.jsonl"
+DEV_SEED = 31_337
 TEST_SEED = 20_240_611
 TRAIN_SEED = 7
 
@@ -114,7 +116,7 @@ def generate(*, split: str, templates: list[Template], slots: dict[str, list[str
             entries.append({"text": text, "labels": [label for label in labels.split("+") if label],
                             "severity": severity, "split": split, "kind": kind})
     rng.shuffle(entries)
-    prefix = "te" if split == "test" else "tr"
+    prefix = {"test": "te", "train": "tr", "dev": "dv"}[split]
     return [{"id": f"{prefix}-{i:04d}", **entry} for i, entry in enumerate(entries, start=1)]
 
 
@@ -122,6 +124,20 @@ def build_test() -> list[dict[str, object]]:
     per_kind = {"event": 6, "hedged": 6, "historical": 5, "hypothetical": 4, "omission": 6, "negated": 4, "routine": 8}
     return generate(split="test", templates=templates_test.TEMPLATES, slots=templates_test.SLOTS, noise=test_noise,
                     seed=TEST_SEED, per_kind=per_kind)
+
+
+def dev_noise(rng: random.Random, text: str) -> str:
+    """Alarm/correction/supervisor voice: some shorthand, few typos."""
+    text = _abbreviate(rng, text, templates_dev.ABBREVIATIONS, 0.4)
+    text = _misspell(rng, text, 0.03, ("swap", "drop", "double"))  # type: ignore[arg-type]
+    return text.lower() if rng.random() < 0.2 else text
+
+
+def build_dev() -> list[dict[str, object]]:
+    """A third voice written after the first held-out run, for rule work and the classifier's threshold."""
+    per_kind = {"event": 5, "hedged": 5, "historical": 4, "hypothetical": 4, "omission": 5, "negated": 5, "routine": 6}
+    return generate(split="dev", templates=templates_dev.TEMPLATES, slots=templates_dev.SLOTS, noise=dev_noise,
+                    seed=DEV_SEED, per_kind=per_kind)
 
 
 def build_train() -> list[dict[str, object]]:
@@ -148,8 +164,11 @@ def main() -> None:
     test, train = build_test(), build_train()  # test first: its generator never sees train's state
     write(TEST_PATH, test)
     write(TRAIN_PATH, train)
+    dev = build_dev()
+    write(DEV_PATH, dev)
     print(f"test:  {summary(test)}")
     print(f"train: {summary(train)}")
+    print(f"dev:   {summary(dev)}")
 
 
 if __name__ == "__main__":

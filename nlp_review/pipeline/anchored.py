@@ -39,7 +39,7 @@ class AnchoredPattern:
     check: bool  # a CHECK rule's pattern (raises only when negated)
 
 
-def compile_pattern(key: int, pattern: str, norm: object, polarity: Polarity) -> AnchoredPattern:
+def compile_pattern(key: int, pattern: str, norm: object, polarity: Polarity, *, check_rule: bool) -> AnchoredPattern:
     """A plain pattern (no groups) of the rule language -> slots, anchored on its rarest-looking slot."""
     assert not GROUP_RE.search(pattern), "expand groups first"
     slots: list[Slot] = []
@@ -59,11 +59,22 @@ def compile_pattern(key: int, pattern: str, norm: object, polarity: Polarity) ->
     required = [i for i, s in enumerate(slots) if s.test == "word" and s.low == 1]
     if not required:
         raise ValueError(f"pattern needs a required word: {pattern!r}")
-    anchor = min(required, key=lambda i: len(slots[i].words or ()))
+    anchor = min(required, key=lambda i: _anchor_cost(slots[i].words or frozenset()))
     barrier = frozenset(BARRIER + NEGATION_WORDS) if polarity is Polarity.EVENT else frozenset(BARRIER)
     return AnchoredPattern(key, tuple(slots), anchor, barrier,
-                           tuple(slots[i].words or frozenset() for i in required if i != anchor),
-                           polarity is Polarity.CHECK)
+                           tuple(slots[i].words or frozenset() for i in required if i != anchor), check_rule)
+
+
+# Words too frequent in batch records to start a search from (each occurrence costs a pattern try).
+WEAK_ANCHORS = frozenset({
+    "a", "after", "and", "as", "at", "be", "by", "done", "for", "from", "in", "is", "no", "not", "of", "off", "on",
+    "one", "out", "over", "run", "same", "step", "the", "time", "to", "up", "was", "with", "label", "verified",
+    "completed", "temperature", "matches", "expiry", "mbr", "lot", "down", "before", "than", "been", "have",
+})
+
+
+def _anchor_cost(words: frozenset[str]) -> int:
+    return 1000 * len(words & WEAK_ANCHORS) + len(words)
 
 
 class AnchoredMatcher:

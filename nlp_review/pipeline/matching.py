@@ -111,7 +111,8 @@ class ReviewRules:
                 split_words = [w for w in pattern_words(pattern) if len(split(w)) > 1]
                 if split_words:
                     raise ValueError(f"{key}: words the tokenizer splits cannot be in a token pattern: {split_words}")
-                self.matcher.add(compile_pattern(match_id, pattern, norm, polarity))
+                check_rule = meaning[0] == "rule" and polarity is Polarity.CHECK
+                self.matcher.add(compile_pattern(match_id, pattern, norm, polarity, check_rule=check_rule))
         if docs:
             self.phrase_matcher.add(key, docs)
 
@@ -215,8 +216,11 @@ def _colony_counts(words: list[str], norms: list[str], triggers: list[TriggerHit
     """Any colony on a grade A, fingertip or glove-print plate is above the action limit (Annex 1, Table 6)."""
     from nlp_review.pipeline.values import parse_number
 
+    colony_words = ("cfu", "cfus", "colonies", "colony")
+    if not any(word in norms for word in colony_words):
+        return
     for i, norm in enumerate(norms):
-        if norm not in ("cfu", "cfus", "colonies", "colony") or i == 0:
+        if norm not in colony_words or i == 0:
             continue
         number = parse_number(words[i - 1].lstrip(">"))
         clause = clauses.words(i - 1, i + 1)

@@ -34,6 +34,7 @@ PIPELINE_VERSION = "1.0.0"
 MODEL_SEVERITY = Severity.MAJOR
 CLAUSE_BREAKS = frozenset({".", ";", ",", "!", "but", "however", "whereas", "\n"})
 DEFAULT_BATCH_SIZE = 256
+CACHE_SIZE = 4096
 CATEGORY_BY_LABEL = {str(category): category for category in Category}
 
 
@@ -58,6 +59,7 @@ class Reviewer:
         self.nlp = build_nlp()
         self.model: ModelInfo | None = load_textcat(self.nlp, model_dir) if model_dir is not None else None
         model_part = f"textcat.{self.model.version}" if self.model else "rules-only"
+        self._cache: dict[str, TextReview] = {}
         self.pipeline_version = f"{PIPELINE_VERSION}+rules.{rules_fingerprint(context_module.TRIGGERS)}+{model_part}"
 
     def review_text(self, text: str) -> TextReview:
@@ -67,9 +69,25 @@ class Reviewer:
         return list(self.iter_reviews(texts, batch_size=batch_size))
 
     def iter_reviews(self, texts: Iterable[str], batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[TextReview]:
-        """Reviews in input order, as a stream (nlp.pipe in batches)."""
-        for doc in self.nlp.pipe(texts, batch_size=batch_size):
-            yield self._review(doc)
+        """Reviews in input order, as a stream (nlp.pipe in batches).
+
+        Batch records repeat themselves ("as per SOP", "no growth observed", "N/A"): a text seen
+        recently is answered from a bounded cache. Reviews are frozen and deterministic, so a
+        cached review is the same object the pipeline would build again.
+        """
+        for chunk in _chunks(texts, batch_size):
+            known = {text: self._cache[text] for text in chunk if text in self._cache}
+            missing = list(dict.fromkeys(text for text in chunk if text not in known))
+            for text, doc in zip(missing, self.nlp.pipe(missing, batch_size=batch_size), strict=True):
+                known[text] = self._review(doc)
+                self._remember(text, known[text])
+            for text in chunk:
+                yield known[text]
+
+    def _remember(self, text: str, review: TextReview) -> None:
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))  # the oldest entry
+        self._cache[text] = review
 
     def _review(self, doc: Doc) -> TextReview:
         result: RuleResult = doc.user_data.pop(USER_DATA_KEY, None) or RuleResult()
@@ -116,6 +134,17 @@ class Reviewer:
         predicted = textcat.predict([doc[a:b].as_doc() for a, b in clauses])  # type: ignore[attr-defined]
         order = [textcat.labels.index(str(category)) for category in Category]  # type: ignore[attr-defined]
         return [[float(row[i]) for i in order] for row in predicted.tolist()]
+
+
+def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for text in texts:
+        chunk.append(text)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _clauses(doc: Doc) -> list[tuple[int, int]]:

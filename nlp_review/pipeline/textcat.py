@@ -15,9 +15,9 @@ from functools import partial
 from pathlib import Path
 from typing import cast
 
+import numpy
 from spacy.attrs import NORM
 from spacy.language import Language
-from spacy.ml.extract_ngrams import extract_ngrams
 from spacy.ml.models.textcat import resize_and_set_ref, resize_linear_weighted
 from spacy.pipeline import TrainablePipe
 from spacy.util import registry
@@ -33,14 +33,40 @@ HASH_LENGTH = 2**15
 LABELS = tuple(Category)
 
 
+def norm_ngrams(ngram_size: int) -> Model:
+    """spaCy's extract_ngrams over NORM, without the per-text `unique`: a repeated n-gram is passed
+    twice with weight 1 instead of once with weight 2, which the sparse linear layer sums the same
+    way, and it saves a sort per text on the hot path."""
+    model: Model = Model("norm_ngrams", _norm_ngrams_forward)
+    model.attrs["ngram_size"] = ngram_size
+    return model
+
+
+def _norm_ngrams_forward(model: Model, docs: list, is_train: bool) -> tuple:
+    ops, size = model.ops, model.attrs["ngram_size"]
+    batch_keys = []
+    for doc in docs:
+        unigrams = doc.to_array(NORM)
+        grams = [unigrams] + [ops.ngrams(n, unigrams) for n in range(2, size + 1) if len(unigrams) >= n]
+        batch_keys.append(numpy.concatenate(grams) if len(grams) > 1 else unigrams)
+    lengths = ops.asarray([len(keys) for keys in batch_keys], dtype="int32")
+    keys = numpy.concatenate(batch_keys) if batch_keys else numpy.zeros((0,), dtype="uint64")
+    vals = ops.alloc1f(len(keys)) + 1.0
+
+    def backprop(d_output: object) -> list:
+        return []
+
+    return (keys, vals, lengths), backprop
+
+
 @registry.architectures(ARCHITECTURE)
 def build_bow_norm_classifier(ngram_size: int = 2, length: int = HASH_LENGTH,
                               nO: int | None = None) -> Model[list, Floats2d]:
-    """spaCy's TextCatBOW.v3 for multi-label output, reading NORM instead of ORTH."""
+    """spaCy's TextCatBOW.v3 for multi-label output, reading NORM instead of ORTH (see norm_ngrams)."""
     sparse_linear = SparseLinear_v2(nO=nO, length=length)
     resizable_layer: Model = resizable(sparse_linear, resize_layer=partial(resize_linear_weighted,
                                                                            fill_defaults={"b": -1e6, "W": 0}))
-    model: Model = chain(extract_ngrams(ngram_size, attr=NORM), resizable_layer)
+    model: Model = chain(norm_ngrams(ngram_size), resizable_layer)
     model = chain(with_cpu(model, model.ops), with_cpu(Logistic(), model.ops))
     if nO is not None:
         model.set_dim("nO", cast(int, nO))

@@ -1,13 +1,15 @@
 """Train the text classifier: `python -m nlp_review.pipeline.train [--output DIR] [--cv]`.
 
 Trains spaCy's `textcat_multilabel` (textcat.py: bag of word uni- and bigrams over NORM) on the
-train split of nlp_review/corpus/ only, with a fixed seed, a fixed example order and a fixed
-number of epochs, and writes it to nlp_review/pipeline/model/ (weights + meta.json). Same
-corpus, same code, same spaCy: the same weights, byte for byte (tests/nlp_review check it).
+train and dev splits of nlp_review/corpus/ (never the held-out test split), with a fixed seed,
+a fixed example order and a fixed number of epochs, and writes it to nlp_review/pipeline/model/
+(weights + meta.json). Same corpus, same code, same spaCy: the same weights, byte for byte
+(tests/nlp_review check it).
 Takes seconds on one core; the model is well under 1 MB.
 
-`--cv` also prints 5-fold cross-validation on the train split (classifier alone, and rules +
-classifier), which is how the threshold was chosen; the test split is never read here.
+`--cv` also prints 5-fold cross-validation on the training entries (classifier alone, and rules +
+classifier), which is how the threshold was chosen (then checked on the dev split with a model
+trained on train alone); the test split is never read here.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from nlp_review.pipeline.reviewer import build_nlp
 from nlp_review.pipeline.textcat import LABELS, MODEL_DIR, PIPE_NAME, add_textcat, textcat_pipe
 from nlp_review.pipeline.types import TextReview
 
-CORPUS_TRAIN = Path(__file__).resolve().parent.parent / "corpus" / "train.jsonl"
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+TRAINING_FILES = ("train.jsonl", "dev.jsonl")  # never test.jsonl: the held-out split
 MODEL_VERSION = "1.0.0"
 SEED = 20_240_601
 EPOCHS = 12
@@ -39,9 +42,12 @@ BATCH_SIZE = 16
 THRESHOLD = 0.5  # chosen by 5-fold cross-validation on the train split (`--cv`)
 
 
-def load_train(path: Path = CORPUS_TRAIN) -> list[dict[str, object]]:
-    entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [entry for entry in entries if entry.get("split", "train") == "train"]
+def load_train(files: Sequence[str] = TRAINING_FILES) -> list[dict[str, object]]:
+    """The train split, and the dev split written after the first held-out run (corpus/README.md)."""
+    entries = [json.loads(line) for name in files for line in (CORPUS / name).read_text(encoding="utf-8").splitlines()
+               if line.strip()]
+    assert all(entry.get("split") in ("train", "dev") for entry in entries), "the test split is never trained on"
+    return entries
 
 
 def _examples(nlp: Language, entries: Sequence[dict[str, object]]) -> list[Example]:
@@ -79,7 +85,7 @@ def save(nlp: Language, entries: Sequence[dict[str, object]], output: Path = MOD
     meta = {
         "name": "ebr-nlp-review textcat", "version": MODEL_VERSION, "threshold": THRESHOLD, "labels": list(LABELS),
         "architecture": "ebr.TextCatBOWNorm.v1 (bag of NORM uni+bigrams, 2^15 hashed features)",
-        "trained_on": "nlp_review/corpus/train.jsonl", "train_entries": len(entries),
+        "trained_on": [f"nlp_review/corpus/{name}" for name in TRAINING_FILES], "train_entries": len(entries),
         "train_sha256": corpus_digest, "seed": SEED, "epochs": EPOCHS, "batch_size": BATCH_SIZE,
         "spacy_version": spacy.__version__, "command": "python -m nlp_review.pipeline.train",
         "intended_use": "Advice to a trained QA reviewer on batch record free text (draft EU GMP Annex 22); "

@@ -40,6 +40,7 @@ LIMIT_WORDS = frozenset({"limit", "limits", "spec", "specification", "specificat
                          "criteria", "target", "range", "lim", "required", "requirement", "expected", "allowed",
                          "acceptable", "between", "outside", "within", "threshold", "("} | set(DIRECTION_WORDS))
 RANGE_JOINERS = frozenset({"-", "–", "—", "to"})
+NUMBER_STARTS = frozenset("0123456789+-−")
 NOT_A_MEASUREMENT = frozenset({"step", "steps", "bag", "bags", "flask", "flasks", "day", "d", "p", "p.", "page", "lot",
                                "batch", "#", "no", "no.", "number", "version", "v", "x", "ratio", "sop", "position",
                                "bsc", "room", "suite", "grade", "passage", "tube", "tubes", "vial", "vials"})
@@ -127,8 +128,9 @@ def _number_at(words: Sequence[str], i: int) -> tuple[float, int | None, int] | 
 
 
 def _limit_at(words: Sequence[str], norms: Sequence[str], i: int, cue: bool) -> Limit | None:
-    """A limit expression starting at token i, if there is one."""
-    bound: Bound | None = COMPARATORS.get(words[i])
+    """A limit expression starting at token i, if there is one: a comparator or a limit word must introduce it
+    ("door open >60 s" is a measurement, "(limit >60)" a limit)."""
+    bound: Bound | None = COMPARATORS.get(words[i]) if cue else None
     j = i + 1 if bound else i
     if bound is None and norms[i] in ("not", "no") and i + 2 < len(norms) and norms[i + 2] == "than":
         bound = Bound.MIN if norms[i + 1] in ("less", "fewer", "lower") else Bound.MAX
@@ -214,8 +216,8 @@ def check_values(words: Sequence[str], norms: Sequence[str]) -> list[ValueCheck]
     """Every stated value with a stated limit in the text (token texts and NORMs of one doc)."""
     checks: list[ValueCheck] = []
     candidates = [i for i, word in enumerate(words)  # where a limit can start: a comparator, "not less than", a number
-                  if word in COMPARATORS or norms[i] in ("not", "no") or NUMBER_RE.match(word)]
-    if not candidates:
+                  if word[:1] in NUMBER_STARTS or word in COMPARATORS or norms[i] in ("not", "no")]
+    if len(candidates) < 2:  # a value and a limit, at least
         return checks
     floors, floor = [], 0
     for i, norm in enumerate(norms):  # the first token of each token's clause
@@ -228,6 +230,8 @@ def check_values(words: Sequence[str], norms: Sequence[str]) -> list[ValueCheck]
             continue
         floor = floors[i]
         cue = _cue_before(norms, i, floor)
+        if cue is False and not (i + 1 < len(norms) and norms[i + 1] in RANGE_JOINERS):
+            continue  # no limit word before it and no range: a measurement, not a limit
         limit = _limit_at(words, norms, i, cue is not False)
         if limit is None:
             continue

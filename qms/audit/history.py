@@ -16,6 +16,8 @@ from qms.audit.events import Event
 from qms.audit.writer import Actor, SystemActor, record_event
 
 M = TypeVar("M", bound=models.Model)
+# Secrets never go into the audit trail's values (their change is still recorded as an event).
+NEVER_RECORDED = frozenset({"password", "token_hash"})
 
 
 class ReasonRequired(ValueError):
@@ -48,7 +50,7 @@ def field_changes(instance: models.Model, fields: list[str] | None = None) -> li
     return [
         FieldChange(f.name, _value(stored, f), _value(instance, f))
         for f in concrete
-        if _value(stored, f) != _value(instance, f)
+        if f.name not in NEVER_RECORDED and _value(stored, f) != _value(instance, f)
     ]
 
 
@@ -59,7 +61,10 @@ def create_with_reason(model: type[M], *, actor: Actor, reason: str,
     instance = model(**fields)
     _stamp(instance, actor, reason)
     instance.save(force_insert=True)
-    record_event(actor=actor, event=event, target=instance, reason=reason, data=data or {})
+    # The starting values, so the audit trail shows what the record was created with (ALCOA+ original).
+    initial = [{"field": f.name, "old": None, "new": _value(instance, f)} for f in instance._meta.concrete_fields
+               if not f.primary_key and f.name not in NEVER_RECORDED and _value(instance, f) not in (None, "", [], {})]
+    record_event(actor=actor, event=event, target=instance, reason=reason, data={"changes": initial, **(data or {})})
     return instance
 
 

@@ -36,6 +36,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["target_type", "target_id", "-id"], name="audit_target_idx"),
             models.Index(fields=["actor", "-id"], name="audit_actor_idx"),
             models.Index(fields=["event_type", "-id"], name="audit_event_idx"),
+            # the audit page's "record" filter searches by printed label (batch number, DEV-…)
+            models.Index(fields=["target_label", "-id"], name="audit_label_idx"),
         ]
 
     def __str__(self) -> str:

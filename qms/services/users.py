@@ -49,7 +49,7 @@ def user_create(*, actor: User | SystemActor, username: str, full_name: str, pas
                               job_title=job_title, password=candidate.password)
     names = _roles_apply(user, roles)
     record_event(actor=actor, event=Event.USER_ROLES_CHANGED, target=user, reason=reason,
-                 data={"roles": names})
+                 data={"changes": [{"field": "roles", "old": [], "new": names}]})
     return user
 
 

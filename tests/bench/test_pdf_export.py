@@ -35,6 +35,9 @@ READING_PARAMETERS = ["ph", "do", "temp", "glucose", "lactate"]
 TARGET_SECONDS = 5.0
 TARGET_MB = 500
 
+# The code is imported before the clock starts, as in a worker that has served a task before (here
+# PYTHONDONTWRITEBYTECODE may be set, so a cold import would also time the compiling of pyHanko).
+# Everything else (fonts, database reads, layout, signing, writing, the audit event) is timed.
 RUNNER = """
 import json, resource, sys, time
 import django
@@ -44,10 +47,11 @@ from ebr.models import Batch
 from ebr.pdf.export import batch_pdf_write
 from qms.audit import SystemActor
 batch = Batch.objects.get(number=sys.argv[1])
-started = time.perf_counter()
+wall, cpu = time.perf_counter(), time.process_time()
 result = batch_pdf_write(batch=batch, path=Path(sys.argv[2]), actor=SystemActor("system:bench"))
-seconds = time.perf_counter() - started
-print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+print(json.dumps({"seconds": wall, "cpu_seconds": cpu,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "pages": result.pages, "bytes": result.size, "fingerprint": result.fingerprint}))
 """
 
@@ -56,7 +60,7 @@ INSERT INTO ebr_steptemplate (stage_id, "order", code, title, instructions, crit
                               equipment_type)
 SELECT (%(stages)s::bigint[])[1 + (g - 1) / 20], 1 + (g - 1) %% 20, (1 + (g - 1) / 20) || '.' || (1 + (g - 1) %% 20),
        'Process step ' || g,
-       'Perform step ' || g || ' as trained: check the bag label, record each value with its unit (µL, ≥ 70 %%, 37 °C).',
+       'Perform step ' || g || ' as trained: check the label, record each value with its unit (µL, ≥ 70 %%, 37 °C).',
        g %% 10 = 0, g %% 5 = 0, CASE WHEN g = 20 THEN 'bioreactor' ELSE '' END
   FROM generate_series(1, %(steps)s) AS g
 """
@@ -72,15 +76,12 @@ SELECT t.id, p, 'p' || p, 'Parameter ' || p, 'number', '%%', 10, 100, p = 1, tru
 STEP_EXECUTIONS_SQL = """
 INSERT INTO ebr_stepexecution (batch_id, template_id, sequence, status, opened_at, performed_by_id, performed_at,
                                verified_by_id, verified_at, remarks)
-SELECT %(batch)s, t.id, row_number() OVER (ORDER BY s."order", t."order"), 'done',
-       %(start)s::timestamptz + make_interval(mins => 10 * (row_number() OVER (ORDER BY s."order", t."order"))::int),
-       %(operator)s,
-       %(start)s::timestamptz + make_interval(mins => 10 * (row_number() OVER (ORDER BY s."order", t."order"))::int + 8),
-       %(verifier)s,
-       %(start)s::timestamptz + make_interval(mins => 10 * (row_number() OVER (ORDER BY s."order", t."order"))::int + 9),
-       ''
-  FROM ebr_steptemplate t JOIN ebr_stage s ON s.id = t.stage_id
- WHERE s.version_id = %(version)s
+SELECT %(batch)s, o.template_id, o.n, 'done', %(start)s::timestamptz + make_interval(mins => 10 * o.n::int),
+       %(operator)s, %(start)s::timestamptz + make_interval(mins => 10 * o.n::int + 8),
+       %(verifier)s, %(start)s::timestamptz + make_interval(mins => 10 * o.n::int + 9), ''
+  FROM (SELECT t.id AS template_id, row_number() OVER (ORDER BY s."order", t."order") AS n
+          FROM ebr_steptemplate t JOIN ebr_stage s ON s.id = t.stage_id
+         WHERE s.version_id = %(version)s) AS o
 """
 
 ENTRIES_SQL = """
@@ -155,10 +156,10 @@ SELECT %(instrument)s, %(batch)s, (%(parameters)s::bigint[])[1 + g %% %(kinds)s]
 
 
 def _user(username: str, full_name: str, role: str):  # type: ignore[no-untyped-def]
+    from qms.audit import SystemActor
     from qms.roles import Role
     from qms.services.users import user_create
     from tests.conftest import PASSWORD
-    from qms.audit import SystemActor
 
     return user_create(actor=SystemActor("system:bench"), username=username, full_name=full_name, password=PASSWORD,
                        roles=[Role(role)])
@@ -237,6 +238,8 @@ def build_big_batch() -> str:
                 cursor.execute(sql, ids)
         _readings(batch, start)
     _deviations(batch, people["supervisor"])
+    with connection.cursor() as cursor:  # what autovacuum does soon after a bulk load in production
+        cursor.execute("ANALYZE ebr_entry, ebr_stepexecution, ebr_reading, qms_auditevent, qms_signature")
     return batch.number
 
 
@@ -268,7 +271,7 @@ def test_big_batch_exports_signed_within_five_seconds_and_500_mb(committed, pki_
     output = tmp_path / f"{number}.pdf"
     env = {**os.environ, **pki_env, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "ebr.settings"}
     runs = []
-    for _ in range(2):  # the second run shows the steady cost (font files and modules cached by the OS)
+    for _ in range(2):  # two fresh processes: the first also meets the database's cold cache
         completed = subprocess.run([sys.executable, "-c", RUNNER, number, str(output)], cwd=ROOT, env=env,
                                    capture_output=True, text=True, timeout=300)
         assert completed.returncode == 0, completed.stderr[-3000:]
@@ -279,8 +282,8 @@ def test_big_batch_exports_signed_within_five_seconds_and_500_mb(committed, pki_
     best = min(runs, key=lambda run: run["seconds"])
     print(f"\nPDF export of {number}: {STEPS} steps, {entries} entries, {DEVIATIONS} deviations, {readings} readings")
     for n, run in enumerate(runs, start=1):
-        print(f"  run {n}: {run['seconds']:.2f} s, peak RSS {run['peak_rss_mb']:.0f} MB, {run['pages']} pages, "
-              f"{run['bytes'] / 1e6:.1f} MB file")
+        print(f"  run {n}: {run['seconds']:.2f} s ({run['cpu_seconds']:.2f} s CPU in the exporting process), "
+              f"peak RSS {run['peak_rss_mb']:.0f} MB, {run['pages']} pages, {run['bytes'] / 1e6:.1f} MB file")
     print(f"  audit-trail appendix: {events} events")
     assert runs[0]["fingerprint"] == runs[1]["fingerprint"]
     assert best["seconds"] < TARGET_SECONDS, f"{best['seconds']:.2f} s (target {TARGET_SECONDS} s)"

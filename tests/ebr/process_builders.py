@@ -150,3 +150,62 @@ def reading(seq: int, ts: datetime, parameter: str = "ph", value: float = 7.1, u
             ) -> dict[str, Any]:
     units = {"ph": "[pH]", "do": "%", "temp": "Cel", "vcd": "10*6/mL", "glucose": "g/L"}
     return {"seq": seq, "ts": stamp(ts), "parameter": parameter, "value": value, "unit": unit or units[parameter]}
+
+
+class LiveServer:
+    """The application in its own process (runserver or gunicorn) on a free port, against the test
+    database; readings posted to it are committed, as in production."""
+
+    def __init__(self, log: Any, *, broker_url: str | None = None, gunicorn_workers: int = 0,
+                 worker_class: str = "sync", extra_env: dict[str, str] | None = None) -> None:
+        import os
+        import subprocess
+        import sys
+
+        from django.conf import settings
+
+        from ebr.localservices import _free_port
+        from tests.conftest import ROOT, database_url
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+               "DJANGO_DEBUG": "false", **(extra_env or {})}
+        if broker_url:
+            env["REDIS_URL"] = broker_url
+        if gunicorn_workers:
+            command = [sys.executable, "-m", "gunicorn", "ebr.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+                       "--workers", str(gunicorn_workers), "--worker-class", worker_class, "--log-level", "warning"]
+        else:
+            command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload",
+                       "--skip-checks"]
+        self.log = log
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+    def wait_ready(self, seconds: float = 60) -> LiveServer:
+        import time
+        import urllib.error
+        import urllib.request
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(f"{self.url}/login/", timeout=2)  # noqa: S310
+                return self
+            except urllib.error.HTTPError:
+                return self
+            except OSError:
+                time.sleep(0.3)
+        raise TimeoutError(f"server not ready: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

@@ -43,9 +43,23 @@ def sign_args(person):
     return {"password": PASSWORD, "username": person.username}
 
 
+def review_by_exception(batch, qa_reviewer):
+    """Run the batch record review and disposition whatever it flags (no impact)."""
+    from nlp_review.models import Disposition, ReviewFlag
+    from nlp_review.services import batch_review_run, flag_disposition
+    from qms.audit import SystemActor
+
+    review = batch_review_run(batch=batch, actor=SystemActor("system:tests"), request_id=uuid.uuid4().hex)
+    for flag in ReviewFlag.objects.filter(review=review):
+        flag_disposition(actor=qa_reviewer, flag=flag, outcome=Disposition.NO_IMPACT, reason="Checked, no impact",
+                         **sign_args(qa_reviewer))
+    return review
+
+
 @pytest.fixture
 def reviewed_batch(batch, operator, verifier, qa_reviewer):
     run_batch(batch, operator, verifier)
+    review_by_exception(batch, qa_reviewer)
     batch_review_start(actor=qa_reviewer, batch=batch)
     batch_audit_trail_review(actor=qa_reviewer, batch=batch, reason="Audit trail reviewed, nothing unusual",
                              **sign_args(qa_reviewer))
@@ -129,3 +143,11 @@ def test_audit_trail_review_is_signed_and_recorded(reviewed_batch, qa_reviewer):
     event = AuditEvent.objects.get(event_type=Event.AUDIT_TRAIL_REVIEWED, target_id=str(reviewed_batch.pk))
 
     assert event.actor_id == qa_reviewer.pk and event.data["signature"]
+
+
+def test_release_refused_until_the_record_review_has_run(batch, operator, verifier, qa_reviewer, qa_approver):
+    run_batch(batch, operator, verifier)
+    batch_review_start(actor=qa_reviewer, batch=batch)
+    batch_audit_trail_review(actor=qa_reviewer, batch=batch, reason="Reviewed", **sign_args(qa_reviewer))
+
+    assert any("review has not run" in b for b in release_blockers(batch))

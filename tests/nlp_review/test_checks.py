@@ -1,13 +1,12 @@
 """Structured checks: each a pure function over the batch record (no database needed)."""
 
-from datetime import date, datetime, timedelta
-from datetime import timezone as tz
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace as NS
 
 from nlp_review import checks
 from nlp_review.checks import CheckInput
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=tz.utc)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def person(name="Olivia Operator", pk=1):

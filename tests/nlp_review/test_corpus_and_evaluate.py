@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from nlp_review.corpus import build, templates_test, templates_train
+from nlp_review.corpus import build, templates_dev, templates_test, templates_train
 from nlp_review.evaluate import Scores, evaluate, format_reports, load
 from nlp_review.pipeline.baseline import baseline_review, baseline_review_texts
 from nlp_review.pipeline.types import Category, Severity
 
 
 def test_corpus_rebuilds_to_the_committed_files() -> None:
-    for entries, path in ((build.build_test(), build.TEST_PATH), (build.build_train(), build.TRAIN_PATH)):
+    for entries, path in ((build.build_test(), build.TEST_PATH), (build.build_train(), build.TRAIN_PATH),
+                          (build.build_dev(), build.DEV_PATH)):
         assert "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries) == path.read_text()
 
 
@@ -26,10 +27,11 @@ def test_corpus_size_and_coverage() -> None:
         assert all(set(entry) >= {"id", "text", "labels", "severity", "split"} for entry in split)
 
 
-def test_test_split_is_held_out_from_train() -> None:
-    train_texts = {str(e["text"]).lower() for e in load("train")}
-    assert not train_texts & {str(e["text"]).lower() for e in load("test")}
-    assert not {t[3] for t in templates_train.TEMPLATES} & {t[3] for t in templates_test.TEMPLATES}
+def test_test_split_is_held_out_from_train_and_dev() -> None:
+    seen = {str(e["text"]).lower() for split in ("train", "dev") for e in load(split)}
+    assert not seen & {str(e["text"]).lower() for e in load("test")}
+    test_templates = {t[3] for t in templates_test.TEMPLATES}
+    assert not {t[3] for t in (*templates_train.TEMPLATES, *templates_dev.TEMPLATES)} & test_templates
 
 
 def test_baseline_matches_plain_keywords_without_context() -> None:

@@ -28,7 +28,7 @@ def completed(batch, operator, verifier):  # noqa: F811
     return run_batch(batch, operator, verifier, comments={"temp": GLOVE, "viability": "clumping seen in the flask"})
 
 
-def run(batch, request_id=None):
+def run(batch, request_id=None):  # noqa: F811
     return batch_review_run(batch=batch, actor=ACTOR, request_id=request_id or f"test-{uuid.uuid4()}")
 
 

@@ -43,6 +43,8 @@ RULES: tuple[Rule, ...] = (
         "leak|leaks|leaking|leaked|leakage|leaky|dripping|drip|drips|seeping|seepage|weeping|oozing",
         "spill|spills|spilled|spilt|spillage|splash|splashed|splashes|splashing",
         f"{PRODUCT_VESSELS} _{{0,2}} wet|damp|moist",
+        "drop|drops|droplet|droplets|splash _{0,2} culture|medium|media|product|cells|suspension",
+        "culture|medium|media|product|suspension _{0,3} fell|dripped|spilled|spilt|splashed|leaked",
     ), "A leak or spill breaks the closed system and may let organisms in or product out (Annex 1 §8)."),
     Rule("aseptic.vessel_breach", C, CRIT, (
         f"crack|cracked|cracks|shattered|chipped|broken|burst|ruptured|punctured|split _{{0,3}} {PRODUCT_VESSELS}",
@@ -58,6 +60,12 @@ RULES: tuple[Rule, ...] = (
         "touched|contacted|brushed _{0,4} inside|open|sterile|rim|neck|interior|product",
         "sleeve|gown|hand|hands|arm|wrist|cuff|hair _{0,3} touched|contacted|over|above|inside|brushed",
     ), "Product or sterile surfaces exposed outside first air in grade A risk contamination (Annex 1 §8.x)."),
+    Rule("aseptic.closed_system_breach", C, CRIT, (
+        "weld|welds|welding|seal|sealing|connection|connector|line|tubing _{0,2} failed|incomplete|broken|open|"
+        "opened|leaking|leaked|parted|separated|disconnected",
+        "open|exposed|opened _{0,1} to _{0,1} the? room|air|environment|atmosphere|grade",
+        "disconnected|disconnection|broke|break _{0,2} sterile|closed|line|tubing|connection|system",
+    ), "The closed system was opened: product exposed outside grade A (EU GMP Annex 1 §8.x, closed systems)."),
     Rule("aseptic.contamination_reported", C, CRIT, (
         "contamination|contaminated|contaminant|contaminants|cross-contamination|infected|infection|septic|"
         "nonsterile|non-sterile|unsterile",

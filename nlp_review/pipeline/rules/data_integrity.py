@@ -17,14 +17,15 @@ D, CRIT, MAJ, MIN = Category.DATA_INTEGRITY, Severity.CRITICAL, Severity.MAJOR, 
 RECORD_VERB = "entered|recorded|written|documented|filled|transcribed|completed|typed|noted|logged|signed|entry|entries"
 SCRAP = ("glove|gloves|hand|hands|arm|paper|towel|tissue|scrap|post-it|note|notes|notebook|wipe|memory|"
          "whiteboard|napkin|sleeve")
-IDENTITY_WORDS = frozenset({"label", "labels", "coi", "din", "identity", "identifier", "identifiers", "wristband"})
+IDENTITY_WORDS = frozenset({"label", "labels", "coi", "din", "identity", "identifier", "identifiers", "wristband",
+                            "custody", "courier", "handover", "hand-over"})
 
 RULES: tuple[Rule, ...] = (
     Rule("di.not_contemporaneous", D, MAJ, (
         f"{RECORD_VERB} _{{0,3}} later|afterwards|after|retrospectively|retrospective|subsequently|next|following|"
         "post-hoc|end",
         f"late|retrospective|delayed _{{0,1}} {RECORD_VERB}",
-        f"{RECORD_VERB} _{{0,3}} {SCRAP}",
+        f"{RECORD_VERB} _{{0,2}} on|onto|from _{{0,2}} {SCRAP}",
         "timestamp|time-stamp|stamp|entry|entries _{0,4} # _{0,1} hours|hrs|h|hour|days|day|minutes|min _{0,1} "
         "after|later|late",
     ), "The record was not made at the time of the activity (ALCOA+: contemporaneous).",
@@ -44,8 +45,9 @@ RULES: tuple[Rule, ...] = (
         "signed|initialed|initialled|signature|sign|initials _{0,2} (for|on behalf of) _{0,2} "
         "colleague|someone|another|"
         "other|others|him|her|them|absent|verifier|operator|second",
-        "colleague|colleagues|someone|another|other|operator|verifier|supervisor 's? _{0,1} initials|"
-        "signature|login|password|account|name|credentials|card|badge",
+        "colleague|colleagues|someone|another|other 's? _{0,1} initials|signature|login|password|account|name|"
+        "credentials|card|badge",
+        "operator|verifier|supervisor 's _{0,1} initials|signature|login|password|account|credentials|card|badge",
         "forged|forgery|impersonated|impersonating|ghost-signed",
         "in their|his|her absence",
     ), "Someone signed or entered as another person: not attributable, falsified (specs: critical)."),
@@ -96,6 +98,11 @@ RULES: tuple[Rule, ...] = (
         "signoff|signature|signatures|approval|approved|review|release|locking|lock",
         "audit trail _{0,8} changed|modified|altered|edited|deleted|after",
     ), "Data changed after it was signed (21 CFR 11.10(e), 11.70): critical until explained."),
+    Rule("di.correction", D, MIN, (
+        "transcription|transcribing|typing|typo _{0,1} error|errors|mistake",
+        "entered|recorded|written|typed|documented|signed _{0,1} against|in|on|under _{0,2} wrong|incorrect _{0,1} "
+        "step|field|page|line|box|row|batch|record",
+    ), "A recording error was corrected: the record should show the original and the reason (EU GMP Part I 4.9)."),
     Rule("di.wrong_time", D, MAJ, (
         "time|times|date|dates|timestamp|time-stamp|clock _{0,3} wrong|incorrect|inaccurate|mismatch|discrepancy|"
         "error|off",

@@ -25,7 +25,7 @@ RULES: tuple[Rule, ...] = (
         "out of service",
         f"{EQUIPMENT} _{{0,2}} out of order",
     ), "Equipment did not work as qualified; the step's results need an impact assessment.",
-        exclude=("printer _{0,3} jammed|jam|jams",),
+        exclude=("printer _{0,3} jammed|jam|jams", "in error"),
         unless_near=frozenset({"reagent", "medium", "media", "serum", "vial", "vials"})),
     Rule("equipment.printer", E, MIN, (
         "printer _{0,3} jammed|jam|jams|error|fault|empty|ribbon",
@@ -35,8 +35,10 @@ RULES: tuple[Rule, ...] = (
     ), "An equipment alarm during processing needs an impact assessment.",
         exclude=("alarm|alarms test|tests|tested|testing|check|checks|checked|function|functional|verification|set|"
                  "settings|points|limits|limit", "alert|action limit|limits|level|levels",
+                 "test|false|nuisance|spurious|planned|simulated alarm|alarms",
                  "warning|warnings label|labels|sign|signs"),
-        unless_near=SHIPPING),
+        # An alarm test, a false alarm or one during planned maintenance is not a process event.
+        unless_near=SHIPPING | {"test", "false", "planned", "simulated", "drill", "nuisance", "spurious"}),
     Rule("equipment.calibration", E, MAJ, (
         "calibration|calibrations|recalibration _{0,2} overdue|expired|lapsed|due|failed|fail|out|outdated|missed|"
         "missing|invalid",
@@ -66,7 +68,8 @@ RULES: tuple[Rule, ...] = (
         "crf|freezer|profile|program|programme|run|cycle _{0,3} failed|deviated|deviation|deviates|aborted|"
         "abort|error|interrupted|incomplete",
         "deviated|deviation|deviates _{0,4} profile|program|programme|cycle",
-    ), "A controlled-rate freezing or equipment programme did not run as validated."),
+    ), "A controlled-rate freezing or equipment programme did not run as validated.",
+        exclude=("in error",)),
     Rule("equipment.check_failed", E, MAJ, (
         "daily|performance|function|functional|weight|leak|integrity|system _{0,1} check|checks|verification|"
         "test|suitability _{0,2} failed|fail|fails|failure|out",

@@ -17,7 +17,7 @@ from nlp_review.pipeline.types import Category, Severity
 
 ID, CRIT, MAJ = Category.IDENTITY, Severity.CRITICAL, Severity.MAJOR
 ID_ONLY = "label|labels|labeling|id|ids|identity|identifier|identifiers|coi|din|dins|wristband|barcode|isbt|name|dob"
-SHIP = "shipper|shipping|transit|transport|shipment|dewar|courier|delivery|consignment|package|box"
+SHIP = "shipper|shipping|transit|transport|shipment|courier|delivery|consignment|package|box"
 
 RULES: tuple[Rule, ...] = (
     Rule("identity.mismatch", ID, CRIT, (
@@ -88,6 +88,17 @@ RULES: tuple[Rule, ...] = (
         "label|labels|labeling|barcode|din _{0,3} illegible|unreadable|smudged|smeared|faded|damaged|torn|peeling|"
         "peeled|partial|partly|partially|obscured|wet|unscannable|blurred|hard|difficult",
     ), "A label that cannot be read reliably (chain of identity)."),
+    Rule("identity.duplicate_id", ID, CRIT, (
+        "labeled|label|labels|labeling _{0,3} same|duplicate|identical _{0,2} number|id|din|identifier|barcode|label",
+        "duplicate|duplicated _{0,1} label|labels|id|ids|din|barcode|identifier|bag",
+    ), "Two products carry the same identifier: the chain of identity cannot tell them apart (critical)."),
+    Rule("identity.manual_id", ID, CRIT, (
+        "barcode|scan|scanner|scanning _{0,4} failed|fail|failure|error|unreadable|unscannable|not",
+        "id|ids|din|coi|barcode|identifier _{0,3} typed|keyed|entered|written _{0,1} by? hand|manually",
+    ), "The identifier was not read by the scanner: a manual entry breaks the verified chain of identity."),
+    Rule("identity.custody_record", ID, MAJ, (
+        "handover|hand-over|custody|transfer|receipt|dispatch _{0,4} signed|documented|recorded|logged|witnessed",
+    ), "A custody hand-off was not documented (chain of custody).", polarity=Polarity.CHECK),
     Rule("identity.custody_gap", ID, MAJ, (
         "chain of custody _{0,3} gap|gaps|break|broken|incomplete|missing|interrupted",
         "custody gap|break",

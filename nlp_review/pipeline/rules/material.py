@@ -31,7 +31,10 @@ RULES: tuple[Rule, ...] = (
         f"{MATERIAL}|sticker|label|status|used|stock|area",
         f"{MATERIAL} _{{0,3}} quarantine|quarantined|rejected|unreleased|unapproved|blocked|recalled",
         "quarantine|quarantined",
-    ), "Material not released by QA was used (EU GMP Part I 5.31)."),
+        "not _{0,3} approved|qualified|released _{0,1} supplier|suppliers|vendor|vendors|list|material|materials|"
+        "bom|source",
+        "unapproved|unqualified|non-approved _{0,1} supplier|vendor|source",
+    ), "Material not released by QA or not from an approved supplier was used (EU GMP Part I 5.27, 5.31)."),
     Rule("material.wrong_item", M, MAJ, (
         f"wrong|incorrect|different|unissued|unlisted|mislabeled _{{0,2}} {MATERIAL}",
         f"{MATERIAL} _{{0,2}} mix-up|mixup|swapped|wrong|incorrect|mismatch|mismatched",
@@ -46,13 +49,18 @@ RULES: tuple[Rule, ...] = (
         "damage|damages on? receipt|delivery|arrival",
     ), "Material packaging or closure damaged: the material's integrity needs an assessment."),
     Rule("material.storage", M, MAJ, (
-        "stored|left|kept|found|placed|held|stood|sitting _{0,4} room|ambient|bench|rt|outside|out",
+        "stored|left|kept|found|placed|held|stood|sitting _{0,4} (room temperature|room temp|rt|ambient|bench|"
+        "benchtop|outside the fridge|out of the fridge|outside the freezer|out of the freezer)",
         "(room temperature|rt|ambient) _{0,2} overnight|storage|stored|hours|days",
         "(thawed twice|refrozen|re-frozen|freeze-thaw|freeze thaw|thawed and refrozen)",
         "should|must _{0,3} refrigerated|frozen|stored|kept|fridge|freezer|2",
         "frozen|froze _{0,3} (should|instead|accidentally|by mistake)",
         "dry ice _{0,3} sublimated|gone|depleted|missing|melted|evaporated|empty|run",
         "storage|stored _{0,2} temperature|condition|conditions _{0,2} (excursion|exceeded|not met|wrong|incorrect)",
+        "(temperature indicator|temp indicator|freeze indicator|shipping indicator|cold chain indicator) _{0,2} "
+        "missing|absent|triggered|tripped|activated|red|unreadable",
+        "without|no|missing _{0,1} (temperature indicator|temp indicator|freeze indicator|cold chain indicator|"
+        "temperature record|temperature data)",
     ), "Material stored outside its labelled conditions."),
     Rule("material.substituted", M, MAJ, (
         "substituted|substitute|substitution|alternative|alternate|replacement|equivalent|generic _{0,3} "

@@ -46,6 +46,8 @@ RULES: tuple[Rule, ...] = (
         "retest|retests|retested|retesting|re-test|re-tested|re-testing|recount|recounted|re-count|re-counted|"
         "reanalysed|reanalyzed|re-analysed|resample|resampled|re-sample|re-sampled|remeasured|re-measured",
         "repeat|repeated _{0,1} test|count|assay|measurement|sample|sampling|analysis",
+        "test|count|assay|measurement|counting _{0,2} repeated|redone|repeat",
+        "result|results|value|reading _{0,2} rejected|invalidated|invalid|discarded|disregarded",
     ), "A retest or recount suggests a first result that did not meet expectations (MHRA OOS guidance)."),
     Rule("oos.release_parameter_word", OOS, CRIT, (
         f"{RELEASE_WORDS} _{{0,3}} {DIRECTION}",

@@ -13,7 +13,8 @@ from nlp_review.pipeline.rules.base import Polarity, Rule
 from nlp_review.pipeline.types import Category, Severity
 
 P, MAJ, MIN = Category.PROCEDURE, Severity.MAJOR, Severity.MINOR
-DOCUMENT = "(mbr|sop|sops|procedure|protocol|instructions|instruction|batch record|record|master|wi|form|method)"
+DOCUMENT = ("(mbr|sop|sops|procedure|protocol|instructions|instruction|batch record|record|master|wi|form|method|bom|"
+            "bill of materials)")
 
 RULES: tuple[Rule, ...] = (
     Rule("procedure.step_skipped", P, MAJ, (
@@ -54,11 +55,15 @@ RULES: tuple[Rule, ...] = (
         "not|n't _{0,2} trained|qualified|certified|signed-off|authorised|authorized",
         "(training|qualification|gowning qualification) _{0,2} expired|overdue|lapsed|missing|incomplete|outstanding",
     ), "Work done by a person not trained on the procedure (EU GMP Part I 2.8)."),
+    Rule("procedure.human_error", P, MAJ, (
+        "(in error|by mistake|mistakenly|accidentally|inadvertently|erroneously|unintentionally)",
+    ), "A step was done wrongly by mistake: the impact on the product needs an assessment."),
     Rule("procedure.repeated", P, MIN, (
         "repeated|repeat|redone|re-done|re-did|redid|respun|re-spun|re-washed|rewashed|reperformed|re-performed",
         "(second attempt|done again|performed again|did again)",
     ), "A step was repeated: the reason should be in the record.",
-        exclude=("repeat|repeated test|count|assay|measurement|sample|sampling|analysis",)),
+        exclude=("repeat|repeated test|count|assay|measurement|sample|sampling|analysis",
+                 "test|count|assay|measurement|counting _{0,2} repeated|redone|repeat")),
     Rule("procedure.unauthorised_change", P, MAJ, (
         "supervisor|supervisors|lead|manager|qa|qp|engineer _{0,2} word|say-so|"
         "instruction|instructions|instructed|verbal|verbally|request|told|advice|approval",

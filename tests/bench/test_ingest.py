@@ -1,0 +1,201 @@
+"""Instrument ingest throughput: POST /api/v1/readings through gunicorn next to a raw COPY.
+
+(a) the API: gunicorn with 2 sync workers, 4 client threads (one instrument token each), 1,000
+    readings per request; each request is parsed, validated, attributed to the batch, stored by
+    one INSERT ... ON CONFLICT, kept as its original compressed body (hash-chained) and queued
+    for alarm evaluation through the outbox, in one transaction;
+(b) a raw COPY of the same number of readings into the same table (same indexes, constraints
+    and triggers), 4 connections, 1,000 rows per committed COPY, rows pre-rendered;
+(c) a single COPY stream of the same rows in one transaction: the database's own ceiling.
+
+The variants alternate in rounds so that table growth and cache warm-up fall on all alike.
+Target: (a) at least 50 % of the better raw COPY. BENCH_INGEST_REQUESTS sets the requests per
+client thread and round (default 20: 4 x 20 x 1,000 = 80,000 readings per round and variant).
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import orjson
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from ebr.models import InstrumentParameter, Reading, ReadingPost
+from ebr.services.instruments import instrument_register
+from tests.ebr.process_builders import SEED, LiveServer, plant, stamp, unique
+
+THREADS = 4
+PER_REQUEST = 1000
+REQUESTS = int(os.environ.get("BENCH_INGEST_REQUESTS", "20"))
+ROUNDS = 2
+PARAMETERS = (("ph", "[pH]", 7.2), ("do", "%", 45.0), ("temp", "Cel", 37.0), ("co2", "%", 5.0),
+              ("agitation", "/min", 14.0))
+
+
+@dataclass
+class Variant:
+    label: str
+    seconds: list[float] = field(default_factory=list)
+    readings: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.readings / sum(self.seconds)
+
+
+def _readings(first_seq: int, count: int, start, step: timedelta) -> list[tuple[int, str, str, float, str]]:  # type: ignore[no-untyped-def]
+    rows = []
+    for i in range(count):
+        code, unit, base = PARAMETERS[i % len(PARAMETERS)]
+        rows.append((first_seq + i, stamp(start + step * (i // len(PARAMETERS))), code, base + (i % 97) / 1000, unit))
+    return rows
+
+
+def _bodies(start, step: timedelta, seq_base: int) -> list[bytes]:  # type: ignore[no-untyped-def]
+    bodies = []
+    for n in range(REQUESTS):
+        rows = _readings(seq_base + n * PER_REQUEST, PER_REQUEST, start + step * (n * PER_REQUEST // 5), step)
+        bodies.append(orjson.dumps({"readings": [{"seq": seq, "ts": ts, "parameter": code, "value": value,
+                                                  "unit": unit} for seq, ts, code, value, unit in rows]}))
+    return bodies
+
+
+def _post_all(url: str, tokens: list[str], bodies: list[list[bytes]]) -> float:
+    host = urlsplit(url)
+    failures: list[str] = []
+    barrier = threading.Barrier(THREADS + 1)
+
+    def client(token: str, mine: list[bytes]) -> None:
+        barrier.wait()
+        for body in mine:
+            connection_ = http.client.HTTPConnection(host.hostname, host.port, timeout=120)
+            connection_.request("POST", "/api/v1/readings", body=body, headers={
+                "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+            response = connection_.getresponse()
+            answer = response.read()
+            if response.status != 201:
+                failures.append(f"{response.status} {answer[:300]!r}")
+            connection_.close()
+
+    threads = [threading.Thread(target=client, args=(token, mine)) for token, mine in zip(tokens, bodies, strict=True)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - began
+    assert not failures, failures[:3]
+    return elapsed
+
+
+def _copy_lines(ids: dict[str, int], instrument: int, batch: int, post: int, seq_base: int, start,  # type: ignore[no-untyped-def]
+                step: timedelta) -> list[str]:
+    chunks = []
+    for n in range(REQUESTS * THREADS):
+        buffer = io.StringIO()
+        for seq, ts, code, value, unit in _readings(seq_base + n * PER_REQUEST, PER_REQUEST,
+                                                    start + step * (n * PER_REQUEST // 5), step):
+            buffer.write(f"{instrument}\t{batch}\t{ids[code]}\t{post}\t{seq}\t{ts}\t{value}\t{unit}\n")
+        chunks.append(buffer.getvalue())
+    return chunks
+
+
+COPY_SQL = "COPY ebr_reading (instrument_id, batch_id, parameter_id, post_id, seq, ts, value, unit) FROM STDIN"
+
+
+def _copy_parallel(chunks: list[str]) -> float:
+    barrier = threading.Barrier(THREADS + 1)
+
+    def copier(mine: list[str]) -> None:
+        with _raw_connection() as raw:
+            barrier.wait()
+            for chunk in mine:
+                with raw.transaction(), raw.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
+                    copy.write(chunk)
+
+    threads = [threading.Thread(target=copier, args=(chunks[i::THREADS],)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - began
+
+
+def _raw_connection():  # type: ignore[no-untyped-def]
+    import psycopg
+
+    db = connections["default"].settings_dict
+    return psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+                           password=db["PASSWORD"] or None, dbname=db["NAME"], autocommit=True)
+
+
+def _copy_single(chunks: list[str]) -> float:
+    with _raw_connection() as raw:
+        began = time.perf_counter()
+        with raw.transaction(), raw.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
+            for chunk in chunks:
+                copy.write(chunk)
+        return time.perf_counter() - began
+
+
+@pytest.mark.django_db
+def test_readings_table_has_its_indexes() -> None:
+    """Precondition (and what makes pytest-django create the test database for this module)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'ebr_reading'")
+        assert cursor.fetchone()[0] == 4  # primary key, (instrument, seq), BRIN ts, (batch, parameter, ts)
+
+
+def test_ingest_throughput_through_the_api_against_raw_copy(committed, broker, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    site = plant()
+    tokens = [site.token] + [instrument_register(actor=SEED, name=unique("bench"), equipment=site.equipment).token
+                             for _ in range(THREADS - 1)]
+    copier = instrument_register(actor=SEED, name=unique("copy"), equipment=site.equipment).instrument
+    post = ReadingPost.objects.create(instrument=copier, received_at=timezone.now(), body_sha256="0" * 64,
+                                      body=b"", body_bytes=0, readings=0, accepted=0, duplicates=0)
+    ids = dict(InstrumentParameter.objects.values_list("code", "pk"))
+    step = timedelta(seconds=2)
+    start = timezone.now() - timedelta(days=1)
+    server = LiveServer(tmp_path / "gunicorn.log", broker_url=broker.url, gunicorn_workers=2,
+                        extra_env={"INSTRUMENT_RATE_LIMIT": "1000000/min"}).wait_ready()
+    api, parallel, single = Variant("API, gunicorn 2 workers, 4 clients"), Variant("raw COPY, 4 connections"), \
+        Variant("raw COPY, 1 stream")
+    try:
+        for round_ in range(ROUNDS):
+            seq_base = round_ * REQUESTS * PER_REQUEST
+            bodies = [_bodies(start, step, seq_base) for _ in tokens]
+            api.seconds.append(_post_all(server.url, tokens, bodies))
+            api.readings += THREADS * REQUESTS * PER_REQUEST
+            base = 10**9 * (round_ + 1)
+            parallel.seconds.append(_copy_parallel(_copy_lines(ids, copier.pk, site.batch.pk, post.pk, base, start,
+                                                               step)))
+            parallel.readings += THREADS * REQUESTS * PER_REQUEST
+            single.seconds.append(_copy_single(_copy_lines(ids, copier.pk, site.batch.pk, post.pk, base + 10**8,
+                                                           start, step)))
+            single.readings += THREADS * REQUESTS * PER_REQUEST
+    finally:
+        server.stop()
+
+    best_copy = max(parallel.rate, single.rate)
+    ratio = api.rate / best_copy
+    print(f"\n\nInstrument ingest, {ROUNDS} rounds of {THREADS} x {REQUESTS} x {PER_REQUEST:,} readings per variant")
+    for variant in (api, parallel, single):
+        print(f"  {variant.label:<40}{variant.rate:>12,.0f} readings/s   ({variant.readings:,} in "
+              f"{sum(variant.seconds):.2f} s)")
+    print(f"  API / best raw COPY: {ratio:.0%} (target >= 50%)\n")
+
+    assert Reading.objects.filter(instrument__in=[site.instrument.pk]).count() == ROUNDS * REQUESTS * PER_REQUEST
+    assert ReadingPost.objects.filter(instrument__equipment=site.equipment).exclude(pk=post.pk).count() == \
+        ROUNDS * THREADS * REQUESTS

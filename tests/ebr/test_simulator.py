@@ -1,0 +1,265 @@
+"""The bioreactor simulator: kinetics, clock, retries, restart, and an end-to-end run through HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from ebr.models import Alarm, AlarmKind, Reading, ReadingPost, ReadingPostEvaluation
+from ebr.simulator import (
+    ApiClient,
+    BioreactorModel,
+    Clock,
+    Excursion,
+    Gap,
+    Plan,
+    SequenceState,
+    SimulatorError,
+    duration,
+    run,
+    ticks,
+)
+
+START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+# --- kinetics ----------------------------------------------------------------------------------
+
+def test_t_cells_expand_logistically_from_half_a_million_to_about_five_million_per_ml():
+    model = BioreactorModel(seed=3)
+
+    assert model.vcd(0) == pytest.approx(0.5)
+    assert 4.5 <= model.vcd(8) <= 5.5
+    assert model.vcd(3) < model.vcd(5) < model.vcd(7)
+
+
+def test_glucose_falls_lactate_rises_and_ph_drifts_down_within_limits():
+    model = BioreactorModel(seed=3)
+    day = {d: model.values(d) for d in (0, 3, 6, 8)}
+
+    assert day[0]["glucose"] > day[3]["glucose"] > day[6]["glucose"] > day[8]["glucose"]
+    assert day[0]["lactate"] < day[3]["lactate"] < day[6]["lactate"] < day[8]["lactate"]
+    assert day[0]["ph"] > day[8]["ph"] and all(6.9 < values["ph"] < 7.5 for values in day.values())
+    assert all(36.5 < values["temp"] < 37.5 and 30 < values["do"] < 70 for values in day.values())
+    assert day[8]["agitation"] > day[0]["agitation"]
+
+
+def test_durations_excursions_and_gaps_are_parsed():
+    assert duration("90s") == timedelta(seconds=90) and duration("1.5d") == timedelta(hours=36)
+    assert Excursion.parse("ph:6.6@12h") == Excursion("ph", 6.6, timedelta(hours=12), timedelta(minutes=30))
+    assert Excursion.parse("temp:38.5@2d+1h").length == timedelta(hours=1)
+    assert Gap.parse("30m@20h") == Gap(timedelta(minutes=30), timedelta(hours=20))
+    for bad in ("ph6.6@12h", "nope:1@1h", "ph:6.6@soon"):
+        with pytest.raises(ValueError):
+            Excursion.parse(bad)
+    with pytest.raises(ValueError):
+        Gap.parse("30m")
+
+
+def test_ticks_leave_gaps_out_and_apply_excursions():
+    plan = Plan(start=START, hours=2, excursions=[Excursion.parse("ph:6.6@30m+10m")], gaps=[Gap.parse("15m@60m")])
+
+    emitted = list(ticks(plan, BioreactorModel(seed=1)))
+
+    moments = [moment for moment, _ in emitted]
+    assert len(moments) == 120 - 15
+    assert START + timedelta(minutes=65) not in moments
+    ph = {moment: dict(values)["ph"] for moment, values in emitted}
+    assert all(abs(ph[START + timedelta(minutes=m)] - 6.6) < 0.05 for m in range(30, 40))
+    assert all(ph[START + timedelta(minutes=m)] > 7.0 for m in (29, 40))
+    assert "vcd" in dict(emitted[0][1]) and "vcd" not in dict(emitted[1][1])  # at-line values hourly
+
+
+def test_the_clock_runs_faster_than_real_time_but_never_reports_the_future():
+    real = [datetime(2026, 11, 27, 12, 0, tzinfo=UTC)]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real[0] += timedelta(seconds=seconds)
+
+    clock = Clock(real[0] - timedelta(hours=1), 3600, lambda: real[0], sleep)
+    clock.wait_until(real[0] - timedelta(minutes=30))  # half an hour of simulated time: half a second
+    assert sum(slept) == pytest.approx(0.5, abs=0.01)
+    clock.wait_until(real[0] + timedelta(seconds=10))  # the future: wait for it in real time
+    assert clock.simulated() <= real[0]
+    assert sum(slept) >= 10
+
+
+# --- HTTP client --------------------------------------------------------------------------------
+
+class ScriptedServer:
+    """A tiny HTTP server answering POST /api/v1/readings from a script of (status, body, headers)."""
+
+    def __init__(self, script: list[tuple[int, dict[str, Any], dict[str, str]]]) -> None:
+        self.script, self.bodies = list(script), []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                outer.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                status, body, headers = outer.script.pop(0)
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                for name, value in {"Content-Type": "application/json", **headers}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def scripted():  # type: ignore[no-untyped-def]
+    servers: list[ScriptedServer] = []
+
+    def start(*script: tuple[int, dict[str, Any], dict[str, str]]) -> ScriptedServer:
+        servers.append(ScriptedServer(list(script)))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+CREATED = (201, {"accepted": 1, "duplicates": 0, "alarms": []}, {})
+
+
+def test_the_client_retries_server_errors_and_rate_limits_with_the_same_body(scripted):
+    server = scripted((503, {"errors": []}, {}), (429, {"errors": []}, {"Retry-After": "2"}), CREATED)
+    waits: list[float] = []
+    client = ApiClient(server.url, "ebr_token", sleep=waits.append, log=lambda message: None)
+
+    answer = client.post(b'{"readings": []}')
+
+    assert answer["accepted"] == 1
+    assert server.bodies == [b'{"readings": []}'] * 3
+    assert waits == [0.5, 2.0]
+
+
+def test_the_client_retries_network_errors_then_gives_up(scripted):
+    client = ApiClient("http://127.0.0.1:9", "ebr_token", max_retries=3, sleep=lambda s: None, log=lambda m: None)
+
+    with pytest.raises(SimulatorError, match="gave up after 4 attempts"):
+        client.post(b"{}")
+
+
+def test_the_client_does_not_retry_a_refusal(scripted):
+    server = scripted((409, {"errors": [{"index": 0, "field": "seq", "message": "seq 1 was already received"}]}, {}))
+    client = ApiClient(server.url, "ebr_token", sleep=lambda s: pytest.fail("no retry expected"))
+
+    with pytest.raises(SimulatorError, match="409: seq 1 was already received"):
+        client.post(b"{}")
+
+
+def test_the_client_refuses_other_schemes():
+    with pytest.raises(ValueError):
+        ApiClient("file:///etc/passwd", "t")
+
+
+# --- sequence state and restart -------------------------------------------------------------------
+
+class FakeClient:
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.payloads: list[dict[str, Any]] = []
+        self.fail_after = fail_after
+
+    def post(self, body: bytes) -> dict[str, Any]:
+        if self.fail_after is not None and len(self.payloads) >= self.fail_after:
+            raise SimulatorError("connection lost")
+        payload = json.loads(body)
+        self.payloads.append(payload)
+        return {"accepted": len(payload["readings"]), "duplicates": 0, "alarms": []}
+
+
+def _past_clock() -> dict[str, Any]:
+    return {"now": lambda: datetime(2027, 1, 1, tzinfo=UTC), "sleep": lambda s: None, "log": lambda m: None}
+
+
+def test_a_restart_continues_the_sequence_and_the_culture(tmp_path: Path):
+    path = tmp_path / "sim.json"
+    plan = Plan(start=START, hours=3)
+    first = FakeClient(fail_after=2)
+    state = SequenceState.load(path)
+    state.next_seq, state.culture_start = 1, START.isoformat()
+    with pytest.raises(SimulatorError):
+        run(plan=plan, client=first, state=state, batch="B-1", speed=1e9, batch_size=100, **_past_clock())
+
+    resumed = SequenceState.load(path)
+    last = datetime.fromisoformat(resumed.last_ts.replace("Z", "+00:00"))
+    second = FakeClient()
+    run(plan=Plan(start=START, hours=3, resume_from=last + timedelta(minutes=1)), client=second, state=resumed,
+        batch="B-1", speed=1e9, batch_size=100, **_past_clock())
+
+    sent = [r for payload in first.payloads + second.payloads for r in payload["readings"]]
+    seqs = [r["seq"] for r in sent]
+    assert seqs == list(range(1, len(sent) + 1))  # no seq twice, none skipped
+    assert len({(r["ts"], r["parameter"]) for r in sent}) == len(sent)  # no reading twice
+    assert sent[-1]["ts"] == "2026-11-20T10:59:00.000Z"
+    assert json.loads(path.read_text())["next_seq"] == len(sent) + 1
+
+
+def test_without_state_the_sequence_starts_from_the_clock(tmp_path: Path):
+    state = SequenceState.load(tmp_path / "none.json")
+
+    assert abs(state.next_seq - time.time() * 1000) < 10_000
+
+
+# --- end to end: the real API, a real worker ---------------------------------------------------------
+
+@pytest.mark.worker
+def test_a_simulated_run_with_a_ph_excursion_raises_one_alarm_and_one_deviation(committed, worker, broker, tmp_path):
+    from qms.models import Deviation
+    from tests.ebr.process_builders import LiveServer, bioreactor, expansion_version, people, running_batch
+
+    who = people()
+    equipment = bioreactor()
+    batch = running_batch(who, expansion_version(who), equipment)
+    server = LiveServer(tmp_path / "server.log", broker_url=broker.url).wait_ready()
+    try:
+        out = io.StringIO()
+        call_command("simulate_bioreactor", "--batch", batch.number, "--hours", "24", "--speed", "20000",
+                     "--url", server.url, "--excursion", "ph:6.6@12h", "--gap", "30m@20h", "--seed", "7",
+                     "--state", str(tmp_path / "state.json"), stdout=out, stderr=io.StringIO())
+    finally:
+        server.stop()
+    posts = ReadingPost.objects.filter(instrument__equipment=equipment)
+    deadline = time.monotonic() + 120
+    while ReadingPostEvaluation.objects.filter(post__in=posts).count() < posts.count():
+        assert time.monotonic() < deadline, worker.log.read_text()[-3000:]
+        time.sleep(0.5)
+
+    assert "posted" in out.getvalue()
+    assert Reading.objects.filter(batch=batch).count() > 7000
+    excursions = list(Alarm.objects.filter(batch=batch).exclude(kind=AlarmKind.FEED_GAP))
+    assert [(alarm.kind, alarm.parameter.code) for alarm in excursions] == [("action", "ph")]
+    (alarm,) = excursions
+    culture_start = min(Reading.objects.filter(batch=batch).values_list("ts", flat=True))
+    assert alarm.opened_at - culture_start == timedelta(hours=12)
+    assert alarm.closed_at - alarm.opened_at == timedelta(minutes=30)
+    deviation = Deviation.objects.get(number=alarm.deviation_number)
+    assert deviation.source == "instrument_alarm"
+    assert Deviation.objects.filter(subjects__subject_type="ebr.batch", subjects__subject_id=str(batch.pk)).count() == 1
+    (gap,) = Alarm.objects.filter(batch=batch, kind=AlarmKind.FEED_GAP)
+    assert gap.closed_at - gap.opened_at == timedelta(minutes=31)  # last reading before, first after
+    assert timezone.now() - max(Reading.objects.filter(batch=batch).values_list("ts", flat=True)) < timedelta(
+        minutes=5)  # the simulated day ends about now
