@@ -25,7 +25,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -80,13 +80,14 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def issue_certificate(*, subject: str, organisation: str, issuer_key: Any | None, issuer_cert: Any | None,
-                      days: int, ca: bool = False, time_stamping: bool = False) -> tuple[Any, Any]:
-    """A new ECDSA P-256 key and a certificate for it, signed by `issuer_key` (self-signed when None).
+                      days: int, ca: bool = False, time_stamping: bool = False, rsa_bits: int = 0) -> tuple[Any, Any]:
+    """A new key and a certificate for it, signed by `issuer_key` (self-signed when None).
 
-    P-256 rather than RSA: PAdES readers accept it, and loading the key for each export takes
-    milliseconds instead of the quarter second an RSA-3072 key's validation costs.
+    ECDSA P-256 unless `rsa_bits` is given: PAdES readers accept it, and loading the key for each
+    export takes milliseconds instead of the quarter second an RSA-3072 key's validation costs.
     """
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits) if rsa_bits else ec.generate_private_key(
+        ec.SECP256R1())
     name = _name(subject, organisation)
     now = dt.datetime.now(dt.UTC)
     builder = (x509.CertificateBuilder().subject_name(name)

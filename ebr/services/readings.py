@@ -27,6 +27,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -34,7 +35,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ebr.models import Batch, Instrument, InstrumentParameter
+from ebr.models import Batch, Instrument, InstrumentParameter, ReadingPost
 from qms.outbox import enqueue
 
 MAX_READINGS = 5000
@@ -134,6 +135,11 @@ class IngestResult:
     duplicates: int
     batch_ids: list[int]
     parameter_ids: list[int]
+
+    @cached_property
+    def post(self) -> ReadingPost:
+        """The stored original (read on demand: the API answer does not need it)."""
+        return ReadingPost.objects.get(pk=self.post_id)
 
 
 # --- parsing --------------------------------------------------------------------------------

@@ -22,11 +22,11 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from nlp_review.pipeline.types import Category, Flag, FlagContext, Severity, TextReview
+from nlp_review.pipeline.version import PIPELINE_VERSION
 
 if TYPE_CHECKING:
     from nlp_review.pipeline.reviewer import Reviewer
 
-PIPELINE_VERSION = "1.0.0"  # code version; Reviewer.pipeline_version adds the rules and model fingerprints
 
 
 @lru_cache(maxsize=1)

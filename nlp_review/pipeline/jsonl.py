@@ -42,11 +42,34 @@ def answer_lines(lines: list[bytes], review: ReviewMany) -> list[bytes]:
         else:
             answers.append(None)
             pending.append((index, *parsed))
-    reviews = review([text for _, _, text in pending]) if pending else []
-    for (index, entry_id, _), text_review in zip(pending, reviews, strict=True):
-        answers[index] = orjson.dumps({"id": entry_id, "risk": str(text_review.risk),
-                                       "flags": [flag.as_contract_dict() for flag in text_review.flags]})
+    for (index, _, _), answer in zip(pending, _review_all(pending, review), strict=True):
+        answers[index] = answer
     return [answer for answer in answers if answer is not None]
+
+
+def _review_all(pending: list[tuple[int, object, str]], review: ReviewMany) -> list[bytes]:
+    """Output lines for the pending texts; a text the pipeline fails on gets an error line, the rest go on."""
+    if not pending:
+        return []
+    try:
+        reviews = list(review([text for _, _, text in pending]))
+    except Exception:  # one bad text must not stop the stream: retry one by one
+        if len(pending) == 1:
+            raise
+        return [_review_one(entry_id, text, review) for _, entry_id, text in pending]
+    return [_result(entry_id, text_review) for (_, entry_id, _), text_review in zip(pending, reviews, strict=True)]
+
+
+def _review_one(entry_id: object, text: str, review: ReviewMany) -> bytes:
+    try:
+        return _result(entry_id, next(iter(review([text]))))
+    except Exception as error:
+        return _error(entry_id, f"review failed: {type(error).__name__}: {error}")
+
+
+def _result(entry_id: object, text_review: TextReview) -> bytes:
+    return orjson.dumps({"id": entry_id, "risk": str(text_review.risk),
+                         "flags": [flag.as_contract_dict() for flag in text_review.flags]})
 
 
 def _parse(line: bytes) -> tuple[object, str] | bytes:

@@ -29,8 +29,8 @@ from nlp_review.pipeline.rules import rules_fingerprint
 from nlp_review.pipeline.textcat import MODEL_DIR, PIPE_NAME, ModelInfo, load_textcat
 from nlp_review.pipeline.tokenizer import blank_english
 from nlp_review.pipeline.types import Category, Flag, Severity, TextReview, highest
+from nlp_review.pipeline.version import PIPELINE_VERSION
 
-PIPELINE_VERSION = "1.0.0"
 MODEL_SEVERITY = Severity.MAJOR
 CLAUSE_BREAKS = frozenset({".", ";", ",", "!", "but", "however", "whereas", "\n"})
 DEFAULT_BATCH_SIZE = 256

@@ -19,6 +19,8 @@ from enum import StrEnum
 NUMBER_RE = re.compile(
     r"^(?P<num>[+\-−]?\d+(?:[.,]\d+)?)(?:(?:[eE](?P<e>[+\-]?\d+))|(?:[xX×]10(?:\^|e|E)?(?P<x>[+\-]?\d+)))?"
     r"(?:/\S+)?$")
+MAX_POWER = 30
+THOUSANDS_RE = re.compile(r"[+\-]?\d{1,3},\d{3}")  # 1,000 is a thousand; 0,5 is a half
 MULTIPLIER_RE = re.compile(r"^(?:[xX×]10(?:\^|e|E)?(?P<x>[+\-]?\d+)|[eE](?P<e>[+\-]?\d+))(?:/\S*)?$")
 
 
@@ -105,8 +107,10 @@ def parse_number(text: str) -> tuple[float, int | None] | None:
     if not match:
         return None
     raw = match.group("num").replace("−", "-")
-    raw = raw.replace(",", "") if re.fullmatch(r"[+\-]?\d{1,3},\d{3}", raw) else raw.replace(",", ".")
+    raw = raw.replace(",", "") if THOUSANDS_RE.fullmatch(raw) else raw.replace(",", ".")
     power = match.group("e") or match.group("x")
+    if power is not None and abs(int(power)) > MAX_POWER:
+        return None  # "1e999" is not a measurement
     return float(raw), (int(power) if power is not None else None)
 
 
@@ -121,7 +125,7 @@ def _number_at(words: Sequence[str], i: int) -> tuple[float, int | None, int] | 
     after = i + 1
     if power is None and after < len(words):
         multiplier = MULTIPLIER_RE.match(words[after])
-        if multiplier:
+        if multiplier and abs(int(multiplier.group("x") or multiplier.group("e"))) <= MAX_POWER:
             power = int(multiplier.group("x") or multiplier.group("e"))
             after += 1
     return value, power, after

@@ -1,6 +1,7 @@
 """Instrument ingest throughput: POST /api/v1/readings through gunicorn next to a raw COPY.
 
-(a) the API: gunicorn with 2 sync workers, 4 client threads (one instrument token each), 1,000
+(a) the API: gunicorn with 2 workers (deploy/gunicorn.conf.py: gthread, 4 threads each), 4 client
+    threads (one instrument token each), 1,000
     readings per request; each request is parsed, validated, attributed to the batch, stored by
     one INSERT ... ON CONFLICT, kept as its original compressed body (hash-chained) and queued
     for alarm evaluation through the outbox, in one transaction;

@@ -157,7 +157,7 @@ class LiveServer:
     database; readings posted to it are committed, as in production."""
 
     def __init__(self, log: Any, *, broker_url: str | None = None, gunicorn_workers: int = 0,
-                 worker_class: str = "sync", extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None) -> None:
         import os
         import subprocess
         import sys
@@ -173,9 +173,10 @@ class LiveServer:
                "DJANGO_DEBUG": "false", **(extra_env or {})}
         if broker_url:
             env["REDIS_URL"] = broker_url
-        if gunicorn_workers:
-            command = [sys.executable, "-m", "gunicorn", "ebr.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-                       "--workers", str(gunicorn_workers), "--worker-class", worker_class, "--log-level", "warning"]
+        if gunicorn_workers:  # the production configuration (deploy/gunicorn.conf.py), on this port
+            env.update({"GUNICORN_BIND": f"127.0.0.1:{self.port}", "GUNICORN_WORKERS": str(gunicorn_workers),
+                        "LOG_LEVEL": "WARNING"})
+            command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "ebr.wsgi:application"]
         else:
             command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload",
                        "--skip-checks"]

@@ -52,6 +52,10 @@ def feed(site):  # type: ignore[no-untyped-def]
     return Feed(site)
 
 
+def batch_deviations(site):  # type: ignore[no-untyped-def]
+    return Deviation.objects.filter(subjects__subject_type="ebr.batch", subjects__subject_id=str(site.batch.pk))
+
+
 def alarms(site, **filters):  # type: ignore[no-untyped-def]
     return list(Alarm.objects.filter(batch=site.batch, **filters).order_by("opened_at", "id"))
 
@@ -92,7 +96,7 @@ def test_an_action_excursion_of_a_critical_parameter_opens_exactly_one_deviation
     (alarm,) = alarms(site)
     assert alarm.kind == AlarmKind.ACTION and not alarm.is_open
     assert Deviation.objects.filter(source="instrument_alarm", number=alarm.deviation_number).count() == 1
-    assert Deviation.objects.filter(subjects__subject_id=str(site.batch.pk), source="instrument_alarm").count() == 1
+    assert batch_deviations(site).count() == 1
 
 
 def test_an_action_excursion_of_a_non_critical_parameter_opens_no_deviation(site, feed):
@@ -100,7 +104,7 @@ def test_an_action_excursion_of_a_non_critical_parameter_opens_no_deviation(site
 
     (alarm,) = alarms(site)
     assert alarm.kind == AlarmKind.ACTION and not alarm.critical and not alarm.deviation_number
-    assert not Deviation.objects.filter(subjects__subject_id=str(site.batch.pk)).exists()
+    assert not batch_deviations(site).exists()
 
 
 def test_an_excursion_across_posts_stays_one_alarm(site, feed):
@@ -134,7 +138,7 @@ def test_evaluation_runs_once_per_post_however_often_the_task_is_delivered(site,
 
     assert first.raised == 1 and second.already_done and third["already_done"]
     assert len(alarms(site)) == 1
-    assert Deviation.objects.filter(subjects__subject_id=str(site.batch.pk)).count() == 1
+    assert batch_deviations(site).count() == 1
 
 
 def test_limits_of_the_step_running_at_the_reading_apply(db):

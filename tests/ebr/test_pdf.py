@@ -390,6 +390,7 @@ def test_export_is_audit_logged_with_its_fingerprint(exported):
 
 def test_same_record_exported_twice_has_the_same_fingerprint_and_a_change_alters_it(exported, tmp_path, qa_reviewer):
     from qms.models import Deviation
+    from qms.services.capa import capa_open
     from qms.services.deviations import deviation_triage
 
     again = tmp_path / "again.pdf"
@@ -401,8 +402,14 @@ def test_same_record_exported_twice_has_the_same_fingerprint_and_a_change_alters
     deviation = Deviation.objects.get(subjects__subject_id=str(exported["batch"].pk), source="oos_entry")
     deviation_triage(actor=qa_reviewer, deviation=deviation, classification="major", rationale="Viability OOS",
                      severity=4, occurrence=2, detectability=2, reason="Triage: product quality impact")
+    capa = capa_open(actor=qa_reviewer, title="Prevent viability loss after medium thaw",
+                     problem_statement="Viability fell to 61 % after the medium was thawed.", source="deviation",
+                     deviations=[deviation])
     third = export(exported["batch"], tmp_path / "third.pdf")
     assert fingerprint_in(third) != fingerprint_in(exported["output"])
+    flat = " ".join(pdf_text(tmp_path / "third.pdf").split())
+    assert f"{capa.number} Prevent viability loss after medium thaw" in flat and "0 of 0 completed" in flat
+    assert "Major" in flat or "major" in flat
 
 
 def test_unknown_batch_exits_2_with_one_line(pki, tmp_path):
@@ -542,7 +549,8 @@ class TimeStampAuthority:
         ca_key = serialization.load_pem_private_key((self.pki_dir / "ca.key").read_bytes(), password=None)
         ca_cert = x509.load_pem_x509_certificate((self.pki_dir / "ca.crt").read_bytes())
         key, certificate = issue_certificate(subject="Test TSA", organisation="Test", issuer_key=ca_key,
-                                             issuer_cert=ca_cert, days=30, time_stamping=True)
+                                             issuer_cert=ca_cert, days=30, time_stamping=True,
+                                             rsa_bits=2048)  # pyHanko's test TSA signs with RSA only
         stamper = DummyTimeStamper(
             tsa_cert=next(iter(load_certs_from_pemder_data(certificate.public_bytes(serialization.Encoding.PEM)))),
             tsa_key=load_private_key_from_pemder_data(key.private_bytes(
@@ -569,3 +577,43 @@ class TimeStampAuthority:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- the extension point and the demo PKI ----------------------------------------------------------
+
+def test_a_registered_section_provider_is_printed_and_enters_the_fingerprint(scenario, pki, tmp_path):
+    from reportlab.platypus import Paragraph
+
+    from ebr.pdf import sections
+
+    before = export(scenario["batch"], tmp_path / "before.pdf")
+
+    @sections.section_provider("test_review_flags", order=35)
+    def flags(batch, record):  # type: ignore[no-untyped-def]
+        rows = [{"code": "LATE_ENTRY", "disposition": "accepted: probe reading confirmed"}]
+        return sections.Section(key="test_review_flags", title="Review flags", content=rows, render=lambda context: [
+            Paragraph("Review flags", context.styles.h1),
+            Paragraph("LATE_ENTRY: accepted: probe reading confirmed", context.styles.body)])
+
+    try:
+        after = export(scenario["batch"], tmp_path / "after.pdf")
+    finally:
+        sections._registry.pop("test_review_flags")
+    flat = " ".join(pdf_text(tmp_path / "after.pdf").split())
+    assert flat.index("Deviations and CAPA") < flat.index("LATE_ENTRY: accepted") < flat.index("Chain of custody")
+    assert fingerprint_in(after) != fingerprint_in(before)
+    assert [key for key, _ in sections.section_providers()] == ["deviations", "review_flags", "custody",
+                                                                "equipment_materials", "process_data"]
+
+
+def test_demo_pki_is_created_once_and_kept_while_valid(tmp_path):
+    from ebr.pdf.signing import demo_pki_ensure
+
+    first = demo_pki_ensure(tmp_path / "pki")
+    certificate, key = first.signing_cert.read_bytes(), first.signing_key.read_bytes()
+
+    again = demo_pki_ensure(tmp_path / "pki")
+
+    assert (again.signing_cert.read_bytes(), again.signing_key.read_bytes()) == (certificate, key)
+    assert oct(first.signing_key.stat().st_mode & 0o777) == "0o600"
+    assert oct(first.ca_key.stat().st_mode & 0o777) == "0o600"

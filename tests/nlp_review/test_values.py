@@ -64,3 +64,9 @@ def test_scales_are_compared_as_numbers() -> None:
                                                 ("0,5", (0.5, None)), ("2.1E+06", (2.1, 6)), ("E-12", None)])
 def test_numbers_are_parsed(text: str, expected: tuple[float, int | None] | None) -> None:
     assert parse_number(text) == expected
+
+
+@pytest.mark.parametrize("text", ["1e999 cells/mL (min 1e-999)", "viability 5x10^999 (min 1x10^99999)",
+                                  "9" * 400 + " (limit ≥1)", "NaN% (limit ≥70%)", "limit ≥", "pH 6.6 (7.0-)"])
+def test_absurd_numbers_do_not_break_the_review(rules_only: Reviewer, text: str) -> None:
+    assert rules_only.review_text(text).risk in set(Severity)
