@@ -44,7 +44,6 @@ from ebr.api.instruments import (
 from ebr.models import Batch, InstrumentParameter
 from ebr.process_data import (
     ReadingsFilter,
-    alarm_json,
     alarms_open,
     reading_buckets,
     readings_page,
@@ -238,8 +237,8 @@ class ReadingsPostView(APIView):
         except ReadingsRefused as refused:
             return Response({"errors": refused.errors}, status=refused.status)
         alarms = alarms_open(batch_ids=result.batch_ids, parameter_ids=result.parameter_ids, instrument=instrument)
-        return Response({"accepted": result.accepted, "duplicates": result.duplicates,
-                         "alarms": [alarm_json(alarm) for alarm in alarms]}, status=status.HTTP_201_CREATED)
+        return Response({"accepted": result.accepted, "duplicates": result.duplicates, "alarms": alarms},
+                        status=status.HTTP_201_CREATED)
 
 
 def _body(request: Request) -> bytes:

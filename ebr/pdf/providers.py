@@ -117,30 +117,49 @@ def deviations_section(batch: Batch, record: BatchRecord) -> Section:
 
 # --- review flags ----------------------------------------------------------------------------------
 
-def _review_flags(batch: Batch) -> list[Mapping[str, Any]] | None:
+_NOT_OFFERED = object()
+
+
+def _review_flags(batch: Batch) -> Any:
+    """The nlp_review app's flags for the batch, None when it has no review yet, _NOT_OFFERED without the hook."""
     if not apps.is_installed("nlp_review"):
-        return None
+        return _NOT_OFFERED
     hook = getattr(apps.get_app_config("nlp_review"), "review_flags_for_pdf", None)
-    return list(hook(batch.pk)) if callable(hook) else None
+    if not callable(hook):
+        return _NOT_OFFERED
+    flags = hook(batch.pk)
+    return None if flags is None else list(flags)
 
 
 @section_provider("review_flags", order=30)
 def review_flags_section(batch: Batch, record: BatchRecord) -> Section | None:
-    """Review-by-exception flags and how QA dispositioned each (draft EU GMP Annex 22: advice a person decides)."""
+    """Review-by-exception flags and how QA dispositioned each (draft EU GMP Annex 22: advice a person decides).
+
+    The nlp_review app offers them through `NlpReviewConfig.review_flags_for_pdf(batch_pk)`: None when the
+    batch has not been reviewed, else the latest review's flags as mappings with rule, category, severity,
+    step, evidence, explanation, disposition ("" while open), disposition_reason, deviation_number,
+    dispositioned_by (printed name) and dispositioned_at (datetime).
+    """
     flags = _review_flags(batch)
-    if flags is None:
+    if flags is _NOT_OFFERED:
         return None
-    content = [{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in flag.items()} for flag in flags]
+    content = None if flags is None else [
+        {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in sorted(flag.items())} for flag in flags]
 
     def render(context: RenderContext) -> list[Flowable]:
         flow = _heading(context, "Review flags")
+        if flags is None:
+            return [*flow, Paragraph("The batch record has not been through the batch review.", context.styles.body)]
         if not flags:
             return [*flow, Paragraph("The batch review raised no flag.", context.styles.body)]
+        open_flags = sum(1 for flag in flags if not flag.get("disposition"))
+        flow.append(Paragraph(esc(f"{len(flags)} flags of the latest review, {open_flags} not dispositioned."),
+                              context.styles.note))
         flow.append(GridTable(
-            [Column("Flag", 1.1), Column("Severity", 0.8), Column("Step", 0.6), Column("Finding", 3.0),
-             Column("Disposition", 2.6)],
-            [[str(f.get("code", "")), str(f.get("severity", "")), str(f.get("step", "")), str(f.get("message", "")),
-              _disposition(f)] for f in flags],
+            [Column("Rule", 80), Column("Severity", 44), Column("Step", 30), Column("Finding", 190),
+             Column("Disposition", 160.6)],
+            [[f"{f.get('rule', '')}\n{f.get('category', '')}".strip(), str(f.get("severity", "")),
+              str(f.get("step", "")), _finding(f), _disposition(f)] for f in flags],
             fills=[None if f.get("disposition") else OOS_FILL for f in flags],
             width=context.width, frame_height=context.frame_height))
         return flow
@@ -148,15 +167,18 @@ def review_flags_section(batch: Batch, record: BatchRecord) -> Section | None:
     return Section(key="review_flags", title="Review flags", content=content, render=render)
 
 
-def _disposition(flag: Mapping[str, Any]) -> str:
+def _finding(flag: Mapping[str, Any]) -> str:
+    return "\n".join(filter(None, [str(flag.get("evidence", "")), str(flag.get("explanation", ""))]))
+
+
+def _disposition(flag: Mapping[str, Any]) -> Cell | str:
     if not flag.get("disposition"):
-        return "NOT DISPOSITIONED"
+        return Cell("NOT DISPOSITIONED", font=BOLD, colour=RED)
     when = flag.get("dispositioned_at")
-    by = flag.get("dispositioned_by", "")
-    comment = flag.get("comment", "")
-    return "\n".join(filter(None, [str(flag["disposition"]),
-                                   f"by {by} {_when(when) if isinstance(when, datetime) else when or ''}".strip(),
-                                   str(comment)]))
+    by = f"by {flag.get('dispositioned_by', '')} {_when(when) if isinstance(when, datetime) else when or ''}"
+    deviation = f"Deviation {flag['deviation_number']}" if flag.get("deviation_number") else ""
+    return "\n".join(filter(None, [str(flag["disposition"]), str(flag.get("disposition_reason", "")), by.strip(),
+                                   deviation]))
 
 
 # --- chain of custody ------------------------------------------------------------------------------

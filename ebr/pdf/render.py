@@ -213,6 +213,10 @@ def _manifestation_block(signature: SignatureManifestation, width: float, reason
     return TextBlock(runs, width=width)
 
 
+def _n(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
 def _counts(data: RecordData) -> str:
     steps = data.record.steps
     entries = [v for s in steps for p in s.parameters for v in p.history]
@@ -220,10 +224,11 @@ def _counts(data: RecordData) -> str:
     oos = sum(1 for v in entries if v.in_spec is False)
     late = sum(1 for v in entries if v.late)
     deviations = next((len(s.content["deviations"]) for s in data.sections if s.key == "deviations"), 0)
-    return (f"{len(data.record.stages)} stages, {len(steps)} steps, {len(entries)} recorded values "
-            f"({corrections} corrections, {oos} out of specification, {late} late entries), {deviations} deviations, "
-            f"{len(data.record.custody)} custody events ({len(data.record.custody_gaps)} gaps), "
-            f"{len(data.audit)} audit-trail events.")
+    return (f"{_n(len(data.record.stages), 'stage')}, {_n(len(steps), 'step')}, "
+            f"{_n(len(entries), 'recorded value')} ({_n(corrections, 'correction')}, {oos} out of specification, "
+            f"{_n(late, 'late entry', 'late entries')}), {_n(deviations, 'deviation')}, "
+            f"{_n(len(data.record.custody), 'custody event')} ({_n(len(data.record.custody_gaps), 'gap')}), "
+            f"{_n(len(data.audit), 'audit-trail event')}.")
 
 
 def _cover(data: RecordData, styles: Styles, exported_at_display: str, exported_by: str) -> list[Flowable]:

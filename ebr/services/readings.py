@@ -325,10 +325,16 @@ def _batches_at(uses: list[tuple[int, datetime, datetime | None]], moment: datet
 
 
 def _attribute(instrument: Instrument, readings: Readings, batch_number: str | None) -> None:
-    uses = _uses(instrument, min(readings.tss), max(readings.tss))
+    earliest, latest = min(readings.tss), max(readings.tss)
+    uses = _uses(instrument, earliest, latest)
     explicit = None
     if batch_number is not None:
         explicit = Batch.objects.filter(number=batch_number).values_list("pk", flat=True).first() or -1
+    if uses and uses[0][1] <= earliest and (uses[0][2] is None or latest < uses[0][2]) \
+            and explicit in (None, uses[0][0]):
+        # The usual case: one assignment covers the whole post.
+        readings.batch_ids = [uses[0][0]] * len(readings)
+        return
     at: dict[datetime, list[int]] = {}
     outside, unassigned = [], []
     for position, moment in enumerate(readings.tss):

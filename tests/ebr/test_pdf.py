@@ -617,3 +617,25 @@ def test_demo_pki_is_created_once_and_kept_while_valid(tmp_path):
     assert (again.signing_cert.read_bytes(), again.signing_key.read_bytes()) == (certificate, key)
     assert oct(first.signing_key.stat().st_mode & 0o777) == "0o600"
     assert oct(first.ca_key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_review_flags_and_their_dispositions_come_from_the_review_app(scenario, pki, tmp_path, monkeypatch):
+    from django.apps import apps
+
+    flags = [
+        {"rule": "late_entry", "category": "Timeliness", "severity": "minor", "step": "1.1",
+         "evidence": "Temperature entered after the late-entry threshold", "explanation": "ALCOA+ contemporaneous",
+         "disposition": "Accepted", "disposition_reason": "Probe value confirmed by the verifier",
+         "deviation_number": "", "dispositioned_by": "Quentin Reviewer", "dispositioned_at": timezone.now()},
+        {"rule": "oos_value", "category": "Specification", "severity": "critical", "step": "2.1",
+         "evidence": "Viability 61 %", "explanation": "", "disposition": "", "disposition_reason": "",
+         "deviation_number": "", "dispositioned_by": "", "dispositioned_at": None},
+    ]
+    monkeypatch.setattr(apps.get_app_config("nlp_review"), "review_flags_for_pdf", lambda pk: flags, raising=False)
+
+    export(scenario["batch"], tmp_path / "flags.pdf")
+
+    flat = " ".join(pdf_text(tmp_path / "flags.pdf").split())
+    assert "Review flags" in flat and "2 flags of the latest review, 1 not dispositioned." in flat
+    assert "late_entry" in flat and "Accepted Probe value confirmed by the verifier by Quentin Reviewer" in flat
+    assert "oos_value" in flat and "NOT DISPOSITIONED" in flat

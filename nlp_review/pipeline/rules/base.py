@@ -12,8 +12,8 @@ A ``_`` never crosses punctuation or "but"/"however", and in EVENT rules never c
 negation word either: "centrifuge ran, no error" is not "centrifuge _ error". (In CHECK rules it
 may: "label not checked" is the omission "label _ checked".)
 
-Patterns with no ``_`` or ``#`` are expanded into plain phrases for spaCy's PhraseMatcher (a hash
-look-up per token); the others go to the token Matcher.
+Patterns with no ``_``, ``#`` or ``@code`` are expanded into plain phrases for spaCy's
+PhraseMatcher (a hash look-up per token); the others go to the anchored matcher (anchored.py).
 """
 
 from __future__ import annotations
@@ -58,8 +58,6 @@ class Rule:
     critical_if_near: frozenset[str] = field(default_factory=frozenset)
 
 
-NUMBER_TOKEN = {"LIKE_NUM": True}
-CODE_TOKEN = {"TEXT": {"REGEX": r"^(?:[A-Za-z]{1,3}-?\d{1,3}|\d{1,3})$"}}
 BARRIER = [",", ".", ";", ":", "!", "?", "(", ")", "but", "however", "although", "though", "whereas", "except",
            "then", "and", "+", "/", "-", "->", "=>"]
 NEGATION_WORDS = ["no", "not", "n't", "without", "never", "none", "nil", "nor", "neither", "negative", "cannot"]
@@ -80,41 +78,8 @@ def expand_groups(pattern: str) -> list[str]:
     return [p for p in expanded if p]
 
 
-def _token_spec(part: str, barrier: list[str]) -> dict[str, object]:
-    optional = part.endswith("?") and len(part) > 1
-    body = part[:-1] if optional else part
-    spec: dict[str, object]
-    if body == "_":
-        spec = {"NORM": {"NOT_IN": barrier}}
-    elif re.fullmatch(r"_\{\d+,\d+\}", body):
-        return {"NORM": {"NOT_IN": barrier}, "OP": body[1:]}
-    elif body == "#":
-        spec = dict(NUMBER_TOKEN)
-    elif body == "@code":
-        spec = dict(CODE_TOKEN)
-    else:
-        words = body.split("|")
-        spec = {"NORM": words[0]} if len(words) == 1 else {"NORM": {"IN": words}}
-    if optional:
-        spec["OP"] = "?"
-    return spec
-
-
 def is_phrase_pattern(pattern: str) -> bool:
     return not any(part.startswith(("_", "#", "@")) for part in pattern.split())
-
-
-def token_pattern(pattern: str, norm: object, polarity: Polarity) -> list[dict[str, object]]:
-    """The Matcher form of a pattern, its words passed through `norm` (the pipeline's NORM)."""
-    barrier = BARRIER + NEGATION_WORDS if polarity is Polarity.EVENT else BARRIER
-    specs = [_token_spec(part, barrier) for part in pattern.split()]
-    for spec in specs:
-        value = spec.get("NORM")
-        if isinstance(value, str):
-            spec["NORM"] = norm(value)  # type: ignore[operator]
-        elif isinstance(value, dict) and "IN" in value:
-            spec["NORM"] = {"IN": [norm(w) for w in value["IN"]]}  # type: ignore[operator]
-    return specs
 
 
 def phrases(pattern: str) -> list[list[str]]:
