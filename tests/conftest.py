@@ -264,3 +264,9 @@ def worker(broker: RedisServer, committed, tmp_path: Path) -> Iterator[Worker]: 
         yield running
     finally:
         running.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop (and DJANGO_ALLOW_ASYNC_UNSAFE) for
+    the rest of the session, which would break later tests that run asyncio themselves (PDF signing)."""
+    items.sort(key=lambda item: "/tests/e2e/" in str(item.path).replace("\\", "/"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -146,8 +146,9 @@ class ZonedDateTimeField(serializers.Field):
         if not isinstance(data, str) or not RFC3339.fullmatch(data):
             raise ValidationError("Give an RFC 3339 date-time with a time zone, e.g. 2026-11-27T09:00:05Z.")
         try:
-            return datetime.fromisoformat(data.upper())
-        except ValueError:
+            # In UTC: PostgreSQL refuses zone offsets beyond 15:59 that RFC 3339 allows.
+            return datetime.fromisoformat(data.upper()).astimezone(UTC)
+        except (ValueError, OverflowError):
             raise ValidationError("Not a valid date and time.") from None
 
     def to_representation(self, value: datetime) -> str:
@@ -266,14 +267,21 @@ def _cursor_encode(values: tuple[Any, ...]) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("no zone")
+    return moment.astimezone(UTC)
+
+
 def _cursor_decode(cursor: str, bucketed: bool) -> Any:
     try:
         parts = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
         if bucketed and len(parts) == 1:
-            return datetime.fromisoformat(parts[0])
+            return _moment(parts[0])
         if not bucketed and len(parts) == 2:
-            return datetime.fromisoformat(parts[0]), int(parts[1])
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+            return _moment(parts[0]), int(parts[1])
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         pass
     raise ValidationError({"cursor": "Not a cursor from this endpoint; use the `next` URL as given."})
 
@@ -294,6 +302,9 @@ class BatchReadingsView(APIView):
                    **GET_ERRORS},
     )
     def get(self, request: Request, batch: str) -> Response:
+        blank = sorted(name for name, value in request.query_params.items() if value == "")
+        if blank:  # DRF would take `?parameter=` for "no parameter": refuse it instead
+            raise ValidationError({name: "Give a value or leave the parameter out." for name in blank})
         query = ReadingsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data

@@ -36,10 +36,9 @@ from ebr.models.master import (
 from ebr.models.resources import Equipment, EquipmentStatus, EquipmentType, LotStatus, Material, MaterialLot
 
 __all__ = [
-    "Batch", "BatchCounter", "BatchStatus", "CustodyEvent", "Entry", "Equipment", "EquipmentStatus",
-    "EquipmentType", "EquipmentUse", "InstrumentLimit", "LotStatus", "MasterRecord", "MasterRecordVersion",
-    "Material", "MaterialLot", "MaterialUse", "ParameterKind", "ParameterSpec", "Product", "Stage",
-    "StepExecution", "StepMaterial", "StepStatus", "StepTemplate", "VersionStatus",
-    "Alarm", "AlarmKind", "Instrument", "InstrumentParameter", "Reading", "ReadingPost", "ReadingPostEvaluation",
-    "PdfExport", "PdfExportStatus",
+    "Alarm", "AlarmKind", "Batch", "BatchCounter", "BatchStatus", "CustodyEvent", "Entry", "Equipment",
+    "EquipmentStatus", "EquipmentType", "EquipmentUse", "Instrument", "InstrumentLimit", "InstrumentParameter",
+    "LotStatus", "MasterRecord", "MasterRecordVersion", "Material", "MaterialLot", "MaterialUse", "ParameterKind",
+    "ParameterSpec", "PdfExport", "PdfExportStatus", "Product", "Reading", "ReadingPost", "ReadingPostEvaluation",
+    "Stage", "StepExecution", "StepMaterial", "StepStatus", "StepTemplate", "VersionStatus",
 ]

@@ -41,6 +41,6 @@ glyph. Treat the file as "PDF/A-2b intended", not as certified PDF/A.
 Modules: `fonts` (DejaVu, fast text measuring), `grid` (fast splitting tables and text),
 `content` (canonical record content and its fingerprint), `audit` (the batch's audit trail),
 `sections` (the provider extension point) and `providers` (the built-in sections), `charts`
-(process data), `styles` and `render` (the document), `signing` (PAdES, demo PKI,
+(process data), `styles`, `cover` and `render` (the document), `signing` (PAdES, demo PKI,
 verification), `export` (build, sign, write atomically, audit; the task's work).
 """

@@ -58,14 +58,17 @@ def _events(batch: Batch) -> QuerySet[AuditEvent]:
 
 
 def _details(event_type: str, data: dict[str, Any]) -> str:
+    """Changes as `field: old → new`; a creation's starting values as `field=value`; then the event's data."""
+    changes = [c for c in data.get("changes", []) or [] if isinstance(c, dict)]
     parts = []
-    for change in data.get("changes", []) or []:
-        if isinstance(change, dict):
-            parts.append(f"{change.get('field')}: {_plain(change.get('old'))} → {_plain(change.get('new'))}")
+    if changes and all(c.get("old") in (None, "") for c in changes):
+        parts.append("Created with " + ", ".join(f"{c.get('field')}={_plain(c.get('new'))}" for c in changes))
+    elif changes:
+        parts.append("; ".join(f"{c.get('field')}: {_plain(c.get('old'))} → {_plain(c.get('new'))}" for c in changes))
     rest = {k: v for k, v in data.items() if k not in {"changes", "signature"}}
     if rest:
         parts.append(", ".join(f"{k}={_plain(v)}" for k, v in sorted(rest.items())))
-    return "; ".join(parts)
+    return "\n".join(parts)
 
 
 def _plain(value: Any) -> str:

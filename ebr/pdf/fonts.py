@@ -54,6 +54,7 @@ class _CharWidths(dict[str, float]):
 class _Metrics:
     chars: _CharWidths
     word_units: dict[str, float]
+    narrowest: float  # the narrowest printable ASCII glyph: no line of n characters is narrower than n times it
 
     def units(self, text: str) -> float:
         cached = self.word_units.get(text)
@@ -86,7 +87,8 @@ def fonts_register() -> None:
         pdfmetrics.registerFont(font)
         face = font.face
         widths = _CharWidths({code: float(w) for code, w in face.charWidths.items()}, float(face.defaultWidth))
-        _metrics[name] = _Metrics(chars=widths, word_units={})
+        narrowest = min(widths[chr(code)] for code in range(33, 127))
+        _metrics[name] = _Metrics(chars=widths, word_units={}, narrowest=narrowest)
     addMapping(BODY, 0, 0, BODY)
     addMapping(BODY, 1, 0, BOLD)
     addMapping(BODY, 0, 1, ITALIC)
@@ -99,19 +101,29 @@ def text_width(text: str, font: str, size: float) -> float:
 
 
 def wrap(text: str, font: str, size: float, width: float) -> list[str]:
-    """Greedy word wrap to `width` points; over-long words break by character. Nothing is cut off."""
+    """Greedy word wrap to `width` points; over-long words break by character. Nothing is cut off.
+
+    Called for every table cell of the record (tens of thousands in a large batch), hence the
+    inlined width cache and the skip of whole-line measuring when a line cannot possibly fit.
+    """
     metrics = _metrics[font]
     limit = width * 1000.0 / size
+    known, chars = metrics.word_units, metrics.chars
+    narrowest = metrics.narrowest
     space = metrics.units(" ")
     lines: list[str] = []
     for paragraph in text.split("\n"):
-        if metrics.units(paragraph) <= limit:
+        if len(paragraph) * narrowest <= limit and metrics.units(paragraph) <= limit:
             lines.append(paragraph)
             continue
         current: list[str] = []
         used = 0.0
         for word in paragraph.split(" "):
-            word_units = metrics.units(word)
+            word_units = known.get(word)
+            if word_units is None:
+                word_units = sum(map(chars.__getitem__, word))
+                if len(known) < 200_000:
+                    known[word] = word_units
             if word_units > limit:
                 if current:
                     lines.append(" ".join(current))
@@ -120,13 +132,14 @@ def wrap(text: str, font: str, size: float, width: float) -> list[str]:
                 lines.extend(pieces[:-1])
                 current, used = [pieces[-1]], metrics.units(pieces[-1])
                 continue
-            extra = word_units + (space if current else 0.0)
-            if current and used + extra > limit:
+            if current and used + space + word_units > limit:
                 lines.append(" ".join(current))
                 current, used = [word], word_units
-            else:
+            elif current:
                 current.append(word)
-                used += extra
+                used += space + word_units
+            else:
+                current, used = [word], word_units
         if current:
             lines.append(" ".join(current))
     return lines or [""]

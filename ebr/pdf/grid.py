@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from reportlab.lib.rl_accel import escapePDF
 from reportlab.pdfbase import pdfmetrics
 from reportlab.platypus import Flowable
 
@@ -210,12 +209,34 @@ def _show_cache(doc: Any) -> dict[tuple[str, float, str], str]:
     return cache
 
 
+# PDF string escapes for one byte, as reportlab's escapePDF writes them, applied with str.translate.
+_ESCAPES = str.maketrans({code: (f"\\{code:03o}" if code < 32 or code >= 127
+                                 else "\\" + chr(code) if chr(code) in "\\()" else chr(code))
+                          for code in range(256)})
+
+
+def _encoded(font: Any, doc: Any, line: str) -> list[tuple[int, bytes]]:
+    """reportlab's TTFont.splitString, without its per-character Python loop when every character of
+    `line` already has a code in the first subset (nearly always, after the first lines of a document)."""
+    state = font.state.get(doc)
+    if state is not None:
+        assignments = state.assignments
+        try:
+            codes = [assignments[code] for code in map(ord, line)]
+        except KeyError:  # a character not yet in a subset, a no-break space, or a glyph the font lacks
+            codes = None
+        if codes and max(codes) < 256:
+            return [(0, bytes(codes))]
+    return list(font.splitString(line, doc))
+
+
 def _show(font: Any, doc: Any, size: float, line: str, cache: dict[tuple[str, float, str], str]) -> str:
     key = (font.fontName, size, line)
     operators = cache.get(key)
     if operators is None:
-        operators = " ".join(f"{font.getSubsetInternalName(subset, doc)} {size:g} Tf ({escapePDF(chunk)}) Tj"
-                             for subset, chunk in font.splitString(line, doc))
+        operators = " ".join(f"{font.getSubsetInternalName(subset, doc)} {size:g} Tf "
+                             f"({chunk.decode('latin-1').translate(_ESCAPES)}) Tj"
+                             for subset, chunk in _encoded(font, doc, line))
         cache[key] = operators
     return operators
 
@@ -293,3 +314,16 @@ class TextBlock(Flowable):
             baseline -= self._leading
         code.append("ET")
         self.canv._code.extend(code)
+
+
+def text_operators(canvas: Any, items: Sequence[tuple[float, float, str, float, str, Colour]]) -> str:
+    """One BT…ET block drawing (x, y, font, size, text, colour) items at absolute positions (page furniture)."""
+    doc = canvas._doc
+    cache = _show_cache(doc)
+    code = ["BT"]
+    for x, y, font, size, text, colour in items:
+        code.append(f"{_rgb(colour)} rg 1 0 0 1 {x:.2f} {y:.2f} Tm "
+                    + _show(pdfmetrics.getFont(font), doc, size, text, cache))
+    code.append("ET")
+    return " ".join(code)
+

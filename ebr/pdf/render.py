@@ -22,7 +22,6 @@ from django.conf import settings
 from pyhanko.version import __version__ as pyhanko_version
 from reportlab import Version as reportlab_version
 from reportlab import rl_config
-from reportlab.lib.colors import Color
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     BaseDocTemplate,
@@ -33,12 +32,11 @@ from reportlab.platypus import (
     PageTemplate,
     Paragraph,
     Spacer,
-    Table,
-    TableStyle,
 )
 
 from ebr.pdf.content import RecordData
-from ebr.pdf.fonts import BODY, BOLD, ITALIC, MONO
+from ebr.pdf.cover import cover, manifestation_block, manifestation_paragraph, signature_reasons
+from ebr.pdf.fonts import BODY, BOLD, ITALIC, MONO, text_width
 from ebr.pdf.grid import (
     AMBER,
     GREEN,
@@ -51,9 +49,9 @@ from ebr.pdf.grid import (
     GridTable,
     Run,
     TextBlock,
+    text_operators,
 )
 from ebr.pdf.styles import (
-    ACCENT,
     FRAME_HEIGHT,
     FRAME_WIDTH,
     MARGIN_BOTTOM,
@@ -66,12 +64,13 @@ from ebr.pdf.styles import (
     styles_make,
 )
 from ebr.selectors import EntryView, ParameterRecord, StepRecord
-from qms.signatures import SignatureManifestation, format_local
+from qms.signatures import format_local
 
 Progress = Callable[[float, str], None]
+ACCENT_RGB = (0.12, 0.27, 0.5)
+FOOTER_RGB = (0.3, 0.3, 0.34)
 PRODUCER = f"pyHanko {pyhanko_version}"  # pyHanko's XMP names it as producer; Info must agree (PDF/A)
 INSTRUCTIONS_SUMMARY = 320
-DECISIONS = {"released": "Released", "rejected": "Rejected"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +96,8 @@ def _record_canvas(data: RecordData, exported_at_display: str, pages: list[int])
     facility = settings.FACILITY_NAME
     header_right = f"Batch record {batch.number} · {batch.master_version}"
     footer_left = f"Record fingerprint SHA-256 {data.fingerprint}"
+    exported_line = (f"Exported {exported_at_display}. Electronically signed document: verify the PDF signature "
+                     "before relying on a copy.")
 
     class RecordCanvas(Canvas):
         """Defers each page until the total is known, then draws header and footer on all of them."""
@@ -120,28 +121,19 @@ def _record_canvas(data: RecordData, exported_at_display: str, pages: list[int])
             Canvas.save(self)
 
         def _furniture(self, number: int, total: int) -> None:
+            # Written as raw operators: drawn on every one of possibly hundreds of pages.
             width, height = PAGE_SIZE
-            top = height - MARGIN_TOP + 8
-            self.saveState()
-            self.setStrokeColor(Color(0.72, 0.73, 0.77))
-            self.setLineWidth(0.5)
-            self.line(MARGIN_X, top - 3, width - MARGIN_X, top - 3)
-            self.line(MARGIN_X, MARGIN_BOTTOM - 6, width - MARGIN_X, MARGIN_BOTTOM - 6)
-            self.setFillColor(ACCENT)
-            self.setFont(BOLD, 8)
-            self.drawString(MARGIN_X, top, facility)
-            self.setFont(BODY, 8)
-            self.drawRightString(width - MARGIN_X, top, header_right)
-            self.setFillColor(Color(0.3, 0.3, 0.34))
-            self.setFont(MONO, 6.3)
-            self.drawString(MARGIN_X, MARGIN_BOTTOM - 15, footer_left)
-            self.setFont(BODY, 6.5)
-            self.drawString(MARGIN_X, MARGIN_BOTTOM - 24, f"Exported {exported_at_display}. Electronically "
-                                                          "signed document: verify the PDF signature before relying on "
-                                                          "a copy.")
-            self.setFont(BOLD, 8)
-            self.drawRightString(width - MARGIN_X, MARGIN_BOTTOM - 15, f"Page {number} of {total}")
-            self.restoreState()
+            top, right, bottom = height - MARGIN_TOP + 8, width - MARGIN_X, MARGIN_BOTTOM
+            page = f"Page {number} of {total}"
+            self._code.append(f"q 0.72 0.73 0.77 RG 0.5 w {MARGIN_X:.2f} {top - 3:.2f} m {right:.2f} {top - 3:.2f} l S "
+                              f"{MARGIN_X:.2f} {bottom - 6:.2f} m {right:.2f} {bottom - 6:.2f} l S Q")
+            self._code.append(text_operators(self, [
+                (MARGIN_X, top, BOLD, 8, facility, ACCENT_RGB),
+                (right - text_width(header_right, BODY, 8), top, BODY, 8, header_right, ACCENT_RGB),
+                (MARGIN_X, bottom - 15, MONO, 6.3, footer_left, FOOTER_RGB),
+                (MARGIN_X, bottom - 24, BODY, 6.5, exported_line, FOOTER_RGB),
+                (right - text_width(page, BOLD, 8), bottom - 15, BOLD, 8, page, FOOTER_RGB),
+            ]))
 
     return RecordCanvas
 
@@ -177,117 +169,6 @@ class _RecordDocument(BaseDocTemplate):
             self._outline += 1
             self.canv.bookmarkPage(key)
             self.canv.addOutlineEntry(flowable.getPlainText(), key, level=level, closed=level > 0)
-
-
-# --- cover -----------------------------------------------------------------------------------------
-
-def _decision(data: RecordData) -> list[SignatureManifestation]:
-    return [s for s in data.record.signatures if s.meaning in DECISIONS]
-
-
-def _signature_reasons(data: RecordData) -> dict[int, str]:
-    from qms.models import Signature
-
-    ids = [s.signature_id for s in data.record.signatures]
-    return dict(Signature.objects.filter(pk__in=ids).values_list("pk", "reason")) if ids else {}
-
-
-def _manifestation(signature: SignatureManifestation, styles: Styles, reason: str = "") -> Paragraph:
-    colour = "#0b7333" if signature.valid else "#b81414"
-    status = "signature valid" if signature.valid else "INVALID: the record changed after signing"
-    why = f" · reason: {esc(reason)}" if reason else ""
-    return Paragraph(
-        f"<b>{esc(signature.meaning.capitalize())}</b> by <b>{esc(signature.printed_name)}</b> "
-        f"({esc(signature.username)}) · {esc(signature.signed_at_display)} · "
-        f"<font color='{colour}'>{status}</font>{why}", styles.small)
-
-
-def _manifestation_block(signature: SignatureManifestation, width: float, reason: str = "") -> TextBlock:
-    """The same manifestation as `_manifestation`, drawn fast (one per signed step)."""
-    runs = [Run(signature.meaning.capitalize(), BOLD), Run(" by "), Run(signature.printed_name, BOLD),
-            Run(f" ({signature.username}) · {signature.signed_at_display} · "),
-            Run("signature valid", colour=GREEN) if signature.valid
-            else Run("INVALID: the record changed after signing", BOLD, RED)]
-    if reason:
-        runs.append(Run(f" · reason: {reason}"))
-    return TextBlock(runs, width=width)
-
-
-def _n(count: int, one: str, many: str | None = None) -> str:
-    return f"{count} {one if count == 1 else many or one + 's'}"
-
-
-def _counts(data: RecordData) -> str:
-    steps = data.record.steps
-    entries = [v for s in steps for p in s.parameters for v in p.history]
-    corrections = sum(1 for v in entries if v.correction_reason)
-    oos = sum(1 for v in entries if v.in_spec is False)
-    late = sum(1 for v in entries if v.late)
-    deviations = next((len(s.content["deviations"]) for s in data.sections if s.key == "deviations"), 0)
-    return (f"{_n(len(data.record.stages), 'stage')}, {_n(len(steps), 'step')}, "
-            f"{_n(len(entries), 'recorded value')} ({_n(corrections, 'correction')}, {oos} out of specification, "
-            f"{_n(late, 'late entry', 'late entries')}), {_n(deviations, 'deviation')}, "
-            f"{_n(len(data.record.custody), 'custody event')} ({_n(len(data.record.custody_gaps), 'gap')}), "
-            f"{_n(len(data.audit), 'audit-trail event')}.")
-
-
-def _cover(data: RecordData, styles: Styles, exported_at_display: str, exported_by: str) -> list[Flowable]:
-    batch = data.batch
-    version = batch.master_version
-    product = version.master_record.product
-    reasons = _signature_reasons(data)
-    decisions = _decision(data)
-    decision: list[Flowable] = ([_manifestation(s, styles, reasons.get(s.signature_id, "")) for s in decisions]
-                                or [Paragraph("No release decision has been signed.", styles.small)])
-    collected = f"{format_local(batch.collected_at)} at {batch.collecting_hospital}"
-    facts = [
-        ("Product", f"{product.name} ({product.code})"),
-        ("Batch number", batch.number),
-        ("Chain-of-identity code", batch.coi),
-        ("Donation identification (DIN)", batch.din),
-        ("Patient reference", f"{batch.patient_ref} (pseudonymised: no patient name is stored or printed)"),
-        ("Collected", collected),
-        ("Master record", f"{version.master_record.code} version {version.version}: {version.master_record.title}"),
-        ("Status", batch.get_status_display() + (f" — {batch.status_reason}" if batch.status_reason else "")),
-        ("Started / completed", f"{format_local(batch.started_at) if batch.started_at else '—'} / "
-                                f"{format_local(batch.completed_at) if batch.completed_at else '—'}"),
-    ]
-    rows: list[list[Any]] = [[Paragraph(esc(k), styles.cell_bold), Paragraph(esc(v), styles.cell)] for k, v in facts]
-    rows.append([Paragraph("Release decision", styles.cell_bold), decision])
-    rows += [
-        [Paragraph("Exported", styles.cell_bold), Paragraph(esc(f"{exported_at_display} by {exported_by}"),
-                                                            styles.cell)],
-        [Paragraph("Record fingerprint (SHA-256)", styles.cell_bold), Paragraph(data.fingerprint, styles.mono)],
-    ]
-    table = Table(rows, colWidths=[FRAME_WIDTH * 0.28, FRAME_WIDTH * 0.72], style=TableStyle([
-        ("FONT", (0, 0), (-1, -1), BODY, 8),  # reportlab's default cell font is Helvetica (not embedded)
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LINEBELOW", (0, 0), (-1, -1), 0.4, Color(0.8, 0.81, 0.85)),
-        ("BACKGROUND", (0, 0), (0, -1), Color(0.95, 0.95, 0.97)),
-        ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-    ]))
-    return [
-        Paragraph(esc(settings.FACILITY_NAME), styles.muted),
-        Paragraph("Electronic batch record", styles.title),
-        Paragraph(esc(f"{product.name} · batch {batch.number}"), styles.subtitle),
-        Spacer(1, 8), table, Spacer(1, 10),
-        Paragraph(esc(_counts(data)), styles.body), Spacer(1, 8),
-        Paragraph("How to read this record", styles.h3),
-        Paragraph("Each value shows its unit and specification, and a mark: ✓ within specification, ✗ out of "
-                  "specification (OOS, with the deviation it opened), ! outside alert limits. <i>Performed</i> is when "
-                  f"the work was done, <i>entered</i> when it was recorded; entries made more than "
-                  f"{int(settings.LATE_ENTRY_THRESHOLD.total_seconds() // 60)} minutes after the work are marked LATE. "
-                  "A corrected value stays visible, struck through, followed by the correction and its reason. "
-                  "Signatures show printed name, meaning, date and time with zone, and whether the signed content is "
-                  "unchanged. Times are in the facility's zone.", styles.small),
-        Spacer(1, 6),
-        Paragraph("The record fingerprint is the SHA-256 of the record's content (values, corrections, signatures, "
-                  "sections and audit trail), not of this file: any export of the same record has the same "
-                  "fingerprint. The file itself carries a PAdES digital signature of the facility; a PDF reader or "
-                  "<font name='DejaVuSansMono'>manage.py verify_pdf</font> checks that nothing changed after "
-                  "signing.", styles.small),
-        PageBreak(),
-    ]
 
 
 # --- stages and steps ------------------------------------------------------------------------------
@@ -406,7 +287,7 @@ def _step(step: StepRecord, data: RecordData, context: RenderContext, total: int
     if step.step.remarks:
         flow.append(TextBlock([f"Remarks: {step.step.remarks}"], width=width))
     if step.signatures:
-        flow += [_manifestation_block(signature, width) for signature in step.signatures]
+        flow += [manifestation_block(signature, width) for signature in step.signatures]
     else:
         flow.append(TextBlock([Run("Not signed.", colour=MUTED)], width=width))
     flow.append(Spacer(1, 4))
@@ -423,15 +304,15 @@ def _stages(data: RecordData, context: RenderContext) -> list[Flowable]:
             flow += _step(step, data, context, total)
     if data.record.signatures:
         flow += [CondPageBreak(80), Paragraph("Batch signatures", styles.h2)]
-        reasons = _signature_reasons(data)
-        flow += [_manifestation(s, styles, reasons.get(s.signature_id, "")) for s in data.record.signatures]
+        reasons = signature_reasons(data)
+        flow += [manifestation_paragraph(s, styles, reasons.get(s.signature_id, "")) for s in data.record.signatures]
     return flow
 
 
 # --- appendix --------------------------------------------------------------------------------------
 
-AUDIT_COLUMNS = [Column("#", 26), Column("When", 92), Column("Who", 66), Column("Event", 84), Column("Record", 84),
-                 Column("Reason and details", 152.6)]
+AUDIT_COLUMNS = [Column("#", 24), Column("When", 90), Column("Who", 54), Column("Event", 78), Column("Record", 66),
+                 Column("Reason and details", 192.6)]
 
 
 def _appendix(data: RecordData, context: RenderContext) -> list[Flowable]:
@@ -473,7 +354,7 @@ def document_render(data: RecordData, *, exported_at: datetime, exported_by: str
     styles = styles_make()
     context = RenderContext(styles=styles)
     exported_at_display = format_local(exported_at)
-    story = _cover(data, styles, exported_at_display, exported_by)
+    story = cover(data, styles, exported_at_display, exported_by)
     story += _stages(data, context)
     for section in data.sections:
         story += section.render(context)

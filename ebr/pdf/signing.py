@@ -16,12 +16,15 @@ an sRGB output intent. See ebr/pdf/__init__.py for what is and is not conformant
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -43,6 +46,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from ebr.pdf.render import DocumentInfo
 
+T = TypeVar("T")
 SIGNATURE_FIELD = "BatchRecordSignature"
 SIGNATURE_REASON = "Certified complete copy of the electronic batch record"
 
@@ -217,8 +221,21 @@ def pdf_sign(pdf: bytes, info: DocumentInfo, *, created: dt.datetime) -> bytes:
         field_name=SIGNATURE_FIELD, md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
         reason=SIGNATURE_REASON, location=settings.FACILITY_NAME, certify=True,
         docmdp_permissions=fields.MDPPerm.NO_CHANGES)
-    output = signers.sign_pdf(writer, signature_meta, signer=signer, timestamper=_timestamper())
+    timestamper = _timestamper()
+    output = _outside_event_loop(lambda: signers.sign_pdf(writer, signature_meta, signer=signer,
+                                                          timestamper=timestamper))
     return bytes(output.getbuffer())
+
+
+def _outside_event_loop(work: Callable[[], T]) -> T:
+    """Run pyHanko's synchronous API (it calls asyncio.run) even from a thread that has an event loop running
+    (an ASGI view, a Playwright-driven test): then in a short-lived thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return work()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work).result()
 
 
 # --- verification ------------------------------------------------------------------------------------
@@ -281,7 +298,8 @@ def pdf_verify(data: bytes) -> Verification:
         return Verification(False, "unsigned: the file carries no digital signature")
     context = ValidationContext(trust_roots=roots, allow_fetching=False)
     try:
-        statuses = [validate_pdf_signature(signature, context) for signature in signatures]
+        statuses = _outside_event_loop(lambda: [validate_pdf_signature(signature, context)
+                                                for signature in signatures])
     except Exception as error:
         return Verification(False, f"invalid: the signature cannot be validated ({error})")
     keywords = list(reader.document_meta_view.keywords or [])

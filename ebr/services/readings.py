@@ -20,13 +20,16 @@ The rules, in the order they are applied:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 import re
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -179,8 +182,9 @@ def _timestamp(raw: Any, earliest: datetime, latest: datetime) -> datetime | str
             return "ts needs a time zone (RFC 3339), e.g. 2026-11-27T09:00:05Z."
         return "ts is not an RFC 3339 date-time, e.g. 2026-11-27T09:00:05Z."
     try:
-        moment = datetime.fromisoformat(raw.upper())
-    except ValueError:
+        # In UTC from here on: PostgreSQL refuses zone offsets beyond 15:59 that RFC 3339 allows.
+        moment = datetime.fromisoformat(raw.upper()).astimezone(UTC)
+    except (ValueError, OverflowError):
         return "ts is not a valid date and time."
     if moment > latest:
         return "ts is more than 5 minutes in the future."
@@ -404,8 +408,27 @@ def readings_ingest(*, instrument: Instrument, body: bytes, received_at: datetim
     readings, the original body and the alarm-evaluation work are committed together.
     """
     received_at = received_at or timezone.now()
-    batch_number, items = _parse(body)
-    readings = _validate(items, registry.get(), received_at)
-    readings, repeats = _same_seq_once(readings)
+    with _collector_paused():
+        batch_number, items = _parse(body)
+        readings = _validate(items, registry.get(), received_at)
+        del items
+        readings, repeats = _same_seq_once(readings)
     _attribute(instrument, readings, batch_number)
     return _store(instrument, body, readings, received_at, repeats)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a body is parsed and checked.
+
+    A post of 5,000 readings allocates some 30,000 short-lived objects without a single reference
+    cycle (reference counting frees them); left on, the collector would run full passes over the
+    whole application heap in the middle of it. Measured: about a third of the CPU time of a post.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

@@ -128,8 +128,22 @@ SELECT en.entered_at, en.entered_by_id, %(operator_name)s,
        CASE WHEN en.supersedes_id IS NULL THEN 'ENTRY_RECORDED' ELSE 'ENTRY_CORRECTED' END,
        'ebr.entry', en.id::text, p.code || '=' || en.value_text,
        CASE WHEN en.supersedes_id IS NULL THEN 'Value recorded' ELSE en.correction_reason END,
-       jsonb_build_object('batch', %(number)s, 'step', e.sequence, 'parameter', p.code, 'value', en.value_text,
-                          'unit', en.unit, 'in_spec', en.in_spec, 'late', false, 'supersedes', en.supersedes_id)
+       jsonb_build_object(
+           'changes', jsonb_build_array(  -- starting values, as create_with_reason records them
+               jsonb_build_object('field', 'step', 'old', null, 'new', en.step_id),
+               jsonb_build_object('field', 'parameter', 'old', null, 'new', en.parameter_id),
+               jsonb_build_object('field', 'value_text', 'old', null, 'new', en.value_text),
+               jsonb_build_object('field', 'value_number', 'old', null, 'new', en.value_number::text),
+               jsonb_build_object('field', 'unit', 'old', null, 'new', en.unit),
+               jsonb_build_object('field', 'in_spec', 'old', null, 'new', en.in_spec),
+               jsonb_build_object('field', 'alert', 'old', null, 'new', false),
+               jsonb_build_object('field', 'performed_at', 'old', null, 'new', en.performed_at::text),
+               jsonb_build_object('field', 'entered_at', 'old', null, 'new', en.entered_at::text),
+               jsonb_build_object('field', 'late', 'old', null, 'new', false),
+               jsonb_build_object('field', 'entered_by', 'old', null, 'new', en.entered_by_id),
+               jsonb_build_object('field', 'idempotency_key', 'old', null, 'new', en.idempotency_key)),
+           'batch', %(number)s, 'step', e.sequence, 'parameter', p.code, 'value', en.value_text,
+           'unit', en.unit, 'in_spec', en.in_spec, 'late', false, 'supersedes', en.supersedes_id)
   FROM ebr_entry en JOIN ebr_stepexecution e ON e.id = en.step_id JOIN ebr_parameterspec p ON p.id = en.parameter_id
  WHERE e.batch_id = %(batch)s
 UNION ALL

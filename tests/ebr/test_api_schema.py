@@ -7,6 +7,7 @@ status code, content type, headers and body exactly as documented.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import orjson
@@ -105,6 +106,7 @@ def api_schema(client, site):  # type: ignore[no-untyped-def]
     return loaded
 
 
+EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "60"))  # per operation and mode; raise for a deeper run
 OPERATIONS = [("/api/v1/readings", "POST"), ("/api/v1/batches/{batch}/readings", "GET")]
 MODES = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
 
@@ -121,7 +123,7 @@ def test_the_api_keeps_to_its_published_schema(api_schema, site, path, method, m
     token = {"Authorization": f"Bearer {site.token}"}
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     def conforms(case):  # type: ignore[no-untyped-def]
         if case.path_parameters and len(str(case.query)) % 2:  # half of the reads hit the batch with data
             case.path_parameters["batch"] = site.batch.number

@@ -382,11 +382,13 @@ def test_last_use_is_recorded_at_most_once_a_minute(client, site):
     assert site.instrument.history.count() == 1  # registration only: use is not a GxP change
 
 
-@override_settings(INSTRUMENT_RATE_LIMIT="3/min")
+@override_settings(INSTRUMENT_RATE_LIMIT="3/h")  # an hour's window: the test never straddles two
 def test_requests_beyond_the_token_rate_limit_are_429(client, site):
-    statuses = [post(client, site, {"readings": [reading(i, now_minus(minutes=1))]}).status_code for i in range(5)]
+    responses = [post(client, site, {"readings": [reading(i, now_minus(minutes=1))]}) for i in range(5)]
 
-    assert statuses == [201, 201, 201, 429, 429]
+    assert [response.status_code for response in responses] == [201, 201, 201, 429, 429]
+    assert 0 < int(responses[-1]["Retry-After"]) <= 3600
+    assert responses[-1].json()["errors"][0]["message"].startswith("Request was throttled")
     assert Reading.objects.filter(instrument=site.instrument).count() == 3
 
 

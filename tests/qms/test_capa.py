@@ -48,7 +48,10 @@ def test_capa_from_a_deviation_is_numbered_linked_and_its_owner_told(operator, q
     assert re.fullmatch(rf"CAPA-{timezone.localdate().year}-\d{{4}}", capa.number) and str(capa) == capa.number
     assert capa.status == CapaStatus.OPEN and capa.owner == supervisor and capa.opened_by == qa_reviewer
     assert list(capa.deviation_links.values_list("deviation__number", flat=True)) == [deviation.number]
-    assert _events(capa, Event.CAPA_OPENED).get().data == {"source": "deviation", "deviations": [deviation.number]}
+    opened = _events(capa, Event.CAPA_OPENED).get().data
+    assert {k: v for k, v in opened.items() if k != "changes"} == {"source": "deviation",
+                                                                    "deviations": [deviation.number]}
+    assert {"field": "number", "old": None, "new": capa.number} in opened["changes"]  # starting values
     assert _events(capa, Event.CAPA_DEVIATION_LINKED).get().data == {"deviation": deviation.number}
     assert Notification.objects.filter(user=supervisor, text__contains=capa.number).exists()
 

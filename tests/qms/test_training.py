@@ -38,8 +38,8 @@ def test_training_is_recorded_and_makes_the_person_current_on_that_version_only(
 
     assert record.recorded_by == supervisor and record.document_label == "CART-01 v3"
     event = AuditEvent.objects.get(event_type=Event.TRAINING_RECORDED, target_id=str(record.pk))
-    assert event.data == {"user": operator.username, "document": "master_record:CART-01:3",
-                          "trainer": verifier.username}
+    assert {k: v for k, v in event.data.items() if k != "changes"} == {
+        "user": operator.username, "document": "master_record:CART-01:3", "trainer": verifier.username}
     current = {"user": operator, "document_kind": "master_record", "document_code": "CART-01"}
     assert training_is_current(**current, version="3")
     assert training_is_current(**current, version=3)  # ebr passes integer versions as text
