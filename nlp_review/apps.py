@@ -18,3 +18,21 @@ class NlpReviewConfig(AppConfig):
         from nlp_review.models import BatchReview
 
         return BatchReview.objects.filter(batch_id=batch_pk, status="done").exists()
+
+    def review_flags_for_pdf(self, batch_pk: int) -> list[dict[str, object]] | None:
+        """The latest finished review's flags for the signed PDF record (ebr/pdf/providers.py contract)."""
+        from nlp_review.models import BatchReview, ReviewFlag
+
+        review = BatchReview.objects.filter(batch_id=batch_pk, status="done").order_by("-version").first()
+        if review is None:
+            return None
+        flags = ReviewFlag.objects.filter(review=review).select_related("step__template", "dispositioned_by")
+        return [{
+            "rule": flag.rule, "category": flag.category, "severity": flag.severity,
+            "step": flag.step.template.code if flag.step else "", "evidence": flag.evidence,
+            "explanation": flag.explanation,
+            "disposition": "" if flag.disposition == "none" else flag.disposition,
+            "disposition_reason": flag.disposition_reason, "deviation_number": flag.deviation_number,
+            "dispositioned_by": flag.dispositioned_by.full_name if flag.dispositioned_by else "",
+            "dispositioned_at": flag.dispositioned_at,
+        } for flag in flags.order_by("id")]

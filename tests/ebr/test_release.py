@@ -151,3 +151,16 @@ def test_release_refused_until_the_record_review_has_run(batch, operator, verifi
     batch_audit_trail_review(actor=qa_reviewer, batch=batch, reason="Reviewed", **sign_args(qa_reviewer))
 
     assert any("review has not run" in b for b in release_blockers(batch))
+
+
+def test_review_flags_and_dispositions_reach_the_pdf_record(batch, operator, verifier, qa_reviewer):
+    from django.apps import apps
+
+    run_batch(batch, operator, verifier, values={"viability": "61"}, comments={"viability": "Low viability"})
+    review_by_exception(batch, qa_reviewer)
+
+    flags = apps.get_app_config("nlp_review").review_flags_for_pdf(batch.pk)
+
+    assert flags, "an out-of-specification value must be flagged"
+    assert all(flag["disposition"] == "no_impact" and flag["dispositioned_by"] == "Quentin Reviewer"
+               for flag in flags)
