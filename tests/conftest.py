@@ -269,4 +269,4 @@ def worker(broker: RedisServer, committed, tmp_path: Path) -> Iterator[Worker]: 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests last: Playwright's sync API keeps an event loop (and DJANGO_ALLOW_ASYNC_UNSAFE) for
     the rest of the session, which would break later tests that run asyncio themselves (PDF signing)."""
-    items.sort(key=lambda item: "/tests/e2e/" in str(item.path).replace("\\", "/"))
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

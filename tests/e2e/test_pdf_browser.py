@@ -18,16 +18,7 @@ from ebr.pdf.signing import demo_pki_ensure
 from qms.roles import Role
 from tests.conftest import Worker
 from tests.e2e.batches import started_batch
-from tests.e2e.conftest import (  # noqa: F401  (fixtures)
-    _chromium_required,
-    app_server,
-    artifact,
-    chromium_browser,
-    e2e_user,
-    log_in,
-    open_page,
-    screenshot,
-)
+from tests.e2e.conftest import artifact, log_in, screenshot
 from tests.ebr.test_pdf import verify
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker]
@@ -50,7 +41,7 @@ def export_worker(committed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  #
         worker.stop()
 
 
-def test_auditor_exports_follows_progress_and_downloads_a_verified_pdf(export_worker, open_page, e2e_user):  # noqa: F811
+def test_auditor_exports_follows_progress_and_downloads_a_verified_pdf(export_worker, open_page, e2e_user):
     plant = started_batch(e2e_user)
     auditor = e2e_user(Role.AUDITOR, full_name="Arthur Auditor")
     page = open_page()
