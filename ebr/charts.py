@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import pairwise
 
 from django.utils import timezone
 
@@ -61,6 +62,7 @@ class Chart:
     last_value: str
     segments: list[str] = field(default_factory=list)  # polyline points of the mean, one per run of data
     envelopes: list[str] = field(default_factory=list)  # polygon points of min..max
+    dots: list[tuple[float, float]] = field(default_factory=list)  # sampled values (hourly counts)
     bands: list[Band] = field(default_factory=list)
     lines: list[Line] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)
@@ -112,11 +114,18 @@ class _Scale:
         return round(TOP + PLOT_H - min(max(fraction, 0.0), 1.0) * PLOT_H, 1)
 
 
-def _runs(buckets: list[Bucket], step: timedelta) -> list[list[Bucket]]:
-    """Consecutive buckets; a hole longer than two buckets starts a new run (no line across gaps)."""
+def _spacing(buckets: list[Bucket], step: timedelta) -> timedelta:
+    """The series' usual distance between values: one bucket for probes, an hour for samples."""
+    distances = sorted(later.start - earlier.start for earlier, later in pairwise(buckets))
+    return max(distances[len(distances) // 2], step) if distances else step
+
+
+def _runs(buckets: list[Bucket], spacing: timedelta) -> list[list[Bucket]]:
+    """Consecutive values; a hole of more than twice the usual spacing starts a new run, so that no
+    line is drawn across a time without data."""
     runs: list[list[Bucket]] = []
     for bucket in buckets:
-        if runs and bucket.start - runs[-1][-1].start <= 2 * step:
+        if runs and bucket.start - runs[-1][-1].start <= 2 * spacing:
             runs[-1].append(bucket)
         else:
             runs.append([bucket])
@@ -165,12 +174,15 @@ def chart_for(series: Series, start: datetime, end: datetime, step_seconds: int,
     scale = _Scale(start, end, *_y_range(buckets, series.limits))
     if series.limits is not None:
         _limits(chart, scale, series.limits)
-    half = timedelta(seconds=step_seconds / 2)
-    for run in _runs(buckets, timedelta(seconds=step_seconds)):
+    step = timedelta(seconds=step_seconds)
+    half, spacing = step / 2, _spacing(buckets, step)
+    for run in _runs(buckets, spacing):
         chart.segments.append(" ".join(f"{scale.x(b.start + half)},{scale.y(b.mean)}" for b in run))
         upper = [f"{scale.x(b.start + half)},{scale.y(b.high)}" for b in run]
         lower = [f"{scale.x(b.start + half)},{scale.y(b.low)}" for b in reversed(run)]
         chart.envelopes.append(" ".join(upper + lower))
+        if len(run) == 1 or spacing > 2 * step:  # samples (or a lone value): a dot for each
+            chart.dots += [(scale.x(b.start + half), scale.y(b.mean)) for b in run]
     for alarm in series.alarms:
         left = scale.x(alarm.opened_at)
         right = scale.x(alarm.closed_at or now or end)

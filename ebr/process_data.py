@@ -138,7 +138,7 @@ def alarm_json(alarm: Alarm) -> dict[str, Any]:
     """An alarm as the API gives it (the batch page renders the same fields)."""
     return {
         "id": alarm.pk, "batch": alarm.batch.number, "instrument": alarm.instrument.name,
-        "parameter": alarm.parameter.code if alarm.parameter_id else None, "kind": alarm.kind,
+        "parameter": alarm.parameter.code if alarm.parameter is not None else None, "kind": alarm.kind,
         "critical": alarm.critical, "opened_at": rfc3339(alarm.opened_at),
         "closed_at": rfc3339(alarm.closed_at) if alarm.closed_at else None, "worst_value": alarm.worst_value,
         "limit": alarm.limit_text, "acknowledged": alarm.acknowledged, "deviation": alarm.deviation_number or None,
@@ -225,7 +225,8 @@ def readings_page(where: ReadingsFilter, *, after: tuple[datetime, int] | None, 
 
 def _bucket_sql(where: ReadingsFilter, after: datetime | None) -> tuple[str, list[Any]]:
     assert where.parameter is not None
-    clauses, params = ["batch_id = %s", "parameter_id = %s"], [where.batch.pk, where.parameter.pk]
+    clauses: list[str] = ["batch_id = %s", "parameter_id = %s"]
+    params: list[Any] = [where.batch.pk, where.parameter.pk]
     for clause, value in (("instrument_id = %s", where.instrument.pk if where.instrument else None),
                           ("ts >= %s", where.start), ("ts < %s", where.end), ("ts >= %s", after)):
         if value is not None:
@@ -237,7 +238,7 @@ def _bucket_sql(where: ReadingsFilter, after: datetime | None) -> tuple[str, lis
 def reading_buckets(where: ReadingsFilter, *, seconds: int, after: datetime | None, limit: int,
                     origin: datetime = BUCKET_ORIGIN) -> Page:
     """min/mean/max/n per time bucket of `seconds` (PostgreSQL date_bin), ordered by start."""
-    interval = timedelta(seconds=seconds)
+    interval: Any = timedelta(seconds=seconds)
     where_sql, params = _bucket_sql(where, None)
     page_sql, page_params = _bucket_sql(where, after + interval if after else None)
     bucket = "date_bin(%s, ts, %s)"

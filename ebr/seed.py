@@ -201,7 +201,8 @@ def quality_records_ensure(people: dict[str, tuple[User, str]], batches: list[Ba
         now = timezone.now()
         with transaction.atomic():
             deviation = dev_services.deviation_open(
-                actor=supervisor, title=title, occurred_at=now - timedelta(days=2), discovered_at=now - timedelta(days=1),
+                actor=supervisor, title=title, occurred_at=now - timedelta(days=2),
+                discovered_at=now - timedelta(days=1),
                 description="INC-02 held media for 2 h on the day its calibration fell due; no batch in it.",
                 immediate_actions="INC-02 blocked; media discarded.", subjects=[Subject("ebr.equipment",
                                                                                         str(incubator.pk), "INC-02")])

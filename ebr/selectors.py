@@ -305,9 +305,8 @@ def batch_audit_events(batch: Batch) -> QuerySet[Any]:
 
 
 def batch_audit_rows(batch: Batch) -> list[Any]:
-    from qms.selectors import audit_row
-
     from qms.models import Signature
+    from qms.selectors import audit_row
 
     events = list(batch_audit_events(batch))
     signature_ids = [e.data.get("signature") for e in events if isinstance(e.data, dict) and e.data.get("signature")]

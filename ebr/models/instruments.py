@@ -108,10 +108,12 @@ class Reading(models.Model):
     """One value from an instrument: (instrument, seq) is unique; never updated or deleted.
 
     Written only by `ebr.services.readings.readings_ingest`, with one set-based
-    INSERT ... ON CONFLICT DO NOTHING per post, never row by row. Append-only in the database;
-    not hash-chained row by row (measured: chaining each of 50,000 rows a second through the
-    one global chain lock would cap ingest far below the target), the chained ReadingPost that
-    each reading points to protects the content instead (see migration 0003).
+    INSERT ... ON CONFLICT DO NOTHING per post, never row by row. Append-only in the database
+    (UPDATE, DELETE, TRUNCATE refused) but not hash-chained row by row: measured on PostgreSQL 15,
+    COPY of 50,000 rows into a copy of this table ran at 49,000-66,000 rows/s plain and 6,400
+    rows/s with the per-row chain trigger, every writer of the whole system queued on the chain's
+    one lock meanwhile. The chained ReadingPost each reading points to protects the content
+    instead: its original body, whose digest is in the chain, holds every value.
 
     Indexes: BRIN on ts (tiny, for time-range scans over the whole table), B-tree on
     (batch, parameter, ts) for the batch page and the API, unique (instrument, seq) for
@@ -119,8 +121,8 @@ class Reading(models.Model):
 
     The foreign keys are not database constraints. A constraint check locks the parent row
     (the batch, the parameter, the instrument, the post) FOR KEY SHARE once per reading, so
-    concurrent posts for one batch queue on the same rows: measured, 1,000-row posts took about
-    four times as long with the four constraints as without. Integrity holds without them: the
+    concurrent posts for one batch queue on the same rows: measured, a 1,000-row insert took
+    125-145 ms with the four constraints and 30-40 ms without. Integrity holds without them: the
     only writer takes every id from a row it has just read or written in the same transaction,
     the parents are never deleted (PROTECT; posts are append-only in the database) and
     `readings_orphaned()` (ebr.process_data) proves it on demand.

@@ -133,7 +133,6 @@ def _deviation_for_oos(*, actor: User, step: StepExecution, parameter: Parameter
                        comment: str, performed: datetime) -> str:
     """Out of specification: the value stays, and a deviation is opened automatically (EU GMP Part I 8.x)."""
     from qms.services.deviations import deviation_open
-
     from qms.subjects import Subject
 
     batch = step.batch

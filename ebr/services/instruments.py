@@ -89,10 +89,11 @@ def instrument_for_token(token: str) -> Instrument | None:
     digest = token_digest(token)
     candidates = list(Instrument.objects.select_related("equipment").filter(token_prefix=token[:PREFIX_LENGTH]))
     found = None
-    for candidate in candidates or [None]:
-        stored = candidate.token_hash if candidate is not None else _NO_MATCH
-        if hmac.compare_digest(stored, digest) and candidate is not None:
+    for candidate in candidates:
+        if hmac.compare_digest(candidate.token_hash, digest):
             found = candidate
+    if not candidates:
+        hmac.compare_digest(_NO_MATCH, digest)  # the same work when nothing matches the prefix
     if found is None or found.revoked_at is not None:
         return None
     return found

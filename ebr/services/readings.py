@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from django.conf import settings
@@ -127,8 +127,9 @@ class Readings:
         return (self.tss[position], self.parameter_ids[position], self.values[position], self.units[position])
 
     def keep(self, positions: list[int]) -> Readings:
-        columns = (self.indexes, self.seqs, self.tss, self.parameter_ids, self.values, self.units)
-        return Readings(*[[column[p] for p in positions] for column in columns])
+        return Readings(indexes=[self.indexes[p] for p in positions], seqs=[self.seqs[p] for p in positions],
+                        tss=[self.tss[p] for p in positions], parameter_ids=[self.parameter_ids[p] for p in positions],
+                        values=[self.values[p] for p in positions], units=[self.units[p] for p in positions])
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def _parse(body: bytes) -> tuple[str | None, list[Any]]:
         errors.append(_error(None, "batch", "The batch is a batch number, e.g. B-2026-0007."))
     if errors:
         raise ReadingsRefused(400, errors)
-    return batch, readings
+    return cast(str | None, batch), cast(list[Any], readings)
 
 
 # --- validation (all-or-nothing) ------------------------------------------------------------
@@ -236,7 +237,7 @@ def _reading_errors(index: int, item: Any, moment: datetime | str | None,
 def _validate(items: list[Any], registry: dict[str, tuple[int, str]], now: datetime) -> Readings:
     earliest, latest = now - settings.INSTRUMENT_MAX_AGE, now + FUTURE_TOLERANCE
     parsed: dict[str, datetime | str] = {}
-    readings, errors = Readings(), []
+    readings, errors = Readings(), cast(list[dict[str, Any]], [])
     for index, item in enumerate(items):
         moment: datetime | str | None = None
         if type(item) is dict and item.keys() == READING_FIELDS:
@@ -381,7 +382,7 @@ def _conflicts(cursor: Any, instrument: Instrument, post_id: int, readings: Read
 def _store(instrument: Instrument, body: bytes, readings: Readings, received_at: datetime,
            repeats: int) -> IngestResult:
     stamps = {moment: moment.isoformat() for moment in set(readings.tss)}
-    columns = {
+    columns: dict[str, Any] = {
         "instrument": instrument.pk, "batches": _array(map(str, readings.batch_ids)),
         "seqs": _array(map(str, readings.seqs)), "tss": _array([stamps[moment] for moment in readings.tss]),
         "parameters": _array(map(str, readings.parameter_ids)), "values": _array(map(repr, readings.values)),

@@ -338,3 +338,17 @@ def test_the_process_data_page_works_without_htmx(client, site, alarm):
     page = client.get(f"/batches/{site.batch.number}/process-data/")
 
     assert page.status_code == 200 and b"<svg" in page.content and f"alarm-{alarm.pk}".encode() in page.content
+
+
+def test_hourly_samples_are_drawn_as_dots_and_probes_as_a_line(client, site, feed):
+    feed.post([(m, 7.1) for m in range(0, 300)], evaluate=False)  # a probe every minute
+    feed.post([(m, 0.5 + m / 1000) for m in range(0, 300, 60)], parameter="vcd", evaluate=False)  # hourly counts
+    login(client, site.who.auditor)
+
+    html = client.get(f"/batches/{site.batch.number}/process-data/", HTTP_HX_REQUEST="true").content.decode()
+
+    vcd = html[html.index('id="chart-vcd"'):]
+    ph = html[html.index('id="chart-ph"'):html.index('id="chart-vcd"')] if html.index('id="chart-ph"') < html.index(
+        'id="chart-vcd"') else html[html.index('id="chart-ph"'):]
+    assert vcd[:vcd.index("</figure>")].count("<circle") == 5
+    assert "<circle" not in ph[:ph.index("</figure>")] and "<polyline" in ph

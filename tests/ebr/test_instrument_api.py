@@ -299,6 +299,16 @@ def test_5000_readings_are_accepted(client, site):
     assert response.status_code == 201 and response.json()["accepted"] == 5000
 
 
+def test_a_large_body_under_the_cap_is_read_whole(client, site):
+    body = orjson.dumps({"readings": [reading(1, now_minus(minutes=1))]})
+    padded = body[:-1] + b" " * (6 * 1024 * 1024) + b"}"  # 6 MB: beyond Django's 2.5 MB form limit
+
+    response = post(client, site, padded, raw=True)
+
+    assert response.status_code == 201
+    assert ReadingPost.objects.get(instrument=site.instrument).original() == padded
+
+
 @override_settings(INSTRUMENT_MAX_BODY_BYTES=10_000)
 def test_a_body_over_the_size_cap_is_413(client, site):
     response = post(client, site, b"{" + b" " * 20_000 + b"}", raw=True)
