@@ -254,6 +254,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(LOCAL_DIR / "celerybeat-schedule")
 # The outbox gives up sending to a dead broker quickly; the sweep sends it later.
 OUTBOX_PUBLISH_RETRIES = 1
 OUTBOX_SWEEP_AGE = timedelta(seconds=5)
+# Work queued at a high rate is sent by the relay (woken by NOTIFY), never by the request itself.
+OUTBOX_RELAY_TASKS = frozenset({"ebr.alarms_evaluate"})
 
 LOGGING = {
     "version": 1,

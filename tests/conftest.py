@@ -266,6 +266,36 @@ def worker(broker: RedisServer, committed, tmp_path: Path) -> Iterator[Worker]: 
         running.stop()
 
 
+class Relay:
+    """A real `outbox_relay` process: sends relay-sent work (alarm evaluation) to the broker."""
+
+    def __init__(self, broker_url: str, log: Path) -> None:
+        env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": broker_url}
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "outbox_relay", "--interval", "0.5"],
+            cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture
+def relay(broker: RedisServer, committed, tmp_path: Path) -> Iterator[Relay]:  # type: ignore[no-untyped-def]
+    """The outbox relay on the private broker, as production runs it next to the workers."""
+    running = Relay(broker.url, tmp_path / "relay.log")
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests last: Playwright's sync API keeps an event loop (and DJANGO_ALLOW_ASYNC_UNSAFE) for
     the rest of the session, which would break later tests that run asyncio themselves (PDF signing)."""

@@ -4,7 +4,8 @@
     threads (one instrument token each), 1,000
     readings per request; each request is parsed, validated, attributed to the batch, stored by
     one INSERT ... ON CONFLICT, kept as its original compressed body (hash-chained) and queued
-    for alarm evaluation through the outbox, in one transaction;
+    for alarm evaluation through the outbox, in one transaction; the outbox relay runs beside
+    it and publishes that work to Redis (no worker: evaluating alarms is not part of ingest);
 (b) a raw COPY of the same number of readings into the same table (same indexes, constraints
     and triggers), 4 connections, 1,000 rows per committed COPY, rows pre-rendered;
 (c) a single COPY stream of the same rows in one transaction: the database's own ceiling.
@@ -170,7 +171,7 @@ def test_readings_table_has_its_indexes() -> None:
         assert cursor.fetchone()[0] == 4  # primary key, (instrument, seq), BRIN ts, (batch, parameter, ts)
 
 
-def test_ingest_throughput_through_the_api_against_raw_copy(committed, broker, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_throughput_through_the_api_against_raw_copy(committed, broker, relay, tmp_path) -> None:  # type: ignore[no-untyped-def]
     site = plant()
     tokens = [site.token] + [instrument_register(actor=SEED, name=unique("bench"), equipment=site.equipment).token
                              for _ in range(THREADS - 1)]

@@ -227,7 +227,8 @@ def test_without_state_the_sequence_starts_from_the_clock(tmp_path: Path):
 # --- end to end: the real API, a real worker ---------------------------------------------------------
 
 @pytest.mark.worker
-def test_a_simulated_run_with_a_ph_excursion_raises_one_alarm_and_one_deviation(committed, worker, broker, tmp_path):
+def test_a_simulated_run_with_a_ph_excursion_raises_one_alarm_and_one_deviation(committed, worker, relay, broker,
+                                                                                tmp_path):
     from qms.models import Deviation
     from tests.ebr.process_builders import LiveServer, bioreactor, expansion_version, people, running_batch
 

@@ -86,3 +86,53 @@ def test_work_enqueued_while_redis_is_down_runs_exactly_once_when_it_is_back(bro
         print(f"outbox: enqueued 1 while Redis was down, pending until back, ran {runs}x")
     finally:
         worker.stop()
+
+
+# --- relay-sent work: alarm evaluation after instrument posts -----------------------------------
+
+def _post_ph(site, seq: int, value: float):  # type: ignore[no-untyped-def]
+    import orjson
+    from django.utils import timezone
+
+    from ebr.services.readings import readings_ingest
+    from tests.ebr.process_builders import reading
+
+    body = orjson.dumps({"readings": [reading(seq, timezone.now() - __import__("datetime").timedelta(minutes=5),
+                                              "ph", value)]})
+    return readings_ingest(instrument=site.instrument, body=body)
+
+
+def test_an_instrument_post_queues_alarm_evaluation_without_touching_the_broker(committed, monkeypatch):
+    from tests.ebr.process_builders import plant
+
+    site = plant()
+
+    def broker_call(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise AssertionError("the request must not publish relay-sent work itself")
+
+    monkeypatch.setattr("qms.outbox._publish", broker_call)
+
+    result = _post_ph(site, 1, 7.1)
+
+    message = OutboxMessage.objects.get(task_name="ebr.alarms_evaluate", kwargs={"post_id": result.post_id})
+    assert message.dispatched_at is None and message.attempts == 0
+
+
+def test_the_relay_sends_alarm_evaluation_once_and_the_worker_raises_the_alarm(worker, relay):
+    from ebr.models import Alarm, AlarmKind, ReadingPostEvaluation
+    from tests.ebr.process_builders import plant
+
+    site = plant()
+    started = time.monotonic()
+    result = _post_ph(site, 1, 6.4)  # below the pH action limit of the running step
+
+    _wait_for(lambda: ReadingPostEvaluation.objects.filter(post_id=result.post_id).exists())
+    latency = time.monotonic() - started
+    time.sleep(1)  # a duplicate delivery would show up here
+
+    message = OutboxMessage.objects.get(task_name="ebr.alarms_evaluate", kwargs={"post_id": result.post_id})
+    assert message.dispatched_at is not None and message.attempts == 1
+    assert ReadingPostEvaluation.objects.filter(post_id=result.post_id).count() == 1
+    alarms = Alarm.objects.filter(batch=site.batch).exclude(kind=AlarmKind.FEED_GAP)
+    assert [(alarm.kind, alarm.parameter.code) for alarm in alarms] == [("action", "ph")]
+    print(f"relay: post committed → alarm evaluated in {latency:.2f} s, sent once, 1 alarm")

@@ -1,16 +1,20 @@
 """Send pending outbox messages to the broker, forever (or once with --once).
 
 This process does not depend on the broker to be woken up, so it also sends what a broker
-outage left behind as soon as the broker is back.
+outage left behind as soon as the broker is back. It LISTENs for the NOTIFY that `enqueue`
+issues for relay-sent work (settings.OUTBOX_RELAY_TASKS), so that work leaves within
+milliseconds of its commit; otherwise it sweeps every --interval seconds.
 """
 
 import logging
 import time
 
 from django.core.management.base import BaseCommand
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, InterfaceError, connection
 
-from qms.outbox import outbox_sweep
+from qms.outbox import SWEEP_LIMIT, outbox_relay_listen, outbox_relay_wait, outbox_sweep
+
+log = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -18,19 +22,27 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("--once", action="store_true", help="sweep once and exit")
-        parser.add_argument("--interval", type=float, default=2.0, help="seconds between sweeps")
+        parser.add_argument("--interval", type=float, default=2.0, help="seconds between sweeps when idle")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        listening = False
         while True:
             try:
+                if not listening and not options["once"]:
+                    outbox_relay_listen()
+                    listening = True
                 sent = outbox_sweep()
-            except DatabaseError as error:
-                # The database restarting must not end the relay; it retries on the next turn.
-                logging.getLogger(__name__).warning("outbox relay: database unavailable: %s", error)
+                if sent:
+                    self.stdout.write(f"outbox: sent {sent}")
+                if options["once"]:
+                    return
+                if sent < SWEEP_LIMIT:
+                    outbox_relay_wait(options["interval"])
+            except (DatabaseError, InterfaceError) as error:
+                # The database restarting must not end the relay: reconnect, listen again, retry.
+                log.warning("outbox relay: database unavailable: %s", error)
                 connection.close()
-                sent = 0
-            if sent:
-                self.stdout.write(f"outbox: sent {sent}")
-            if options["once"]:
-                return
-            time.sleep(options["interval"])
+                listening = False
+                if options["once"]:
+                    return
+                time.sleep(options["interval"])
