@@ -75,13 +75,18 @@ BIOREACTOR_LIMITS = [
     {"parameter": "viability", "alert_low": D("80"), "action_low": D("70"), "critical": True},
 ]
 
-# (stage name, [step dicts])
+# (stage name, [step dicts]); instructions are Markdown; "materials": (material code, quantity[, tolerance])
+# prescribed per step: each gains a quantity parameter "qty-<material code>" (and a lot one unless present).
 PROCESS: list[tuple[str, list[dict[str, Any]]]] = [
     ("Apheresis receipt and inspection", [
         {"code": "1.1", "title": "Receive and inspect the apheresis bag", "critical": True,
          "requires_verification": True, "hold_time_limit": timedelta(hours=2),
-         "instructions": "Check the shipper's temperature logger, the bag label against the chain-of-identity code "
-                         "on the order, and the bag for leaks or damage. Do not open the bag.",
+         "instructions": "Check, in this order:\n\n"
+                         "1. the shipper's **temperature logger** (alarm light off, curve within 1–10 °C);\n"
+                         "2. the bag label against the **chain-of-identity code** on the order, character by "
+                         "character;\n"
+                         "3. the bag for leaks or damage, ports and seals included.\n\n"
+                         "**Do not open the bag.** A mismatch or a leak: stop and call the supervisor.",
          "parameters": [_yes("coi_label_match", "Bag label matches the batch COI", critical=True),
                         _yes("bag_intact", "Bag intact, no leak"),
                         _n("receipt_temp", "Temperature at receipt", "Cel", D("1"), D("10"),
@@ -99,7 +104,9 @@ PROCESS: list[tuple[str, list[dict[str, Any]]]] = [
     ("T-cell selection", [
         {"code": "2.1", "title": "CD4/CD8 selection on the cell separator", "equipment_type": "separator",
          "instructions": "Load the separator kit, attach the apheresis bag and the microbead vial, run program "
-                         "'T cell selection'. Record the reagent lot and the recovered cells.",
+                         "*T cell selection*.\n\n- Scan the microbead lot and record the volume used "
+                         "(one **7.5 mL** vial).\n- Record the recovered cells from the run report.",
+         "materials": [("MAT-CD4CD8", D("7.5"))],
          "parameters": [_eq("separator", "Cell separator"), _lot("beads_lot", "Microbead lot", "MAT-CD4CD8"),
                         _n("selected_cells", "Selected viable cells", "10*6", D("100"), None),
                         _n("viability_sel", "Viability after selection", "%", D("70"), D("100"),
@@ -107,7 +114,9 @@ PROCESS: list[tuple[str, list[dict[str, Any]]]] = [
     ]),
     ("Activation", [
         {"code": "3.1", "title": "Activate the T cells", "instructions":
-            "Seed the selected cells in expansion medium at 1×10⁶/mL, add activation reagent 1:100.",
+            "Seed the selected cells in expansion medium at **1×10⁶/mL**, then add the activation reagent "
+            "**1:100** (1.0 mL for 100 mL of culture).",
+         "materials": [("MAT-TRANSACT", D("1.0"), D("0.1"))],
          "parameters": [_lot("medium_lot", "Medium lot", "MAT-MEDIUM"),
                         _lot("transact_lot", "Activation reagent lot", "MAT-TRANSACT"),
                         _n("seeded_cells", "Cells seeded", "10*6", D("50"), D("150"))]},
@@ -180,8 +189,9 @@ PROCESS: list[tuple[str, list[dict[str, Any]]]] = [
 GOOD_VALUES: dict[str, str] = {
     "coi_label_match": "yes", "bag_intact": "yes", "receipt_temp": "5.2", "hours_since_collection": "20",
     "counter": "CC-01", "wbc": "6.4", "viability_in": "96", "cd3_pct": "54",
-    "separator": "SEP-01", "beads_lot": "CD48-24117", "selected_cells": "820", "viability_sel": "94",
-    "medium_lot": "MED-88410", "transact_lot": "TA-25032", "seeded_cells": "100",
+    "separator": "SEP-01", "beads_lot": "CD48-24117", "qty-mat-cd4cd8": "7.5", "selected_cells": "820",
+    "viability_sel": "94",
+    "medium_lot": "MED-88410", "transact_lot": "TA-25032", "qty-mat-transact": "1.0", "seeded_cells": "100",
     "bsc": "BSC-01", "vector_lot": "LV19-0091", "moi": "5", "vector_volume": "4.2",
     "bioreactor": "BR-02", "start_volume": "300",
     "vcd_d7": "4.1", "viability_d7": "91", "ipc_pass": "yes",

@@ -29,10 +29,14 @@ class StageForm(forms.Form):
     name = forms.CharField(max_length=200)
 
 
+INSTRUCTIONS_HELP = ("Markdown: **bold**, *italic*, lists with - or 1., # headings. Place an image uploaded to "
+                     "the step with ![caption](image:1); images not placed are shown after the text.")
+
+
 class StepForm(forms.Form):
     code = forms.CharField(max_length=16)
     title = forms.CharField(max_length=200)
-    instructions = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}))
+    instructions = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), help_text=INSTRUCTIONS_HELP)
     critical = forms.BooleanField(required=False)
     requires_verification = forms.BooleanField(required=False, label="Second-person verification")
     equipment_type = forms.ChoiceField(choices=[("", "none"), *EquipmentType.choices], required=False)
@@ -70,6 +74,25 @@ class ParameterForm(forms.Form):
         data = dict(self.cleaned_data)
         data["choices"] = [c.strip() for c in (data.get("choices") or "").split(",") if c.strip()]
         return {k: v for k, v in data.items() if v not in (None, "") or k in {"critical"}}
+
+
+class StepMaterialForm(forms.Form):
+    material = forms.ModelChoiceField(queryset=Material.objects.all())
+    quantity = forms.DecimalField(max_digits=12, decimal_places=3, min_value=0,
+                                  help_text="In the material's unit; the operator records the quantity used.")
+    tolerance = forms.DecimalField(max_digits=12, decimal_places=3, min_value=0, required=False,
+                                   help_text="± allowed; empty: the quantity used must match exactly.")
+
+
+class InstructionsForm(forms.Form):
+    instructions = forms.CharField(widget=forms.Textarea(attrs={"rows": 8}),
+                                   help_text=INSTRUCTIONS_HELP)
+    reason = forms.CharField(max_length=2000, help_text="Why the instructions change.")
+
+
+class InstructionImageForm(forms.Form):
+    caption = forms.CharField(max_length=200, help_text="What the image shows (also read aloud by screen readers).")
+    image = forms.FileField(help_text="PNG or JPEG, 2 MB at most.")
 
 
 class NewVersionForm(forms.Form):

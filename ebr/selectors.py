@@ -8,7 +8,9 @@ from itertools import pairwise
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.urls import reverse
 
+from ebr.instructions import FigureRef, instructions_html
 from ebr.models import (
     Batch,
     BatchStatus,
@@ -20,25 +22,47 @@ from ebr.models import (
     ParameterSpec,
     StepExecution,
     StepStatus,
+    StepTemplate,
 )
 from qms.signatures import SignatureManifestation, format_local, signatures_for
 
 # --- what signatures cover --------------------------------------------------------------------
 
 def master_version_content(version: MasterRecordVersion) -> list[dict[str, Any]]:
-    stages = version.stages.prefetch_related("steps__parameters", "steps__materials", "steps__instrument_limits")
+    stages = version.stages.prefetch_related("steps__parameters", "steps__materials", "steps__instrument_limits",
+                                             "steps__images")
     return [
-        {"order": stage.order, "name": stage.name, "steps": [
-            {"code": step.code, "title": step.title, "instructions": step.instructions, "critical": step.critical,
-             "verification": step.requires_verification, "equipment_type": step.equipment_type,
-             "hold_time_limit": str(step.hold_time_limit or ""),
-             "parameters": [_parameter_content(p) for p in step.parameters.all()],
-             "materials": [[m.material_id, str(m.quantity)] for m in step.materials.all()],
-             "instrument_limits": [[lim.parameter, str(lim.alert_low), str(lim.alert_high), str(lim.action_low),
-                                    str(lim.action_high), lim.critical] for lim in step.instrument_limits.all()]}
-            for step in stage.steps.all()]}
+        {"order": stage.order, "name": stage.name, "steps": [_step_content(step) for step in stage.steps.all()]}
         for stage in stages
     ]
+
+
+def _step_content(step: StepTemplate) -> dict[str, Any]:
+    content = {
+        "code": step.code, "title": step.title, "instructions": step.instructions, "critical": step.critical,
+        "verification": step.requires_verification, "equipment_type": step.equipment_type,
+        "hold_time_limit": str(step.hold_time_limit or ""),
+        "parameters": [_parameter_content(p) for p in step.parameters.all()],
+        "materials": [[m.material_id, str(m.quantity), *([str(m.tolerance)] if m.tolerance is not None else [])]
+                      for m in step.materials.all()],
+        "instrument_limits": [[lim.parameter, str(lim.alert_low), str(lim.alert_high), str(lim.action_low),
+                               str(lim.action_high), lim.critical] for lim in step.instrument_limits.all()]}
+    # Only when present, so that versions signed before images existed keep their signed content.
+    images = [[i.number, i.caption, i.sha256] for i in step.images.all()]
+    if images:
+        content["images"] = images
+    return content
+
+
+def step_figures(step: StepTemplate) -> list[FigureRef]:
+    """The step's images as the instruction renderers need them (URL of the logged-in-only view)."""
+    return [FigureRef(number=image.number, caption=image.caption, url=reverse("instruction_image", args=[image.pk]))
+            for image in step.images.all()]
+
+
+def step_instructions_html(step: StepTemplate) -> str:
+    """Sanitised HTML of the step's instructions with its images (tablet and desktop)."""
+    return instructions_html(step.instructions, step_figures(step))
 
 
 def _parameter_content(p: ParameterSpec) -> dict[str, Any]:
@@ -266,6 +290,10 @@ def _flatten_version(version: MasterRecordVersion) -> dict[str, str]:
             for parameter in step["parameters"]:
                 spec = ", ".join(f"{k}={v}" for k, v in parameter.items() if k != "code" and v not in ("None", "", []))
                 lines[f"{prefix} · {parameter['code']}"] = spec
+            for material in step["materials"]:
+                lines[f"{prefix} · material {material[0]}"] = " ± ".join(material[1:])
+            for number, caption, sha256 in step.get("images", []):
+                lines[f"{prefix} · image {number}"] = f"{caption} (SHA-256 {sha256[:12]}…)"
             for limit in step["instrument_limits"]:
                 lines[f"{prefix} · instrument {limit[0]}"] = " / ".join(str(v) for v in limit[1:])
     return lines

@@ -39,6 +39,7 @@ urlpatterns = [
     path("execute/<str:number>/steps/<int:step_pk>/perform/", execution.step_perform_submit, name="step_perform"),
     path("execute/<str:number>/steps/<int:step_pk>/verify/", execution.step_verify_submit, name="step_verify"),
     path("master-records/", master.master_record_list, name="master_record_list"),
+    path("master-records/images/<int:pk>/", master.instruction_image, name="instruction_image"),
     path("master-records/<str:code>/v<int:version>/", master.master_version_detail, name="master_version"),
     path("master-records/<str:code>/v<int:version>/<str:action>/", master.master_version_action,
          name="master_version_action"),

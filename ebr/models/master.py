@@ -102,7 +102,8 @@ class StepTemplate(models.Model):
     order = models.PositiveIntegerField()
     code = models.CharField(max_length=16, help_text="Shown to operators, e.g. 4.2")
     title = models.CharField(max_length=200)
-    instructions = models.TextField(help_text="Operator instructions; Markdown-like plain text.")
+    instructions = models.TextField(help_text="Operator instructions in Markdown (bold, italic, lists, headings, "
+                                              "links); ![caption](image:1) places the step's image 1.")
     critical = models.BooleanField(default=False)
     requires_verification = models.BooleanField(default=False, help_text="Second-person verification.")
     equipment_type = models.CharField(max_length=32, choices=EquipmentType.choices, blank=True)
@@ -151,7 +152,8 @@ class ParameterSpec(models.Model):
     choices = models.JSONField(default=list, blank=True, help_text="Allowed answers for a choice.")
     expected = models.CharField(max_length=64, blank=True, help_text="Expected answer (yes/no, choice).")
     material = models.ForeignKey("ebr.Material", null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="+", help_text="For a material lot: the material required.")
+                                 related_name="+", help_text="For a material lot: the material required; for a number: "
+                                           "the quantity used of this material.")
     formula = models.CharField(max_length=200, blank=True,
                                help_text="For a calculated value: an expression over other codes.")
     history = HistoricalRecords()
@@ -166,6 +168,8 @@ class ParameterSpec(models.Model):
     def limits_text(self) -> str:
         low, high = self.lower_limit, self.upper_limit
         unit = f" {self.unit}" if self.unit else ""
+        if low is not None and low == high:
+            return f"= {_plain(low)}{unit}"
         if low is not None and high is not None:
             return f"{_plain(low)}–{_plain(high)}{unit}"
         if low is not None:
@@ -182,15 +186,62 @@ def _plain(number: Decimal) -> str:
 
 
 class StepMaterial(models.Model):
-    """A material the step consumes, with the quantity the master record prescribes."""
+    """A material the step consumes, with the quantity the master record prescribes.
+
+    The master record service turns each one into a lot parameter and a quantity parameter of
+    the step (ebr/services/master_records.py), so execution checks them like any other value.
+    """
 
     step = models.ForeignKey(StepTemplate, on_delete=models.CASCADE, related_name="materials")
     material = models.ForeignKey("ebr.Material", on_delete=models.PROTECT, related_name="+")
     quantity = models.DecimalField(max_digits=12, decimal_places=3)
+    tolerance = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True,
+                                    help_text="Allowed difference either way, in the material's unit; "
+                                              "empty: the quantity used must match exactly.")
     history = HistoricalRecords()
 
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["step", "material"], name="step_material_unique")]
+
     def __str__(self) -> str:
-        return f"{self.material.code} × {self.quantity}"
+        return f"{self.material.code} × {self.quantity_text()}"
+
+    def quantity_text(self) -> str:
+        unit = f" {self.material.unit}" if self.material.unit else ""
+        tolerance = f" ± {_plain(self.tolerance)}" if self.tolerance else ""
+        return f"{_plain(self.quantity)}{tolerance}{unit}"
+
+    def limits(self) -> tuple[Decimal, Decimal]:
+        margin = self.tolerance or Decimal(0)
+        return self.quantity - margin, self.quantity + margin
+
+
+class InstructionImage(models.Model):
+    """A figure of a step's instructions, e.g. where to put a label. Frozen with its version.
+
+    Referenced from the Markdown as `![caption](image:<number>)`: the number is per step and is
+    kept when a new version copies the step, so the text never needs rewriting. The file is
+    stored once under its SHA-256 (a copy shares it); the SHA-256 is part of the content the
+    version's signatures cover (21 CFR 11.70), and is checked again whenever the file is served.
+    """
+
+    step = models.ForeignKey(StepTemplate, on_delete=models.CASCADE, related_name="images")
+    number = models.PositiveIntegerField()
+    caption = models.CharField(max_length=200, help_text="What the figure shows; also its alternative text.")
+    file = models.CharField(max_length=200, help_text="Storage name of the file.")
+    content_type = models.CharField(max_length=32)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["step", "number"]
+        constraints = [models.UniqueConstraint(fields=["step", "number"], name="instruction_image_number_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.step.code} image {self.number}: {self.caption}"
 
 
 class InstrumentLimit(models.Model):

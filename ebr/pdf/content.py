@@ -11,17 +11,32 @@ complete copies; 11.70 record/signature linking; EU GMP Annex 11 §8.1).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ebr.instructions import ImageRefused, image_read
 from ebr.models import Batch, Entry
+from ebr.models.master import InstructionImage
 from ebr.pdf.audit import AuditLine, batch_audit_trail
 from ebr.pdf.sections import Section, sections_collect
 from ebr.selectors import BatchRecord, EntryView, StepRecord, batch_record
 from qms.signatures import SignatureManifestation, canonical_json
 
 FORMAT = "ebr-batch-record-pdf/1"
+
+
+@dataclass(frozen=True)
+class InstructionFigure:
+    """An image of a step's instructions, read and checked against its approved SHA-256."""
+
+    number: int
+    caption: str
+    sha256: str
+    content: bytes | None  # None: the file is missing or altered; the PDF says so instead of printing it
+
+    def fingerprint(self) -> list[Any]:
+        return [self.number, self.caption, self.sha256, self.content is not None]
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,7 @@ class RecordData:
     sections: list[Section]
     audit: list[AuditLine]
     fingerprint: str
+    figures: dict[int, list[InstructionFigure]] = field(default_factory=dict)  # by step template id
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -50,10 +66,12 @@ def _entry(view: EntryView, entered_at: dict[int, datetime]) -> list[Any]:
             view.correction_reason, view.superseded]
 
 
-def _step(step: StepRecord, entered_at: dict[int, datetime]) -> dict[str, Any]:
+def _step(step: StepRecord, entered_at: dict[int, datetime],
+          figures: dict[int, list[InstructionFigure]]) -> dict[str, Any]:
     execution = step.step
     template = execution.template
-    return {
+    images = {"instruction_images": [f.fingerprint() for f in figures[template.pk]]} if figures.get(template.pk) else {}
+    return {**images,
         "sequence": execution.sequence, "code": template.code, "title": template.title, "status": execution.status,
         "critical": template.critical, "verification": template.needs_verification,
         "instructions": template.instructions, "remarks": execution.remarks,
@@ -67,8 +85,10 @@ def _step(step: StepRecord, entered_at: dict[int, datetime]) -> dict[str, Any]:
     }
 
 
-def record_content(record: BatchRecord, entered_at: dict[int, datetime]) -> dict[str, Any]:
+def record_content(record: BatchRecord, entered_at: dict[int, datetime],
+                   figures: dict[int, list[InstructionFigure]] | None = None) -> dict[str, Any]:
     """The batch record as canonical data (times in UTC ISO 8601)."""
+    figures = figures or {}
     batch = record.batch
     version = batch.master_version
     return {
@@ -79,16 +99,16 @@ def record_content(record: BatchRecord, entered_at: dict[int, datetime]) -> dict
         "product": [version.master_record.product.code, version.master_record.product.name],
         "master_version": [version.master_record.code, version.version, version.master_record.title],
         "signatures": [_signature(s) for s in record.signatures],
-        "stages": [{"order": stage.order, "name": stage.name, "steps": [_step(s, entered_at) for s in stage.steps]}
-                   for stage in record.stages],
+        "stages": [{"order": stage.order, "name": stage.name,
+                    "steps": [_step(s, entered_at, figures) for s in stage.steps]} for stage in record.stages],
     }
 
 
 def fingerprint_of(record: BatchRecord, entered_at: dict[int, datetime], sections: list[Section],
-                   audit: list[AuditLine]) -> str:
+                   audit: list[AuditLine], figures: dict[int, list[InstructionFigure]] | None = None) -> str:
     document = {
         "format": FORMAT,
-        "record": record_content(record, entered_at),
+        "record": record_content(record, entered_at, figures),
         "sections": {section.key: section.content for section in sections},
         "audit_trail": [line.content() for line in audit],
     }
@@ -104,5 +124,23 @@ def record_data(batch: Batch) -> RecordData:
     sections = sections_collect(batch, record)
     known = [*record.signatures, *[s for step in record.steps for s in step.signatures]]
     audit = batch_audit_trail(batch, known)
+    figures = instruction_figures(record)
     return RecordData(batch=batch, record=record, entered_at=entered_at, sections=sections, audit=audit,
-                      fingerprint=fingerprint_of(record, entered_at, sections, audit))
+                      fingerprint=fingerprint_of(record, entered_at, sections, audit, figures), figures=figures)
+
+
+def _figure_bytes(image: InstructionImage) -> bytes | None:
+    try:
+        return image_read(image.file, image.sha256)
+    except (ImageRefused, FileNotFoundError):
+        return None
+
+
+def instruction_figures(record: BatchRecord) -> dict[int, list[InstructionFigure]]:
+    """The images of every step's instructions, by step template, read once for the whole document."""
+    templates = {step.step.template_id for step in record.steps}
+    figures: dict[int, list[InstructionFigure]] = {}
+    for image in InstructionImage.objects.filter(step_id__in=templates).order_by("step_id", "number"):
+        figures.setdefault(image.step_id, []).append(InstructionFigure(
+            number=image.number, caption=image.caption, sha256=image.sha256, content=_figure_bytes(image)))
+    return figures

@@ -36,7 +36,7 @@ from reportlab.platypus import (
 
 from ebr.pdf.content import RecordData
 from ebr.pdf.cover import cover, manifestation_block, manifestation_paragraph, signature_reasons
-from ebr.pdf.fonts import BODY, BOLD, ITALIC, MONO, text_width
+from ebr.pdf.fonts import BODY, BOLD, MONO, text_width
 from ebr.pdf.grid import (
     AMBER,
     GREEN,
@@ -51,6 +51,7 @@ from ebr.pdf.grid import (
     TextBlock,
     text_operators,
 )
+from ebr.pdf.instructions import instructions_flowables
 from ebr.pdf.styles import (
     FRAME_HEIGHT,
     FRAME_WIDTH,
@@ -70,7 +71,6 @@ Progress = Callable[[float, str], None]
 ACCENT_RGB = (0.12, 0.27, 0.5)
 FOOTER_RGB = (0.3, 0.3, 0.34)
 PRODUCER = f"pyHanko {pyhanko_version}"  # pyHanko's XMP names it as producer; Info must agree (PDF/A)
-INSTRUCTIONS_SUMMARY = 320
 
 
 @dataclass(frozen=True)
@@ -173,13 +173,6 @@ class _RecordDocument(BaseDocTemplate):
 
 # --- stages and steps ------------------------------------------------------------------------------
 
-def _summary(text: str) -> str:
-    text = " ".join(text.split())
-    if len(text) <= INSTRUCTIONS_SUMMARY:
-        return text
-    return text[:INSTRUCTIONS_SUMMARY].rsplit(" ", 1)[0] + " …"
-
-
 def _result(view: EntryView) -> Cell:
     if view.in_spec is False:
         return Cell("✗ OOS", font=BOLD, colour=RED)
@@ -271,9 +264,7 @@ def _step(step: StepRecord, data: RecordData, context: RenderContext, total: int
     if step.step.hold_time_exceeded_by:
         flow.append(TextBlock([Run(f"Hold time before this step exceeded by {step.step.hold_time_exceeded_by}.",
                                    BOLD, RED)], width=width))
-    if template.instructions.strip():
-        flow.append(TextBlock([Run(f"Instructions (summary): {_summary(template.instructions)}", ITALIC, MUTED)],
-                              width=width, space_after=2))
+    flow += instructions_flowables(template.instructions, data.figures.get(template.pk, []), context)
     table = _entries_table(step, data, context)
     if table is not None:
         flow.append(table)

@@ -124,9 +124,17 @@ def _entry_checks(*, actor: User, step: StepExecution, parameter: ParameterSpec,
     except ValueRefused as refused:
         raise ValidationError({"value": str(refused)}) from refused
     if checked.in_spec is False and not comment.strip():
-        raise ValidationError({"comment": f"{parameter.label} is outside its specification "
-                                          f"({parameter.limits_text()}): say what happened."})
+        raise ValidationError({"comment": _oos_comment_request(parameter)})
     return checked, resource, performed
+
+
+def _oos_comment_request(parameter: ParameterSpec) -> str:
+    # A material quantity is a number parameter generated from the step's StepMaterial (see
+    # ebr/services/master_records.py): a wrong quantity takes the same out-of-specification path.
+    if parameter.material_id and parameter.kind == ParameterKind.NUMBER:
+        return (f"{parameter.label} differs from the prescribed quantity ({parameter.limits_text()}): "
+                "say why; a deviation will be opened.")
+    return f"{parameter.label} is outside its specification ({parameter.limits_text()}): say what happened."
 
 
 def _deviation_for_oos(*, actor: User, step: StepExecution, parameter: ParameterSpec, checked: CheckedValue,

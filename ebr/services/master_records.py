@@ -7,16 +7,21 @@ master formula per product); 21 CFR 11.50/11.200 for the signatures.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import slugify
 
+from ebr.instructions import ImageRefused, image_inspect, image_store
 from ebr.models import (
     InstrumentLimit,
     MasterRecord,
     MasterRecordVersion,
+    Material,
+    ParameterKind,
     ParameterSpec,
     Product,
     Stage,
@@ -24,6 +29,7 @@ from ebr.models import (
     StepTemplate,
     VersionStatus,
 )
+from ebr.models.master import InstructionImage
 from ebr.states import version_transition_check
 from qms.audit import Event, create_with_reason, save_with_reason
 from qms.models import Signature, User
@@ -92,12 +98,16 @@ def _copy_content(source: MasterRecordVersion, target: MasterRecordVersion, *, a
             fields = {f.name: getattr(step, f.name) for f in StepTemplate._meta.concrete_fields
                       if f.name not in {"id", "stage"}}
             new_step = create_with_reason(StepTemplate, actor=actor, reason=reason, stage=new_stage, **fields)
+            # Images are copied as references: the new row points at the same stored file and SHA-256.
             for model, related in ((ParameterSpec, step.parameters), (StepMaterial, step.materials),
-                                   (InstrumentLimit, step.instrument_limits)):
+                                   (InstrumentLimit, step.instrument_limits), (InstructionImage, step.images)):
                 for row in related.all():
                     values = {f.name: getattr(row, f.name) for f in model._meta.concrete_fields
                               if f.name not in {"id", "step"}}
                     create_with_reason(model, actor=actor, reason=reason, step=new_step, **values)
+            # A step copied from a version made before the quantity check gains its parameters now.
+            for step_material in new_step.materials.select_related("material"):
+                _material_parameters_ensure(actor=actor, step=new_step, step_material=step_material, reason=reason)
 
 
 def _ensure_draft(version: MasterRecordVersion) -> None:
@@ -117,9 +127,13 @@ def stage_add(*, actor: User, version: MasterRecordVersion, name: str) -> Stage:
 
 @transaction.atomic
 def step_add(*, actor: User, stage: Stage, code: str, title: str, instructions: str,
-             parameters: Iterable[dict[str, Any]] = (), materials: Iterable[tuple[Any, Any]] = (),
+             parameters: Iterable[dict[str, Any]] = (), materials: Iterable[tuple[Any, ...]] = (),
              instrument_limits: Iterable[dict[str, Any]] = (), **options: Any) -> StepTemplate:
-    """Add a step with its parameters to a draft version (frozen versions refuse)."""
+    """Add a step with its parameters to a draft version (frozen versions refuse).
+
+    `materials`: (material or its code, quantity[, tolerance]) per material the step consumes;
+    each gains a lot and a quantity parameter (see `_material_parameters_ensure`).
+    """
     _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
     version = MasterRecordVersion.objects.select_for_update().get(pk=stage.version_id)
     _ensure_draft(version)
@@ -130,8 +144,9 @@ def step_add(*, actor: User, stage: Stage, code: str, title: str, instructions: 
     for position, spec in enumerate(parameters, start=1):
         _parameter_validate(spec)
         create_with_reason(ParameterSpec, actor=actor, reason=reason, step=step, order=position, **spec)
-    for material, quantity in materials:
-        create_with_reason(StepMaterial, actor=actor, reason=reason, step=step, material=material, quantity=quantity)
+    for material, quantity, *tolerance in materials:
+        _step_material_create(actor=actor, step=step, material=material, quantity=quantity,
+                              tolerance=tolerance[0] if tolerance else None, reason=reason)
     for limit in instrument_limits:
         create_with_reason(InstrumentLimit, actor=actor, reason=reason, step=step, **limit)
     return step
@@ -143,6 +158,115 @@ def _parameter_validate(spec: dict[str, Any]) -> None:
         raise ValidationError({"lower_limit": f"{spec.get('code')}: the lower limit is above the upper limit."})
     if spec.get("kind") == "choice" and not spec.get("choices"):
         raise ValidationError({"choices": f"{spec.get('code')}: a choice needs its answers."})
+
+
+# --- materials and their quantity check -----------------------------------------------------------
+#
+# Why parameters: a prescribed quantity is checked at execution by generating, for each
+# StepMaterial, a material-lot parameter (scan refused if expired, quarantined or the wrong
+# material) and a number parameter whose limits are the quantity ± tolerance. Execution then
+# needs no second path: the existing entry checks keep an out-of-specification value, require
+# a comment and open a deviation; corrections, late entries, signatures, the PDF and the review
+# treat the quantity like any other value, and the version's signatures cover the parameters.
+
+def _material_get(material: Material | str) -> Material:
+    if isinstance(material, Material):
+        return material
+    return Material.objects.get(code=material)
+
+
+def _material_code(prefix: str, material: Material) -> str:
+    return f"{prefix}-{slugify(material.code)}"[:40]
+
+
+def _material_parameters_ensure(*, actor: User, step: StepTemplate, step_material: StepMaterial,
+                                reason: str) -> None:
+    material = step_material.material
+    mine = step.parameters.filter(material=material)
+    order = (step.parameters.order_by("-order").values_list("order", flat=True).first() or 0) + 1
+    if not mine.filter(kind=ParameterKind.MATERIAL_LOT).exists():
+        create_with_reason(ParameterSpec, actor=actor, reason=reason, step=step, order=order,
+                           code=_material_code("lot", material), label=f"{material.name}: lot used",
+                           kind=ParameterKind.MATERIAL_LOT, material=material)
+        order += 1
+    if not mine.filter(kind=ParameterKind.NUMBER).exists():
+        low, high = step_material.limits()
+        create_with_reason(ParameterSpec, actor=actor, reason=reason, step=step, order=order,
+                           code=_material_code("qty", material), label=f"{material.name}: quantity used",
+                           kind=ParameterKind.NUMBER, material=material, unit=material.unit,
+                           target=step_material.quantity, lower_limit=low, upper_limit=high)
+
+
+def _step_material_create(*, actor: User, step: StepTemplate, material: Material | str, quantity: Any,
+                          tolerance: Any, reason: str) -> StepMaterial:
+    material = _material_get(material)
+    quantity = Decimal(str(quantity))
+    tolerance = Decimal(str(tolerance)) if tolerance not in (None, "") else None
+    if quantity <= 0 or (tolerance is not None and tolerance < 0):
+        raise ValidationError({"quantity": "The quantity must be positive and the tolerance not negative."})
+    if step.materials.filter(material=material).exists():
+        raise ValidationError({"material": f"{material.code} is already prescribed in step {step.code}."})
+    step_material = create_with_reason(StepMaterial, actor=actor, reason=reason, step=step, material=material,
+                                       quantity=quantity, tolerance=tolerance)
+    _material_parameters_ensure(actor=actor, step=step, step_material=step_material, reason=reason)
+    return step_material
+
+
+@transaction.atomic
+def step_material_add(*, actor: User, step: StepTemplate, material: Material, quantity: Decimal,
+                      tolerance: Decimal | None = None,
+                      reason: str = "Material added to draft") -> StepMaterial:
+    """Prescribe a material and its quantity for a step of a draft version."""
+    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    step = _draft_step(step)
+    return _step_material_create(actor=actor, step=step, material=material, quantity=quantity,
+                                 tolerance=tolerance, reason=reason)
+
+
+def _draft_step(step: StepTemplate) -> StepTemplate:
+    """The step, its version locked and checked to be a draft (frozen versions refuse every change)."""
+    step = StepTemplate.objects.select_related("stage__version").get(pk=step.pk)
+    version = MasterRecordVersion.objects.select_for_update().get(pk=step.stage.version_id)
+    _ensure_draft(version)
+    return step
+
+
+# --- instructions and their images ------------------------------------------------------------------
+
+@transaction.atomic
+def step_instructions_update(*, actor: User, step: StepTemplate, instructions: str, reason: str) -> StepTemplate:
+    """Rewrite the Markdown instructions of a step in a draft version (e.g. to place a new image)."""
+    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    step = _draft_step(step)
+    if not instructions.strip():
+        raise ValidationError({"instructions": "A step needs instructions."})
+    step.instructions = instructions
+    save_with_reason(step, actor=actor, reason=reason, update_fields=["instructions"])
+    return step
+
+
+@transaction.atomic
+def instruction_image_add(*, actor: User, step: StepTemplate, content: bytes, caption: str,
+                          reason: str = "Instruction image added to draft") -> InstructionImage:
+    """Attach a PNG or JPEG figure to a step of a draft version; an approved version is frozen.
+
+    The bytes are checked (size cap, type sniffed from the content, never from the name or the
+    browser's claim) and stored once under their SHA-256; the audit event records the hash.
+    """
+    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    step = _draft_step(step)
+    if not caption.strip():
+        raise ValidationError({"caption": "Say what the image shows (it is also the text read aloud)."})
+    try:
+        facts = image_inspect(content)
+    except ImageRefused as refused:
+        raise ValidationError({"image": str(refused)}) from refused
+    number = (step.images.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+    return create_with_reason(
+        InstructionImage, actor=actor, reason=reason, step=step, number=number, caption=caption.strip(),
+        file=image_store(content, facts), content_type=facts.content_type, sha256=facts.sha256, size=facts.size,
+        width=facts.width, height=facts.height,
+        data={"step": step.code, "reference": f"![{caption.strip()}](image:{number})"})
 
 
 def _version_signatures(version: MasterRecordVersion) -> list[Signature]:
@@ -219,6 +343,7 @@ def version_make_effective(*, actor: User, version: MasterRecordVersion,
     return version
 
 
+QUANTITY_FIXED = {"unit", "target", "lower_limit", "upper_limit"}
 PARAMETER_EDITABLE = {"label", "unit", "target", "lower_limit", "upper_limit", "alert_low", "alert_high", "critical",
                       "required", "choices", "expected", "formula"}
 
@@ -232,6 +357,9 @@ def parameter_update(*, actor: User, parameter: ParameterSpec, reason: str, **ch
         raise ValidationError(f"These fields cannot be changed here: {', '.join(sorted(unknown))}.")
     parameter = ParameterSpec.objects.select_for_update().select_related("step__stage__version").get(pk=parameter.pk)
     _ensure_draft(parameter.step.stage.version)
+    if parameter.material_id and parameter.kind == ParameterKind.NUMBER and changes.keys() & QUANTITY_FIXED:
+        raise ValidationError("The limits of a material quantity come from the step's prescribed quantity "
+                              "and tolerance.")
     for name, value in changes.items():
         setattr(parameter, name, value)
     _parameter_validate({f.name: getattr(parameter, f.name) for f in ParameterSpec._meta.concrete_fields})

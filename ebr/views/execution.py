@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 
 from ebr.forms import CorrectionForm, EntryForm, SignatureForm, new_key
 from ebr.models import Batch, Entry, ParameterSpec, StepExecution
-from ebr.selectors import batch_current_step, batches_for_execution, step_record
+from ebr.selectors import batch_current_step, batches_for_execution, step_instructions_html, step_record
 from ebr.services.execution import entry_correct, entry_record, step_perform, step_verify
 from qms.permissions import capability_required
 from qms.roles import Capability
@@ -46,6 +46,8 @@ def _step_context(request: HttpRequest, batch: Batch, step: StepExecution | None
                                                                  prefix=f"p{parameter.parameter.pk}")
     return {
         "batch": batch, "step": step, "record": record, "entry_forms": entry_forms,
+        "instructions_html": step_instructions_html(step.template) if step else "",
+        "step_materials": list(step.template.materials.select_related("material")) if step else [],
         "sign_form": sign_form or SignatureForm(username_required=needs_username),
         "total_steps": batch.steps.count(),
     }

@@ -6,14 +6,25 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from ebr.forms import ReasonForm, SignatureForm
-from ebr.forms_master import MasterRecordForm, NewVersionForm, ParameterForm, StageForm, StepForm
+from ebr.forms_master import (
+    InstructionImageForm,
+    InstructionsForm,
+    MasterRecordForm,
+    NewVersionForm,
+    ParameterForm,
+    StageForm,
+    StepForm,
+    StepMaterialForm,
+)
+from ebr.instructions import MAX_IMAGE_BYTES, ImageRefused, image_read
 from ebr.models import MasterRecord, MasterRecordVersion, Stage, StepTemplate
-from ebr.selectors import version_diff
+from ebr.models.master import InstructionImage
+from ebr.selectors import step_instructions_html, version_diff
 from ebr.services import master_records as services
 from ebr.views.execution import _errors_onto
 from qms.permissions import capability_required
@@ -50,12 +61,23 @@ def _version(code: str, version: int) -> MasterRecordVersion:
                              master_record__code=code, version=version)
 
 
+STEP_FORMS = {"material": StepMaterialForm, "image": InstructionImageForm, "instructions": InstructionsForm}
+
+
+def _step_forms(forms: dict[str, Any]) -> dict[str, Any]:
+    """A blank form per step action; the one that failed keeps its step, values and errors."""
+    failed = forms.get("step_action_form")
+    return {"failed": failed, "failed_step": forms.get("step_action_step"),
+            **{action: form_class() for action, form_class in STEP_FORMS.items()}}
+
+
 def _version_context(request: HttpRequest, version: MasterRecordVersion, **forms: Any) -> dict[str, Any]:
     user = request.user
     stages = version.stages.prefetch_related("steps__parameters", "steps__materials__material",
-                                             "steps__instrument_limits")
+                                             "steps__instrument_limits", "steps__images")
     return {
         "version": version, "stages": stages, "signatures": signatures_for(version),
+        "instructions": {step.pk: step_instructions_html(step) for stage in stages for step in stage.steps.all()},
         "others": version.master_record.versions.exclude(pk=version.pk).order_by("version"),
         "can_author": can(user, Capability.MASTER_RECORD_AUTHOR) and version.status == "draft",
         "can_review": can(user, Capability.MASTER_RECORD_REVIEW) and version.status == "in_review",
@@ -66,6 +88,7 @@ def _version_context(request: HttpRequest, version: MasterRecordVersion, **forms
         "parameter_form": forms.get("parameter_form") or ParameterForm(),
         "parameter_step": forms.get("parameter_step"),
         "parameter_form_blank": ParameterForm(), "step_form_blank": StepForm(),
+        "step_forms": _step_forms(forms),
         "sign_form": forms.get("sign_form") or SignatureForm(username_required=username_required(request.session)),
         "reason_form": forms.get("reason_form") or ReasonForm(),
         "new_version_form": forms.get("new_version_form") or NewVersionForm(),
@@ -126,6 +149,8 @@ def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, 
         if form.is_valid():
             services.parameter_add(actor=user, step=step, **form.spec())
             return row
+    elif action in STEP_FORMS:
+        return _step_action(request, row, action, forms)
     elif action in {"submit", "review", "approve"}:
         form = forms["sign_form"] = SignatureForm(post, username_required=username_required(request.session))
         if form.is_valid():
@@ -151,6 +176,50 @@ def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, 
     else:
         raise PermissionDenied("Unknown action.")
     return None
+
+
+def _step_action(request: HttpRequest, row: MasterRecordVersion, action: str,
+                 forms: dict[str, Any]) -> MasterRecordVersion | None:
+    """Materials, instructions and images of one step of the draft: one service call each."""
+    step = get_object_or_404(StepTemplate, pk=request.POST.get("step"), stage__version=row)
+    form = forms["step_action_form"] = STEP_FORMS[action](request.POST, request.FILES)
+    forms["step_action_step"] = step.pk
+    if not form.is_valid():
+        return None
+    data = form.cleaned_data
+    if action == "material":
+        services.step_material_add(actor=request.user, step=step, material=data["material"],
+                                   quantity=data["quantity"], tolerance=data["tolerance"])
+    elif action == "instructions":
+        services.step_instructions_update(actor=request.user, step=step, instructions=data["instructions"],
+                                          reason=data["reason"])
+    else:
+        upload = data["image"]
+        if upload.size > MAX_IMAGE_BYTES:  # refused before reading it into memory
+            raise ValidationError({"image": f"The image is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB."})
+        image = services.instruction_image_add(actor=request.user, step=step, content=upload.read(),
+                                               caption=data["caption"])
+        messages.success(request, f"Image {image.number} added to {step.code}: place it with "
+                                  f"![{image.caption}](image:{image.number}).")
+    return row
+
+
+@require_GET
+@capability_required(Capability.BATCH_VIEW)
+def instruction_image(request: HttpRequest, pk: int) -> HttpResponse:
+    """An instruction image, to logged-in readers only (never public static files)."""
+    image = get_object_or_404(InstructionImage, pk=pk)
+    try:
+        content = image_read(image.file, image.sha256)
+    except FileNotFoundError as error:
+        raise Http404(f"The file of image {image.number} of step {image.step.code} is missing.") from error
+    except ImageRefused as error:  # altered on disk: never show what was not approved
+        raise PermissionDenied(str(error)) from error
+    response = HttpResponse(content, content_type=image.content_type)
+    response["Content-Disposition"] = f'inline; filename="step-image-{image.pk}.{image.file.rsplit(".", 1)[-1]}"'
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @capability_required(Capability.BATCH_VIEW)

@@ -276,7 +276,8 @@ def test_every_stage_and_step_in_order_with_values_limits_marks_times_and_signat
         ("2.3", "Formulate"))]
     assert order == sorted(order)
     assert flat.index("Stage 1. Receipt") < flat.index("Stage 2. Processing")
-    assert "Instructions (summary): Check the label against the chain-of-identity code." in flat
+    assert ("Instructions Check the label against the chain-of-identity code. Record the bag temperature on "
+            "arrival.") in flat
     for value_unit in ("5.4 Cel", "61 %", "1.2 10*6/mL", "60 mL", "MED-1", "BSC-T1"):
         assert value_unit in flat, value_unit
     for limits in ("2–8 Cel", "70–100 %", "0.5–2 10*6/mL", "≥ 1 mL", "expected: yes"):

@@ -1,0 +1,189 @@
+"""Materials a step consumes: the operator scans the lot and records the quantity used; a quantity
+other than the prescribed one (± the master record's tolerance) is kept, needs a comment and
+opens a deviation, exactly like any out-of-specification value."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal as D
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from ebr.models import ParameterKind, StepStatus
+from ebr.services import batches as batch_services
+from ebr.services import master_records as master_services
+from ebr.services.execution import entry_correct, entry_record, step_perform
+from qms.audit import Event
+from qms.models import AuditEvent, Deviation
+from tests.conftest import PASSWORD, login
+from tests.ebr.conftest import create_batch, train
+
+pytestmark = pytest.mark.django_db
+
+
+def key() -> str:
+    return uuid.uuid4().hex
+
+
+def draft_with_materials(supervisor, resources, code="MBR-QTY-001"):
+    product = master_services.product_create(actor=supervisor, code=f"P-{code}", name="Test CAR-T")
+    version = master_services.master_record_create(actor=supervisor, product=product, code=code, title="Quantities")
+    stage = master_services.stage_add(actor=supervisor, version=version, name="Activation")
+    step = master_services.step_add(
+        actor=supervisor, stage=stage, code="1.1", title="Seed the culture", instructions="Add **10 mL** medium.",
+        parameters=[{"code": "medium_lot", "label": "Medium lot", "kind": "material_lot",
+                     "material": resources["media"]}],
+        materials=[(resources["media"], D("10")), (resources["wrong_lot"].material, D("2.0"), D("0.2"))])
+    return version, step
+
+
+@pytest.fixture
+def quantity_batch(supervisor, qa_reviewer, qa_approver, resources, operator, verifier):
+    version, _ = draft_with_materials(supervisor, resources)
+    master_services.version_submit(actor=supervisor, version=version, password=PASSWORD, username=supervisor.username)
+    master_services.version_review(actor=qa_reviewer, version=version, password=PASSWORD,
+                                   username=qa_reviewer.username)
+    master_services.version_approve(actor=qa_approver, version=version, password=PASSWORD,
+                                    username=qa_approver.username)
+    version = master_services.version_make_effective(actor=qa_approver, version=version)
+    for person in (operator, verifier):
+        train(person, version, qa_approver, supervisor)
+    return batch_services.batch_start(actor=supervisor, batch=create_batch(supervisor, version))
+
+
+def record(operator, step, code, value, comment=""):
+    parameter = step.template.parameters.get(code=code)
+    return entry_record(actor=operator, step=step, parameter=parameter, value=value, comment=comment,
+                        idempotency_key=key())
+
+
+def open_step(batch):
+    return batch.steps.get(status=StepStatus.OPEN)
+
+
+# --- the master record -------------------------------------------------------------------------------
+
+def test_each_prescribed_material_gains_a_lot_and_a_quantity_parameter(supervisor, resources):
+    _, step = draft_with_materials(supervisor, resources)
+
+    parameters = {p.code: p for p in step.parameters.all()}
+    assert set(parameters) == {"medium_lot", "qty-med", "lot-beads", "qty-beads"}  # the existing lot one is reused
+    medium = parameters["qty-med"]
+    assert (medium.kind, medium.unit, medium.lower_limit, medium.upper_limit) == ("number", "mL", D("10"), D("10"))
+    assert medium.limits_text() == "= 10 mL" and medium.material == resources["media"]
+    beads = parameters["qty-beads"]
+    assert (beads.lower_limit, beads.upper_limit, beads.target) == (D("1.8"), D("2.2"), D("2.0"))
+    assert parameters["lot-beads"].kind == ParameterKind.MATERIAL_LOT
+    assert AuditEvent.objects.filter(event_type=Event.RECORD_CREATED, target_type="ebr.parameterspec",
+                                     target_id=str(medium.pk), reason="Step added to draft").exists()
+
+
+def test_quantity_limits_follow_the_prescription_and_cannot_be_edited_apart(supervisor, resources):
+    _, step = draft_with_materials(supervisor, resources)
+
+    with pytest.raises(ValidationError, match="prescribed quantity"):
+        master_services.parameter_update(actor=supervisor, parameter=step.parameters.get(code="qty-med"),
+                                         reason="Looser", upper_limit=D("12"))
+
+
+def test_a_frozen_version_refuses_a_new_material(quantity_batch, supervisor, resources):
+    step = quantity_batch.master_version.stages.get().steps.get()
+
+    with pytest.raises(ValidationError, match="frozen"):
+        master_services.step_material_add(actor=supervisor, step=step, material=resources["media"],
+                                          quantity=D("1"))
+
+
+def test_author_prescribes_a_material_with_tolerance_through_the_page(client, supervisor, resources):
+    version, step = draft_with_materials(supervisor, resources, code="MBR-QTY-002")
+    other = step.parameters.count()
+    login(client, supervisor)
+    base = f"/master-records/{version.master_record.code}/v1/"
+    new_step = master_services.step_add(actor=supervisor, stage=step.stage, code="1.2", title="Feed",
+                                        instructions="Feed the culture.")
+
+    added = client.post(f"{base}material/", {"step": new_step.pk, "material": resources["media"].pk,
+                                             "quantity": "50", "tolerance": "5"})
+    twice = client.post(f"{base}material/", {"step": new_step.pk, "material": resources["media"].pk,
+                                             "quantity": "50"})
+
+    assert added.status_code == 302
+    assert twice.status_code == 422 and "already prescribed" in twice.content.decode()
+    assert new_step.parameters.get(code="qty-med").limits_text() == "45–55 mL"
+    assert step.parameters.count() == other
+    assert "MED Medium 50 ± 5 mL" in client.get(base).content.decode()
+
+
+# --- execution ----------------------------------------------------------------------------------------
+
+def test_the_prescribed_quantity_is_recorded_without_a_deviation(quantity_batch, operator):
+    step = open_step(quantity_batch)
+    record(operator, step, "medium_lot", "MED-1")
+
+    result = record(operator, step, "qty-med", "10.0 mL")
+
+    assert (result.entry.in_spec, result.entry.deviation_number, result.warnings) == (True, "", [])
+
+
+def test_a_quantity_within_the_tolerance_is_in_specification(quantity_batch, operator):
+    result = record(operator, open_step(quantity_batch), "qty-beads", "2.15")
+
+    assert result.entry.in_spec is True
+
+
+def test_a_wrong_quantity_needs_a_comment_then_is_kept_and_opens_a_deviation(quantity_batch, operator):
+    step = open_step(quantity_batch)
+
+    with pytest.raises(ValidationError) as refused:
+        record(operator, step, "qty-med", "12")
+    assert "differs from the prescribed quantity (= 10 mL)" in str(refused.value.message_dict["comment"])
+    assert not step.entries.exists()
+
+    result = record(operator, step, "qty-med", "12", comment="Second bottle partly used; supervisor informed.")
+
+    entry = result.entry
+    assert (entry.value_text, entry.unit, entry.in_spec) == ("12", "mL", False)
+    deviation = Deviation.objects.get(number=entry.deviation_number)
+    assert quantity_batch.number in deviation.title and "12 mL" in deviation.title
+    assert any("deviation" in warning for warning in result.warnings)
+    assert AuditEvent.objects.filter(event_type=Event.ENTRY_RECORDED, target_id=str(entry.pk),
+                                     reason="Second bottle partly used; supervisor informed.").exists()
+    assert AuditEvent.objects.filter(event_type=Event.DEVIATION_OPENED, target_id=str(deviation.pk)).exists()
+
+
+def test_a_corrected_quantity_keeps_the_original_visible(quantity_batch, operator):
+    step = open_step(quantity_batch)
+    original = record(operator, step, "qty-beads", "2.0").entry
+
+    corrected = entry_correct(actor=operator, entry=original, value="3", reason="Typo: a second vial was used",
+                              comment="Second vial needed", idempotency_key=key()).entry
+
+    assert corrected.supersedes == original and corrected.in_spec is False and corrected.deviation_number
+
+
+def test_the_lot_of_the_wrong_material_is_refused(quantity_batch, operator, resources):
+    with pytest.raises(ValidationError, match="this step needs Medium"):
+        record(operator, open_step(quantity_batch), "medium_lot", resources["wrong_lot"].lot_number)
+
+
+def test_the_step_cannot_be_signed_before_every_lot_and_quantity_is_recorded(quantity_batch, operator):
+    step = open_step(quantity_batch)
+    record(operator, step, "medium_lot", "MED-1")
+    record(operator, step, "qty-med", "10")
+    record(operator, step, "lot-beads", "BEADS-1")
+
+    with pytest.raises(ValidationError, match="Beads: quantity used"):
+        step_perform(actor=operator, step=step, password=PASSWORD, username=operator.username)
+
+    record(operator, step, "qty-beads", "2")
+    assert step_perform(actor=operator, step=step, password=PASSWORD, username=operator.username).status == "done"
+
+
+def test_the_tablet_lists_the_prescribed_materials(client, operator, quantity_batch):
+    login(client, operator)
+
+    page = client.get(f"/execute/{quantity_batch.number}/").content.decode()
+
+    assert "Medium 10 mL" in page and "Beads 2 ± 0.2 mL" in page
+    assert "Medium: quantity used" in page and "Specification = 10 mL" in page
