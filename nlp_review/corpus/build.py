@@ -1,8 +1,9 @@
-"""Build the labelled corpus: `python -m nlp_review.corpus.build` writes train.jsonl and test.jsonl.
+"""Build the labelled corpus: `python -m nlp_review.corpus.build` writes train, test, dev and holdout.jsonl.
 
-Two separate seeded generators, one per split, each with its own templates, slot fillers,
-abbreviations and typo habits (templates_test.py was written first; see README.md). The output
-is byte-for-byte reproducible: same code, same files.
+Separate seeded generators, one per split, each with its own templates, slot fillers,
+abbreviations and typo habits (templates_test.py was written first, templates_holdout.py last, by
+a session that never read the rules or the other splits; see README.md). The output is
+byte-for-byte reproducible: same code, same files.
 
 Entry: {"id", "text", "labels", "severity", "split", "kind"}; `kind` (event, hedged, historical,
 hypothetical, omission, negated, routine) says how the template was meant, so that evaluate.py
@@ -19,15 +20,17 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from nlp_review.corpus import templates_dev, templates_test, templates_train
+from nlp_review.corpus import templates_dev, templates_holdout, templates_test, templates_train
 
 HERE = Path(__file__).resolve().parent
 TRAIN_PATH = HERE / "train.jsonl"
 TEST_PATH = HERE / "test.jsonl"
 DEV_PATH = HERE / "dev.jsonl"
+HOLDOUT_PATH = HERE / "holdout.jsonl"
 DEV_SEED = 31_337
 TEST_SEED = 20_240_611
 TRAIN_SEED = 7
+HOLDOUT_SEED = 8_675_309
 
 Template = tuple[str, str, str, str]
 Noise = Callable[[random.Random, str], str]
@@ -116,7 +119,7 @@ def generate(*, split: str, templates: list[Template], slots: dict[str, list[str
             entries.append({"text": text, "labels": [label for label in labels.split("+") if label],
                             "severity": severity, "split": split, "kind": kind})
     rng.shuffle(entries)
-    prefix = {"test": "te", "train": "tr", "dev": "dv"}[split]
+    prefix = {"test": "te", "train": "tr", "dev": "dv", "holdout": "ho"}[split]
     return [{"id": f"{prefix}-{i:04d}", **entry} for i, entry in enumerate(entries, start=1)]
 
 
@@ -147,6 +150,53 @@ def build_train() -> list[dict[str, object]]:
                     noise=train_noise, seed=TRAIN_SEED, per_kind=per_kind)
 
 
+def _respell(rng: random.Random, text: str, table: dict[str, list[str]], rate: float) -> str:
+    """Non-native spelling habits ("controll", "positiv"), first capital kept."""
+    def swap(match: re.Match[str]) -> str:
+        word = match.group(0)
+        choices = table.get(word.lower())
+        if not choices or rng.random() >= rate:
+            return word
+        spelt = rng.choice(choices)
+        return spelt[:1].upper() + spelt[1:] if word[:1].isupper() else spelt
+
+    return re.sub(r"[A-Za-z]+", swap, text)
+
+
+def _holdout_typo(rng: random.Random, word: str) -> str:
+    """QWERTZ keyboards: y and z trade places; otherwise a dropped or doubled letter."""
+    if len(word) < 5 or not word.isalpha():
+        return word
+    if "y" in word or "z" in word:
+        return word.translate(str.maketrans("yzYZ", "zyZY"))
+    i = rng.randrange(1, len(word) - 1)
+    return word[:i] + word[i + 1:] if rng.random() < 0.5 else word[:i] + word[i] + word[i:]
+
+
+def holdout_noise(rng: random.Random, text: str) -> str:
+    """ATMP facility voice (QC micro, QP/QA, cryo logistics, non-native writers): shorthand, lab German
+    nouns, non-native spellings, dropped articles, QWERTZ typos, often no full stop."""
+    text = _abbreviate(rng, text, templates_holdout.ABBREVIATIONS, 0.3)
+    text = _respell(rng, text, templates_holdout.SPELLINGS, 0.3)
+    if rng.random() < 0.5:
+        text = re.sub(r"(?<![\w-])(?:the|a|an) (?=\S)", "", text)
+    words = text.split(" ")
+    text = " ".join(_holdout_typo(rng, w) if rng.random() < 0.03 else w for w in words)
+    if rng.random() < 0.4:
+        text = text.rstrip(".")
+    if rng.random() < 0.12:
+        text = text.lower()
+    return text
+
+
+def build_holdout() -> list[dict[str, object]]:
+    """A fourth voice, written after run 2 by a session that never read the rules or the other splits."""
+    per_kind = {"event": 3, "hedged": 3, "historical": 3, "hypothetical": 3, "omission": 3, "negated": 3,
+                "routine": 4}
+    return generate(split="holdout", templates=templates_holdout.TEMPLATES, slots=templates_holdout.SLOTS,
+                    noise=holdout_noise, seed=HOLDOUT_SEED, per_kind=per_kind)
+
+
 def write(path: Path, entries: list[dict[str, object]]) -> None:
     with path.open("w", encoding="utf-8") as out:
         for entry in entries:
@@ -169,6 +219,9 @@ def main() -> None:
     print(f"test:  {summary(test)}")
     print(f"train: {summary(train)}")
     print(f"dev:   {summary(dev)}")
+    holdout = build_holdout()  # its own generator and seed: the other files do not change
+    write(HOLDOUT_PATH, holdout)
+    print(f"holdout: {summary(holdout)}")
 
 
 if __name__ == "__main__":

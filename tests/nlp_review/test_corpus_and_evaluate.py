@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from nlp_review.corpus import build, templates_dev, templates_test, templates_train
-from nlp_review.evaluate import Scores, evaluate, format_reports, load
+import pytest
+
+from nlp_review.corpus import build, templates_dev, templates_holdout, templates_test, templates_train
+from nlp_review.evaluate import Scores, evaluate, format_reports, load, main
 from nlp_review.pipeline.baseline import baseline_review, baseline_review_texts
 from nlp_review.pipeline.types import Category, Severity
 
 
 def test_corpus_rebuilds_to_the_committed_files() -> None:
     for entries, path in ((build.build_test(), build.TEST_PATH), (build.build_train(), build.TRAIN_PATH),
-                          (build.build_dev(), build.DEV_PATH)):
+                          (build.build_dev(), build.DEV_PATH), (build.build_holdout(), build.HOLDOUT_PATH)):
         assert "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries) == path.read_text()
 
 
@@ -27,11 +29,37 @@ def test_corpus_size_and_coverage() -> None:
         assert all(set(entry) >= {"id", "text", "labels", "severity", "split"} for entry in split)
 
 
+def test_holdout_split_size_and_coverage() -> None:
+    holdout = load("holdout")
+    assert all(entry["split"] == "holdout" and str(entry["id"]).startswith("ho-") for entry in holdout)
+    counts = Counter(label for entry in holdout for label in entry["labels"])  # type: ignore[attr-defined]
+    assert all(counts[str(category)] >= 60 for category in Category), counts
+    routine = [entry for entry in holdout if not entry["labels"]]
+    assert len(routine) >= 250
+    assert sum(1 for entry in routine if entry["kind"] == "negated") >= 120
+    assert all(entry["severity"] == "none" for entry in routine)
+    assert all(entry["severity"] != "none" for entry in holdout if entry["labels"])
+    assert all(entry["kind"] in {"negated", "routine"} for entry in routine)
+    assert {str(entry["kind"]) for entry in holdout} == {"event", "hedged", "historical", "hypothetical", "omission",
+                                                         "negated", "routine"}
+
+
 def test_test_split_is_held_out_from_train_and_dev() -> None:
     seen = {str(e["text"]).lower() for split in ("train", "dev") for e in load(split)}
     assert not seen & {str(e["text"]).lower() for e in load("test")}
     test_templates = {t[3] for t in templates_test.TEMPLATES}
     assert not {t[3] for t in (*templates_train.TEMPLATES, *templates_dev.TEMPLATES)} & test_templates
+
+
+def test_no_template_or_text_shared_between_the_four_splits() -> None:
+    modules = {"train": templates_train, "test": templates_test, "dev": templates_dev, "holdout": templates_holdout}
+    texts = {name: {t[3].lower() for t in module.TEMPLATES} for name, module in modules.items()}
+    for name in texts:
+        for other in texts:
+            if name < other:
+                assert not texts[name] & texts[other], (name, other)
+    holdout = {str(e["text"]).lower() for e in load("holdout")}
+    assert not holdout & {str(e["text"]).lower() for split in ("train", "test", "dev") for e in load(split)}
 
 
 def test_baseline_matches_plain_keywords_without_context() -> None:
@@ -42,10 +70,21 @@ def test_baseline_matches_plain_keywords_without_context() -> None:
 
 
 def test_evaluate_reports_all_figures() -> None:
-    entries = load("test")[:40]
+    entries = load("dev")[:40]  # a development split: nobody's run looks at holdout entries
     report, _ = evaluate(entries, baseline_review_texts)
-    text = format_reports({"keyword baseline": report}, "test", len(entries))
+    text = format_reports({"keyword baseline": report}, "dev", len(entries))
     for needle in ("needs attention P / R / F1", "critical missed", "critical graded below major",
                    "false flags, negated routine", *[str(c) for c in Category]):
         assert needle in text
     assert Scores.of(1, 1, 0).precision == 0.5
+
+
+def test_holdout_is_the_default_split_and_test_is_described_as_former(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])  # exits in argument parsing: nothing is evaluated
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "holdout (default)" in help_text
+    assert "former held-out split, used for development since run 3" in help_text
+    report, _ = evaluate(load("dev")[:5], baseline_review_texts)
+    assert "holdout.jsonl" in format_reports({"keyword baseline": report}, "holdout", 5)
+    assert "former held-out split" in format_reports({"keyword baseline": report}, "test", 5)
