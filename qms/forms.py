@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 
 from qms.audit import Event
 from qms.roles import Role
@@ -57,3 +58,16 @@ class UserCreateForm(forms.Form):
                                       widget=forms.CheckboxSelectMultiple)
     password = forms.CharField(widget=forms.PasswordInput(render_value=True), min_length=12)
     reason = forms.CharField(max_length=2000, initial="New account")
+
+
+def errors_onto(form: forms.Form, error: Exception, *, unplaced_field: str | None = None) -> None:
+    """Show a service's refusal on the form the user filled in, so that what they typed stays on
+    screen beside the message. Errors for fields the form has go to those fields; the rest go to
+    `unplaced_field` (e.g. the password of a signing form) or to the form as a whole."""
+    if not isinstance(error, ValidationError):
+        error = ValidationError(str(error))
+    if hasattr(error, "error_dict"):
+        for field_name, field_errors in error.error_dict.items():
+            form.add_error(field_name if field_name in form.fields else None, field_errors)
+    else:
+        form.add_error(unplaced_field, error.messages)

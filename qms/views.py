@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -16,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from qms.audit import Event, record_event
-from qms.forms import AuditFilterForm, LoginForm, ReasonForm, UserCreateForm
+from qms.forms import AuditFilterForm, LoginForm, ReasonForm, UserCreateForm, errors_onto
 from qms.models import User
 from qms.permissions import capability_required
 from qms.roles import Capability
@@ -52,7 +51,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
                 password=data["password"], roles=data["roles"], job_title=data["job_title"],
                 email=data["email"], reason=data["reason"])
         except ValidationError as error:
-            _errors_onto(form, error)
+            errors_onto(form, error, unplaced_field="password")
         else:
             messages.success(request, f"Account {user.username} created.")
             return redirect("user_list")
@@ -60,14 +59,6 @@ def user_list(request: HttpRequest) -> HttpResponse:
     return render(request, "qms/user_list.html", {
         "users": users, "locked": set(user_services.user_locked_list()), "form": form,
     })
-
-
-def _errors_onto(form: Any, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, field_errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, field_errors)
-    else:
-        form.add_error("password", error.messages)
 
 
 USER_ACTIONS = {

@@ -6,7 +6,7 @@ of identity is checked at creation (COI entered twice or scanned, DIN check char
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -202,7 +202,3 @@ def equipment_release(*, actor: User, use: EquipmentUse, ended_at: datetime | No
     use.ended_at = ended_at or timezone.now()
     save_with_reason(use, actor=actor, reason=reason, update_fields=["ended_at"])
     return use
-
-
-def collection_date_valid(collected: date) -> bool:
-    return collected <= timezone.localdate()

@@ -15,7 +15,7 @@ from ebr.models import Batch, BatchStatus
 from ebr.selectors import batch_record, batches_list
 from ebr.services import batches as batch_services
 from ebr.services import release as release_services
-from ebr.views.execution import _errors_onto
+from qms.forms import errors_onto
 from qms.permissions import capability_required
 from qms.roles import Capability, can
 from qms.signatures import SignatureRefused, username_required
@@ -43,7 +43,7 @@ def batch_create(request: HttpRequest) -> HttpResponse:
                 din=data["din"], patient_ref=data["patient_ref"], collecting_hospital=data["collecting_hospital"],
                 collected_at=data["collected_at"])
         except (ValidationError, PermissionDenied) as error:
-            _errors_onto(form, error if isinstance(error, ValidationError) else ValidationError(str(error)))
+            errors_onto(form, error)
         else:
             messages.success(request, f"Batch {batch.number} created.")
             return redirect("batch_detail", number=batch.number)
@@ -136,7 +136,7 @@ def custody_add(request: HttpRequest, number: str) -> HttpResponse:
                 location=data["location"], occurred_at=occurred, temperature_c=data["temperature_c"],
                 condition=data["condition"])
         except (ValidationError, PermissionDenied) as error:
-            _errors_onto(form, error if isinstance(error, ValidationError) else ValidationError(str(error)))
+            errors_onto(form, error)
         else:
             messages.success(request, "Hand-off recorded.")
             return redirect("batch_detail", number=number)

@@ -15,6 +15,7 @@ from ebr.forms import CorrectionForm, EntryForm, SignatureForm, new_key
 from ebr.models import Batch, Entry, ParameterSpec, StepExecution
 from ebr.selectors import batch_current_step, batches_for_execution, step_instructions_html, step_record
 from ebr.services.execution import entry_correct, entry_record, step_perform, step_verify
+from qms.forms import errors_onto
 from qms.permissions import capability_required
 from qms.roles import Capability
 from qms.signatures import SignatureRefused, username_required
@@ -23,14 +24,6 @@ from qms.signatures import SignatureRefused, username_required
 @capability_required(Capability.BATCH_EXECUTE)
 def execution_list(request: HttpRequest) -> HttpResponse:
     return render(request, "ebr/execution_list.html", {"batches": batches_for_execution()})
-
-
-def _errors_onto(form: Any, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, field_errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, field_errors)
-    else:
-        form.add_error(None, error.messages)
 
 
 def _step_context(request: HttpRequest, batch: Batch, step: StepExecution | None,
@@ -99,7 +92,7 @@ def entry_submit(request: HttpRequest, number: str, step_pk: int, parameter_pk: 
                                       comment=data["comment"], performed_at=performed_at,
                                       idempotency_key=data["idempotency_key"])
         except ValidationError as error:
-            _errors_onto(form, error)
+            errors_onto(form, error)
         except PermissionDenied as error:
             form.add_error(None, str(error))
         else:

@@ -26,7 +26,7 @@ from ebr.models import MasterRecord, MasterRecordVersion, Stage, StepTemplate
 from ebr.models.master import InstructionImage
 from ebr.selectors import step_instructions_html, version_diff
 from ebr.services import master_records as services
-from ebr.views.execution import _errors_onto
+from qms.forms import errors_onto
 from qms.permissions import capability_required
 from qms.roles import Capability, can
 from qms.signatures import SignatureRefused, signatures_for, username_required
@@ -46,7 +46,7 @@ def master_record_list(request: HttpRequest) -> HttpResponse:
                 version = services.master_record_create(actor=request.user, product=product, code=data["code"],
                                                         title=data["title"])
             except (ValidationError, PermissionDenied) as error:
-                _errors_onto(form, error if isinstance(error, ValidationError) else ValidationError(str(error)))
+                errors_onto(form, error)
             else:
                 messages.success(request, f"{version} created as a draft.")
                 return redirect("master_version", code=version.master_record.code, version=version.version)
@@ -119,8 +119,7 @@ def master_version_action(request: HttpRequest, code: str, version: int, action:
         failed = next((f for key, f in forms.items() if key.endswith("_form")), None)
         if failed is None:
             raise
-        _errors_onto(failed, error if isinstance(error, ValidationError)
-                     else ValidationError(" ".join(getattr(error, "messages", [str(error)]))))
+        errors_onto(failed, error)
         target = None
     if target is not None:
         return redirect("master_version", code=target.master_record.code, version=target.version)
