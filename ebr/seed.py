@@ -184,7 +184,8 @@ def facility_seed(people: dict[str, tuple[User, str]]) -> dict[str, Any]:
 
 
 def quality_records_ensure(people: dict[str, tuple[User, str]], batches: list[Batch]) -> None:
-    """A closed deviation, a CAPA on the completed batch's deviations, an approved change control."""
+    """A closed deviation, an open CAPA on the completed batch's deviations, a closed CAPA, an
+    approved change control, and an overdue deviation and CAPA transcribed from paper records."""
     from qms.models import CapaDecision, CapaSource, ChangeControl, ChangeType, Deviation
     from qms.models.capa import Capa
     from qms.services import capa as capa_services
@@ -236,6 +237,8 @@ def quality_records_ensure(people: dict[str, tuple[User, str]], batches: list[Ba
                                           description="Review agitation profile of the expansion program",
                                           owner=supervisor, due_date=timezone.localdate() + timedelta(days=14),
                                           reason="Corrective action")
+    _closed_capa_ensure(people)
+    paper_records_ensure(people)
     if not ChangeControl.objects.filter(title="Replace cell counter CC-01").exists():
         with transaction.atomic():
             change = cc_services.change_control_open(
@@ -246,3 +249,83 @@ def quality_records_ensure(people: dict[str, tuple[User, str]], batches: list[Ba
                 impact_ongoing_batches="None: switched between batches")
             cc_services.change_control_approve(actor=approver, change=change, password=approver_password,
                                                username=approver.username, reason="Impact assessed and acceptable")
+
+
+def _closed_capa_ensure(people: dict[str, tuple[User, str]]) -> None:
+    """A CAPA from an internal audit, its action done, effectiveness confirmed, closed by the QP."""
+    from qms.models import CapaSource
+    from qms.models.capa import Capa
+    from qms.services import capa as capa_services
+
+    title = "Gowning observations from the internal audit"
+    if Capa.objects.filter(title=title).exists():
+        return
+    supervisor, supervisor_password = people["supervisor"]
+    reviewer, reviewer_password = people["qa_reviewer"]
+    approver, approver_password = people["qa_approver"]
+    with transaction.atomic():
+        capa = capa_services.capa_open(
+            actor=reviewer, title=title, source=CapaSource.AUDIT, source_reference="Internal audit IA-03",
+            problem_statement="Two gowning steps were skipped at the grade B entry during the audit.",
+            owner=supervisor, reason="CAPA for the audit observations")
+        action = capa_services.capa_action_add(
+            actor=reviewer, capa=capa, kind="corrective", description="Retrain the cleanroom team on SOP-004",
+            owner=supervisor, due_date=timezone.localdate() + timedelta(days=7), reason="Corrective action")
+        capa_services.capa_action_complete(actor=supervisor, action=action, password=supervisor_password,
+                                           username=supervisor.username, reason="Training done",
+                                           evidence="Training records of 6 operators, SOP-004 v3")
+        capa_services.capa_effectiveness_plan(actor=reviewer, capa=capa, criteria="No gowning finding in "
+                                              "the next gowning qualification round",
+                                              due_date=timezone.localdate() + timedelta(days=30), reason="Plan")
+        capa_services.capa_effectiveness_record(actor=reviewer, capa=capa, result="effective",
+                                                evidence="Gowning qualification round passed without finding",
+                                                password=reviewer_password, username=reviewer.username,
+                                                reason="Effectiveness checked")
+        capa_services.capa_close(actor=approver, capa=capa, password=approver_password, username=approver.username,
+                                 reason="Actions done and effective")
+
+
+# Open paper records a facility carries over at go-live; due dates already past, so they are overdue.
+PAPER_DEVIATION = "PAPER-DEV-031"
+PAPER_CAPA = "PAPER-CAPA-012"
+
+
+def paper_records_ensure(people: dict[str, tuple[User, str]]) -> None:
+    """An overdue deviation and an overdue CAPA, transcribed from paper as QA does at go-live.
+
+    Services stamp server time and cannot be back-dated; the paper path carries historic dates
+    as data (qms/services/legacy_import.py), which is how a seed can honestly show overdue work.
+    """
+    from qms.models import CapaSource, Deviation
+    from qms.models.capa import Capa
+    from qms.services.legacy_import import PaperAction, capa_import_from_paper, deviation_import_from_paper
+
+    supervisor = people["supervisor"][0]
+    reviewer = people["qa_reviewer"][0]
+    today, now = timezone.localdate(), timezone.now()
+    deviation = Deviation.objects.filter(paper_reference=PAPER_DEVIATION).first()
+    if deviation is None:
+        with transaction.atomic():
+            deviation = deviation_import_from_paper(
+                actor=reviewer, paper_reference=PAPER_DEVIATION,
+                title="Particle count alert in grade A isolator not escalated",
+                description="EM particle counter in ISO-01 reached the alert limit twice in one session; the "
+                            "paper log was signed but QA was not informed until the weekly review.",
+                occurred_at=now - timedelta(days=75), discovered_at=now - timedelta(days=74),
+                opened_on=today - timedelta(days=73), due_date=today - timedelta(days=43),
+                classification="major", classification_rationale="Grade A environment; escalation route failed",
+                severity=4, occurrence=2, detectability=3, owner=supervisor,
+                immediate_actions="Isolator sanitised; session's batch placed on hold pending review.",
+                reason="Open paper deviation transcribed at go-live")
+    if not Capa.objects.filter(paper_reference=PAPER_CAPA).exists():
+        with transaction.atomic():
+            capa_import_from_paper(
+                actor=reviewer, paper_reference=PAPER_CAPA, title="EM alert escalation on paper logs",
+                problem_statement="Alert-level particle counts on paper logs reach QA late.",
+                source=CapaSource.DEVIATION, deviations=[deviation], owner=supervisor,
+                opened_on=today - timedelta(days=60),
+                actions=[PaperAction("corrective", "Add a QA call-out box to the EM paper log", supervisor,
+                                     today - timedelta(days=20)),
+                         PaperAction("preventive", "Route particle counter alerts to QA by e-mail", supervisor,
+                                     today + timedelta(days=25))],
+                reason="Open paper CAPA transcribed at go-live")

@@ -57,6 +57,7 @@ class Capability(StrEnum):
     TRAINING_VIEW = "training_view"
     TRAINING_RECORD = "training_record"
     QA_DASHBOARD = "qa_dashboard"
+    PAPER_RECORD_IMPORT = "paper_record_import"
     MASTER_RECORD_AUTHOR = "master_record_author"
     MASTER_RECORD_REVIEW = "master_record_review"
     MASTER_RECORD_APPROVE = "master_record_approve"
@@ -98,6 +99,9 @@ MATRIX: dict[Capability, frozenset[Role]] = {
     Capability.TRAINING_VIEW: frozenset(_READERS),
     Capability.TRAINING_RECORD: frozenset({Role.SUPERVISOR} | _QA),
     Capability.QA_DASHBOARD: frozenset(_QA | {Role.AUDITOR}),
+    # Transcribing open paper deviations and CAPAs at go-live sets their classification, owner and
+    # due date from the paper record: QA's decision, as triage is (EU GMP Part I 1.4(xiv), 4.x).
+    Capability.PAPER_RECORD_IMPORT: frozenset(_QA),
     Capability.MASTER_RECORD_AUTHOR: frozenset({Role.SUPERVISOR, Role.QA_REVIEWER}),
     Capability.MASTER_RECORD_REVIEW: frozenset({Role.SUPERVISOR, Role.QA_REVIEWER}),
     Capability.MASTER_RECORD_APPROVE: frozenset({Role.QA_APPROVER}),
@@ -112,7 +116,7 @@ WRITE_CAPABILITIES = frozenset({
     Capability.DEVIATION_EXTEND, Capability.DEVIATION_CANCEL, Capability.DEVIATION_CLOSE,
     Capability.CAPA_MANAGE, Capability.CAPA_ACTION_COMPLETE, Capability.CAPA_CLOSE,
     Capability.CHANGE_CONTROL_AUTHOR, Capability.CHANGE_CONTROL_IMPLEMENT, Capability.CHANGE_CONTROL_APPROVE,
-    Capability.TRAINING_RECORD,
+    Capability.TRAINING_RECORD, Capability.PAPER_RECORD_IMPORT,
     Capability.MASTER_RECORD_AUTHOR, Capability.MASTER_RECORD_REVIEW, Capability.MASTER_RECORD_APPROVE,
     Capability.BATCH_VERIFY,
 })

@@ -12,8 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time
 
-from django.db.models import Count, Exists, OuterRef
-from django.db.models.functions import TruncMonth
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from qms.links import record_link
@@ -172,11 +171,17 @@ def _open_by_class(today: date) -> list[ClassAgeRow]:
     keys = [c.value for c in reversed(Classification)] + [UNCLASSIFIED]
     labels = {**{c.value: c.label for c in Classification}, UNCLASSIFIED: "Not yet classified"}
     counts = {key: [0] * len(AGE_BUCKETS) for key in keys}
-    for classification, opened_at in (Deviation.objects.filter(status__in=ACTIVE_DEVIATION_STATUSES)
-                                      .values_list("classification", "opened_at")):
-        age = (today - timezone.localdate(opened_at)).days
+    for classification, opened_at, paper_opened_on in (
+            Deviation.objects.filter(status__in=ACTIVE_DEVIATION_STATUSES)
+            .values_list("classification", "opened_at", "paper_opened_on")):
+        age = (today - _opened_on(opened_at, paper_opened_on)).days
         counts[classification or UNCLASSIFIED][_bucket(age)] += 1
     return [ClassAgeRow(key, labels[key], counts[key]) for key in keys]
+
+
+def _opened_on(opened_at: datetime, paper_opened_on: date | None) -> date:
+    """The day a deviation was opened: on paper, for one transcribed from a paper record."""
+    return paper_opened_on or timezone.localdate(opened_at)
 
 
 def _open_chart(rows: list[ClassAgeRow]) -> Chart:
@@ -229,13 +234,14 @@ def _months(today: date, count: int) -> list[date]:
 def _trend(today: date) -> tuple[Chart, list[tuple[str, list[int], int]], list[str]]:
     months = _months(today, TREND_MONTHS)
     start = timezone.make_aware(datetime.combine(months[0], time.min))
-    rows = (Deviation.objects.exclude(status=DeviationStatus.CANCELLED).filter(opened_at__gte=start)
-            .annotate(month=TruncMonth("opened_at", tzinfo=timezone.get_current_timezone()))
-            .values("month", "root_cause_category").annotate(total=Count("id")))
+    rows = (Deviation.objects.exclude(status=DeviationStatus.CANCELLED)
+            .filter(Q(opened_at__gte=start) | Q(paper_opened_on__gte=months[0]))
+            .values_list("opened_at", "paper_opened_on", "root_cause_category"))
     values: Counter[tuple[str, str]] = Counter()
-    for row in rows:
-        month = row["month"].date() if hasattr(row["month"], "date") else row["month"]
-        values[(f"{month:%Y-%m}", row["root_cause_category"] or NOT_INVESTIGATED)] += row["total"]
+    for opened_at, paper_opened_on, root_cause in rows:
+        opened = _opened_on(opened_at, paper_opened_on)
+        if opened >= months[0]:  # a paper record opened before the window stays out of it
+            values[(f"{opened:%Y-%m}", root_cause or NOT_INVESTIGATED)] += 1
     series = [(c.value, c.label) for c in RootCauseCategory] + [(NOT_INVESTIGATED, "Not yet investigated")]
     columns = [f"{m:%Y-%m}" for m in months]
     chart = stacked_bars(title="Deviations reported per month, by root-cause category", columns=columns,

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Upper
 from simple_history.models import HistoricalRecords
 
 
@@ -65,6 +66,11 @@ class Capa(models.Model):
                                   related_name="+")
     closed_at = models.DateTimeField(null=True, blank=True)
     cancelled_reason = models.TextField(blank=True)
+    # legacy paper record transcribed at go-live (qms/services/legacy_import.py); NULL otherwise
+    paper_reference = models.CharField(  # noqa: DJ001  (NULL = not from paper; unique when set)
+        max_length=60, null=True, blank=True, help_text="Reference of the paper record this was transcribed from.")
+    paper_opened_on = models.DateField(null=True, blank=True,
+                                       help_text="Date opened on paper (opened_at: when transcribed).")
 
     history = HistoricalRecords()
 
@@ -73,6 +79,12 @@ class Capa(models.Model):
         verbose_name = "CAPA"
         verbose_name_plural = "CAPAs"
         indexes = [models.Index(fields=["status"], name="capa_status_idx")]
+        constraints = [
+            models.UniqueConstraint(Upper("paper_reference"), name="capa_paper_reference_unique"),
+            models.CheckConstraint(name="capa_paper_reference_with_date", condition=(
+                models.Q(paper_reference__isnull=True, paper_opened_on__isnull=True)
+                | models.Q(paper_reference__isnull=False, paper_opened_on__isnull=False))),
+        ]
 
     def __str__(self) -> str:
         return self.number
@@ -80,6 +92,11 @@ class Capa(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_CAPA_STATUSES
+
+    @property
+    def transcribed_from(self) -> str:
+        """"transcribed from paper record <reference>", or "" for a record born electronic."""
+        return f"transcribed from paper record {self.paper_reference}" if self.paper_reference else ""
 
     def latest_effectiveness(self) -> CapaEffectivenessCheck | None:
         return self.effectiveness_checks.order_by("-checked_at", "-id").first()
@@ -95,6 +112,9 @@ class Capa(models.Model):
             "actions": [action.signed_content() for action in self.actions.order_by("sequence")],
             "effectiveness_criteria": self.effectiveness_criteria, "effectiveness_due": self.effectiveness_due,
             "effectiveness": latest.signed_content() if latest else None,
+            # Only for transcribed records, so the content (and signatures) of every other record is unchanged.
+            **({"paper_reference": self.paper_reference, "paper_opened_on": self.paper_opened_on}
+               if self.paper_reference else {}),
         }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Upper
 from simple_history.models import HistoricalRecords
 
 from qms.subjects import SUBJECT_TYPE_NAMES, Subject
@@ -27,6 +28,7 @@ class DeviationSource(models.TextChoices):
     OOS_ENTRY = "oos_entry", "Out-of-specification entry"
     INSTRUMENT_ALARM = "instrument_alarm", "Instrument alarm"
     REVIEW_FLAG = "review_flag", "Batch record review flag"
+    PAPER_RECORD = "paper_record", "Transcribed from paper record"
 
 
 class DeviationStatus(models.TextChoices):
@@ -121,6 +123,12 @@ class Deviation(models.Model):
                                   related_name="+")
     closed_at = models.DateTimeField(null=True, blank=True)
     cancelled_reason = models.TextField(blank=True)
+    # legacy paper record transcribed at go-live (qms/services/legacy_import.py); NULL for records
+    # born electronic. Nullable, because history tables may only gain nullable columns.
+    paper_reference = models.CharField(  # noqa: DJ001  (NULL = not from paper; unique when set)
+        max_length=60, null=True, blank=True, help_text="Reference of the paper record this was transcribed from.")
+    paper_opened_on = models.DateField(null=True, blank=True,
+                                       help_text="Date opened on paper (opened_at: when transcribed).")
 
     history = HistoricalRecords()
 
@@ -131,6 +139,11 @@ class Deviation(models.Model):
             models.Index(fields=["opened_at"], name="deviation_opened_idx"),
         ]
         constraints = [
+            models.UniqueConstraint(Upper("paper_reference"), name="deviation_paper_reference_unique"),
+            models.CheckConstraint(name="deviation_paper_reference_with_date", condition=(
+                models.Q(paper_reference__isnull=True, paper_opened_on__isnull=True)
+                | models.Q(paper_reference__isnull=False, paper_opened_on__isnull=False))),
+
             models.CheckConstraint(name="deviation_scores_1_to_5", condition=(
                 (models.Q(severity__isnull=True) | models.Q(severity__gte=1, severity__lte=5))
                 & (models.Q(occurrence__isnull=True) | models.Q(occurrence__gte=1, occurrence__lte=5))
@@ -145,6 +158,17 @@ class Deviation(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_DEVIATION_STATUSES
+
+    @property
+    def transcribed_from(self) -> str:
+        """"transcribed from paper record <reference>", or "" for a record born electronic."""
+        return f"transcribed from paper record {self.paper_reference}" if self.paper_reference else ""
+
+    def get_source_display(self) -> str:  # type: ignore[no-redef]  # Django keeps a model's own
+        # The source label is shown by every list, page, CSV and the batch PDF: a transcribed
+        # record names its paper reference there, so no reader mistakes it for a native report.
+        label = str(DeviationSource(self.source).label) if self.source in DeviationSource.values else self.source
+        return f"{label} {self.paper_reference}" if self.paper_reference else label
 
     def signed_content(self) -> dict[str, Any]:
         """The deviation report a signature covers: facts, triage, investigation, CAPA decision.
@@ -164,6 +188,9 @@ class Deviation(models.Model):
             "root_cause": self.root_cause, "product_impact": self.product_impact,
             "capa_decision": self.capa_decision, "capa_rationale": self.capa_rationale,
             "capa": self.capa.number if self.capa is not None else "",
+            # Only for transcribed records, so the content (and signatures) of every other record is unchanged.
+            **({"paper_reference": self.paper_reference, "paper_opened_on": self.paper_opened_on}
+               if self.paper_reference else {}),
         }
 
 

@@ -70,8 +70,18 @@ def training_matrix_view(request: HttpRequest) -> HttpResponse:
     })
 
 
+EXPIRING_CSV_HEADER = ["state", "person", "username", "document", "trained_on", "valid_until"]
+
+
 @capability_required(Capability.TRAINING_VIEW)
 def training_expiring_view(request: HttpRequest) -> HttpResponse:
+    if wants_csv(request):
+        listed = [("expiring", record) for record in training_expiring()] + [
+            ("expired", record) for record in training_expired()]
+        rows = ([state, r.user.full_name, r.user.username, r.document_label, r.trained_on.isoformat(),
+                 r.valid_until.isoformat() if r.valid_until else ""] for state, r in listed)
+        return csv_response(request, name="training-expiring", header=EXPIRING_CSV_HEADER, rows=rows,
+                            count=len(listed), filters={})
     return render(request, "qms/training_expiring.html", {
         "expiring": training_expiring(), "expired": training_expired(), "days": training_expiry_warning_days(),
     })

@@ -1,7 +1,9 @@
-"""seed_demo creates one user per role, prints the logins, and can run again without change."""
+"""seed_demo creates one user per role, prints the logins, builds the demo facility (batches,
+open, overdue and closed quality records) and can run again without change."""
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from ebr.management.commands.seed_demo import DEMO_USERS
 from qms.models import User
@@ -59,11 +61,13 @@ def test_demo_facility_matches_the_command_contract(capsys):
         assert Batch.objects.get(number=number).status == status
     equipment_lines = {line.split()[1]: line.split()[2] for line in lines if line.startswith("equipment ")}
     assert equipment_lines["BR-01"] == "bioreactor"
-    running = Batch.objects.get(status="in_progress")
+    # By the numbers printed: tests that commit data (worker processes) may leave other batches.
+    printed = {status: number for _, number, status in batch_lines}
+    running = Batch.objects.get(number=printed["in_progress"])
     use = EquipmentUse.objects.get(batch=running, equipment__code="BR-01")
     assert use.ended_at is None and use.started_at == running.started_at
     assert running.steps.filter(status=StepStatus.DONE).count() == 2
-    completed = Batch.objects.get(status="completed")
+    completed = Batch.objects.get(number=printed["completed"])
     from qms.selectors import deviations_open_for
 
     assert len(deviations_open_for("ebr.batch", str(completed.pk))) == 2
@@ -72,3 +76,32 @@ def test_demo_facility_matches_the_command_contract(capsys):
     assert {lot.lot_number for lot in MaterialLot.objects.all() if lot.unusable_reason(lot.expiry_date) or
             lot.expiry_date < __import__("django.utils.timezone", fromlist=["x"]).localdate()} >= {"CS10-7702",
                                                                                                    "LV19-0093"}
+
+
+def test_demo_quality_system_has_open_overdue_and_closed_records_and_seeds_them_once():
+    from ebr.seed import PAPER_CAPA, PAPER_DEVIATION
+    from qms.models import Capa, CapaAction, ChangeControl, Deviation
+    from qms.models.capa import ACTIVE_CAPA_STATUSES
+    from qms.models.deviations import ACTIVE_DEVIATION_STATUSES
+    from qms.selectors_dashboard import qa_dashboard
+
+    call_command("seed_demo")
+    today = timezone.localdate()
+
+    active = Deviation.objects.filter(status__in=ACTIVE_DEVIATION_STATUSES)
+    assert active.count() > 1 and Deviation.objects.filter(status="closed").exists()
+    # Overdue only through the paper-record path: services never back-date (server time).
+    overdue_deviation = active.get(due_date__lt=today, paper_reference=PAPER_DEVIATION)
+    assert overdue_deviation.source == "paper_record"
+    overdue_action = CapaAction.objects.get(status="open", due_date__lt=today, capa__paper_reference=PAPER_CAPA,
+                                            capa__status__in=ACTIVE_CAPA_STATUSES)
+    assert Capa.objects.filter(status__in=ACTIVE_CAPA_STATUSES).count() >= 2
+    assert Capa.objects.filter(status="closed").exists() and ChangeControl.objects.exists()
+    overdue = {(item.kind, item.reference) for item in qa_dashboard(today).overdue}
+    assert {("Deviation", overdue_deviation.number), ("CAPA action", str(overdue_action))} <= overdue
+
+    counts = (Deviation.objects.count(), Capa.objects.count(), CapaAction.objects.count(),
+              ChangeControl.objects.count())
+    call_command("seed_demo")
+    assert (Deviation.objects.count(), Capa.objects.count(), CapaAction.objects.count(),
+            ChangeControl.objects.count()) == counts

@@ -13,8 +13,10 @@ from qms.services import deviations as dev_services
 from qms.subjects import Subject
 from tests.conftest import PASSWORD
 
-BATCH = Subject("ebr.batch", "12", "B-2026-0003")
-STEP = Subject("ebr.stepexecution", "55", "B-2026-0003 step 4.2")
+# Ids far above any real row: tests that commit (real workers) create real batches that must
+# never be mistaken for these stand-ins.
+BATCH = Subject("ebr.batch", "900012", "B-2026-0003")
+STEP = Subject("ebr.stepexecution", "900055", "B-2026-0003 step 4.2")
 
 
 def in_days(days: int) -> date:

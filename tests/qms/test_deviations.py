@@ -45,10 +45,10 @@ def test_operator_reports_a_deviation_numbered_and_linked_to_its_batch_and_step(
     assert deviation.reporter == operator and deviation.reporter_label == operator.username
     assert deviation.discovered_at > deviation.occurred_at
     assert [(s.subject_type, s.subject_id, s.label) for s in deviation.subjects.all()] == [
-        ("ebr.batch", "12", "B-2026-0003"), ("ebr.stepexecution", "55", "B-2026-0003 step 4.2")]
+        ("ebr.batch", "900012", "B-2026-0003"), ("ebr.stepexecution", "900055", "B-2026-0003 step 4.2")]
     opened = _events(deviation, Event.DEVIATION_OPENED).get()
     assert opened.actor_id == operator.pk
-    assert opened.data["subjects"][0] == {"type": "ebr.batch", "id": "12", "label": "B-2026-0003"}
+    assert opened.data["subjects"][0] == {"type": "ebr.batch", "id": "900012", "label": "B-2026-0003"}
     assert deviation.history.get().history_change_reason == "Deviation reported"
     assert Notification.objects.filter(user=qa_reviewer, text__contains=deviation.number).exists()
 
@@ -108,11 +108,11 @@ def test_selectors_find_open_and_all_deviations_of_a_subject(operator, qa_review
     kept = quality.deviation(operator)
     cancelled = quality.deviation(operator, subjects=[BATCH])
     services.deviation_cancel(actor=qa_reviewer, deviation=cancelled, reason="Duplicate of " + kept.number)
-    quality.deviation(operator, subjects=[Subject("ebr.batch", "13", "B-2026-0004")])
+    quality.deviation(operator, subjects=[Subject("ebr.batch", "900013", "B-2026-0004")])
 
-    assert deviations_open_for("ebr.batch", "12") == [kept]
-    assert deviations_for("ebr.batch", "12") == [kept, cancelled]
-    assert deviations_open_for("ebr.stepexecution", "55") == [kept]
+    assert deviations_open_for("ebr.batch", "900012") == [kept]
+    assert deviations_for("ebr.batch", "900012") == [kept, cancelled]
+    assert deviations_open_for("ebr.stepexecution", "900055") == [kept]
 
 
 def test_more_records_can_be_linked_during_investigation(operator, supervisor):
@@ -299,7 +299,7 @@ def test_qa_approver_closes_with_an_approval_signature_and_the_author_signature_
     assert [(s.meaning, s.valid) for s in signatures_for(deviation)] == [("authored", True), ("approved", True)]
     closed = _events(deviation, Event.DEVIATION_CLOSED).get()
     assert Signature.objects.get(pk=closed.data["signature"]).signer == qa_approver
-    assert deviations_open_for("ebr.batch", "12") == []
+    assert deviations_open_for("ebr.batch", "900012") == []
 
 
 def test_only_the_qa_approver_closes(operator, qa_reviewer, supervisor):

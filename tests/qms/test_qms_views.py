@@ -39,7 +39,7 @@ HUMAN_ROLES = [role for role in Role if role is not Role.INSTRUMENT]
 @pytest.fixture
 def batch_kind():
     """The manufacturing app registers how a typed batch number becomes a subject; here a stand-in."""
-    batches = {"B-2026-0003": "12"}
+    batches = {"B-2026-0003": "900012"}
     previous = subject_kind("ebr.batch")
     subject_kind_register("ebr.batch", "Batch",
                           lambda ref: Subject("ebr.batch", batches[ref], ref) if ref in batches else None)
@@ -119,7 +119,7 @@ def test_reporting_through_the_form_links_the_batch(client, operator, batch_kind
 
     deviation = Deviation.objects.get(title="Label misprint on bag")
     assert response.status_code == 302 and response["Location"] == f"/qms/deviations/{deviation.number}/"
-    assert [(s.subject_type, s.subject_id) for s in deviation.subjects.all()] == [("ebr.batch", "12")]
+    assert [(s.subject_type, s.subject_id) for s in deviation.subjects.all()] == [("ebr.batch", "900012")]
     page = _html(client.get(response["Location"]))
     assert deviation.number in page and "B-2026-0003" in page and "Awaiting QA triage" in page
 

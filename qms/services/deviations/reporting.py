@@ -145,8 +145,13 @@ def deviation_subject_add(*, actor: User, deviation: Deviation, subject: Subject
 # --- triage ---------------------------------------------------------------------------------
 
 def _due_date(deviation: Deviation, classification: str) -> date:
-    """Due date from the classification, never earlier than an extension already granted."""
-    base = timezone.localdate(deviation.opened_at) + timedelta(days=deviation_due_days(classification))
+    """Due date from the classification, never earlier than an extension already granted.
+
+    A deviation transcribed from a paper record counts from the day it was opened on paper: a
+    re-triage must not hand it a fresh period from the day it was typed in.
+    """
+    opened = deviation.paper_opened_on or timezone.localdate(deviation.opened_at)
+    base = opened + timedelta(days=deviation_due_days(classification))
     extended = deviation.extensions.order_by("-granted_at", "-id").values_list("new_due_date", flat=True).first()
     return max(base, extended) if extended else base
 
