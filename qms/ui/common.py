@@ -14,18 +14,10 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 
 from qms.audit import Event, ReasonRequired, record_event
+from qms.forms import errors_onto
 from qms.signatures import username_required
 
 PAGE_SIZE = 50
-
-
-def errors_onto(form: forms.Form, error: ValidationError) -> None:
-    """Put a service's ValidationError next to the fields it names (or above the form)."""
-    if hasattr(error, "error_dict"):
-        for field, messages in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, messages)
-    else:
-        form.add_error(None, error.messages)
 
 
 def run_service(form: forms.Form, call: Callable[[dict[str, Any]], Any]) -> Any:
