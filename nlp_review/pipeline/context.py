@@ -72,7 +72,9 @@ TRIGGERS: tuple[tuple[TriggerKind, tuple[str, ...]], ...] = (
     (NEG_NORMAL, ("free|passed|pass|ok|okay|intact|normal|clear|satisfactory|unremarkable|conforms|conform|compliant|"
                   "acceptable|fine|nad", "within|in limit|limits|range|spec|specification|specifications|tolerance")),
     (PSEUDO, ("no change|changes|longer|doubt|further|increase|decrease", "not only|necessarily|just|always|applicable",
-              "without delay|fail|exception")),
+              "without delay|fail|exception",
+              # narrative past, not a condition: "the door would not close", "had to be restarted"
+              "would not|n't|never", "had|needed|has|have to be?")),
     (UNCERTAIN, ("possible|possibly|probable|probably|suspected|suspect|suspicion|suspicious|query|queried|likely|"
                  "unclear|uncertain|unsure|potential|potentially|apparent|apparently|appears|appeared|seems|seemed|"
                  "presumed|presumably|questionable|doubtful|maybe|perhaps|tbc|pending|investigating",
@@ -92,6 +94,12 @@ TRIGGERS: tuple[tuple[TriggerKind, tuple[str, ...]], ...] = (
 TERMINATORS = frozenset({".", ";", "!", "but", "however", "although", "though", "whereas", "except", "yet", "->",
                          "=>", "then", "so", "because", "since", "which", "while", "\n", "\n\n"})
 FORWARD_NEGATION_STOPS = frozenset({"and", "+", "&"})
+# A forward scope also ends at a dash between words ("no leak - glove torn").
+FORWARD_TERMINATORS = TERMINATORS | {"-", "–", "—", "|"}
+# A forward negation's scope ends after the word that closes what it negates: "no leaks seen glove torn"
+# negates the leaks, not the glove.
+NEGATION_CLOSERS = frozenset({"seen", "observed", "noted", "found", "detected", "present", "evident", "visible",
+                              "identified", "noticed", "reported", "occurred", "apparent", "recorded"})
 LIST_WORDS = frozenset({"or", "nor", "and"})
 
 
@@ -117,10 +125,12 @@ def _forward_end(norms: Sequence[str], start: int, window: int, negation: bool) 
     end = min(len(norms), start + window)
     for i in range(start, end):
         word = norms[i]
-        if word in TERMINATORS or (negation and word in FORWARD_NEGATION_STOPS):
+        if word in FORWARD_TERMINATORS or (negation and word in FORWARD_NEGATION_STOPS):
             return i
         if word == "," and not _list_follows(norms, i + 1):
             return i
+        if negation and word in NEGATION_CLOSERS and i > start:
+            return i + 1
     return end
 
 
@@ -159,6 +169,19 @@ PARTICIPLES = frozenset({"taken", "done", "performed", "completed", "exposed", "
                          "was", "were", "is", "are"})
 
 
+OMISSION_WINDOW = 8
+OMISSION_VERBS = (PARTICIPLES - {"not", "yet", "been", "was", "were", "is", "are", "out", "present"}) | {
+    "filled", "entered", "logged", "switched", "turned", "started", "attached", "available", "followed", "executed",
+    "completed", "finished", "initialed", "countersigned", "reviewed", "approved", "provided", "sent", "collected"}
+
+
+def _omission_verb_after(norms: Sequence[str], i: int) -> bool:
+    """Is the negation followed by the verb of a control ("not [yet] [been] documented")?"""
+    while i < len(norms) and norms[i] in ("yet", "been", "be", "fully", "properly", "correctly"):
+        i += 1
+    return i < len(norms) and norms[i] in OMISSION_VERBS
+
+
 def modifiers_for(norms: Sequence[str], triggers: Sequence[TriggerHit], start: int, end: int, *,
                   check_rule: bool) -> FlagContext:
     """The modifiers whose scope covers the target `norms[start:end]`.
@@ -183,8 +206,11 @@ def modifiers_for(norms: Sequence[str], triggers: Sequence[TriggerHit], start: i
             if start < _forward_end(norms, trigger.end, window, negation):
                 found.add(kind.modifier)
                 continue
+        backward = kind.backward
+        if negation and check_rule and _omission_verb_after(norms, trigger.end):
+            backward = OMISSION_WINDOW  # "line clearance for suite 2 was not documented"
         if (kind.direction is not Direction.FORWARD and trigger.start >= end
-                and end > _backward_start(norms, trigger.start, kind.backward)):
+                and end > _backward_start(norms, trigger.start, backward)):
             found.add(kind.modifier)
     return FlagContext(negated=Modifier.NEGATED in found, uncertain=Modifier.UNCERTAIN in found,
                        hypothetical=Modifier.HYPOTHETICAL in found, historical=Modifier.HISTORICAL in found,

@@ -68,6 +68,8 @@ def _swaps(word: str) -> set[str]:
 def make_normalizer(vocabulary: Iterable[str]) -> Normalizer:
     """A NORM getter: lower case, shorthand, equipment codes, then the narrow typo correction."""
     words = {SHORTHAND.get(w, w) for w in vocabulary if len(w) >= 4 and w.isalpha()}
+    # Spellings the shorthand table maps ("labelled" -> "labeled") are targets of correction too.
+    words |= {w for w, target in SHORTHAND.items() if target in words and len(w) >= 5 and w.isalpha()}
     dropped: dict[str, set[str]] = {}  # the word with one letter left out -> the word
     substituted: dict[str, set[str]] = {}  # the word with one letter blanked -> the word (long words only)
     for word in words:
@@ -99,7 +101,8 @@ def make_normalizer(vocabulary: Iterable[str]) -> Normalizer:
             return EQUIPMENT_CODES[code.group(1)]
         if len(lower) < 4 or not lower.isalpha() or lower in words or lower in COMMON_WORDS:
             return lower
-        return correct(lower)
+        corrected = correct(lower)
+        return SHORTHAND.get(corrected, corrected)
 
     return normalize
 

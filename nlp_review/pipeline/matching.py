@@ -8,6 +8,7 @@ matcher calls and nothing else. Its result is stored on the Doc as `doc.user_dat
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -29,14 +30,26 @@ from nlp_review.pipeline.context import (
 from nlp_review.pipeline.rules import ALL_RULES, Polarity, Rule
 from nlp_review.pipeline.rules.base import expand_groups, is_phrase_pattern, pattern_words, phrases
 from nlp_review.pipeline.types import Category, FlagContext, Severity
-from nlp_review.pipeline.values import COMPARATORS, DIRECTION_WORDS, LIMIT_WORDS, PARAMETERS, check_values
+from nlp_review.pipeline.values import (
+    COMPARATORS,
+    DIRECTION_WORDS,
+    LIMIT_WORDS,
+    PARAMETERS,
+    ValueCheck,
+    check_values,
+)
 
 USER_DATA_KEY = "ebr_review"
 VALUE_RULE = "oos.value_vs_limit"
 ENDOTOXIN_RULE = "aseptic.endotoxin_limit"
 COLONY_RULE = "aseptic.colony_count"
+PERSONNEL_RULE = "aseptic.personnel_colonies"
 VALUE_CUES = sorted({*COMPARATORS, *DIRECTION_WORDS, *LIMIT_WORDS, "than", "cfu", "cfus", "colonies"})
 GRADE_A_WORDS = frozenset({"fingertip", "finger", "print", "prints", "isolator", "grade-a"})
+WITHIN_WORDS = frozenset({"within", "below", "under", "ok", "acceptable", "passed", "pass", "compliant", "conforms",
+                          "satisfactory", "<", "≤", "<=", "nad"})
+PERSONNEL_WORDS = frozenset({"gown", "sleeve", "sleeves", "forearm", "chest", "personnel", "glove", "gloves", "hood",
+                             "mask", "operator"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,22 +131,26 @@ class ReviewRules:
 
     def __call__(self, doc: Doc) -> Doc:
         hits = self.phrase_matcher(doc)
+        two_ids = "-" in doc.text and _two_patient_ids(doc.text)
         kinds = {self.keys[match_id][0] for match_id, _, _ in hits}
         # A CHECK rule raises only when negated: without a negation word in the text, skip them all.
         negation = "negation" in kinds
         if not negation:
             hits = [hit for hit in hits if hit[0] not in self.check_keys]
             kinds = {self.keys[match_id][0] for match_id, _, _ in hits}
-        if "rule" not in kinds and "cue" not in kinds and "anchor" not in kinds:
+        if "rule" not in kinds and "cue" not in kinds and "anchor" not in kinds and not two_ids:
             return doc
         norms, texts = self._strings(doc)
         if "anchor" in kinds:
             anchors = sorted({start for mid, start, _ in hits if self.keys[mid][0] == "anchor"})
-            hits = [*hits, *self.matcher(norms, texts, anchors, with_checks=negation)]
+            hits = [*hits, *self.matcher(_soften(norms, texts), texts, anchors, with_checks=negation)]
             kinds = {self.keys[match_id][0] for match_id, _, _ in hits}
-            if "rule" not in kinds and "cue" not in kinds:
+            if "rule" not in kinds and "cue" not in kinds and not two_ids:
                 return doc
-        doc.user_data[USER_DATA_KEY] = self._review(doc, hits, norms, texts)
+        result = self._review(doc, hits, norms, texts)
+        if two_ids:
+            _identifier_conflict(doc, norms, triggers_of(self, hits), result)
+        doc.user_data[USER_DATA_KEY] = result
         return doc
 
     def _strings(self, doc: Doc) -> tuple[list[str], list[str]]:
@@ -152,12 +169,19 @@ class ReviewRules:
                 excluded.setdefault(index, []).append((start, end))
         result = RuleResult()
         clauses = Clauses(norms)
+        cue = any(self.keys[mid][0] == "cue" for mid, _, _ in hits)
+        checks = check_values(texts, norms) if cue else []
+        # A clause whose stated value is within its stated limit: its "below the limit" is no finding.
+        in_spec = {clauses.clause_of(c.start) for c in checks if c.in_spec}
         for index, start, end in _rule_matches(hits, self.keys):
             if any(start < x_end and x_start < end for x_start, x_end in excluded.get(index, ())):
                 continue
-            self._apply_rule(ALL_RULES[index], start, end, norms, triggers, result, clauses)
-        if any(self.keys[mid][0] == "cue" for mid, _, _ in hits):
-            self._apply_values(texts, norms, triggers, result, clauses)
+            rule = ALL_RULES[index]
+            if rule.category is Category.OUT_OF_SPEC and clauses.clause_of(start) in in_spec:
+                continue
+            self._apply_rule(rule, start, end, norms, triggers, result, clauses)
+        if cue:
+            self._apply_values(checks, texts, norms, triggers, result, clauses)
         return result
 
     @staticmethod
@@ -179,9 +203,9 @@ class ReviewRules:
                                     rule.explanation + policy.explain_context(context)))
 
     @staticmethod
-    def _apply_values(words: list[str], norms: list[str], triggers: list[TriggerHit], result: RuleResult,
-                      clauses: Clauses) -> None:
-        for check in check_values(words, norms):
+    def _apply_values(checks: list[ValueCheck], words: list[str], norms: list[str], triggers: list[TriggerHit],
+                      result: RuleResult, clauses: Clauses) -> None:
+        for check in checks:
             if check.in_spec:
                 result.cleared.add(Category.OUT_OF_SPEC)
                 continue
@@ -195,6 +219,45 @@ class ReviewRules:
                 result.flags.append(RawFlag(ENDOTOXIN_RULE, Category.CONTAMINATION, severity, check.start, check.end,
                                             context, why + " Endotoxin is a sterility-related release test."))
         _colony_counts(words, norms, triggers, result, clauses)
+
+
+def triggers_of(rules: ReviewRules, hits: list[tuple[int, int, int]]) -> list[TriggerHit]:
+    return resolve_triggers([TriggerHit(start, end, TRIGGERS[rules.keys[mid][1]][0])
+                             for mid, start, end in hits if rules.keys[mid][0] in ("trigger", "negation")])
+
+
+PATIENT_ID_RE = re.compile(r"\b(PT|PAT|PID|COI|UPN|MRN)-?(\d+(?:-\d+)*)\b", re.IGNORECASE)
+SEQUENCE_WORDS = frozenset({"separate", "separately", "segregated", "sequentially", "consecutive", "consecutively",
+                            "after", "before", "then", "next", "following", "previous", "prior", "and", "&", "+"})
+ID_RULE = "identity.two_identifiers"
+
+
+def _two_patient_ids(text: str) -> bool:
+    """Two different identifiers of one kind in one entry ("label PT-0412 ... traveller PT-0421")."""
+    seen: dict[str, set[str]] = {}
+    for kind, number in PATIENT_ID_RE.findall(text):
+        seen.setdefault(kind.upper(), set()).add(number)
+    return any(len(numbers) > 1 for numbers in seen.values())
+
+
+def _identifier_conflict(doc: Doc, norms: list[str], triggers: list[TriggerHit], result: RuleResult) -> None:
+    """A chain-of-identity conflict stated by the identifiers themselves: critical unless the entry says the two
+    were handled apart ("PT-0041 then PT-0042 after line clearance") or rules out a mix-up."""
+    if Category.IDENTITY in result.cleared or not SEQUENCE_WORDS.isdisjoint(norms):
+        return
+    if any(flag.category is Category.IDENTITY and flag.severity is Severity.CRITICAL for flag in result.flags):
+        return
+    matches = list(PATIENT_ID_RE.finditer(doc.text))
+    span = doc.char_span(matches[-1].start(), matches[-1].end(), alignment_mode="expand")
+    if span is None:
+        return
+    context = modifiers_for(norms, triggers, span.start, span.end, check_rule=False)
+    if context.negated:
+        return
+    result.flags.append(RawFlag(ID_RULE, Category.IDENTITY, policy.flag_severity(Severity.CRITICAL, context),
+                                span.start, span.end, context,
+                                "Two different patient identifiers in one entry: the chain of identity needs "
+                                "confirming (critical)." + policy.explain_context(context)))
 
 
 def _splitter(nlp: Language) -> Callable[[str], list[str]]:
@@ -225,15 +288,22 @@ def _colony_counts(words: list[str], norms: list[str], triggers: list[TriggerHit
         number = parse_number(words[i - 1].lstrip(">"))
         clause = clauses.words(i - 1, i + 1)
         grade_a = not GRADE_A_WORDS.isdisjoint(clause) or _grade_a_named(norms)
-        if number is None or number[0] <= 0 or not grade_a or "alert" in clause:
+        personnel = not PERSONNEL_WORDS.isdisjoint(norms) and WITHIN_WORDS.isdisjoint(norms)
+        if number is None or number[0] <= 0 or not (grade_a or personnel) or (grade_a and "alert" in clause):
             continue
         context = modifiers_for(norms, triggers, i - 1, i + 1, check_rule=False)
         if context.negated:
             continue
-        result.flags.append(RawFlag(COLONY_RULE, Category.CONTAMINATION,
-                                    policy.flag_severity(Severity.CRITICAL, context), i - 1, i + 1, context,
-                                    "Colonies on a grade A, fingertip or glove-print plate exceed the action limit "
-                                    "(EU GMP Annex 1, Table 6)." + policy.explain_context(context)))
+        if grade_a and "alert" not in clause:
+            result.flags.append(RawFlag(COLONY_RULE, Category.CONTAMINATION,
+                                        policy.flag_severity(Severity.CRITICAL, context), i - 1, i + 1, context,
+                                        "Colonies on a grade A, fingertip or glove-print plate exceed the action limit "
+                                        "(EU GMP Annex 1, Table 6)." + policy.explain_context(context)))
+        else:  # grade B personnel monitoring, or an alert level: a trend for QA to review
+            result.flags.append(RawFlag(PERSONNEL_RULE, Category.CONTAMINATION,
+                                        policy.flag_severity(Severity.MAJOR, context), i - 1, i + 1, context,
+                                        "Colonies on personnel or at an alert level need a review of the session "
+                                        "(EU GMP Annex 1 §9.x)." + policy.explain_context(context)))
 
 
 def _grade_a_named(norms: list[str]) -> bool:
@@ -258,6 +328,40 @@ def _rule_matches(hits: list[tuple[int, int, int]], keys: dict[int, tuple[str, i
 
 
 CLAUSE_BREAKS = frozenset({".", ";", "!", "but", "however", "whereas", "\n"})
+SOFT = frozenset({"and", "&", "(", "/"})
+LOOSE = "~"  # a token that is no barrier to a rule's gap
+
+
+def _soften(norms: list[str], texts: list[str]) -> list[str]:
+    """NORMs for the gap matcher, where punctuation that does not end a thought is no barrier:
+    the "and" of "between wash and formulation", a parenthesised identifier ("label (PT-1093) differs"),
+    the "/" of a compound name ("PBS/EDTA buffer"). Everything else stays as it is."""
+    if SOFT.isdisjoint(norms):
+        return norms
+    soft = list(norms)
+    size = len(norms)
+    for i, norm in enumerate(norms):
+        if norm in ("and", "&"):
+            for k in range(i - 1, max(-1, i - 5), -1):
+                if norms[k] == "between":
+                    soft[i] = LOOSE
+                    break
+                if norms[k] in CLAUSE_BREAKS or norms[k] == ",":
+                    break
+        elif norm == "(":
+            close = next((k for k in range(i + 2, min(size, i + 4)) if norms[k] == ")"), None)
+            inner = texts[i + 1:close] if close else []
+            if inner and all(any(ch.isdigit() for ch in t) and t not in COMPARATORS for t in inner):
+                soft[i] = soft[close] = LOOSE  # type: ignore[index]
+        elif norm == "/" and 0 < i < size - 1 and _acronym(texts[i - 1]) and _acronym(texts[i + 1]):
+            soft[i] = LOOSE
+        elif norm == "-" and 0 < i < size - 1 and texts[i - 1].isdigit() and texts[i + 1].isdigit():
+            soft[i] = LOOSE  # a lot or reference number written "2024-0871"
+    return soft
+
+
+def _acronym(text: str) -> bool:
+    return text.isalnum() and (text.isupper() or any(ch.isdigit() for ch in text)) and len(text) <= 8
 
 
 class _StringCache(dict):  # type: ignore[type-arg]
@@ -290,6 +394,11 @@ class Clauses:
                 self.bounds.append((start, i))
                 start = i + 1
         self.bounds.append((start, len(self.norms)))
+
+    def clause_of(self, index: int) -> int:
+        if not self.bounds:
+            self._split()
+        return self.index[index] if index < len(self.index) else len(self.bounds) - 1
 
     def words(self, start: int, end: int) -> set[str]:
         if not self.bounds:

@@ -23,12 +23,13 @@ from spacy.tokenizer import Tokenizer
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex, registry
 
 NUMBER = r"[+\-−]?\d+(?:[.,]\d+)?"
-SCIENTIFIC = rf"{NUMBER}(?:[eE][+\-]?\d+|[xX×]10(?:\^|e|E)?[+\-]?\d+)"
+POWER = r"(?:(?:\^|e|E)?[+\-]?\d+|[⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+)"  # 10^6, 10e6, 106 after x, 10⁶
+SCIENTIFIC = rf"{NUMBER}(?:[eE][+\-]?\d+|[xX×]10{POWER})"
 UNIT = (r"(?:cells|cell|vc|tnc|cfu|eu|iu|mg|g|ug|µg|ng|pg|ml|µl|ul|l|mmol|umol|µmol|mol|mosm|copies|copy|"
         r"particles|vg|tu|ifu|x10\^?\d+)/(?:ml|µl|ul|l|dl|kg|cell|cells|m3|m³|plate|h|min|bag)")
 IDENTIFIER = r"(?=[A-Za-z0-9-]*\d)[A-Za-z]{1,5}\d*(?:-[A-Za-z0-9]+)+"  # LV19-0091, PT-0042, E-12, COI-24-0117
 DIN = r"[A-Za-z]\d{12}[A-Za-z0-9]?"  # ISBT 128 donation identification number written without spaces
-MULTIPLIER = r"[xX×]10(?:\^|e|E)?[+\-]?\d+"  # x10^6, the multiplier written apart from its number
+MULTIPLIER = rf"(?:[xX×]10{POWER}|10(?:\^[+\-]?\d+|[⁺⁻]?[⁰¹²³⁴⁵⁶⁷⁸⁹]+))"  # x10^6 or 10^6, written apart
 PER = r"(?:/(?:ml|µl|ul|l|kg|cell|bag))?"
 TOKEN_MATCH = re.compile(rf"^(?:{SCIENTIFIC}{PER}|{MULTIPLIER}{PER}|{UNIT}|{IDENTIFIER}|{DIN})$", re.IGNORECASE)
 
@@ -41,6 +42,11 @@ UNIT_SUFFIXES = [
 ]
 NOT_CONTRACTIONS = frozenset({"id", "em", "ill", "wed", "hell", "shell", "well", "were", "its", "lets"})
 SHORTHAND = ["w/o", "W/O", "w/", "W/", "n/a", "N/A", "+ve", "-ve", "+VE", "-VE", "b4", "B4", "c/o"]
+# Abbreviations written with a period stay one word ("temp. rose" is not two sentences).
+ABBREVIATIONS = {"temp.": "temperature", "approx.": "approximately", "pt.": "patient", "obs.": "observed",
+                 "op.": "operator", "cab.": "cabinet", "susp.": "suspected", "poss.": "possible", "prev.": "previous",
+                 "ca.": "approximately", "vs.": "vs", "incl.": "including", "e.g.": "e.g.", "i.e.": "i.e.",
+                 "approx": "approximately", "temps.": "temperatures", "sig.": "signature", "ref.": "reference"}
 SHORTHAND_NORMS = {"w/o": "without", "w/": "with", "n/a": "n/a", "+ve": "positive", "-ve": "negative", "b4": "before",
                    "c/o": "c/o"}
 
@@ -63,6 +69,9 @@ def make_tokenizer(nlp: Language) -> Tokenizer:
     rules = {k: v for k, v in nlp.Defaults.tokenizer_exceptions.items() if k.lower() not in NOT_CONTRACTIONS}
     for text in SHORTHAND:
         rules[text] = [{ORTH: text, NORM: SHORTHAND_NORMS[text.lower()]}]
+    for abbreviation, norm in ABBREVIATIONS.items():
+        for text in {abbreviation, abbreviation.capitalize(), abbreviation.upper()}:
+            rules[text] = [{ORTH: text, NORM: norm}]
     return Tokenizer(nlp.vocab, rules=rules, prefix_search=compile_prefix_regex(prefixes).search,
                      suffix_search=compile_suffix_regex(suffixes).search,
                      infix_finditer=compile_infix_regex(infixes).finditer, token_match=TOKEN_MATCH.match,

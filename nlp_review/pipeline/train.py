@@ -1,7 +1,8 @@
 """Train the text classifier: `python -m nlp_review.pipeline.train [--output DIR] [--cv]`.
 
 Trains spaCy's `textcat_multilabel` (textcat.py: bag of word uni- and bigrams over NORM) on the
-train and dev splits of nlp_review/corpus/ (never the held-out test split), with a fixed seed,
+train, dev and test splits of nlp_review/corpus/ (the former held-out test split is development data
+since pipeline 1.1.0; the new held-out split is never read here), with a fixed seed,
 a fixed example order and a fixed number of epochs, and writes it to nlp_review/pipeline/model/
 (weights + meta.json). Same corpus, same code, same spaCy: the same weights, byte for byte
 (tests/nlp_review check it).
@@ -9,7 +10,7 @@ Takes seconds on one core; the model is well under 1 MB.
 
 `--cv` also prints 5-fold cross-validation on the training entries (classifier alone, and rules +
 classifier), which is how the threshold was chosen (then checked on the dev split with a model
-trained on train alone); the test split is never read here.
+trained on train alone); the held-out split is never read here.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from nlp_review.pipeline.textcat import LABELS, MODEL_DIR, PIPE_NAME, add_textca
 from nlp_review.pipeline.types import TextReview
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
-TRAINING_FILES = ("train.jsonl", "dev.jsonl")  # never test.jsonl: the held-out split
-MODEL_VERSION = "1.0.0"
+TRAINING_FILES = ("train.jsonl", "dev.jsonl", "test.jsonl")  # never holdout.jsonl: the held-out split
+TRAINING_SPLITS = ("train", "dev", "test")
+MODEL_VERSION = "1.1.0"
 SEED = 20_240_601
 EPOCHS = 12
 BATCH_SIZE = 16
@@ -43,10 +45,10 @@ THRESHOLD = 0.5  # chosen by 5-fold cross-validation on the train split (`--cv`)
 
 
 def load_train(files: Sequence[str] = TRAINING_FILES) -> list[dict[str, object]]:
-    """The train split, and the dev split written after the first held-out run (corpus/README.md)."""
+    """The train, dev and former test splits (corpus/README.md); never the held-out split."""
     entries = [json.loads(line) for name in files for line in (CORPUS / name).read_text(encoding="utf-8").splitlines()
                if line.strip()]
-    assert all(entry.get("split") in ("train", "dev") for entry in entries), "the test split is never trained on"
+    assert all(entry.get("split") in TRAINING_SPLITS for entry in entries), "the held-out split is never trained on"
     return entries
 
 

@@ -21,7 +21,33 @@ NUMBER_RE = re.compile(
     r"(?:/\S+)?$")
 MAX_POWER = 30
 THOUSANDS_RE = re.compile(r"[+\-]?\d{1,3},\d{3}")  # 1,000 is a thousand; 0,5 is a half
-MULTIPLIER_RE = re.compile(r"^(?:[xX×]10(?:\^|e|E)?(?P<x>[+\-]?\d+)|[eE](?P<e>[+\-]?\d+))(?:/\S*)?$")
+# "x10^6", "x10e6", "e6", and "10^6" after a separate "x" ("1.2 x 10^6"); superscripts are read as digits.
+MULTIPLIER_RE = re.compile(r"^(?:[xX×]10(?:\^|e|E)?(?P<x>[+\-]?\d+)|[eE](?P<e>[+\-]?\d+)|10\^(?P<p>[+\-]?\d+))"
+                           r"(?:/\S*)?$")
+TIMES = frozenset({"x", "X", "×", "*"})
+SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
+
+
+def _plain(text: str) -> str:
+    """Superscript powers as plain ones: "1.5×10⁶" -> "1.5×10^6"."""
+    if not any(ch in "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻" for ch in text):
+        return text
+    head = text.rstrip("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻")
+    tail = text[len(head):]
+    if not tail:  # superscripts inside, e.g. before a unit: "10⁶/kg"
+        for i, ch in enumerate(text):
+            if ch in "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻":
+                end = i
+                while end < len(text) and text[end] in "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻":
+                    end += 1
+                return text[:i] + "^" + text[i:end].translate(SUPERSCRIPTS) + text[end:]
+        return text
+    return head + "^" + tail.translate(SUPERSCRIPTS)
+
+
+def _power(match: re.Match[str]) -> int | None:
+    raw = match.group("x") or match.group("e") or match.groupdict().get("p")
+    return int(raw) if raw is not None else None
 
 
 class Bound(StrEnum):
@@ -40,7 +66,9 @@ DIRECTION_WORDS = {"min": Bound.MIN, "minimum": Bound.MIN, "lsl": Bound.MIN, "nl
                    "upper": Bound.MAX, "most": Bound.MAX}
 LIMIT_WORDS = frozenset({"limit", "limits", "spec", "specification", "specifications", "acceptance", "criterion",
                          "criteria", "target", "range", "lim", "required", "requirement", "expected", "allowed",
-                         "acceptable", "between", "outside", "within", "threshold", "("} | set(DIRECTION_WORDS))
+                         "acceptable", "between", "outside", "within", "threshold", "(", "should", "must", "vs",
+                         "versus", "against", "cut-off", "cutoff", "tolerance", "specs", "spec."}
+                        | set(DIRECTION_WORDS))
 RANGE_JOINERS = frozenset({"-", "–", "—", "to"})
 NUMBER_STARTS = frozenset("0123456789+-−")
 NOT_A_MEASUREMENT = frozenset({"step", "steps", "bag", "bags", "flask", "flasks", "day", "d", "p", "p.", "page", "lot",
@@ -48,6 +76,7 @@ NOT_A_MEASUREMENT = frozenset({"step", "steps", "bag", "bags", "flask", "flasks"
                                "bsc", "room", "suite", "grade", "passage", "tube", "tubes", "vial", "vials"})
 UNIT_WORDS = frozenset({"%", "°C", "°F", "C", "mL", "ml", "L", "min", "h", "g", "cfu", "CFU", "copies", "cells"})
 CLAUSE_ENDS = frozenset({".", ";", "!", "?", "\n", "but", "however", "whereas"})
+LOOKBACK_ENDS = frozenset({".", ";", "\n"})  # a limit clause may refer to the value just before these
 
 # Parameter word -> (name, usual direction, release parameter?). Release parameters are critical
 # when out of limit (specs: "a release specification").
@@ -103,7 +132,7 @@ class ValueCheck:
 
 def parse_number(text: str) -> tuple[float, int | None] | None:
     """(mantissa, power of ten or None) for a number token, or None."""
-    match = NUMBER_RE.match(text)
+    match = NUMBER_RE.match(_plain(text))
     if not match:
         return None
     raw = match.group("num").replace("−", "-")
@@ -124,9 +153,14 @@ def _number_at(words: Sequence[str], i: int) -> tuple[float, int | None, int] | 
     value, power = parsed
     after = i + 1
     if power is None and after < len(words):
-        multiplier = MULTIPLIER_RE.match(words[after])
-        if multiplier and abs(int(multiplier.group("x") or multiplier.group("e"))) <= MAX_POWER:
-            power = int(multiplier.group("x") or multiplier.group("e"))
+        if words[after] in TIMES and after + 1 < len(words):  # "1.2 x 10^6"
+            spaced = MULTIPLIER_RE.match(_plain(words[after + 1]))
+            if spaced and spaced.group("p") is not None and abs(int(spaced.group("p"))) <= MAX_POWER:
+                return value, int(spaced.group("p")), after + 2
+        multiplier = MULTIPLIER_RE.match(_plain(words[after]))
+        exponent = _power(multiplier) if multiplier else None
+        if exponent is not None and abs(exponent) <= MAX_POWER:
+            power = exponent
             after += 1
     return value, power, after
 
@@ -191,8 +225,10 @@ def _parameter(norms: Sequence[str], start: int, floor: int,
 def _measured(words: Sequence[str], norms: Sequence[str], limit_start: int, floor: int) -> tuple[int, int] | None:
     """Token span of the measured value: the nearest number before the limit in the clause."""
     for k in range(limit_start - 1, floor - 1, -1):
-        if parse_number(words[k]) is None or MULTIPLIER_RE.match(words[k]):
+        if parse_number(words[k]) is None or MULTIPLIER_RE.match(_plain(words[k])):
             continue
+        if k > floor and words[k - 1] in TIMES and k - 1 > floor and parse_number(words[k - 2]) is not None:
+            continue  # the "10^6" of "1.2 x 10^6"
         if k > floor and norms[k - 1] in NOT_A_MEASUREMENT:
             continue
         if k - 1 > floor and norms[k - 1] in RANGE_JOINERS and parse_number(words[k - 2]) is not None:
@@ -240,10 +276,17 @@ def check_values(words: Sequence[str], norms: Sequence[str]) -> list[ValueCheck]
         if limit is None:
             continue
         check = _compare(words, norms, limit, cue, floor)
+        if check is None and floor > 1 and norms[floor - 1] in LOOKBACK_ENDS and _no_number(words, floor, i):
+            # "CD3+ purity 71%; the limit is ≥ 90%": a limit stated on its own after the value.
+            check = _compare(words, norms, limit, cue, floors[floor - 1])
         if check is not None:
             checks.append(check)
         resume = limit.end
     return checks
+
+
+def _no_number(words: Sequence[str], start: int, end: int) -> bool:
+    return all(parse_number(words[k]) is None for k in range(start, end))
 
 
 def _compare(words: Sequence[str], norms: Sequence[str], limit: Limit, cue: Bound | bool | None,

@@ -20,21 +20,28 @@ BREACH = ("torn|tear|tears|teared|ripped|rip|rips|hole|holes|holed|pinhole|pinho
 
 RULES: tuple[Rule, ...] = (
     Rule("aseptic.glove_breach", C, CRIT, (
-        f"glove|gloves|glv _{{0,3}} {BREACH}",
-        f"{BREACH} _{{0,4}} glove|gloves",
+        f"glove|gloves|glv|gauntlet|gauntlets|glove-port|sleeve|sleeves _{{0,3}} {BREACH}",
+        f"{BREACH} _{{0,4}} glove|gloves|gauntlet|gauntlets|glove-port",
         "glove|gloving breach|failure|integrity",
     ), "A breached glove during aseptic processing may have exposed the product (EU GMP Annex 1 §7.14)."),
     Rule("aseptic.microbial_growth", C, CRIT, (
         "growth", "colonies|colony|cfus", "bacteria|bacterial|fungal|fungi|fungus|yeast|mould|mold|organisms|organism",
         "cocci|rods|bacilli",
+        "microbial|microorganism|microorganisms|micro-organism|micro-organisms|microbe|microbes|biofilm|spores|"
+        "sporulating|filamentous|fluffy|mycelium|mycelia|hyphae",
+        "gpc|gpr|gnr|gnc|staph|staphylococcus|staphylococci|streptococcus|bacillus|aspergillus|penicillium|candida|"
+        "pseudomonas|micrococcus|cutibacterium|propionibacterium|kocuria|corynebacterium|enterococcus|klebsiella",
+        "(gram-positive|gram-negative|gram positive|gram negative|e. coli|e.coli)",
     ), "Microbial growth in a product, sample or grade A plate is a sterility failure until shown otherwise.",
         exclude=("cell|cells|culture|poor|good|slow|fast|normal|expected growth", "growth rate|curve|factor|factors|"
                  "phase|kinetics|profile|medium|media|promotion", "growth promotion test|testing")),
     Rule("aseptic.positive_test", C, CRIT, (
         "sterility|bact|bactalert|bottle|bottles|culture|cultures|gram|mycoplasma|endotoxin|lal|"
-        "aerobic|anaerobic|micro|microbiology|pcr|bactalert _{0,4} positive|detected|flagged|flag|fail|failed|failure|"
-        "present|found|contaminated|oos",
-        "positive|detected _{0,2} mycoplasma|sterility|culture|bottle|gram|endotoxin",
+        "aerobic|anaerobic|micro|microbiology|pcr|bactalert|bacterial|fungal|qpcr|rapid|mycoalert _{0,7} positive|"
+        "detected|flagged|flag|fail|failed|failure|present|found|contaminated|oos|reactive|alarmed|signalled|signaled",
+        "positive|detected|reactive|flagged _{0,2} mycoplasma|sterility|culture|bottle|gram|endotoxin|bactalert",
+        "returned|gave|showed|reported|yielded|came|turned _{0,2} back? _{0,1} a? positive|reactive|detected",
+        "(sterility|mycoplasma|endotoxin|bacterial|fungal) (failure|positive|positivity|hit)",
     ), "A positive sterility, mycoplasma or endotoxin test is a release specification failure (Ph. Eur. 2.6.1/2.6.7)."),
     Rule("aseptic.turbidity", C, CRIT, (
         "turbid|turbidity|cloudy|cloudiness|hazy|haze|milky|murky|opaque|pellicle", "clumps floating",
@@ -47,9 +54,13 @@ RULES: tuple[Rule, ...] = (
         "culture|medium|media|product|suspension _{0,3} fell|dripped|spilled|spilt|splashed|leaked",
     ), "A leak or spill breaks the closed system and may let organisms in or product out (Annex 1 §8)."),
     Rule("aseptic.vessel_breach", C, CRIT, (
-        f"crack|cracked|cracks|shattered|chipped|broken|burst|ruptured|punctured|split _{{0,3}} {PRODUCT_VESSELS}",
-        f"{PRODUCT_VESSELS} _{{0,3}} crack|cracked|cracks|shattered|chipped|broken|burst|ruptured|punctured|torn",
-    ), "A cracked or broken product container is an open container."),
+        f"crack|cracked|cracks|crazing|fracture|fractured|hairline|shattered|chipped|broken|burst|ruptured|punctured|"
+        f"split _{{0,7}} {PRODUCT_VESSELS}",
+        f"{PRODUCT_VESSELS} _{{0,3}} crack|cracked|cracks|fractured|shattered|chipped|broken|burst|ruptured|"
+        "punctured|torn|holed|perforated|pierced",
+    ), "A cracked or broken product container is an open container.",
+        # A punctured overwrap or outer carton is the packaging (material.damaged), not the container.
+        unless_near=frozenset({"overwrap", "carton", "packaging", "pouch", "outer", "box", "shipper"})),
     Rule("aseptic.open_exposure", C, CRIT, (
         "open|opened _{0,1} container|vessel|flask|bottle|bag|tube|vial",
         "uncapped|unsealed|unclamped|uncovered|unplugged|decapped",
@@ -59,13 +70,26 @@ RULES: tuple[Rule, ...] = (
         "dropped _{0,3} cap|lid|connector|spike|needle|tip|pipette|stopper|luer",
         "touched|contacted|brushed _{0,4} inside|open|sterile|rim|neck|interior|product",
         "sleeve|gown|hand|hands|arm|wrist|cuff|hair _{0,3} touched|contacted|over|above|inside|brushed",
+        "opened|open|exposed|uncapped|manipulated|handled|decapped|unsealed _{0,3} outside _{0,2} the? "
+        "bsc|hood|cabinet|isolator|grade|cleanroom|laminar|lafu|lfh|first",
+        "dropped|fell|touched|contacted|placed|rolled _{0,3} on|onto|to|the _{0,1} floor|ground",
+        "(first air) _{0,3} blocked|interrupted|obstructed|broken|disrupted",
+        "reached|leaned|passed|hand|hands|arm|arms _{0,1} over|across _{0,2} open|opened|uncapped|product|exposed",
     ), "Product or sterile surfaces exposed outside first air in grade A risk contamination (Annex 1 §8.x)."),
     Rule("aseptic.closed_system_breach", C, CRIT, (
         "weld|welds|welding|seal|sealing|connection|connector|line|tubing _{0,2} failed|incomplete|broken|open|"
         "opened|leaking|leaked|parted|separated|disconnected",
         "open|exposed|opened _{0,1} to _{0,1} the? room|air|environment|atmosphere|grade",
         "disconnected|disconnection|broke|break _{0,2} sterile|closed|line|tubing|connection|system",
-    ), "The closed system was opened: product exposed outside grade A (EU GMP Annex 1 §8.x, closed systems)."),
+        "sterility|asepsis|aseptic|sterile _{0,5} compromised|breached|breach|lost|lapse|lapsed|broken|failure|"
+        "violated|questionable",
+        "compromised|breached|breach|lost|loss|lapse|break|violated _{0,2} of? _{0,1} sterility|asepsis|aseptic|"
+        "sterile",
+        "filter _{0,3} integrity|bubble|diffusion|forward|flow _{0,3} failed|fail|failure|fails|low|below|out",
+    ), "The closed system was opened: product exposed outside grade A (EU GMP Annex 1 §8.x, closed systems).",
+        # A reagent bottle's broken seal is the material's packaging (material.damaged).
+        unless_near=frozenset({"bottle", "bottles", "vial", "vials", "ampoule", "carton", "box", "kit", "pouch",
+                               "packaging", "reagent", "incubator", "door", "freezer", "fridge"})),
     Rule("aseptic.contamination_reported", C, CRIT, (
         "contamination|contaminated|contaminant|contaminants|cross-contamination|infected|infection|septic|"
         "nonsterile|non-sterile|unsterile",
@@ -103,4 +127,16 @@ RULES: tuple[Rule, ...] = (
     Rule("aseptic.material_container_breach", C, CRIT, (
         f"{MATERIAL_CONTAINERS} _{{0,2}} leaking|leaked|dripping|open|unsealed",
     ), "A leaking or open material container used in aseptic processing may bring contamination in."),
+    Rule("aseptic.particle_count", C, MAJ, (
+        "particle|particles|particulate|non-viable|nonviable _{0,2} count|counts|counter|monitoring|monitor _{0,3} "
+        "recorded|exceeded|exceeding|high|elevated|above|spike|spiked|spiking|excursion|alarm|alarmed|alert|over|"
+        "rose|increased|breach",
+        "particle|particles|particulate _{0,2} excursion|spike|spikes|alarm|alarms|exceedance",
+    ), "A non-viable particle count out of its grade's limit calls the session's asepsis into question "
+       "(EU GMP Annex 1 §9.x)."),
+    Rule("aseptic.gown_breach", C, MAJ, (
+        f"gown|gowns|coverall|coveralls|suit|mask|hood|goggles|overshoe|overshoes|boot|boots _{{0,3}} {BREACH}|"
+        "open|unzipped|slipped|exposed|gap",
+        "skin|hair|face _{0,2} exposed|showing|visible",
+    ), "A breach of cleanroom garments may have shed particles and organisms into grade A/B (Annex 1 §7.x)."),
 )

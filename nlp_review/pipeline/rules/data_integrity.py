@@ -27,7 +27,11 @@ RULES: tuple[Rule, ...] = (
         f"late|retrospective|delayed _{{0,1}} {RECORD_VERB}",
         f"{RECORD_VERB} _{{0,2}} on|onto|from _{{0,2}} {SCRAP}",
         "timestamp|time-stamp|stamp|entry|entries _{0,4} # _{0,1} hours|hrs|h|hour|days|day|minutes|min _{0,1} "
-        "after|later|late",
+        "after|later|late|post|past|behind|since|following",
+        "(from memory|from recollection|reconstructed|recalled later|filled in later|written up later|"
+        "written up after)",
+        "estimated|guessed|approximated|assumed|made-up|invented|fabricated|fabrication|falsified|falsification "
+        "_{0,2} value|values|reading|readings|time|times|result|results|data|entry|entries|weight|volume|count",
     ), "The record was not made at the time of the activity (ALCOA+: contemporaneous).",
         exclude=("note|notes _{0,1} attached|added", "after|following _{0,1} review|approval|verification")),
     Rule("di.backdated", D, CRIT, (
@@ -59,15 +63,24 @@ RULES: tuple[Rule, ...] = (
         "not logged out",
     ), "Shared or borrowed credentials: entries are not attributable (21 CFR 11.10(d), 11.300)."),
     Rule("di.deleted", D, CRIT, (
-        "deleted|erased|overwritten|overwrote|over-written|overwrite|purged|discarded|shredded|destroyed|binned|"
-        "wiped",
+        "deleted|erased|overwritten|overwrote|over-written|overwrite|purged|shredded",
+        "data|file|files|record|records|result|results|memory|log|logs|drive|printout|printouts|"
+        "sheet|sheets|page|pages|chart|charts|raw|audit _{0,3} discarded|destroyed|binned|wiped|thrown|removed|"
+        "torn|replaced|rewritten|cleared|reset",
+        "discarded|destroyed|binned|wiped|threw|removed|cleared|tore _{0,3} data|file|files|record|records|result|"
+        "results|memory|log|logs|printout|printouts|sheet|sheets|page|pages|chart|charts|original|originals",
+        "(not saved|unsaved|not backed up|lost data|data loss|data lost)",
     ), "Original data deleted or overwritten (ALCOA+: original).",
-        exclude=("wiped down|clean|cleaned|with|surfaces|surface|bsc|cabinet|hood|area|gloves",)),
+        exclude=("wiped down|clean|cleaned|with|surfaces|surface|bsc|cabinet|hood|area|gloves",
+                 "sample|samples|culture|media|medium|waste _{0,2} discarded")),
     Rule("di.obscured_correction", D, MAJ, (
         "crossed|scribbled|struck|blacked|scratched _{0,1} out|through",
         "tippex|tipp-ex|whiteout|white-out|obliterated|illegible|unreadable|rewritten|re-written|overwriting",
-        "correction fluid",
-    ), "A correction that hides the original value (EU GMP Part I 4.9)."),
+        "(correction fluid|correction tape)",
+        "pencil|erasable|whiteout|tippex",
+    ), "A correction that hides the original value (EU GMP Part I 4.9).",
+        # An unreadable label is an identity event (identity.label_legibility).
+        unless_near=frozenset({"label", "labels", "labeling", "barcode", "din", "tag", "sticker"})),
     Rule("di.missing_record", D, MAJ, (
         "(raw data|printout|printouts|print-out|print|file|files|chart|report|ticket|record|records|data|page|pages|"
         "attachment|worksheet|sheet|graph) _{0,5} missing|lost|absent|unavailable|gone|misplaced|not",
@@ -84,6 +97,9 @@ RULES: tuple[Rule, ...] = (
         "counter-signature|witness|witnessed|second|2nd|double|signature|signatures|sign-off|check",
         "verification|verifier|countersignature|second|2nd|signature|signatures|sign-off|witness _{0,2} signature? "
         "_{0,1} missing|absent|lacking|blank|omitted|outstanding|pending",
+        "unsigned|undated|uninitialed|uninitialled|unverified|unwitnessed|unchecked|unreviewed",
+        "signed|initialed|initialled|verified|countersigned|witnessed _{0,2} without _{0,1} witnessing|seeing|"
+        "observing|watching|checking|being|looking|reviewing",
     ), "A required verification or signature is missing (specs: missing verification).",
         unless_near=IDENTITY_WORDS),
     Rule("di.verification", D, MAJ, (
@@ -97,15 +113,36 @@ RULES: tuple[Rule, ...] = (
         "changed|modified|altered|edited|amended|updated|corrected _{0,3} after|post _{0,2} sign|signing|sign-off|"
         "signoff|signature|signatures|approval|approved|review|release|locking|lock",
         "audit trail _{0,8} changed|modified|altered|edited|deleted|after",
+        "audit trail|audit-trail|audittrail _{0,3} disabled|off|deactivated|paused|suspended|bypassed|gap|gaps|"
+        "incomplete|missing",
     ), "Data changed after it was signed (21 CFR 11.10(e), 11.70): critical until explained."),
     Rule("di.correction", D, MIN, (
         "transcription|transcribing|typing|typo _{0,1} error|errors|mistake",
         "entered|recorded|written|typed|documented|signed _{0,1} against|in|on|under _{0,2} wrong|incorrect _{0,1} "
         "step|field|page|line|box|row|batch|record",
+        "transcribed|entered|recorded|copied|typed|written|documented|keyed _{0,2} incorrectly|wrongly|inaccurately|"
+        "wrong|erroneously",
+        "miswritten|mistyped|mis-typed|mis-keyed|miskeyed|mis-recorded|misrecorded|misrecording|transposed digits",
     ), "A recording error was corrected: the record should show the original and the reason (EU GMP Part I 4.9)."),
     Rule("di.wrong_time", D, MAJ, (
-        "time|times|date|dates|timestamp|time-stamp|clock _{0,3} wrong|incorrect|inaccurate|mismatch|discrepancy|"
-        "error|off",
+        "time|times|date|dates|timestamp|time-stamp|clock _{0,5} wrong|incorrect|inaccurate|mismatch|discrepancy|"
+        "error|off|erroneous|inconsistent|implausible|impossible",
+        "recorded|documented|entered|written|reported|logged _{0,1} time|date|value|values|result|results|weight|"
+        "volume|"
+        "temperature|reading|count _{0,4} wrong|incorrect|inaccurate|erroneous|inconsistent|implausible|mismatch",
         "wrong|incorrect|inaccurate _{0,1} time|date|timestamp|clock",
     ), "A recorded time or date is wrong (ALCOA+: accurate, contemporaneous)."),
+    Rule("di.blank_field", D, MAJ, (
+        "field|fields|box|boxes|section|entry|entries|page|line|column|cell|row|space|signature|date|initials _{0,3} "
+        "blank|empty|unfilled|incomplete|uncompleted",
+        "(left blank|left empty|left unfilled|not filled|not filled in|not completed|not entered|not recorded|"
+        "not documented|not written)",
+    ), "A required record entry was left empty (ALCOA+: complete).",
+        unless_near=frozenset({"step", "check", "clearance", "verification", "label", "coi", "identity", "training",
+                               "cleaning", "expiry", "em", "sterility"})),
+    Rule("di.copied", D, CRIT, (
+        "copied|copy|pasted|copy-pasted|duplicated|cloned _{0,3} from|over _{0,3} previous|another|other|last|"
+        "earlier|prior|yesterday|batch|record|run|entry|sheet|colleague",
+        "(copy and paste|copy-and-paste|copy paste|cut and paste)",
+    ), "Results copied from another record: not original, possibly falsified (specs: critical)."),
 )

@@ -17,16 +17,32 @@ SHIPPING = frozenset({"shipper", "shipping", "transit", "transport", "courier", 
 
 RULES: tuple[Rule, ...] = (
     Rule("equipment.fault", E, MAJ, (
-        f"{EQUIPMENT} _{{0,3}} {FAULT}",
+        f"{EQUIPMENT} _{{0,4}} {FAULT}",
         f"{FAULT} _{{0,2}} {EQUIPMENT}",
         f"{EQUIPMENT} _{{0,2}} not|n't|stopped|went|was|is _{{0,1}} working|work|responding|running|functioning|start|"
         "starting|down",
         "error|err|fault|alarm|code code? @code",
         "out of service",
         f"{EQUIPMENT} _{{0,2}} out of order",
+        "(had to|needed to|required to|has to|must) be? _{0,1} restarted|rebooted|reset|power-cycled|repaired|"
+        "replaced|serviced|swapped|recalibrated",
+        "(tagged out|locked out|taken out of use|removed from service|out of use|broken down|down for repair)",
+        f"{EQUIPMENT} _{{0,3}} not|n't|unable|failed _{{0,1}} to? _{{0,1}} "
+        "close|shut|seal|lock|latch|open|hold|reach|maintain|heat|cool|spin|turn|power|boot|connect|closing|sealing|"
+        "locking|latching|holding|heating|cooling|spinning|booting|connecting",
+        f"{EQUIPMENT} _{{0,2}} read|reads|reading|readings|showed|shows|displayed|displaying|indicated|measured "
+        "_{0,3} "
+        "instead|rather|versus|vs|against|but",
+        "condensation|frost|icing|ice _{0,3} incubator|freezer|fridge|door|chamber|frame|cabinet|build-up|buildup",
+        "incubator|freezer|fridge|door|chamber|cabinet _{0,4} condensation|frost|icing|wet",
     ), "Equipment did not work as qualified; the step's results need an impact assessment.",
         exclude=("printer _{0,3} jammed|jam|jams", "in error"),
         unless_near=frozenset({"reagent", "medium", "media", "serum", "vial", "vials"})),
+    Rule("equipment.reading", E, MAJ, (
+        "(setpoint|set-point|set point|target temperature) _{0,3} not|n't _{0,1} reached|achieved|maintained|held",
+        "(drifted|drifting|fluctuated|fluctuating|unstable|erratic) _{0,2} reading|readings|temperature|speed|rpm",
+    ), "Equipment ran at other conditions than set: its qualification no longer covers the step."),
+
     Rule("equipment.printer", E, MIN, (
         "printer _{0,3} jammed|jam|jams|error|fault|empty|ribbon",
     ), "A printer fault: documentation only, if labels were reprinted and checked."),
@@ -62,7 +78,7 @@ RULES: tuple[Rule, ...] = (
         "fell|low|high|rose|deviation|out|unstable|fluctuating|fluctuated",
         "incubator|incubators|freezer|fridge|refrigerator|dewar|room|cabinet|bsc _{0,3} temperature _{0,2} "
         "excursion|dropped|drop|fell|low|high|rose|deviation|out",
-        "ln2|nitrogen _{0,2} level? _{0,1} low|empty|depleted|alarm",
+        "ln2|nitrogen _{0,2} level? _{0,1} low|empty|depleted|alarm|dropped|fell|below|under|insufficient",
     ), "A controlled environment left its qualified range.", unless_near=SHIPPING),
     Rule("equipment.profile", E, MAJ, (
         "crf|freezer|profile|program|programme|run|cycle _{0,3} failed|deviated|deviation|deviates|aborted|"

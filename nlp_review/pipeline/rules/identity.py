@@ -28,6 +28,8 @@ RULES: tuple[Rule, ...] = (
         f"conflicting _{{0,2}} {ID_ONLY}|patient|patients|bag|bags",
         "mix-up|mixup|mix|mixed|swap|swapped|switched|interchanged|transposed|misidentified|mislabeled|misidentification",
         "vs|versus|≠ _{0,1} pt|patient|coi|din",
+        f"differs|differ|differed|different|disagrees|disagree|inconsistent|conflicts _{{0,1}} from|to|with _{{0,3}} "
+        f"{ID_ONLY}|patient|traveller|traveler|order|requisition|wristband",
     ), "Identifiers that disagree: the chain of identity is broken until shown otherwise (critical).",
         exclude=("mix|mixed|mixing (well|gently|thoroughly|by|inversion|cells|medium|bag|content|contents|up and)",
                  "different|wrong|incorrect lot|lots|reagent|medium|volume|time|step|order",

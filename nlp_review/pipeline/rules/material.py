@@ -21,7 +21,7 @@ RULES: tuple[Rule, ...] = (
     Rule("material.expired", M, CRIT, (
         "expired|out-of-date|outdated|lapsed",
         "out of date",
-        "past|beyond|after|exceeded _{0,2} its? (expiry|expiration|use-by|use by|shelf-life|shelf life|bud)",
+        "past|passed|beyond|after|exceeded _{0,2} its? (expiry|expiration|use-by|use by|shelf-life|shelf life|bud)",
         "expiry|expiration|use-by _{0,1} date? passed|exceeded|reached",
     ), "Expired material used in a patient's product: quality unknown, not approved for use.",
         unless_near=frozenset({"calibration", "training", "trained", "qualification", "certificate", "pm",
@@ -47,13 +47,17 @@ RULES: tuple[Rule, ...] = (
         f"{MATERIAL_CONTAINERS}|seal|seals|closure _{{0,3}} damaged|crushed|dented|torn|broken|punctured|compromised|"
         "cracked|open|opened|split|deformed|missing",
         "damage|damages on? receipt|delivery|arrival",
+        "damaged|crushed|dented|torn|broken|punctured|wet|leaking|opened|open|squashed _{0,2} on|at|upon receipt|"
+        "delivery|arrival",
+        f"{MATERIAL_CONTAINERS}|seal|seals|closure|shipment|delivery|consignment _{{0,6}} damaged|crushed|dented|torn|"
+        "punctured|squashed|deformed",
     ), "Material packaging or closure damaged: the material's integrity needs an assessment."),
     Rule("material.storage", M, MAJ, (
         "stored|left|kept|found|placed|held|stood|sitting _{0,4} (room temperature|room temp|rt|ambient|bench|"
         "benchtop|outside the fridge|out of the fridge|outside the freezer|out of the freezer)",
         "(room temperature|rt|ambient) _{0,2} overnight|storage|stored|hours|days",
         "(thawed twice|refrozen|re-frozen|freeze-thaw|freeze thaw|thawed and refrozen)",
-        "should|must _{0,3} refrigerated|frozen|stored|kept|fridge|freezer|2",
+        "should|must have? be|been|stay|remain|remained _{0,2} refrigerated|frozen|stored|kept|fridge|freezer|2",
         "frozen|froze _{0,3} (should|instead|accidentally|by mistake)",
         "dry ice _{0,3} sublimated|gone|depleted|missing|melted|evaporated|empty|run",
         "storage|stored _{0,2} temperature|condition|conditions _{0,2} (excursion|exceeded|not met|wrong|incorrect)",
@@ -73,7 +77,9 @@ RULES: tuple[Rule, ...] = (
         "coa|coas|certificate|certificates|cofa|cert",
     ), "No certificate of analysis for a material used (EU GMP Part I 5.30).", polarity=Polarity.CHECK),
     Rule("material.coa_missing", M, MAJ, (
-        "coa|coas|certificate|certificates|cert _{0,5} missing|unavailable|absent|outstanding|lacking",
+        "coa|coas|certificate|certificates|cert|cofa _{0,5} missing|unavailable|absent|outstanding|lacking",
+        "coa|coas|certificate|certificates|cert|cofa _{0,6} not|n't _{0,1} available|provided|received|supplied|"
+        "present|attached|on|found|issued|reviewed|approved",
         "missing|unavailable|absent|outstanding _{0,1} coa|coas|certificate|certificates",
     ), "No certificate of analysis for a material used (EU GMP Part I 5.30)."),
     Rule("material.expiry_check", M, MAJ, (
@@ -87,7 +93,23 @@ RULES: tuple[Rule, ...] = (
     Rule("material.defect", M, MAJ, (
         "particles|particulate|particulates|fibres|fibers|debris|precipitate|precipitation|crystals|foreign",
         "discolored|discoloured|discoloration|discolouration|cloudy _{0,2} " + MATERIAL,
+        "color|colour change|changed",
+        "precipitated|crystallised|crystallized|clumped|separated|congealed|gelled",
     ), "A material shows a visible defect.",
         exclude=("particle|particles|particulate count|counts|counter|monitoring",),
-        unless_near=frozenset({"flask", "bag", "culture", "product", "t75", "t175", "t225", "g-rex", "xuri", "cells"})),
+        unless_near=frozenset({"flask", "bag", "culture", "product", "t75", "t175", "t225", "g-rex", "xuri", "cells",
+                               "counter", "grade", "micron", "m3", "cubic", "non-viable", "room", "air"})),
+    Rule("material.wrong_preparation", M, MAJ, (
+        "prepared|reconstituted|diluted|made|formulated _{0,1} up? _{0,3} wrong|incorrect|incorrectly|"
+        "wrongly|improperly|inaccurate|inaccurately|erroneously|double|half|twice",
+        "wrongly|incorrectly|improperly|inaccurately _{0,1} prepared|reconstituted|diluted|formulated|made",
+        "(wrong diluent|incorrect diluent|wrong solvent|wrong dilution|incorrect dilution)",
+    ), "A reagent was prepared other than specified: the material used is not the one approved."),
+    Rule("material.in_use_expiry", M, MAJ, (
+        "beyond|past|passed|after|exceeded|outside _{0,2} its? (in-use|open|opened|once-opened|reconstituted|thawed|"
+        "post-thaw|stability) _{0,1} (life|period|time|expiry|date|window|stability|shelf life)",
+        "(in-use|open|opened|once-opened|post-thaw|stability) _{0,1} (life|period|time|expiry|window) _{0,2} "
+        "exceeded|expired|passed|lapsed|over",
+        "short-dated|short dated",
+    ), "A material was used beyond its in-use period: its quality is not assured."),
 )

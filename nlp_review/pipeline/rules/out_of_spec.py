@@ -30,6 +30,11 @@ RULES: tuple[Rule, ...] = (
         "does|did|do|not _{0,1} not? meet|conform|comply _{0,3} spec|specification|criteria|"
         "acceptance|limit|limits|requirements|release",
         "fails|failed|failing _{0,2} spec|specification|specifications|acceptance|criteria|release",
+        "not|n't|failed|fail|unable _{0,1} to? _{0,1} reach|reached|achieve|achieved|meet|met|attain|attained|hit "
+        "_{0,2} "
+        "target|spec|specification|minimum|dose|criteria|limit|required|requirement|requirements",
+        "lower|higher|less|greater|more|worse _{0,1} than _{0,2} expected|target|specified|required|limit|spec|"
+        "specification|anticipated|predicted|normal|usual|allowed|acceptable|minimum|maximum",
     ), "A result is stated to be out of specification.", critical_if_near=RELEASE_PARAMETERS,
         unless_near=frozenset({"shipper", "transit", "transport", "courier", "incubator", "fridge", "freezer"})),
     Rule("oos.out_of_trend", OOS, MAJ, (
@@ -61,6 +66,7 @@ RULES: tuple[Rule, ...] = (
         "below|under|above|over|exceeds|exceeded|exceeding _{0,2} target|spec|specification|limit|limits|lsl|usl|"
         "minimum|maximum",
     ), "An in-process value is stated to be off target.",
-        unless_near=frozenset({"alarm", "incubator", "freezer", "fridge", "shipper", "action", "alert", "co2"}),
+        unless_near=frozenset({"alarm", "incubator", "freezer", "fridge", "shipper", "action", "alert", "co2", "ln2",
+                               "nitrogen", "dewar", "level"}),
         critical_if_near=RELEASE_PARAMETERS),
 )

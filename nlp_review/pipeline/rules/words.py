@@ -9,11 +9,17 @@ EQUIPMENT = ("centrifuge|centrifuges|incubator|incubators|bsc|cabinet|hood|isola
              "analyzer|cytometer|pipette|pipettes|balance|scale|sealer|welder|freezer|crf|fridge|refrigerator|bath|"
              "thawer|bioreactor|pump|printer|tablet|software|system|instrument|equipment|device|machine|dewar|tank|"
              "probe|sensor|ups|sepax|prodigy|lovo|electroporator|shaker|rocker|microscope|reader|timer|computer|"
-             "scanner|monitor|controller|heater|cooler|chamber|unit|rotor")
+             "scanner|monitor|controller|heater|cooler|chamber|unit|rotor|door|gasket|fan|fans|hepa|motor|display|"
+             "screen|touchscreen|valve|compressor|thermostat|thermometer|readout|keypad|latch|hinge|lamp|blower|"
+             "agitator|stirrer|spinner|thermocycler|incubator-shaker|robot|workstation|pc|laptop|server|network|wifi|"
+             "interface|firmware|module|drive|clamp|heat-sealer|tscd|cryostore|ln2|autoclave|washer")
 FAULT = ("error|errors|err|fault|faults|faulty|malfunction|malfunctioned|malfunctioning|failure|failed|fails|fail|"
          "crash|crashed|crashing|froze|freezing|hung|jammed|jam|tripped|broken|broke|defective|inoperable|"
          "unresponsive|stalled|aborted|abort|reboot|rebooted|restarted|restart|stopped|shutdown|glitch|"
-         "leaking|noise|noisy|vibrating|vibration|imbalance|unbalanced|unstable")
+         "leaking|noise|noisy|vibrating|vibration|imbalance|unbalanced|unstable|inoperative|non-functional|"
+         "nonfunctional|stuck|erratic|intermittent|overheating|overheated|sparking|smoking|"
+         "misbehaving|misfunctioning|offline|off-line|rebooting|glitched|glitching|crashes|errored|"
+         "tripping|alarming|beeping|jamming")
 IDENTITY_NOUNS = ("label|labels|labeling|id|ids|identity|identifier|identifiers|coi|din|dins|name|dob|wristband|"
                   "barcode|isbt|traveller|traveler|order|requisition|patient|patients|bag|bags|tube|tubes|sample|"
                   "samples|cryobag|cryobags|chain")
