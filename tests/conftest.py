@@ -224,6 +224,16 @@ def _celery_point_at(broker_url: str, backend_url: str) -> None:
     app._local.__dict__.pop("backend", None)
 
 
+def process_stop(process: subprocess.Popen) -> None:  # type: ignore[type-arg]
+    """SIGTERM (a worker finishes its task, a relay its sweep), then SIGKILL after 20 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 class Worker:
     def __init__(self, broker_url: str, log: Path) -> None:
         env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": broker_url,
@@ -247,12 +257,7 @@ class Worker:
         raise TimeoutError(f"worker not ready: {self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        process_stop(self.process)
 
 
 @pytest.fixture
@@ -278,12 +283,7 @@ class Relay:
         )
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        process_stop(self.process)
 
 
 @pytest.fixture

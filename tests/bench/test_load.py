@@ -11,12 +11,10 @@ it verifies the password with Argon2 at every signing (21 CFR 11.200), a cost pa
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
-from tests.ebr.process_builders import LiveServer
-from tests.load.harness import database_size, load_run, nothing_lost_or_doubled, percentile, site_build, table
+from tests.load.harness import database_size, load_measured, nothing_lost_or_doubled, percentile
 
 SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "600"))
 STEP_SUBMIT_P95_TARGET = 0.300
@@ -29,24 +27,16 @@ def test_load_precondition_database_reachable() -> None:
 
 
 def test_load_run(committed, broker, worker, relay, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    site = site_build(operators=30, qa_users=5, bioreactors=20, steps=200)
-    server = LiveServer(tmp_path / "gunicorn.log", broker_url=broker.url, gunicorn_workers=2).wait_ready()
-    size_before = database_size()
-    try:
-        started = time.monotonic()
-        results = load_run(server.url, site, SECONDS)
-        elapsed = time.monotonic() - started
-    finally:
-        server.stop()
+    report = load_measured(broker.url, tmp_path / "gunicorn.log", SECONDS, steps=200)
 
-    submit_p95 = percentile(results.latencies["operator value submit"], 95)
+    submit_p95 = percentile(report.results.latencies["operator value submit"], 95)
     verdict = "PASS" if submit_p95 <= STEP_SUBMIT_P95_TARGET else "FAIL"
     print(f"\n\nLoad run: 30 operators, 5 QA users, 20 bioreactors every 5 s, {SECONDS:.0f} s, gunicorn 2 workers "
           f"+ Celery + relay; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(table(results, elapsed, size_before, database_size()))
+    print(report.text)
     print(f"operator value submit p95 {submit_p95 * 1000:.0f} ms; target {STEP_SUBMIT_P95_TARGET * 1000:.0f} ms: "
           f"{verdict}\n")
 
-    assert not results.errors, results.errors[:5]
-    assert not nothing_lost_or_doubled(site, results)
+    assert not report.results.errors, report.results.errors[:5]
+    assert not nothing_lost_or_doubled(report.site, report.results)
     assert submit_p95 <= STEP_SUBMIT_P95_TARGET

@@ -202,11 +202,6 @@ class LiveServer:
         raise TimeoutError(f"server not ready: {self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        import subprocess
+        from tests.conftest import process_stop
 
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        process_stop(self.process)

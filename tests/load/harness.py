@@ -280,6 +280,31 @@ def load_run(base: str, site: Site, seconds: float, seed: int = 20261127) -> Res
     return results
 
 
+@dataclass
+class LoadReport:
+    site: Site
+    results: Results
+    text: str
+
+
+def load_measured(broker_url: str, log: Any, seconds: float, *, steps: int) -> LoadReport:
+    """Build the site, run the production web stack (gunicorn, 2 workers) on it for `seconds`
+    with 30 operators, 5 QA users and 20 bioreactors, and return the figures as a table. A Celery
+    worker and the relay must be running (the `worker` and `relay` fixtures)."""
+    from tests.ebr.process_builders import LiveServer
+
+    site = site_build(operators=30, qa_users=5, bioreactors=20, steps=steps)
+    server = LiveServer(log, broker_url=broker_url, gunicorn_workers=2).wait_ready()
+    size_before = database_size()
+    try:
+        started = time.monotonic()
+        results = load_run(server.url, site, seconds)
+        elapsed = time.monotonic() - started
+    finally:
+        server.stop()
+    return LoadReport(site, results, table(results, elapsed, size_before, database_size()))
+
+
 def nothing_lost_or_doubled(site: Site, results: Results) -> list[str]:
     """What the database holds against what the clients were told was accepted."""
     problems = []

@@ -6,12 +6,10 @@ tests/bench/test_load.py); here the figures are only printed."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
-from tests.ebr.process_builders import LiveServer
-from tests.load.harness import database_size, load_run, nothing_lost_or_doubled, site_build, table
+from tests.load.harness import load_measured, nothing_lost_or_doubled
 
 SECONDS = float(os.environ.get("LOAD_SECONDS", "45"))
 
@@ -19,17 +17,10 @@ pytestmark = pytest.mark.worker
 
 
 def test_short_load_run_has_no_errors_and_loses_nothing(committed, broker, worker, relay, tmp_path):
-    site = site_build(operators=30, qa_users=5, bioreactors=20, steps=40)
-    server = LiveServer(tmp_path / "gunicorn.log", broker_url=broker.url, gunicorn_workers=2).wait_ready()
-    size_before = database_size()
-    try:
-        started = time.monotonic()
-        results = load_run(server.url, site, SECONDS)
-        elapsed = time.monotonic() - started
-    finally:
-        server.stop()
+    report = load_measured(broker.url, tmp_path / "gunicorn.log", SECONDS, steps=40)
 
-    print(f"\n\nLoad run (short form), {SECONDS:.0f} s\n{table(results, elapsed, size_before, database_size())}\n")
-    assert not results.errors, results.errors[:5]
-    assert not nothing_lost_or_doubled(site, results)
-    assert results.entries_accepted > 0 and results.steps_signed > 0 and results.readings_sent > 0
+    print(f"\n\nLoad run (short form), {SECONDS:.0f} s\n{report.text}\n")
+    assert not report.results.errors, report.results.errors[:5]
+    assert not nothing_lost_or_doubled(report.site, report.results)
+    assert report.results.entries_accepted > 0 and report.results.steps_signed > 0
+    assert report.results.readings_sent > 0
