@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 
-from ebr.models import Batch
+from ebr.models import Batch, PdfExportStatus
 from qms.audit import Event, SystemActor, record_event
 from qms.models import AuditEvent, User
 from qms.roles import Role
@@ -60,6 +60,12 @@ def batch_pdf_export(self, export_id: int) -> str:  # type: ignore[no-untyped-de
     from ebr.pdf.export import pdf_export_run
 
     try:
-        return str(pdf_export_run(export_id).status)
+        export = pdf_export_run(export_id)
     except OperationalError as error:  # the database went away: the row is not done, try again later
         raise self.retry(exc=error) from error
+    if export.status != PdfExportStatus.DONE:
+        # Another session holds the export's lock: a duplicate delivery still at work, or the connection
+        # of a worker killed a moment ago that PostgreSQL has not closed yet. Acknowledging now would
+        # leave the export unfinished for good; look again later (a finished export is never redone).
+        raise self.retry()
+    return str(export.status)
