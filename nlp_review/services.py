@@ -168,17 +168,32 @@ def _review_execute(review: BatchReview, actor: Actor) -> BatchReview:
     total = len(texts) + 1  # the structured checks count as one unit of work
     if review.progress_done == 0:
         with transaction.atomic():
-            _flags_create(review, actor, [_structured_flag(review, flag) for flag in structured_flags(record)])
-            _progress(review, actor, done=1, total=total)
+            if _chunk_unclaimed(review, done=0):
+                _flags_create(review, actor, [_structured_flag(review, flag) for flag in structured_flags(record)])
+                _progress(review, actor, done=1, total=total)
+        review.refresh_from_db(fields=["progress_done"])
     for start in range(review.progress_done - 1, len(texts), CHUNK_SIZE):
         chunk = texts[start:start + CHUNK_SIZE]
         results = review_texts([source.text for source in chunk])
         with transaction.atomic():
+            if not _chunk_unclaimed(review, done=start + 1):
+                continue
             _flags_create(review, actor, [_text_flag(review, source, flag, result.pipeline_version)
                                           for source, result in zip(chunk, results, strict=True)
                                           for flag in result.flags])
             _progress(review, actor, done=start + len(chunk) + 1, total=total)
     return _review_finish(review, actor, record, texts)
+
+
+def _chunk_unclaimed(review: BatchReview, *, done: int) -> bool:
+    """Lock the review and say whether the chunk after `done` units is still to be written.
+
+    The same review can run twice at once (a message delivered twice: a relay that crashed between
+    sending and marking it sent). The second run waits here for the first one's chunk to commit,
+    then sees the progress moved on and skips it, so no flag is ever written twice.
+    """
+    current = BatchReview.objects.select_for_update().values_list("progress_done", flat=True).get(pk=review.pk)
+    return current == done
 
 
 def _progress(review: BatchReview, actor: Actor, *, done: int, total: int) -> None:
@@ -226,6 +241,8 @@ def _review_finish(review: BatchReview, actor: Actor, record: BatchRecord, texts
     from nlp_review.search import record_texts_index
 
     review = BatchReview.objects.select_for_update().get(pk=review.pk)
+    if review.status == ReviewStatus.DONE:
+        return review  # a concurrent run of the same review finished it first
     counts = {severity: review.flags.filter(severity=severity).count() for severity in FlagSeverity.values}
     review.critical_count, review.major_count, review.minor_count = (
         counts[FlagSeverity.CRITICAL], counts[FlagSeverity.MAJOR], counts[FlagSeverity.MINOR])

@@ -21,6 +21,14 @@ class LoginForm(AuthenticationForm):
         super().__init__(*args, **kwargs)
         self.fields["username"].widget.attrs.update({"autocomplete": "username", "autocapitalize": "none"})
 
+    def clean(self) -> dict:  # type: ignore[type-arg]
+        # AuthenticationForm sets the field's max_length after building it, so no validator runs:
+        # a name longer than any account's is refused here, with the one message for every failed
+        # login, before it reaches authenticate() and the lockout records (varchar columns).
+        if len(self.cleaned_data.get("username") or "") > self.username_field.max_length:
+            raise self.get_invalid_login_error()
+        return super().clean()
+
 
 class AuditFilterForm(forms.Form):
     record = forms.CharField(required=False, max_length=200, label="Record",

@@ -103,4 +103,5 @@ def alarm_acknowledge_submit(request: HttpRequest, number: str, pk: int) -> Http
     context = _alarms_context(request, batch, form=form, form_alarm=alarm.pk)
     if request.htmx:
         return render(request, "ebr/_alarms.html", context)
-    return _page(request, batch, status=422, **context)
+    # Not **context: it holds `batch` too, which _page takes positionally (a TypeError, a 500).
+    return _page(request, batch, status=422, ack_form=form, form_alarm=alarm.pk)
