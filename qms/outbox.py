@@ -16,7 +16,7 @@ round trip, and a broker outage never slows the posts down.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import time
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +29,7 @@ from qms.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 RELAY_CHANNEL = "qms_outbox"
+RELAY_GATHER_SECONDS = 0.05
 SWEEP_LIMIT = 500
 
 
@@ -104,14 +105,21 @@ def outbox_relay_listen() -> None:
         cursor.execute(f"LISTEN {RELAY_CHANNEL}")
 
 
-def outbox_relay_wait(seconds: float) -> bool:
-    """Wait up to `seconds` for a wake-up from `enqueue`; True when one came."""
+def outbox_relay_wait(seconds: float, *, gather: float = RELAY_GATHER_SECONDS) -> bool:
+    """Wait up to `seconds` for a wake-up from `enqueue`; True when one came.
+
+    After a wake-up the relay lingers `gather` seconds and takes every wake-up that came
+    meanwhile, so that a burst of instrument posts is sent by one sweep (one transaction)
+    rather than one sweep per post: measured, a sweep per post cost the relay about 3 ms of CPU
+    a post at 45 posts a second.
+    """
     connection.ensure_connection()
-    woken = False
     with connection.wrap_database_errors:  # a lost connection surfaces as Django's DatabaseError
-        notifies: Iterable[Any] = connection.connection.notifies(timeout=seconds, stop_after=1)
-        for _ in notifies:
-            woken = True
+        woken = any(True for _ in connection.connection.notifies(timeout=seconds, stop_after=1))
+        if woken and gather:
+            time.sleep(gather)
+            for _ in connection.connection.notifies(timeout=0):
+                pass
     return woken
 
 
