@@ -69,8 +69,10 @@ def _capa_row(capa: Any) -> dict[str, Any]:
     actions = list(capa.actions.all())
     done = sum(1 for a in actions if a.status == "done" or a.completed_at)
     latest = capa.latest_effectiveness()
+    origin = capa.transcribed_from
+    title = f"{capa.title}\n{origin[:1].upper()}{origin[1:]}" if origin else capa.title
     return {
-        "number": capa.number, "title": capa.title, "status": capa.get_status_display(),
+        "number": capa.number, "title": title, "status": capa.get_status_display(),
         "actions": f"{done} of {len(actions)} completed",
         "effectiveness": f"{latest.get_result_display()} ({_when(latest.checked_at)})" if latest else "not yet checked",
         "closed": _when(capa.closed_at) if capa.closed_at else "",

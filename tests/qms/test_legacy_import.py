@@ -405,6 +405,14 @@ def test_batch_pdf_deviation_row_names_the_paper_record(qa_reviewer, supervisor)
     assert _deviation_row(deviation)["source"] == "Transcribed from paper record PD-2025-014"
 
 
+def test_batch_pdf_capa_row_names_the_paper_record(qa_reviewer, supervisor):
+    from ebr.pdf.providers import _capa_row
+
+    capa = _paper_capa(qa_reviewer, supervisor)
+
+    assert _capa_row(capa)["title"].endswith("\nTranscribed from paper record PC-2025-007")
+
+
 def test_dashboard_overdue_list_flags_paper_records_and_exports_them(client, qa_reviewer, supervisor, auditor):
     deviation = _paper_deviation(qa_reviewer, supervisor)
     capa = _paper_capa(qa_reviewer, supervisor)
