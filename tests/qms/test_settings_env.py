@@ -34,6 +34,8 @@ def _load_settings(**overrides: str) -> subprocess.CompletedProcess[str]:
     ("SESSION_IDLE_TIMEOUT", "soon", "SESSION_IDLE_TIMEOUT='soon' is not a whole number"),
     ("SESSION_IDLE_TIMEOUT", "0", "SESSION_IDLE_TIMEOUT=0 must be between 1 and 480"),
     ("DJANGO_DEBUG", "maybe", "DJANGO_DEBUG='maybe' is not a yes/no value"),
+    # Redis must never re-deliver a task that may still be running (time limit 900 s).
+    ("CELERY_VISIBILITY_TIMEOUT", "600", "CELERY_VISIBILITY_TIMEOUT=600 must be between 960 and 86400"),
 ])
 def test_bad_value_stops_start_up_naming_the_variable(variable, value, message):
     result = _load_settings(**{variable: value})
