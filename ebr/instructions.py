@@ -32,6 +32,7 @@ ALLOWED_TAGS = {"p", "br", "strong", "em", "ul", "ol", "li", "h3", "h4", "h5", "
                 "a", "img", "figure", "figcaption"}
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "ol": {"start"}}
 LINK_SCHEMES = {"http", "https", "mailto"}
+SERVED_IMAGE = re.compile(r"^/master-records/images/\d+/$")
 
 
 @dataclass(frozen=True)
@@ -94,9 +95,18 @@ def _figures_html(figures: Iterable[FigureRef]) -> str:
     return "".join(parts)
 
 
+def _url_allowed(element: str, attribute: str, value: str) -> str | None:
+    """Images only from this application's image view; no protocol-relative (`//host`) URL."""
+    if element == "img" and attribute == "src":
+        return value if SERVED_IMAGE.match(value) else None
+    if attribute in {"href", "src"} and value.strip()[:2].replace("\\", "/") == "//":
+        return None  # "//host" and "/\\host" both lead a browser to another site
+    return value
+
+
 def sanitise(html: str) -> str:
     return nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, url_schemes=LINK_SCHEMES,
-                     link_rel="noopener noreferrer", strip_comments=True)
+                     link_rel="noopener noreferrer", strip_comments=True, attribute_filter=_url_allowed)
 
 
 def instructions_html(markdown: str, figures: Iterable[FigureRef] = ()) -> str:
@@ -201,13 +211,17 @@ class _BlockBuilder:
 
     def add(self, token: Token) -> None:
         if token.type == "inline":
-            inline = _Inline(self.image)
+            # Figures of a paragraph print right after its text, not before it.
+            figures: list[tuple[int | None, str]] = []
+            inline = _Inline(lambda number, caption: figures.append((number, caption)))
             for child in token.children or []:
                 inline.feed(child)
             if "".join(text for text, _ in inline.runs).strip():
                 depth = max(len(self.lists) - 1, 0)
                 self.blocks.append(Block(self.kind, runs=tuple(inline.runs), marker=self.marker, depth=depth))
                 self.marker = ""  # a second paragraph in the same item carries no marker
+            for number, caption in figures:
+                self.image(number, caption)
         elif token.type in {"fence", "code_block"}:
             self.blocks.append(Block("code", runs=((token.content.rstrip("\n"), "code"),)))
         elif token.nesting == 1:
@@ -290,11 +304,19 @@ def image_inspect(content: bytes) -> ImageFacts:
 def image_store(content: bytes, facts: ImageFacts) -> str:
     """Store the bytes once under their hash (not public: served by a logged-in view only)."""
     name = f"instruction-images/{facts.sha256}.{facts.extension}"
+    if default_storage.exists(name) and not _stored_intact(name, facts.sha256):
+        # The file under this hash was altered on disk: uploading the genuine bytes repairs it.
+        default_storage.delete(name)
     if not default_storage.exists(name):
         stored = default_storage.save(name, ContentFile(content))
         if stored != name:  # a concurrent upload of the same bytes won: keep one file
             default_storage.delete(stored)
     return name
+
+
+def _stored_intact(name: str, sha256: str) -> bool:
+    with default_storage.open(name, "rb") as stored:
+        return hashlib.sha256(stored.read()).hexdigest() == sha256
 
 
 def image_read(name: str, sha256: str) -> bytes:

@@ -116,6 +116,26 @@ def test_the_sanitiser_removes_what_the_markdown_parser_would_let_through():
     assert "alert" not in cleaned and "iframe" not in cleaned
 
 
+def test_the_sanitiser_keeps_images_to_the_image_view_and_links_to_this_or_named_sites():
+    from ebr.instructions import sanitise
+
+    cleaned = sanitise('<img src="https://tracker.example/t.png"><img src="/master-records/images/7/" alt="BSC">'
+                       '<a href="//evil.example/x">a</a><a href="/\\evil.example/y">b</a>'
+                       '<a href="https://sop.example/17">c</a>')
+
+    assert "tracker.example" not in cleaned and "evil.example" not in cleaned
+    assert 'src="/master-records/images/7/"' in cleaned and 'href="https://sop.example/17"' in cleaned
+
+
+def test_pdf_blocks_print_an_inline_figure_after_the_text_around_it():
+    from ebr.instructions import instructions_blocks
+
+    blocks = instructions_blocks("Before ![BSC layout](image:1) after")
+
+    assert [block.kind for block in blocks] == ["paragraph", "figure"]
+    assert blocks[1].figure == 1
+
+
 def test_headings_are_demoted_below_the_page_headings_and_links_get_no_opener():
     html = instructions_html("# Preparation\n\nSee [the SOP](https://sop.example/17).")
 
@@ -208,6 +228,18 @@ def test_an_image_altered_on_disk_is_not_served(client, supervisor, media):
     login(client, supervisor)
 
     assert client.get(f"/master-records/images/{image.pk}/").status_code == 403
+
+
+def test_uploading_the_genuine_image_again_repairs_a_file_altered_on_disk(client, supervisor, media):
+    step = draft_step(supervisor)
+    image = master_services.instruction_image_add(actor=supervisor, step=step, content=png(), caption="Label")
+    (media / image.file).write_bytes(png(colour="blue"))
+
+    master_services.instruction_image_add(actor=supervisor, step=step, content=png(), caption="Label again")
+    login(client, supervisor)
+
+    served = client.get(f"/master-records/images/{image.pk}/")
+    assert served.status_code == 200 and served.content == png()
 
 
 def test_author_uploads_an_image_and_places_it_through_the_pages(client, supervisor):

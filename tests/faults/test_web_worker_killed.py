@@ -10,8 +10,10 @@ retry (the same form, the same idempotency key) leaves exactly one result.
 
 1. A step signed as performed, killed mid-transaction: it had written the signature and the
    step's new status and waited to open the next step. Nothing of it is left; the retry signs once.
-2. An out-of-specification value (entry + automatic deviation), killed while committing: the
-   client never got the answer, the retry with the same idempotency key records nothing twice.
+2. An out-of-specification value (entry + automatic deviation), killed while it waits on a lock
+   near or at its commit (the lock is on a row its foreign keys check; whether PostgreSQL then
+   commits or rolls back is its choice, and both are accepted): entry and deviation are there
+   together or not at all, and the retry with the same idempotency key records nothing twice.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 values with decimal commas and spaced powers of ten, and paraphrase families per category.
 
 The sentences are written here in voices none of the corpus splits uses (QC microbiology, logistics,
-non-native writers); none is a corpus entry."""
+non-native writers); none is a corpus entry (five that were, from the former test split, were
+replaced). A logger or temperature excursion in transit is a chain-of-custody matter, which the
+spec files under `identity`."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ import pytest
 
 from nlp_review.pipeline.reviewer import Reviewer
 from nlp_review.pipeline.types import Severity
+
+# Fresh paraphrases the rules do not catch yet: the gap the holdout split measures (issue #7).
+GAP = pytest.mark.xfail(strict=True, reason="known generalisation gap (a fresh paraphrase, in no split)")
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +58,10 @@ def test_negated_routine_stays_quiet(rules: Reviewer, text: str) -> None:
     ("pH 7,9 (range 7,0-7,6)", Severity.MAJOR),
     ("TNC 2,4 x 10^8 cells, required minimum 1,0 x 10^8", Severity.NONE),
     ("Endotoxin < 0,05 EU/mL (limit ≤ 0,5 EU/mL)", Severity.NONE),
-    ("Endotoxin 0.10 EU/mL, below the limit of 0.5 EU/mL.", Severity.NONE),
+    pytest.param("LAL 0.12 EU/mL, well below the limit of 0.5 EU/mL", Severity.NONE,
+                 marks=GAP),
     ("purity 95%; the limit is ≥ 90%.", Severity.NONE),
-    ("purity 71%; the limit is ≥ 90%.", Severity.CRITICAL),
+    ("CD3+ purity 68 %; the limit is ≥ 85 %", Severity.CRITICAL),
 ])
 def test_values_with_decimal_commas_and_powers_of_ten(rules: Reviewer, text: str, risk: Severity) -> None:
     assert _risk(rules, text) is risk
@@ -65,9 +71,10 @@ def test_values_with_decimal_commas_and_powers_of_ten(rules: Reviewer, text: str
     ("Label (PT-1093) on bag 2 differs from the order", "identity"),
     ("The number on the cryobag differs from the ID on the traveller", "identity"),
     ("Label (PT-1093) differs from the traveller", "identity"),
-    ("Outer carton of PBS/EDTA buffer was crushed", "material"),
+    ("Box of HBSS/HEPES bottles arrived crushed", "material"),
     ("Hold time between wash and formulation exceeded by 40 min", "procedure"),
-    ("Shipper temp. rose above -150°C during transit", "identity"),
+    pytest.param("Dewar temp. rose above -150°C on the way to the ward", "identity",
+                 marks=GAP),
 ])
 def test_punctuation_inside_a_thought_does_not_break_a_pattern(rules: Reviewer, text: str, category: str) -> None:
     assert category in _rule_categories(rules, text)
@@ -85,7 +92,8 @@ def test_punctuation_inside_a_thought_does_not_break_a_pattern(rules: Reviewer, 
     ("CoA for the retronectin lot is not on file", "material"),
     ("The reagent was reconstituted with the wrong diluent", "material"),
     ("Used the obsolete version 3 of the thaw SOP", "procedure"),
-    ("The second operator left the room before step 7 was finished", "procedure"),
+    pytest.param("My colleague went out of the suite before step 9 was done, I finished it alone", "procedure",
+                 marks=GAP),
     ("The operator did the wash before the spin, in reverse order to the MBR", "procedure"),
     ("Feeding was delayed by one day due to staffing", "procedure"),
     ("Timer was not started for the 20 min incubation", "procedure"),

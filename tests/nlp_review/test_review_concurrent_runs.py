@@ -30,12 +30,12 @@ def test_two_concurrent_runs_of_one_review_write_each_flag_once(committed, monke
 
     batch = _big_batch(monkeypatch, steps=160)  # > 1,000 texts: several chunks
     request_id = f"concurrent-{uuid.uuid4().hex[:8]}"
-    barrier, errors = threading.Barrier(2), []
+    barrier, errors, results = threading.Barrier(2), [], []
 
     def run() -> None:
         try:
             barrier.wait()
-            batch_review_run(batch=batch, actor=SystemActor("system:tests"), request_id=request_id)
+            results.append(batch_review_run(batch=batch, actor=SystemActor("system:tests"), request_id=request_id))
         except Exception as error:  # pragma: no cover - shown by the assertion below
             errors.append(error)
         finally:
@@ -45,9 +45,11 @@ def test_two_concurrent_runs_of_one_review_write_each_flag_once(committed, monke
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        thread.join(300)
+    assert not any(thread.is_alive() for thread in threads), "the two runs deadlocked"
 
     assert not errors, errors
+    assert len(results) == 2 and {r.pk for r in results} == {results[0].pk}, "both runs ended on the one review"
     review = BatchReview.objects.get(request_id=request_id)
     flags = list(ReviewFlag.objects.filter(review=review).values_list("source_kind", "source_id", "rule", "start"))
     doubled = [key for key, count in Counter(flags).items() if count > 1]

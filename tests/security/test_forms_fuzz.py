@@ -45,7 +45,7 @@ def _now(hours: float = 0) -> str:
 
 
 def valid_or(*values: Any) -> st.SearchStrategy[Any]:
-    """Half the time a value that passes, so that successful submissions are checked too."""
+    """Sometimes a value that passes (each test also posts one all-valid form: `_accepted`)."""
     return st.one_of(st.sampled_from(values), hostile)
 
 
@@ -59,6 +59,16 @@ def _submit(client: Client, path: str, data: dict[str, Any], count: Callable[[],
         else:
             assert 400 <= response.status_code < 500 or response.status_code == 200, (path, data)
             assert (count(), snapshot()) == (rows, before), (path, data, response.status_code)
+        transaction.set_rollback(True)
+
+
+def _accepted(client: Client, path: str, data: dict[str, Any], count: Callable[[], int]) -> None:
+    """The fuzzed form's happy path, checked every run: a valid post is stored with its audit row."""
+    with transaction.atomic():
+        before, rows = snapshot(), count()
+        response = client.post(path, data)
+        assert response.status_code == 302, (path, response.status_code)
+        assert count() == rows + 1 and snapshot()[0] > before[0]
         transaction.set_rollback(True)
 
 
@@ -85,6 +95,11 @@ def test_batch_creation_form(world):
                                           "collected_at": collected}, Batch.objects.count)
 
     submit()
+    coi = coi_generate()
+    _accepted(client, "/batches/new/", {"version": world.version.pk, "coi": coi, "coi_confirmation": coi,
+                                        "din": a_din(), "patient_ref": "PT-0042",
+                                        "collecting_hospital": "City Hospital", "collected_at": _now(3)},
+              Batch.objects.count)
 
 
 def test_value_entry_form(world):
@@ -125,6 +140,9 @@ def test_deviation_report_form(world):
                                                  "immediate_actions": actions}, Deviation.objects.count)
 
     submit()
+    _accepted(client, "/qms/deviations/new/", {"title": "Door ajar", "description": "Found open at 10:00",
+                                               "occurred_at": _now(2), "discovered_at": _now(1),
+                                               "immediate_actions": "Closed it"}, Deviation.objects.count)
 
 
 def test_custody_hand_off_form(world):
@@ -139,6 +157,9 @@ def test_custody_hand_off_form(world):
             "temperature_c": temperature, "condition": condition}, CustodyEvent.objects.count)
 
     submit()
+    _accepted(client, f"/batches/{world.running.number}/custody/", {
+        "from_party": "Courier", "to_party": "Cleanroom", "location": "Airlock", "occurred_at": _now(1),
+        "temperature_c": "4", "condition": "intact"}, CustodyEvent.objects.count)
 
 
 def test_login_form(world):
