@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import date
 
 from django.contrib.sessions.backends.base import SessionBase
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -44,6 +44,7 @@ from qms.services._guards import (
     reason_required,
     text_required,
 )
+from qms.services._owned_tasks import owned_item_cancel, owned_item_complete
 from qms.services.notifications import notify
 from qms.signatures import sign
 from qms.states import CAPA_STEPS, ensure_step
@@ -162,17 +163,10 @@ def capa_action_complete(*, actor: User, action: CapaAction, evidence: str, pass
     evidence = text_required(evidence, "evidence", "Describe the evidence of completion (document, record, date).")
     capa = locked(action.capa)
     step = ensure_step(CAPA_STEPS, "action_complete", capa)
-    action = locked(action)
-    if action.owner_id != actor.pk:
-        raise PermissionDenied(f"Only the action's owner, {action.owner.full_name}, can complete it.")
-    if action.status != ActionStatus.OPEN:
-        raise ValidationError(f"{action} is already {action.get_status_display().lower()}.")
-    action.status, action.completion_evidence = ActionStatus.DONE, evidence
-    action.completed_by, action.completed_at = actor, timezone.now()
-    save_with_reason(action, actor=actor, reason=reason)
     assert step.signature is not None
-    signature = sign(signer=actor, password=password, meaning=step.signature, target=action, reason=reason,
-                     username=username, session=session, request=request)
+    action, signature = owned_item_complete(
+        actor=actor, item=action, noun="action", evidence=evidence, password=password, reason=reason,
+        meaning=step.signature, username=username, session=session, request=request)
     record_event(actor=actor, event=Event.CAPA_ACTION_COMPLETED, target=capa, reason=reason,
                  data={"action": action.sequence, "signature": signature.pk})
     _advance_when_actions_finished(capa, actor, reason)
@@ -186,11 +180,7 @@ def capa_action_cancel(*, actor: User, action: CapaAction, reason: str) -> CapaA
     reason = reason_required(reason, "Say why this action is no longer needed.")
     capa = locked(action.capa)
     ensure_step(CAPA_STEPS, "action_cancel", capa)
-    action = locked(action)
-    if action.status != ActionStatus.OPEN:
-        raise ValidationError(f"{action} is already {action.get_status_display().lower()}.")
-    action.status, action.cancelled_reason = ActionStatus.CANCELLED, reason
-    save_with_reason(action, actor=actor, reason=reason, update_fields=["status", "cancelled_reason"])
+    action = owned_item_cancel(actor=actor, item=action, reason=reason)
     record_event(actor=actor, event=Event.CAPA_ACTION_CANCELLED, target=capa, reason=reason,
                  data={"action": action.sequence})
     _advance_when_actions_finished(capa, actor, reason)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date
 
 from django.contrib.sessions.backends.base import SessionBase
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -28,6 +28,7 @@ from qms.services._guards import (
     reason_required,
     text_required,
 )
+from qms.services._owned_tasks import owned_item_cancel, owned_item_complete
 from qms.services.notifications import notify
 from qms.signatures import ensure_approver_not_author, sign
 from qms.states import CHANGE_CONTROL_STEPS, ensure_step
@@ -191,17 +192,10 @@ def change_control_task_complete(*, actor: User, task: ChangeTask, evidence: str
     evidence = text_required(evidence, "evidence", "Describe the evidence of completion.")
     change = locked(task.change)
     step = ensure_step(CHANGE_CONTROL_STEPS, "task_complete", change)
-    task = locked(task)
-    if task.owner_id != actor.pk:
-        raise PermissionDenied(f"Only the task's owner, {task.owner.full_name}, can complete it.")
-    if task.status != ActionStatus.OPEN:
-        raise ValidationError(f"{task} is already {task.get_status_display().lower()}.")
-    task.status, task.completion_evidence = ActionStatus.DONE, evidence
-    task.completed_by, task.completed_at = actor, timezone.now()
-    save_with_reason(task, actor=actor, reason=reason)
     assert step.signature is not None
-    signature = sign(signer=actor, password=password, meaning=step.signature, target=task, reason=reason,
-                     username=username, session=session, request=request)
+    task, signature = owned_item_complete(
+        actor=actor, item=task, noun="task", evidence=evidence, password=password, reason=reason,
+        meaning=step.signature, username=username, session=session, request=request)
     record_event(actor=actor, event=Event.CHANGE_CONTROL_TASK_COMPLETED, target=change, reason=reason,
                  data={"task": task.sequence, "signature": signature.pk})
     return task
@@ -214,11 +208,7 @@ def change_control_task_cancel(*, actor: User, task: ChangeTask, reason: str) ->
     reason = reason_required(reason, "Say why this task is no longer needed.")
     change = locked(task.change)
     ensure_step(CHANGE_CONTROL_STEPS, "task_cancel", change)
-    task = locked(task)
-    if task.status != ActionStatus.OPEN:
-        raise ValidationError(f"{task} is already {task.get_status_display().lower()}.")
-    task.status, task.cancelled_reason = ActionStatus.CANCELLED, reason
-    save_with_reason(task, actor=actor, reason=reason, update_fields=["status", "cancelled_reason"])
+    task = owned_item_cancel(actor=actor, item=task, reason=reason)
     record_event(actor=actor, event=Event.CHANGE_CONTROL_TASK_CANCELLED, target=change, reason=reason,
                  data={"task": task.sequence})
     return task
