@@ -14,10 +14,14 @@ class NlpReviewConfig(AppConfig):
         return open_flags_count(batch_pk)
 
     def review_finished(self, batch_pk: int) -> bool:
-        """Release gate: the batch record has been read by the review at least once."""
-        from nlp_review.models import BatchReview
+        """Release gate: the batch's latest review has finished. A re-run that is still running or
+        failed supersedes the earlier versions, so release waits for it (its flags are the ones QA
+        dispositions)."""
+        from nlp_review.models import ReviewStatus
+        from nlp_review.services import latest_review
 
-        return BatchReview.objects.filter(batch_id=batch_pk, status="done").exists()
+        review = latest_review(batch_pk)
+        return review is not None and review.status == ReviewStatus.DONE
 
     def review_flags_for_pdf(self, batch_pk: int) -> list[dict[str, object]] | None:
         """The latest finished review's flags for the signed PDF record (ebr/pdf/providers.py contract)."""

@@ -23,7 +23,7 @@ from django.db.models import Max
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
-from ebr.models import Batch, StepExecution
+from ebr.models import Batch, BatchStatus, StepExecution
 from ebr.selectors import BatchRecord, batch_record
 from nlp_review.checks import CHECKS_VERSION, CheckFlag, structured_flags
 from nlp_review.models import (
@@ -35,7 +35,7 @@ from nlp_review.models import (
     SourceKind,
 )
 from qms.audit import Event, SystemActor, create_with_reason, record_event, save_with_reason
-from qms.models import Deviation, DeviationSource, User
+from qms.models import Deviation, DeviationSource, DeviationStatus, User
 from qms.roles import Capability, can
 from qms.signatures import Meaning, sign
 from qms.subjects import Subject
@@ -318,12 +318,17 @@ def _deviation_raise(actor: User, flag: ReviewFlag, reason: str) -> Deviation:
         reason=f"Raised from review flag {flag.pk}")
 
 
-def _deviation_resolve(deviation: Deviation | str | None) -> Deviation:
-    if isinstance(deviation, Deviation):
-        return deviation
-    found = Deviation.objects.filter(number=(deviation or "").strip()).first()
-    if found is None:
-        raise ValidationError({"deviation": "Give the number of an existing deviation."})
+def _deviation_resolve(flag: ReviewFlag, deviation: Deviation | str | None) -> Deviation:
+    """The deviation a flag is linked to: one raised against this flag's batch and not cancelled, so
+    that a mistyped number can never clear a flag with another batch's investigation."""
+    from qms.selectors_deviations import deviations_for
+
+    number = deviation.number if isinstance(deviation, Deviation) else (deviation or "").strip()
+    found = next((d for d in deviations_for("ebr.batch", str(flag.batch_id)) if d.number == number), None)
+    if found is None or found.status == DeviationStatus.CANCELLED:
+        raise ValidationError({"deviation": f"Give the number of a deviation of batch {flag.batch.number} that is "
+                                            "not cancelled (link the batch to the deviation first if it concerns "
+                                            "this batch too)."})
     return found
 
 
@@ -338,7 +343,7 @@ def flag_disposition(*, actor: User, flag: ReviewFlag, outcome: str, reason: str
     if outcome == Disposition.DEVIATION_RAISED:
         flag.deviation_number = _deviation_raise(actor, flag, reason).number
     elif outcome == Disposition.DEVIATION_LINKED:
-        flag.deviation_number = _deviation_resolve(deviation).number
+        flag.deviation_number = _deviation_resolve(flag, deviation).number
     flag.disposition, flag.disposition_reason = outcome, reason.strip()
     flag.dispositioned_by, flag.dispositioned_at = actor, timezone.now()
     signature = sign(signer=actor, password=password, meaning=Meaning.REVIEWED, target=flag, reason=reason,
@@ -357,8 +362,10 @@ def flags_disposition_all(*, actor: User, flags: Iterable[ReviewFlag], **kwargs:
 
 
 @transaction.atomic
-def review_rerun_request(*, actor: User, batch: Batch) -> str:
-    """QA asks for a fresh review (e.g. after a new pipeline version); it runs in the background.
+def review_rerun_request(*, actor: User, batch: Batch, reason: str) -> str:
+    """QA asks for a fresh review (e.g. after a new pipeline version), saying why; it runs in the
+    background. Only while the batch awaits its decision: the review of a released or rejected
+    batch is part of that decision's record and is not replaced.
 
     The request is written to the outbox in this transaction, so it is sent only once it is
     committed and never lost to a broker outage. Returns the request id the run will carry.
@@ -367,8 +374,14 @@ def review_rerun_request(*, actor: User, batch: Batch) -> str:
 
     if not can(actor, Capability.REVIEW_QUEUE):
         raise PermissionDenied("Only QA requests a batch review.")
+    if not (reason or "").strip():
+        raise ValidationError({"reason": "Say why the review is run again."})
+    batch = Batch.objects.select_for_update().get(pk=batch.pk)
+    if batch.status not in (BatchStatus.COMPLETED, BatchStatus.IN_REVIEW):
+        raise ValidationError(f"Batch {batch.number} is {batch.get_status_display().lower()}: only a completed "
+                              "batch awaiting its decision is reviewed again.")
     request_id = f"rerun-{uuid.uuid4()}"
     enqueue("nlp_review.review_batch", batch_id=batch.pk, request_id=request_id)
-    record_event(actor=actor, event=Event.BATCH_REVIEW_REQUESTED, target=batch, reason="Review re-run requested",
+    record_event(actor=actor, event=Event.BATCH_REVIEW_REQUESTED, target=batch, reason=reason.strip(),
                  data={"tasks": ["nlp_review.review_batch"], "request_id": request_id})
     return request_id

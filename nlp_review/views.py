@@ -69,8 +69,12 @@ def flag_disposition_submit(request: HttpRequest, number: str, pk: int) -> HttpR
 @capability_required(Capability.REVIEW_QUEUE)
 def review_rerun(request: HttpRequest, number: str) -> HttpResponse:
     batch = get_object_or_404(Batch, number=number)
-    services.review_rerun_request(actor=request.user, batch=batch)
-    messages.success(request, "A new review was requested; it runs in the background.")
+    try:
+        services.review_rerun_request(actor=request.user, batch=batch, reason=request.POST.get("reason", ""))
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "A new review was requested; it runs in the background.")
     return redirect("batch_review", number=number)
 
 

@@ -89,7 +89,8 @@ def _review_flag_blockers(batch: Batch) -> list[str]:
 
     review = apps.get_app_config("nlp_review")
     if not review.review_finished(batch.pk):
-        return ["The batch record review has not run yet (it is queued when the batch completes)."]
+        return ["The batch record review has not run yet, or its latest run has not finished (it is queued "
+                "when the batch completes; a re-run must finish before release)."]
     count = review.open_flags_count(batch.pk)
     return [f"{count} review flag(s) are not dispositioned."] if count else []
 

@@ -71,7 +71,8 @@ def test_worker_killed_mid_review_the_new_worker_finishes_it_once(committed, bro
     reviewer = _person(Role.QA_REVIEWER)
     first = processes.add(CeleryWorker(tmp_path / "worker-1.log", broker.url)).wait_ready()
 
-    request_id = review_rerun_request(actor=reviewer, batch=batch)  # outbox row, sent after commit
+    # An outbox row, sent after commit.
+    request_id = review_rerun_request(actor=reviewer, batch=batch, reason="Fault test: review again")
 
     def first_chunk_committed() -> BatchReview | None:
         return BatchReview.objects.filter(request_id=request_id, progress_done__gt=1).first()

@@ -129,6 +129,56 @@ def test_release_blocked_until_every_flag_of_the_latest_review_is_dispositioned(
     assert released.status == "released"
 
 
+def test_release_stays_blocked_while_a_re_run_has_not_finished(completed, qa_reviewer, qa_approver):
+    from nlp_review.services import review_rerun_request
+
+    batch_review_start(actor=qa_reviewer, batch=completed)
+    batch_audit_trail_review(actor=qa_reviewer, batch=completed, reason="Audit trail reviewed",
+                             **sign_args(qa_reviewer))
+    first = run(completed)  # finished; its flags are never dispositioned
+    review_rerun_request(actor=qa_reviewer, batch=completed, reason="New pipeline version")
+    rerun = BatchReview.objects.create(batch=completed, version=first.version + 1, request_id="rerun-failed",
+                                       status=ReviewStatus.FAILED, requested_by_label="system:tests")
+    completed.refresh_from_db()
+
+    assert any("latest run has not finished" in blocker for blocker in release_blockers(completed))
+    with pytest.raises(ValidationError):
+        batch_release(actor=qa_approver, batch=completed, reason="Meets specifications", **sign_args(qa_approver))
+    assert rerun.flags.count() == 0 and first.flags.filter(disposition=Disposition.NONE).exists()
+
+
+def test_re_run_needs_a_reason_and_a_batch_awaiting_its_decision(completed, qa_reviewer):
+    from ebr.models import Batch
+    from nlp_review.services import review_rerun_request
+    from qms.models import OutboxMessage
+
+    with pytest.raises(ValidationError, match="why"):
+        review_rerun_request(actor=qa_reviewer, batch=completed, reason="  ")
+    Batch.objects.filter(pk=completed.pk).update(status="released")  # a decided batch, set up directly
+    with pytest.raises(ValidationError, match="released"):
+        review_rerun_request(actor=qa_reviewer, batch=completed, reason="Curious")
+
+    assert not OutboxMessage.objects.filter(task_name="nlp_review.review_batch", kwargs__batch_id=completed.pk,
+                                            kwargs__request_id__startswith="rerun-").exists()
+
+
+def test_linking_a_flag_to_another_batch_s_or_a_cancelled_deviation_is_refused(completed, qa_reviewer, operator):
+    from qms.services.deviations import deviation_cancel
+    from tests.qms import quality
+
+    flag = run(completed).flags.filter(rule="aseptic.glove_breach").first()
+    elsewhere = quality.deviation(operator)  # raised against another batch
+    own = quality.deviation(operator, subjects=[quality.Subject("ebr.batch", str(completed.pk), completed.number)])
+    deviation_cancel(actor=qa_reviewer, deviation=own, reason="Raised twice")
+
+    for number in (elsewhere.number, own.number, "DEV-1999-0001"):
+        with pytest.raises(ValidationError, match="not cancelled"):
+            flag_disposition(actor=qa_reviewer, flag=flag, outcome=Disposition.DEVIATION_LINKED, reason="Known",
+                             deviation=number, **sign_args(qa_reviewer))
+    flag.refresh_from_db()
+    assert flag.disposition == Disposition.NONE
+
+
 def test_review_batch_command_prints_json_and_exits_2_on_unknown_batch(completed, capsys):
     call_command("review_batch", completed.number, "--json")
     output = json.loads(capsys.readouterr().out)

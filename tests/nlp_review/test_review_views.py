@@ -63,7 +63,7 @@ def test_wrong_password_keeps_the_flag_open(client, qa_reviewer, reviewed):
 def test_rerun_button_queues_the_review_through_the_outbox(client, qa_reviewer, reviewed):
     login(client, qa_reviewer)
 
-    response = client.post(f"/review/batches/{reviewed.batch.number}/rerun/")
+    response = client.post(f"/review/batches/{reviewed.batch.number}/rerun/", {"reason": "New pipeline version"})
 
     assert response.status_code == 302
     assert OutboxMessage.objects.filter(task_name="nlp_review.review_batch",
