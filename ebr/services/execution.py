@@ -288,23 +288,38 @@ def entry_correct(*, actor: User, entry: Entry, value: str, reason: str, idempot
 
 
 def _calculated_record(*, actor: User, step: StepExecution) -> None:
+    """Compute the step's calculated values from its current entries, at signing.
+
+    A value already computed from the same inputs stays; one whose inputs were corrected since is
+    superseded by the new result (the old one stays visible, like any correction). A result outside
+    its specification is kept and opens a deviation, exactly as a typed out-of-specification value.
+    """
     current = {e.parameter.code: e.value_number for e in
                step.entries.filter(superseded_by__isnull=True).select_related("parameter")
                if e.value_number is not None}
     for parameter in step.template.parameters.filter(kind=ParameterKind.CALCULATED):
-        if step.entries.filter(parameter=parameter, superseded_by__isnull=True).exists():
-            continue
         try:
             number = formula_evaluate(parameter.formula, current)
         except ValueRefused as refused:
             raise ValidationError(str(refused)) from refused
         checked = value_check(parameter, format(number.quantize(number.__class__("0.001")), "f"))
+        previous = step.entries.filter(parameter=parameter, superseded_by__isnull=True).first()
+        if previous is not None and previous.value_text == checked.text:
+            continue
         now = timezone.now()
-        create_with_reason(Entry, actor=actor, reason=f"Calculated: {parameter.formula}", event=Event.ENTRY_RECORDED,
+        formula = f"= {parameter.formula}"
+        deviation = ""
+        if checked.in_spec is False:
+            deviation = _deviation_for_oos(actor=actor, step=step, parameter=parameter, checked=checked,
+                                           comment=f"calculated by the system {formula}", performed=now)
+        recomputed = "Recomputed after its inputs were corrected" if previous else ""
+        key = f"calc-{step.pk}-{parameter.pk}-{step.entries.filter(parameter=parameter).count()}"
+        create_with_reason(Entry, actor=actor, reason=recomputed or f"Calculated: {parameter.formula}",
+                           event=Event.ENTRY_CORRECTED if previous else Event.ENTRY_RECORDED,
                            step=step, parameter=parameter, value_text=checked.text, value_number=checked.number,
                            unit=parameter.unit, in_spec=checked.in_spec, alert=checked.alert, performed_at=now,
-                           entered_at=now, entered_by=actor, idempotency_key=f"calc-{step.pk}-{parameter.pk}",
-                           comment=f"= {parameter.formula}")
+                           entered_at=now, entered_by=actor, supersedes=previous, correction_reason=recomputed,
+                           idempotency_key=key, comment=formula, deviation_number=deviation)
 
 
 def _missing(step: StepExecution) -> list[str]:
