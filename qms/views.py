@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterator
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from qms.audit import Event, record_event
 from qms.forms import AuditFilterForm, LoginForm, ReasonForm, UserCreateForm, errors_onto
 from qms.models import User
 from qms.permissions import capability_required
 from qms.roles import Capability
 from qms.selectors import AuditRow, audit_events_filtered, audit_page, audit_rows_all, record_history
 from qms.services import users as user_services
+from qms.ui.common import csv_response
 
 
 class LoginView(auth_views.LoginView):
@@ -113,23 +110,12 @@ CSV_HEADER = ["id", "occurred_at", "actor", "event", "record_type", "record_id",
               "reason", "changes", "signature", "signature_status"]
 
 
-def _csv_cell(value: str) -> str:
-    """Free text that a spreadsheet would run as a formula is prefixed with ' (OWASP CSV injection)."""
-    return f"'{value}" if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value
-
-
 def _csv_line(row: AuditRow) -> list[str]:
     changes = "; ".join(f"{c['field']}: {c['old']} → {c['new']}" for c in row.changes)
     signature = row.signature
-    cells = [str(row.id), row.occurred_at.isoformat(), row.actor, row.event_type, row.target_type,
-             row.target_id, row.target_label, row.reason, changes,
-             str(signature) if signature else "", signature.status if signature else ""]
-    return [_csv_cell(cell) for cell in cells]
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
+    return [str(row.id), row.occurred_at.isoformat(), row.actor, row.event_type, row.target_type,
+            row.target_id, row.target_label, row.reason, changes,
+            str(signature) if signature else "", signature.status if signature else ""]
 
 
 @capability_required(Capability.AUDIT_TRAIL_EXPORT)
@@ -138,21 +124,9 @@ def audit_trail_csv(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return HttpResponse("Invalid filter: " + json.dumps(form.errors), status=400, content_type="text/plain")
     filters = form.filters()
-    count = audit_events_filtered(filters).count()
-    # The export is itself an auditable act (who took which records out, and when).
-    record_event(actor=request.user, event=Event.EXPORT_CREATED, target_label="audit trail (CSV)",
-                 data={"filters": filters.as_dict(), "rows": count, "format": "csv"})
-    writer = csv.writer(_Echo())
-
-    def lines() -> Iterator[str]:
-        yield writer.writerow(CSV_HEADER)
-        for row in audit_rows_all(filters):
-            yield writer.writerow(_csv_line(row))
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
-    response["Content-Disposition"] = f'attachment; filename="audit-trail-{stamp}.csv"'
-    return response
+    return csv_response(request, name="audit-trail", label="audit trail", header=CSV_HEADER,
+                        rows=(_csv_line(row) for row in audit_rows_all(filters)),
+                        count=audit_events_filtered(filters).count(), filters=filters.as_dict())
 
 
 @capability_required(Capability.AUDIT_TRAIL_VIEW)

@@ -49,17 +49,25 @@ class _Echo:
         return value
 
 
-def csv_response(request: HttpRequest, *, name: str, header: list[str], rows: Iterable[list[str]], count: int,
-                 filters: dict[str, Any]) -> StreamingHttpResponse:
-    """Stream a CSV export; taking records out is itself recorded (who, which, how many)."""
-    record_event(actor=request.user, event=Event.EXPORT_CREATED, target_label=f"{name} (CSV)",
+def csv_cell(value: Any) -> str:
+    """A cell a spreadsheet would run as a formula is prefixed with ' (OWASP CSV injection): every
+    export carries free text typed by users (titles, reasons, comments)."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
+
+
+def csv_response(request: HttpRequest, *, name: str, header: list[str], rows: Iterable[list[Any]], count: int,
+                 filters: dict[str, Any], label: str | None = None) -> StreamingHttpResponse:
+    """Stream a CSV export, every cell guarded against formula injection; taking records out is
+    itself recorded (who, which, how many)."""
+    record_event(actor=request.user, event=Event.EXPORT_CREATED, target_label=f"{label or name} (CSV)",
                  data={"filters": {k: str(v) for k, v in filters.items() if v}, "rows": count, "format": "csv"})
     writer = csv.writer(_Echo())
 
     def lines() -> Iterator[str]:
         yield writer.writerow(header)
         for row in rows:
-            yield writer.writerow(row)
+            yield writer.writerow([csv_cell(cell) for cell in row])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")

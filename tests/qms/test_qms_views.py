@@ -331,3 +331,14 @@ def test_notifications_page_marks_read(client, operator, qa_reviewer):
     assert response["Location"] == f"/qms/deviations/{deviation.number}/"
     notification.refresh_from_db()
     assert notification.read_at is not None
+
+
+def test_every_csv_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(client, operator, qa_reviewer):
+    deviation = quality.deviation(operator, title='=HYPERLINK("http://evil.example","click")')
+    login(client, qa_reviewer)
+
+    response = client.get("/qms/deviations/", {"format": "csv"})
+
+    body = b"".join(response.streaming_content).decode()
+    row = next(line for line in body.splitlines() if deviation.number in line)
+    assert "'=HYPERLINK" in row and ',=HYPERLINK' not in row
