@@ -52,7 +52,9 @@ from qms.states import CAPA_STEPS, ensure_step
 CLOSING_RESULTS = (EffectivenessResult.EFFECTIVE, EffectivenessResult.JUSTIFIED)
 
 
-def _link(capa: Capa, deviation: Deviation, actor: User, reason: str) -> CapaDeviation:
+def deviation_link_record(capa: Capa, deviation: Deviation, actor: User, reason: str) -> CapaDeviation:
+    """Link a deviation to a CAPA, audit-logged. The caller holds the CAPA's lock and checked its
+    state (CAPA_STEPS["deviation_link"]) and the actor's role."""
     deviation = Deviation.objects.get(pk=deviation.pk)  # its state now, not the caller's copy
     if deviation.status == DeviationStatus.CANCELLED:
         raise ValidationError({"deviations": f"{deviation} is cancelled: a CAPA cannot address it."})
@@ -95,7 +97,7 @@ def capa_open(*, actor: User, title: str, problem_statement: str, source: str, s
         source_reference=(source_reference or "").strip(), owner=owner, opened_by=actor, opened_at=timezone.now(),
         effectiveness_criteria=(effectiveness_criteria or "").strip(), effectiveness_due=effectiveness_due)
     for deviation in linked:
-        _link(capa, deviation, actor, reason)
+        deviation_link_record(capa, deviation, actor, reason)
     if owner.pk != actor.pk:
         notify(user=owner, text=f"You own {capa.number}: {capa.title}", link=record_link("capa", capa.number))
     return capa
@@ -108,7 +110,7 @@ def capa_deviation_link(*, actor: User, capa: Capa, deviation: Deviation, reason
     reason = reason_required(reason)
     capa = locked(capa)
     ensure_step(CAPA_STEPS, "deviation_link", capa)
-    return _link(capa, deviation, actor, reason)
+    return deviation_link_record(capa, deviation, actor, reason)
 
 
 @transaction.atomic

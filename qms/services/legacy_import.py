@@ -35,7 +35,6 @@ from qms.models import (
     Capa,
     CapaAction,
     CapaActionKind,
-    CapaDeviation,
     CapaSource,
     Classification,
     Deviation,
@@ -48,6 +47,7 @@ from qms.numbering import number_next
 from qms.risk import risk_assess
 from qms.roles import Capability
 from qms.services._guards import choice_required, ensure_can, person_able, reason_required, text_required
+from qms.services.capa import deviation_link_record
 from qms.services.notifications import notify
 from qms.subjects import Subject
 
@@ -257,9 +257,7 @@ def _capa_create(*, actor: User, reference: str, title: str, problem_statement: 
         paper_reference=reference, paper_opened_on=opened_on,
         effectiveness_criteria=(effectiveness_criteria or "").strip(), effectiveness_due=effectiveness_due)
     for deviation in deviations:
-        create_with_reason(CapaDeviation, actor=actor, reason=reason, capa=capa, deviation=deviation)
-        record_event(actor=actor, event=Event.CAPA_DEVIATION_LINKED, target=capa, reason=reason,
-                     data={"deviation": deviation.number})
+        deviation_link_record(capa, deviation, actor, reason)
     for sequence, action in enumerate(actions, start=1):
         create_with_reason(CapaAction, actor=actor, reason=reason, capa=capa, sequence=sequence, kind=action.kind,
                            description=action.description.strip(), owner=action.owner, due_date=action.due_date)

@@ -253,6 +253,25 @@ def test_submission_is_refused_until_the_investigation_is_complete(operator, qa_
     assert not signatures_for(deviation)
 
 
+def test_capa_decision_cannot_link_a_closed_capa(operator, qa_reviewer, supervisor):
+    from qms.models import Capa
+
+    deviation = quality.deviation(operator)
+    quality.triage(deviation, qa_reviewer, owner=supervisor)
+    quality.investigate(deviation, supervisor)
+    capa = quality.capa(qa_reviewer, title="Latch check")
+    Capa.objects.filter(pk=capa.pk).update(status="closed")  # a signed, closed CAPA (set up directly)
+
+    with pytest.raises(ValidationError) as refused:
+        services.deviation_capa_decide(actor=supervisor, deviation=deviation, decision="required", capa=capa,
+                                       reason="Recurring latch failures")
+
+    assert "capa" in refused.value.message_dict and "closed" in str(refused.value)
+    assert not capa.deviation_links.filter(deviation=deviation).exists()
+    deviation.refresh_from_db()
+    assert deviation.capa_decision == "" and deviation.capa is None
+
+
 def test_capa_decision_needs_a_capa_or_a_rationale(operator, qa_reviewer, supervisor):
     deviation = quality.deviation(operator)
     quality.triage(deviation, qa_reviewer, owner=supervisor)

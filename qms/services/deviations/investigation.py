@@ -10,7 +10,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from qms.audit import Event, create_with_reason, record_event, save_with_reason
+from qms.audit import Event, save_with_reason
 from qms.models import (
     BatchImpact,
     Capa,
@@ -24,8 +24,9 @@ from qms.models import (
 )
 from qms.roles import Capability
 from qms.services._guards import choice_required, ensure_can, locked, reason_required, text_required
+from qms.services.capa import deviation_link_record
 from qms.signatures import sign
-from qms.states import DEVIATION_STEPS, ensure_step
+from qms.states import CAPA_STEPS, DEVIATION_STEPS, ensure_step
 from qms.subjects import BATCH
 
 MAX_WHYS = 5
@@ -104,7 +105,7 @@ def deviation_capa_decide(*, actor: User, deviation: Deviation, decision: str, r
         rationale = text_required(rationale, "capa_rationale", "Write why no CAPA is needed.")
         capa = None
     elif capa is not None:
-        capa = Capa.objects.get(pk=capa.pk)  # its state now, not the caller's copy
+        capa = locked(capa)  # its state now, and no one closes or cancels it meanwhile
     if decision == CapaDecision.REQUIRED and capa is None:
         raise ValidationError({"capa": "Name the CAPA that addresses this deviation (open one first if needed)."})
     if capa is not None and capa.status == CapaStatus.CANCELLED:
@@ -112,9 +113,12 @@ def deviation_capa_decide(*, actor: User, deviation: Deviation, decision: str, r
     deviation = locked(deviation)
     ensure_step(DEVIATION_STEPS, "capa_decide", deviation)
     if capa is not None and not CapaDeviation.objects.filter(capa=capa, deviation=deviation).exists():
-        create_with_reason(CapaDeviation, actor=actor, reason=reason, capa=capa, deviation=deviation)
-        record_event(actor=actor, event=Event.CAPA_DEVIATION_LINKED, target=capa, reason=reason,
-                     data={"deviation": deviation.number})
+        # A new link changes the CAPA's signed content: only while the CAPA is still open.
+        try:
+            ensure_step(CAPA_STEPS, "deviation_link", capa)
+        except ValidationError as refused:
+            raise ValidationError({"capa": refused.messages}) from refused
+        deviation_link_record(capa, deviation, actor, reason)
     deviation.capa_decision, deviation.capa_rationale, deviation.capa = decision, rationale, capa
     save_with_reason(deviation, actor=actor, reason=reason, event=Event.DEVIATION_CAPA_DECIDED,
                      update_fields=["capa_decision", "capa_rationale", "capa"],
