@@ -3,6 +3,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.http import Http404
 
 from qms.audit import Event
 from qms.roles import Role
@@ -79,3 +80,12 @@ def errors_onto(form: forms.Form, error: Exception, *, unplaced_field: str | Non
             form.add_error(field_name if field_name in form.fields else None, field_errors)
     else:
         form.add_error(unplaced_field, error.messages)
+
+
+def pk_or_404(value: str | None) -> int:
+    """A record id posted by a form: anything but a whole number is a record that does not exist
+    (404), never a ValueError deep in the ORM (500)."""
+    try:
+        return int(value or "")
+    except ValueError:
+        raise Http404("No such record.") from None

@@ -51,6 +51,8 @@ def _change_control_approved(number: str) -> bool:
 @transaction.atomic
 def product_create(*, actor: User, code: str, name: str, reason: str = "New product") -> Product:
     _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "create products")
+    if Product.objects.filter(code__iexact=(code or "").strip()).exists():
+        raise ValidationError({"new_product_code": f"A product {code} exists already: choose it from the list."})
     return create_with_reason(Product, actor=actor, reason=reason, code=code, name=name)
 
 
@@ -59,6 +61,8 @@ def master_record_create(*, actor: User, product: Product, code: str, title: str
                          reason: str = "New master record") -> MasterRecordVersion:
     """A new master record starts with a draft version 1 (no change control needed for a first issue)."""
     _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    if MasterRecord.objects.filter(code__iexact=(code or "").strip()).exists():
+        raise ValidationError({"code": f"A master record {code} exists already: start a new version of it."})
     record = create_with_reason(MasterRecord, actor=actor, reason=reason, product=product, code=code, title=title)
     return create_with_reason(MasterRecordVersion, actor=actor, reason=reason, master_record=record, version=1,
                               created_by=actor)
@@ -355,8 +359,8 @@ def parameter_update(*, actor: User, parameter: ParameterSpec, reason: str, **ch
     unknown = set(changes) - PARAMETER_EDITABLE
     if unknown:
         raise ValidationError(f"These fields cannot be changed here: {', '.join(sorted(unknown))}.")
-    parameter = ParameterSpec.objects.select_for_update().select_related("step__stage__version").get(pk=parameter.pk)
-    _ensure_draft(parameter.step.stage.version)
+    _draft_step(parameter.step)  # the version locked first: no approval slips in between
+    parameter = ParameterSpec.objects.select_for_update().get(pk=parameter.pk)
     if parameter.material_id and parameter.kind == ParameterKind.NUMBER and changes.keys() & QUANTITY_FIXED:
         raise ValidationError("The limits of a material quantity come from the step's prescribed quantity "
                               "and tolerance.")
@@ -372,9 +376,7 @@ def parameter_add(*, actor: User, step: StepTemplate, reason: str = "Parameter a
                   **spec: Any) -> ParameterSpec:
     """Add a parameter to a step of a draft version."""
     _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
-    step = StepTemplate.objects.select_related("stage__version").get(pk=step.pk)
-    MasterRecordVersion.objects.select_for_update().get(pk=step.stage.version_id)
-    _ensure_draft(step.stage.version)
+    step = _draft_step(step)
     if not spec.get("code") or not spec.get("label") or not spec.get("kind"):
         raise ValidationError("A parameter needs a code, a label and a type.")
     if step.parameters.filter(code=spec["code"]).exists():

@@ -15,7 +15,7 @@ from ebr.forms import CorrectionForm, EntryForm, SignatureForm, new_key
 from ebr.models import Batch, Entry, ParameterSpec, StepExecution
 from ebr.selectors import batch_current_step, batches_for_execution, step_instructions_html, step_record
 from ebr.services.execution import entry_correct, entry_record, step_perform, step_verify
-from qms.forms import errors_onto
+from qms.forms import errors_onto, pk_or_404
 from qms.permissions import capability_required
 from qms.roles import Capability
 from qms.signatures import SignatureRefused, username_required
@@ -83,7 +83,7 @@ def entry_submit(request: HttpRequest, number: str, step_pk: int, parameter_pk: 
             performed_at = timezone.make_aware(performed_at)
         try:
             if correcting:
-                original = get_object_or_404(Entry, pk=correcting, step=step)
+                original = get_object_or_404(Entry, pk=pk_or_404(correcting), step=step)
                 result = entry_correct(actor=request.user, entry=original, value=data["value"],
                                        reason=data["reason"], comment=data["comment"], performed_at=performed_at,
                                        idempotency_key=data["idempotency_key"])

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -26,7 +27,7 @@ from ebr.models import MasterRecord, MasterRecordVersion, Stage, StepTemplate
 from ebr.models.master import InstructionImage
 from ebr.selectors import step_instructions_html, version_diff
 from ebr.services import master_records as services
-from qms.forms import errors_onto
+from qms.forms import errors_onto, pk_or_404
 from qms.permissions import capability_required
 from qms.roles import Capability, can
 from qms.signatures import SignatureRefused, signatures_for, username_required
@@ -41,10 +42,11 @@ def master_record_list(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                product = data["product"] or services.product_create(
-                    actor=request.user, code=data["new_product_code"], name=data["new_product_name"])
-                version = services.master_record_create(actor=request.user, product=product, code=data["code"],
-                                                        title=data["title"])
+                with transaction.atomic():  # a new product and its first record, or neither
+                    product = data["product"] or services.product_create(
+                        actor=request.user, code=data["new_product_code"], name=data["new_product_name"])
+                    version = services.master_record_create(actor=request.user, product=product,
+                                                            code=data["code"], title=data["title"])
             except (ValidationError, PermissionDenied) as error:
                 errors_onto(form, error)
             else:
@@ -135,14 +137,14 @@ def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, 
             services.stage_add(actor=user, version=row, name=form.cleaned_data["name"])
             return row
     elif action == "step":
-        stage = get_object_or_404(Stage, pk=post.get("stage"), version=row)
+        stage = get_object_or_404(Stage, pk=pk_or_404(post.get("stage")), version=row)
         form = forms["step_form"] = StepForm(post)
         forms["step_stage"] = stage.pk
         if form.is_valid():
             services.step_add(actor=user, stage=stage, **form.step_fields())
             return row
     elif action == "parameter":
-        step = get_object_or_404(StepTemplate, pk=post.get("step"), stage__version=row)
+        step = get_object_or_404(StepTemplate, pk=pk_or_404(post.get("step")), stage__version=row)
         form = forms["parameter_form"] = ParameterForm(post)
         forms["parameter_step"] = step.pk
         if form.is_valid():
@@ -164,10 +166,11 @@ def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, 
             services.version_return(actor=user, version=row, reason=form.cleaned_data["reason"])
             return row
     elif action == "effective":
-        forms["reason_form"] = ReasonForm(post)
-        services.version_make_effective(actor=user, version=row)
-        messages.success(request, f"{row} is now effective.")
-        return row
+        form = forms["reason_form"] = ReasonForm(post)
+        if form.is_valid():
+            services.version_make_effective(actor=user, version=row, reason=form.cleaned_data["reason"])
+            messages.success(request, f"{row} is now effective.")
+            return row
     elif action == "new_version":
         form = forms["new_version_form"] = NewVersionForm(post)
         if form.is_valid():
@@ -180,7 +183,7 @@ def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, 
 def _step_action(request: HttpRequest, row: MasterRecordVersion, action: str,
                  forms: dict[str, Any]) -> MasterRecordVersion | None:
     """Materials, instructions and images of one step of the draft: one service call each."""
-    step = get_object_or_404(StepTemplate, pk=request.POST.get("step"), stage__version=row)
+    step = get_object_or_404(StepTemplate, pk=pk_or_404(request.POST.get("step")), stage__version=row)
     form = forms["step_action_form"] = STEP_FORMS[action](request.POST, request.FILES)
     forms["step_action_step"] = step.pk
     if not form.is_valid():
