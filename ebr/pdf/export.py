@@ -219,6 +219,9 @@ def pdf_export_run(export_id: int) -> PdfExport:
         log.info("PDF export %s is being produced by another worker; leaving it", export_id)
         return export
     try:
+        export.refresh_from_db()
+        if export.status == PdfExportStatus.DONE:  # another worker finished it between our read and our lock
+            return export
         _mark_running(export)
         path = export_path(export)
         _partials_remove(path)
