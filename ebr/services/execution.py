@@ -68,10 +68,18 @@ def _ensure_executable(step: StepExecution, *, statuses: set[str]) -> None:
         raise ValidationError(f"Step {step.template.code} is {step.get_status_display().lower()}.")
 
 
-def _performed_at_check(performed_at: datetime | None, step: StepExecution, now: datetime) -> datetime:
-    """Default now; may be set back (work done before it was typed) within the limit, never ahead."""
+def _performed_at_check(performed_at: datetime | None, step: StepExecution, now: datetime,
+                        accepted: datetime | None = None) -> datetime:
+    """Default now; may be set back (work done before it was typed) within the limit, never ahead.
+
+    `accepted` is the time of the entry a correction supersedes: a correction that keeps it restates
+    when the work was done, which was checked when it was first recorded, so the limit on setting
+    a time back does not refuse a correction made the next day.
+    """
     if performed_at is None:
         return now
+    if accepted is not None and performed_at == accepted:
+        return performed_at
     if performed_at > now + timedelta(minutes=1):
         raise ValidationError({"performed_at": "The time the work was done cannot be in the future."})
     if now - performed_at > settings.ENTRY_BACKDATE_LIMIT:
@@ -109,10 +117,11 @@ def _resource_check(parameter: ParameterSpec, raw: str, today: Any) -> tuple[Che
 
 
 def _entry_checks(*, actor: User, step: StepExecution, parameter: ParameterSpec, value: str, comment: str,
-                  performed_at: datetime | None, now: datetime) -> tuple[CheckedValue, Any, datetime]:
+                  performed_at: datetime | None, now: datetime,
+                  supersedes: Entry | None = None) -> tuple[CheckedValue, Any, datetime]:
     if parameter.step_id != step.template_id:
         raise ValidationError({"parameter": "This value does not belong to this step."})
-    performed = _performed_at_check(performed_at, step, now)
+    performed = _performed_at_check(performed_at, step, now, supersedes.performed_at if supersedes else None)
     resource = None
     try:
         if parameter.kind in {ParameterKind.MATERIAL_LOT, ParameterKind.EQUIPMENT_ID}:
@@ -173,8 +182,12 @@ def _record(*, actor: User, step: StepExecution, parameter: ParameterSpec, value
             correction_reason: str = "") -> EntryResult:
     now = timezone.now()
     checked, resource, performed = _entry_checks(actor=actor, step=step, parameter=parameter, value=value,
-                                                 comment=comment, performed_at=performed_at, now=now)
-    late = now - performed > settings.LATE_ENTRY_THRESHOLD
+                                                 comment=comment, performed_at=performed_at, now=now,
+                                                 supersedes=supersedes)
+    if supersedes is not None and performed == supersedes.performed_at:
+        late = supersedes.late  # the work's record was as timely as the original; the correction has its own time
+    else:
+        late = now - performed > settings.LATE_ENTRY_THRESHOLD
     deviation = ""
     if checked.in_spec is False:
         deviation = _deviation_for_oos(actor=actor, step=step, parameter=parameter, checked=checked,
@@ -263,11 +276,11 @@ def entry_correct(*, actor: User, entry: Entry, value: str, reason: str, idempot
 
     Allowed until the step is verified; correcting a performed step re-opens it for a new signature.
     """
-    existing = _existing(idempotency_key)
-    if existing is not None:
-        return EntryResult(entry=existing, created=False)
     if not can(actor, Capability.BATCH_EXECUTE):
         raise PermissionDenied("Your role does not allow correcting batch values.")
+    existing = _existing(idempotency_key)
+    if existing is not None:
+        return _resent(existing, entry.step, entry.parameter)
     if not reason.strip():
         raise ValidationError({"reason": "A correction needs a reason."})
     step = _locked_step(entry.step)

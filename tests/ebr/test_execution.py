@@ -127,6 +127,30 @@ def test_correction_keeps_the_original_and_needs_a_reason(batch, operator):
     assert AuditEvent.objects.filter(event_type=Event.ENTRY_CORRECTED, reason="Transcription error").exists()
 
 
+def test_a_correction_made_long_after_the_work_keeps_its_time_and_is_not_a_late_entry(batch, operator, settings):
+    step = current_step(batch)
+    original = record(operator, step, "temp", "6").entry
+    # Time passes: the original is now older than any back-dating or late-entry limit.
+    settings.ENTRY_BACKDATE_LIMIT = settings.LATE_ENTRY_THRESHOLD = timedelta(0)
+
+    corrected = entry_correct(actor=operator, entry=original, value="5.8", reason="Transcription error",
+                              idempotency_key=key()).entry
+
+    assert corrected.performed_at == original.performed_at and corrected.late is original.late is False
+    assert corrected.entered_at > original.entered_at
+
+
+def test_a_correction_form_resent_with_another_value_s_key_is_refused(batch, operator):
+    step = current_step(batch)
+    temp = record(operator, step, "temp", "6").entry
+    record(operator, step, "label_ok", "yes", idempotency_key="used-for-label")
+
+    with pytest.raises(ValidationError, match="another value"):
+        entry_correct(actor=operator, entry=temp, value="5.8", reason="Typo", idempotency_key="used-for-label")
+
+    assert not Entry.objects.filter(supersedes=temp).exists()
+
+
 def test_entries_cannot_be_updated_or_deleted_in_the_database(batch, operator):
     from django.db import DatabaseError, connection, transaction
 
