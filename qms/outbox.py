@@ -121,7 +121,3 @@ def outbox_relay_wait(seconds: float, *, gather: float = RELAY_GATHER_SECONDS) -
             for _ in connection.connection.notifies(timeout=0):
                 pass
     return woken
-
-
-def outbox_pending_count() -> int:
-    return OutboxMessage.objects.filter(dispatched_at__isnull=True).count()

@@ -124,9 +124,3 @@ def audit_rows_all(filters: AuditFilters, chunk: int = 2000) -> Iterator[AuditRo
 
 def record_history(target_type: str, target_id: str) -> list[AuditRow]:
     return list(audit_rows_all(AuditFilters(record=f"{target_type}:{target_id}")))
-
-
-def event_types() -> list[str]:
-    from qms.audit import Event
-
-    return [e.value for e in Event]

@@ -6,7 +6,7 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -78,7 +78,7 @@ def user_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     service, done = USER_ACTIONS[action]
     try:
         service(actor=request.user, user=user, reason=form.cleaned_data["reason"])
-    except (ValidationError, PermissionError) as error:
+    except (ValidationError, PermissionDenied) as error:  # e.g. deactivating one's own account
         messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
     else:
         messages.success(request, f"{user.username} {done}.")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections, models, transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from qms.audit.events import SECURITY_EVENTS, Event
@@ -90,7 +90,3 @@ def record_security_event(*, actor: Actor, event: Event, target: models.Model | 
                      target_label=target_label)
     with transaction.atomic(using=SECURITY_DB):
         return AuditEvent.objects.using(SECURITY_DB).create(**row)
-
-
-def security_connection_close() -> None:
-    connections[SECURITY_DB].close()

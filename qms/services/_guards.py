@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from qms.audit import SystemActor
 from qms.roles import Capability, can
 
 M = TypeVar("M", bound=models.Model)
+T = TypeVar("T")
 
 
 def ensure_can(actor: Any, capability: Capability, what: str) -> None:
@@ -61,3 +63,15 @@ def person_able(user: Any, capability: Capability, field: str, what: str) -> Any
     if not can(user, capability):
         raise ValidationError({field: f"{user.full_name}'s role does not allow them to be the {what}."})
     return user
+
+
+def created_once(create: Callable[[], T], constraint: str, refusal: ValidationError) -> T:
+    """Run `create` in a savepoint and turn a concurrent duplicate (the unique `constraint` firing
+    after a check-then-insert race) into the same refusal as a sequential one, instead of a 500."""
+    try:
+        with transaction.atomic():
+            return create()
+    except IntegrityError as error:
+        if constraint in str(error):
+            raise refusal from error
+        raise

@@ -198,6 +198,13 @@ def capa_effectiveness_plan(*, actor: User, capa: Capa, criteria: str, due_date:
     due_date = date_not_past(due_date, "due_date", "effectiveness check date")
     capa = locked(capa)
     ensure_step(CAPA_STEPS, "effectiveness_plan", capa)
+    latest = capa.latest_effectiveness()
+    if latest is not None and latest.result in CLOSING_RESULTS:
+        # Criteria are set before the check (ICH Q10 3.2.2): once a check has settled the CAPA on
+        # them, rewriting them would change what that signed result means. (After a check that found
+        # the CAPA not effective, new actions and new criteria for the next check are the point.)
+        raise ValidationError({"criteria": f"{capa} was found {latest.get_result_display().lower()} on these "
+                                           "criteria: they can no longer change."})
     capa.effectiveness_criteria, capa.effectiveness_due = criteria, due_date
     save_with_reason(capa, actor=actor, reason=reason, event=Event.CAPA_EFFECTIVENESS_PLANNED,
                      update_fields=["effectiveness_criteria", "effectiveness_due"])

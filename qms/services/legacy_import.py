@@ -26,7 +26,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from qms.audit import Event, create_with_reason, record_event
@@ -46,7 +46,7 @@ from qms.models import (
 from qms.numbering import number_next
 from qms.risk import risk_assess
 from qms.roles import Capability
-from qms.services._guards import choice_required, ensure_can, person_able, reason_required, text_required
+from qms.services._guards import choice_required, created_once, ensure_can, person_able, reason_required, text_required
 from qms.services.capa import deviation_link_record
 from qms.services.notifications import notify
 from qms.subjects import Subject
@@ -105,15 +105,11 @@ def _due_from_paper(due_date: Any, opened_on: date, field: str = "due_date") -> 
 
 
 def _unique(create: Callable[[], T], constraint: str, reference: str) -> T:
-    """Run `create` (atomic: a savepoint here) and turn a concurrent duplicate into the same
-    refusal as a sequential one. The savepoint takes the number back with the refused insert,
-    so no number is lost (the unique index makes the second transcriber wait for the first)."""
-    try:
-        return create()
-    except IntegrityError as error:
-        if constraint in str(error):
-            raise ValidationError({"paper_reference": f"Paper record {reference} was already transcribed."}) from error
-        raise
+    """A concurrent duplicate gets the same refusal as a sequential one. The savepoint takes the
+    number back with the refused insert, so no number is lost (the unique index makes the second
+    transcriber wait for the first)."""
+    return created_once(create, constraint, ValidationError(
+        {"paper_reference": f"Paper record {reference} was already transcribed."}))
 
 
 def _paper_data(reference: str, opened_on: date, due_date: date | None, source_file: str) -> dict[str, Any]:

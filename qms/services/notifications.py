@@ -70,10 +70,6 @@ def notifications_read_all(*, user: User) -> int:
     return count
 
 
-def notifications_unread_count(user: User) -> int:
-    return Notification.objects.filter(user=user, read_at__isnull=True).count()
-
-
 def _message(notification: Notification) -> tuple[str, str]:
     subject = f"[{settings.FACILITY_NAME}] {notification.text}"[:200]
     body = notification.text

@@ -15,7 +15,7 @@ from django.utils import timezone
 from qms.audit import Event, create_with_reason
 from qms.models import DocumentKind, TrainingRecord, User
 from qms.roles import Capability
-from qms.services._guards import choice_required, ensure_can, text_required
+from qms.services._guards import choice_required, created_once, ensure_can, text_required
 
 
 def _clean_document(document_kind: str, document_code: str, version: str) -> tuple[str, str, str]:
@@ -55,16 +55,18 @@ def training_record_add(*, actor: User, user: User, document_kind: str, document
     kind, code, version = _clean_document(document_kind, document_code, version)
     _clean_people(user, trainer)
     _clean_dates(trained_on, valid_until)
+    duplicate = ValidationError(f"{user.full_name}'s training on {code} v{version} of {trained_on:%Y-%m-%d} "
+                                "is already recorded.")
     if TrainingRecord.objects.filter(user=user, document_kind=kind, document_code=code, version=version,
                                      trained_on=trained_on).exists():
-        raise ValidationError(f"{user.full_name}'s training on {code} v{version} of {trained_on:%Y-%m-%d} "
-                              "is already recorded.")
-    return create_with_reason(
+        raise duplicate
+    return created_once(lambda: create_with_reason(
         TrainingRecord, actor=actor, reason=(reason or "").strip() or "Training recorded",
         event=Event.TRAINING_RECORDED,
         data={"user": user.username, "document": f"{kind}:{code}:{version}", "trainer": trainer.username},
         user=user, document_kind=kind, document_code=code, version=version, trained_on=trained_on,
-        trainer=trainer, valid_until=valid_until, recorded_by=actor, recorded_at=timezone.now())
+        trainer=trainer, valid_until=valid_until, recorded_by=actor, recorded_at=timezone.now()),
+        "training_record_unique", duplicate)  # two submits at once: the second is refused, not a 500
 
 
 def training_current_q(on: date) -> Q:

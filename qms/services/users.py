@@ -16,6 +16,7 @@ from django.utils import timezone
 from qms.audit import Event, SystemActor, create_with_reason, record_event, save_with_reason
 from qms.models import User
 from qms.roles import Capability, Role, can
+from qms.services._guards import locked, reason_required
 
 
 def _ensure_admin(actor: User | SystemActor) -> None:
@@ -55,7 +56,12 @@ def user_create(*, actor: User | SystemActor, username: str, full_name: str, pas
 
 @transaction.atomic
 def user_roles_set(*, actor: User, user: User, roles: Iterable[Role | str], reason: str) -> User:
+    """Change a user's roles, saying why; nobody changes their own (segregation of duties)."""
     _ensure_admin(actor)
+    reason = reason_required(reason)
+    if actor.pk == user.pk:
+        raise PermissionDenied("Administrators cannot change their own roles.")
+    user = locked(user)
     before = sorted(user.role_names)
     after = _roles_apply(user, roles)
     record_event(actor=actor, event=Event.USER_ROLES_CHANGED, target=user, reason=reason,
@@ -98,8 +104,7 @@ def user_unlock(*, actor: User, user: User, reason: str) -> int:
     from axes.utils import reset
 
     _ensure_admin(actor)
-    if not reason.strip():
-        raise ValidationError({"reason": "Give the reason for unlocking this account."})
+    reason = reason_required(reason, "Give the reason for unlocking this account.")
     cleared = reset(username=user.username)
     record_event(actor=actor, event=Event.USER_UNLOCKED, target=user, reason=reason,
                  data={"attempts_cleared": cleared})

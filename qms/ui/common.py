@@ -92,12 +92,5 @@ def page_of(request: HttpRequest, records: QuerySet[Any]) -> Page:
     return Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def query_without(request: HttpRequest, *names: str) -> str:
-    query = request.GET.copy()
-    for name in names:
-        query.pop(name, None)
-    return query.urlencode()
-
-
 def wants_csv(request: HttpRequest) -> bool:
     return request.GET.get("format") == "csv"

@@ -94,9 +94,6 @@ class SignedReasonForm(SignedForm):
 class ListFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=100, label="Search")
 
-    def value(self, name: str) -> Any:
-        return self.cleaned_data.get(name) if self.is_valid() else None
-
 
 class DeviationFilterForm(ListFilterForm):
     status = forms.ChoiceField(required=False, choices=STATUS_FILTER_CHOICES)

@@ -137,6 +137,19 @@ def test_effectiveness_needs_planned_criteria_and_a_failed_check_reopens_the_cap
     assert "the last effectiveness check found the CAPA not effective" in services.capa_closure_gaps(capa)
 
 
+def test_criteria_cannot_be_rewritten_once_a_check_found_the_capa_effective(qa_reviewer, supervisor):
+    capa = quality.capa(qa_reviewer)
+    _complete(_action(capa, qa_reviewer, supervisor), supervisor)
+    _effective(capa, qa_reviewer)
+
+    with pytest.raises(ValidationError, match="can no longer change"):
+        services.capa_effectiveness_plan(actor=qa_reviewer, capa=capa, criteria="Anything goes",
+                                         due_date=in_days(30), reason="Rewrite")
+
+    capa.refresh_from_db()
+    assert capa.effectiveness_criteria == "No open-door event in 3 months"
+
+
 def test_closure_refused_until_actions_done_and_effectiveness_confirmed(qa_reviewer, supervisor, qa_approver):
     capa = quality.capa(qa_reviewer)
     action = _action(capa, qa_reviewer, supervisor)

@@ -4,6 +4,7 @@ workflows run through the pages, lists filter, sort and export, the dashboard dr
 import csv
 import io
 import re
+import uuid
 
 import pytest
 from django.utils import timezone
@@ -202,12 +203,13 @@ def test_a_refused_step_shows_the_reason_next_to_the_form(client, operator, qa_r
 # --- lists ----------------------------------------------------------------------------------
 
 def test_deviation_list_filters_sorts_and_exports_csv(client, operator, qa_reviewer):
-    first = quality.deviation(operator, title="Alpha particle count high")
-    second = quality.deviation(operator, title="Bravo label torn")
+    token = uuid.uuid4().hex[:8]  # committed tests leave other deviations: sort only this test's two
+    first = quality.deviation(operator, title=f"Alpha particle count high {token}")
+    second = quality.deviation(operator, title=f"Bravo label torn {token}")
     login(client, qa_reviewer)
 
     filtered = _html(client.get("/qms/deviations/", {"q": "Bravo"}))
-    ascending = _html(client.get("/qms/deviations/", {"q": "a", "sort": "number"}))
+    ascending = _html(client.get("/qms/deviations/", {"q": token, "sort": "number"}))
     exported = client.get("/qms/deviations/", {"q": "Alpha", "format": "csv"})
 
     assert second.number in filtered and first.number not in filtered

@@ -22,7 +22,7 @@ from qms.models import AuditEvent, User
 from qms.roles import Role
 from qms.services import users as user_services
 from tests.conftest import PASSWORD
-from tests.security.world import World, unique
+from tests.security.world import World, snapshot, unique
 
 pytestmark = pytest.mark.django_db
 
@@ -204,3 +204,21 @@ def test_an_overlong_username_at_login_is_refused_not_a_500(world):
 
         assert response.status_code == 200
         assert "Username or password is not correct." in response.content.decode()
+
+
+def test_an_admin_cannot_change_their_own_roles_and_roles_change_only_with_a_reason(world):
+    from django.core.exceptions import PermissionDenied, ValidationError
+
+    from qms.services.users import user_roles_set
+
+    admin, operator = world.person(Role.ADMIN), world.person(Role.OPERATOR)
+    before = snapshot()
+
+    with pytest.raises(PermissionDenied):
+        user_roles_set(actor=admin, user=admin, roles=[Role.ADMIN, Role.QA_APPROVER], reason="Covering QA")
+    with pytest.raises(ValidationError):
+        user_roles_set(actor=admin, user=operator, roles=[Role.SUPERVISOR], reason=" ")
+
+    assert snapshot() == before
+    admin.refresh_from_db()
+    assert Role.QA_APPROVER.value not in admin.role_names
