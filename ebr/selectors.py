@@ -210,9 +210,14 @@ def custody_gaps(events: list[CustodyEvent]) -> list[str]:
     return gaps
 
 
+def _current_material_uses() -> QuerySet[MaterialUse]:
+    """The genealogy: lots of current entries only (a corrected scan's lot stays in the entry history)."""
+    return MaterialUse.objects.filter(entry__superseded_by__isnull=True).select_related("lot__material")
+
+
 def batch_record(batch: Batch) -> BatchRecord:
     steps = (batch.steps.select_related("template__stage", "performed_by", "verified_by", "batch")
-             .prefetch_related("template__parameters", "material_uses__lot__material",
+             .prefetch_related("template__parameters", Prefetch("material_uses", queryset=_current_material_uses()),
                                _entries_by_id("parameter", "entered_by", "superseded_by"),
                                "batch__equipment_uses__equipment")
              .order_by("sequence"))
@@ -226,7 +231,7 @@ def batch_record(batch: Batch) -> BatchRecord:
         batch=batch, stages=sorted(stages.values(), key=lambda s: s.order), custody=custody,
         custody_gaps=custody_gaps(custody),
         equipment_uses=list(batch.equipment_uses.select_related("equipment")),
-        material_uses=list(MaterialUse.objects.filter(batch=batch).select_related("lot__material", "step__template")),
+        material_uses=list(_current_material_uses().filter(batch=batch).select_related("step__template")),
         signatures=signatures_for(batch),
     )
 

@@ -210,6 +210,8 @@ def _record(*, actor: User, step: StepExecution, parameter: ParameterSpec, value
         # A concurrent resend with the same key won the race, or the original was corrected already.
         raise ValidationError("This value was just recorded or corrected by another submission; reload.") from error
     _resource_use(actor=actor, step=step, entry=entry, resource=resource, performed=performed)
+    if supersedes is not None:
+        _scan_withdrawn(actor=actor, step=step, original=supersedes)
     _hold_time_note(actor=actor, step=step, performed=performed)
     return EntryResult(entry=entry, warnings=_warnings(parameter, checked, late, deviation))
 
@@ -223,6 +225,22 @@ def _resource_use(*, actor: User, step: StepExecution, entry: Entry, resource: A
 
         equipment_assign(actor=actor, batch=step.batch, equipment=resource, started_at=performed, step=step,
                          reason=f"Scanned in step {step.template.code}")
+
+
+def _scan_withdrawn(*, actor: User, step: StepExecution, original: Entry) -> None:
+    """A corrected equipment scan releases the equipment the wrong scan assigned to the batch, unless
+    a current entry of the batch still names it (a wrong lot needs nothing here: the genealogy lists
+    the lots of current entries only, ebr/selectors.py)."""
+    from ebr.services.batches import equipment_release
+
+    if original.parameter.kind != ParameterKind.EQUIPMENT_ID:
+        return
+    if Entry.objects.filter(step__batch=step.batch, parameter__kind=ParameterKind.EQUIPMENT_ID,
+                            value_text=original.value_text, superseded_by__isnull=True).exists():
+        return
+    for use in EquipmentUse.objects.filter(batch=step.batch, equipment__code=original.value_text,
+                                           ended_at__isnull=True):
+        equipment_release(actor=actor, use=use, reason=f"Scan corrected in step {step.template.code}")
 
 
 def _hold_time_note(*, actor: User, step: StepExecution, performed: datetime) -> None:

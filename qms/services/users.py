@@ -61,7 +61,7 @@ def user_roles_set(*, actor: User, user: User, roles: Iterable[Role | str], reas
     reason = reason_required(reason)
     if actor.pk == user.pk:
         raise PermissionDenied("Administrators cannot change their own roles.")
-    user = locked(user)
+    locked(user)  # one role change at a time; the caller's instance is updated below
     before = sorted(user.role_names)
     after = _roles_apply(user, roles)
     record_event(actor=actor, event=Event.USER_ROLES_CHANGED, target=user, reason=reason,

@@ -151,6 +151,34 @@ def test_a_correction_form_resent_with_another_value_s_key_is_refused(batch, ope
     assert not Entry.objects.filter(supersedes=temp).exists()
 
 
+def test_a_corrected_scan_leaves_the_genealogy_and_releases_the_wrongly_scanned_equipment(
+        batch, operator, verifier, resources):
+    from datetime import timedelta as td
+
+    from ebr.models import Equipment, MaterialLot
+    from ebr.selectors import batch_record
+    from qms.audit import create_with_reason
+    from tests.ebr.process_builders import SEED
+
+    today = timezone.localdate()
+    bsc2 = create_with_reason(Equipment, actor=SEED, reason="test", code="BSC-T9", name="BSC-T9",
+                              equipment_type="bsc", calibration_due=today + td(days=100))
+    lot2 = create_with_reason(MaterialLot, actor=SEED, reason="test", lot_number="MED-2", material=resources["media"],
+                              expiry_date=today + td(days=100), status="released")
+    step = finish_step_one(batch, operator, verifier)
+    wrong_bsc = record(operator, step, "bsc", "BSC-T1").entry
+    wrong_lot = record(operator, step, "medium", "MED-1").entry
+
+    entry_correct(actor=operator, entry=wrong_bsc, value=bsc2.code, reason="Wrong cabinet", idempotency_key=key())
+    entry_correct(actor=operator, entry=wrong_lot, value=lot2.lot_number, reason="Wrong bottle", idempotency_key=key())
+
+    open_uses = set(EquipmentUse.objects.filter(batch=batch, ended_at__isnull=True).values_list("equipment__code",
+                                                                                                flat=True))
+    assert "BSC-T1" not in open_uses and "BSC-T9" in open_uses
+    assert [use.lot.lot_number for use in batch_record(batch).material_uses] == ["MED-2"]
+    assert MaterialUse.objects.filter(batch=batch).count() == 2  # the wrong scan stays on record
+
+
 def test_entries_cannot_be_updated_or_deleted_in_the_database(batch, operator):
     from django.db import DatabaseError, connection, transaction
 
