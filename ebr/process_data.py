@@ -333,3 +333,38 @@ def readings_orphaned(limit: int = 10) -> list[int]:
             "LEFT JOIN ebr_readingpost o ON o.id = r.post_id "
             "WHERE b.id IS NULL OR i.id IS NULL OR p.id IS NULL OR o.id IS NULL ORDER BY r.id LIMIT %s", [limit])
         return [row[0] for row in cursor.fetchall()]
+
+
+# --- readings that arrived late -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class LateReadings:
+    """Readings of one post stored for a batch after a given moment (an instrument's buffer, sent later)."""
+
+    instrument: str
+    post_id: int
+    received_at: datetime
+    count: int
+    first_ts: datetime
+    last_ts: datetime
+
+
+LATE_READINGS_SQL = """
+SELECT i.name, p.id, p.received_at, count(r.id), min(r.ts), max(r.ts)
+  FROM ebr_readingpost p
+  JOIN ebr_instrument i ON i.id = p.instrument_id
+  JOIN ebr_reading r ON r.post_id = p.id AND r.batch_id = %(batch)s AND r.ts BETWEEN p.first_ts AND p.last_ts
+ WHERE i.equipment_id IN (SELECT equipment_id FROM ebr_equipmentuse WHERE batch_id = %(batch)s)
+   AND p.received_at > %(after)s AND p.accepted > 0
+ GROUP BY i.name, p.id, p.received_at
+ ORDER BY p.received_at, p.id
+"""
+# Starts from the few posts of the batch's instruments received after the moment (index on
+# (instrument, received_at)), not from the batch's readings, which may be millions.
+
+
+def readings_received_after(batch: Batch, moment: datetime) -> list[LateReadings]:
+    """Readings stored for `batch` by posts received after `moment` (e.g. its completion)."""
+    with connection.cursor() as cursor:
+        cursor.execute(LATE_READINGS_SQL, {"batch": batch.pk, "after": moment})
+        return [LateReadings(*row) for row in cursor.fetchall()]

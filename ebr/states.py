@@ -60,3 +60,5 @@ def batch_transition_check(current: str, target: B) -> Meaning | None:
 # Batches whose record may still change; everything after completion is read-only.
 BATCH_EXECUTABLE = frozenset({B.IN_PROGRESS})
 BATCH_READ_ONLY = frozenset({B.COMPLETED, B.IN_REVIEW, B.RELEASED, B.REJECTED, B.ABORTED})
+# Records certified or ended by QA: nothing is added to them any more, not even instrument data.
+BATCH_CLOSED = frozenset({B.RELEASED, B.REJECTED, B.ABORTED})

@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from django.apps import AppConfig
 
 
@@ -22,6 +24,14 @@ class NlpReviewConfig(AppConfig):
 
         review = latest_review(batch_pk)
         return review is not None and review.status == ReviewStatus.DONE
+
+    def review_started_at(self, batch_pk: int) -> datetime | None:
+        """Release gate: when the batch's latest review started reading the record; instrument data
+        stored after that moment was not seen by it."""
+        from nlp_review.services import latest_review
+
+        review = latest_review(batch_pk)
+        return review.started_at if review is not None else None
 
     def review_flags_for_pdf(self, batch_pk: int) -> list[dict[str, object]] | None:
         """The latest finished review's flags for the signed PDF record (ebr/pdf/providers.py contract)."""

@@ -17,9 +17,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from ebr.models import Entry, StepExecution
+from ebr.process_data import LateReadings, readings_received_after
 from ebr.selectors import BatchRecord
 
-CHECKS_VERSION = "structured.1.0.0"
+CHECKS_VERSION = "structured.1.1.0"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class CheckInput:
     record: BatchRecord
     entries: list[Entry] = field(default_factory=list)  # every entry, corrections included, oldest first
     alarms: list[object] = field(default_factory=list)  # ebr.models.instruments.Alarm rows
+    late_readings: list[LateReadings] = field(default_factory=list)  # stored after the batch completed
     late_threshold: timedelta = timedelta(minutes=30)
 
     @property
@@ -53,7 +55,8 @@ def check_input(record: BatchRecord) -> CheckInput:
     batch = record.batch
     entries = list(Entry.objects.filter(step__batch=batch)
                    .select_related("parameter", "entered_by", "step__template", "supersedes").order_by("id"))
-    return CheckInput(record=record, entries=entries, alarms=_alarms(batch),
+    late = readings_received_after(batch, batch.completed_at) if batch.completed_at else []
+    return CheckInput(record=record, entries=entries, alarms=_alarms(batch), late_readings=late,
                       late_threshold=settings.LATE_ENTRY_THRESHOLD)
 
 
@@ -238,9 +241,24 @@ def custody_gap(data: CheckInput) -> list[CheckFlag]:
                       evidence=gap) for gap in data.record.custody_gaps]
 
 
+def readings_after_completion(data: CheckInput) -> list[CheckFlag]:
+    """Instrument data stored after the batch was completed (ALCOA+ contemporaneous; EU GMP Annex 11
+    §5): the operators signed completion without it, so QA looks at what it shows."""
+    return [
+        CheckFlag(rule="structured.readings_after_completion", category="data_integrity", severity="major",
+                  source_id=f"post {late.post_id}",
+                  evidence=f"{late.count} reading(s) from {late.instrument} measured {_local(late.first_ts)} to "
+                           f"{_local(late.last_ts)} were received {_local(late.received_at)}, after completion",
+                  explanation="Check the values and any alarms they raised; the completion signatures did not "
+                              "cover them.")
+        for late in data.late_readings
+    ]
+
+
 CHECKS: tuple[Callable[[CheckInput], list[CheckFlag]], ...] = (
     value_outside_limits, late_entry, verification_missing, same_performer_and_verifier, out_of_order,
     corrections, expired_material_or_equipment, alarm_not_acknowledged, signature_invalidated, custody_gap,
+    readings_after_completion,
 )
 
 

@@ -199,7 +199,8 @@ POST_ERRORS = _errors(
     e400="Invalid JSON or invalid readings; nothing stored. Every problem as {index, field, message}.",
     e401="Missing, wrong or revoked instrument token; nothing stored.",
     e403="The batch named is not the one the instrument's equipment was assigned to at ts; nothing stored.",
-    e409="A seq already received (or repeated in the request) with other content; nothing stored.",
+    e409="A seq already received (or repeated in the request) with other content, or new readings for a batch "
+         "whose record is closed (released, rejected, aborted); nothing stored.",
     e413=f"Body above the size limit or more than {MAX_READINGS} readings; nothing stored.",
     e422="The instrument's equipment was not assigned to any batch at ts; nothing stored.",
     e429=RATE_LIMITED)

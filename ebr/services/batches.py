@@ -29,7 +29,7 @@ from ebr.models import (
     StepTemplate,
     VersionStatus,
 )
-from ebr.states import batch_transition_check
+from ebr.states import BATCH_READ_ONLY, batch_transition_check
 from qms.audit import Event, create_with_reason, save_with_reason
 from qms.models import User
 from qms.roles import Capability, can
@@ -174,9 +174,15 @@ def custody_event_record(*, actor: User, batch: Batch, from_party: str, to_party
 @transaction.atomic
 def equipment_assign(*, actor: User, batch: Batch, equipment: Equipment, started_at: datetime | None = None,
                      step: StepExecution | None = None, reason: str = "Equipment assigned") -> EquipmentUse:
-    """Assign equipment to a batch; refused unless released and in calibration (EU GMP Part I 3.41)."""
+    """Assign equipment to a batch; refused unless released and in calibration (EU GMP Part I 3.41),
+    and refused for a completed or closed record: instrument data follows the assignment, and a
+    record that is no longer executed must not start collecting readings."""
     if not (can(actor, Capability.BATCH_MANAGE) or can(actor, Capability.BATCH_EXECUTE)):
         raise PermissionDenied("Your role does not allow assigning equipment.")
+    batch = _locked(batch)
+    if batch.status in BATCH_READ_ONLY:
+        raise ValidationError({"equipment": f"Batch {batch.number} is {batch.get_status_display().lower()}: "
+                                            "equipment can no longer be assigned to it."})
     equipment = Equipment.objects.select_for_update().get(pk=equipment.pk)
     started_at = started_at or timezone.now()
     problem = equipment.unusable_reason(timezone.localdate(started_at))
@@ -196,6 +202,9 @@ def equipment_assign(*, actor: User, batch: Batch, equipment: Equipment, started
 @transaction.atomic
 def equipment_release(*, actor: User, use: EquipmentUse, ended_at: datetime | None = None,
                       reason: str = "Equipment released from the batch") -> EquipmentUse:
+    """End an equipment assignment: instrument data from then on no longer belongs to the batch."""
+    if not (can(actor, Capability.BATCH_MANAGE) or can(actor, Capability.BATCH_EXECUTE)):
+        raise PermissionDenied("Your role does not allow releasing equipment from a batch.")
     use = EquipmentUse.objects.select_for_update().get(pk=use.pk)
     if use.ended_at is not None:
         return use

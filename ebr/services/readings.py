@@ -8,6 +8,11 @@ The rules, in the order they are applied:
    instrument never has to work out which half of its data was kept).
 3. Each reading belongs to the batch its instrument's equipment was assigned to at `ts`
    (EquipmentUse); an explicit `batch` not assigned at `ts` is 403, no batch at all 422.
+   A batch whose record is closed (released, rejected, aborted) takes no new readings: 409
+   (EU GMP Annex 16 §1.7: the record QA certified does not change afterwards). A completed
+   batch, or one in QA review, still takes readings measured while it ran (an instrument that
+   was offline sends its buffer later; the original data belongs to the record), and the
+   review flags them and release waits for a review that saw them.
 4. (instrument, seq) identifies a reading: a re-sent reading is a duplicate, stored once; the
    same seq with other content is a conflict (409) and nothing of the request is stored.
 5. Readings are stored by one set-based INSERT ... ON CONFLICT DO NOTHING, and the request
@@ -38,7 +43,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ebr.models import Batch, Instrument, InstrumentParameter, ReadingPost
+from ebr.models import Batch, BatchStatus, Instrument, InstrumentParameter, ReadingPost
+from ebr.states import BATCH_CLOSED
 from qms.outbox import enqueue
 
 MAX_READINGS = 5000
@@ -86,6 +92,10 @@ SELECT batch_id, started_at, ended_at FROM ebr_equipmentuse
  WHERE equipment_id = %s AND started_at <= %s AND (ended_at IS NULL OR ended_at > %s)
  ORDER BY started_at DESC
 """
+# Shared row locks: a post and a release (which locks the batch FOR UPDATE) wait for each other,
+# so no reading lands in a record after the QP certified it.
+BATCH_STATES_SQL = "SELECT id, number, status FROM ebr_batch WHERE id = ANY(%s::bigint[]) FOR SHARE"
+STORED_SEQS_SQL = "SELECT seq FROM ebr_reading WHERE instrument_id = %s AND seq = ANY(%s::bigint[])"
 REGISTRY_TTL = 5.0  # seconds a web process keeps the parameter registry
 
 
@@ -379,6 +389,22 @@ def _conflicts(cursor: Any, instrument: Instrument, post_id: int, readings: Read
     return conflicts
 
 
+def _ensure_records_open(cursor: Any, instrument: Instrument, readings: Readings) -> None:
+    """New readings only for batches whose record is still open; re-sent ones stay duplicates."""
+    cursor.execute(BATCH_STATES_SQL, [_array(map(str, set(readings.batch_ids)))])
+    closed = {pk: f"Batch {number} is {BatchStatus(status).label.lower()}: its record is closed and takes no new "
+                  "readings." for pk, number, status in cursor.fetchall() if status in BATCH_CLOSED}
+    if not closed:
+        return
+    positions = [position for position, batch_id in enumerate(readings.batch_ids) if batch_id in closed]
+    cursor.execute(STORED_SEQS_SQL, [instrument.pk, _array(str(readings.seqs[p]) for p in positions)])
+    stored = {row[0] for row in cursor.fetchall()}
+    refused = [p for p in positions if readings.seqs[p] not in stored]
+    if refused:
+        raise ReadingsRefused(409, [
+            _error(readings.indexes[p], "batch", closed[readings.batch_ids[p]]) for p in refused[:MAX_ERRORS]])
+
+
 def _store(instrument: Instrument, body: bytes, readings: Readings, received_at: datetime,
            repeats: int) -> IngestResult:
     stamps = {moment: moment.isoformat() for moment in set(readings.tss)}
@@ -390,6 +416,7 @@ def _store(instrument: Instrument, body: bytes, readings: Readings, received_at:
         "body_bytes": len(body), "total": len(readings) + repeats, "first_ts": min(readings.tss),
         "last_ts": max(readings.tss)}
     with transaction.atomic(), connection.cursor() as cursor:
+        _ensure_records_open(cursor, instrument, readings)
         cursor.execute(STORE_SQL, columns)
         post_id, accepted = cursor.fetchone()
         if accepted < len(readings):
@@ -405,7 +432,8 @@ def _store(instrument: Instrument, body: bytes, readings: Readings, received_at:
 def readings_ingest(*, instrument: Instrument, body: bytes, received_at: datetime | None = None) -> IngestResult:
     """Validate and store one post of readings from `instrument`, all or nothing.
 
-    Raises ReadingsRefused(status, errors) with 400, 403, 409, 413 or 422; on success the
+    Raises ReadingsRefused(status, errors) with 400, 403, 409 (seq conflict, closed record), 413 or
+    422; on success the
     readings, the original body and the alarm-evaluation work are committed together.
     """
     received_at = received_at or timezone.now()

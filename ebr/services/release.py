@@ -6,12 +6,14 @@ before release), 21 CFR 11.10(e)/11.70 (no release on a signature whose record c
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from ebr.models import Batch, BatchStatus
+from ebr.process_data import readings_received_after
 from ebr.selectors import batch_executors
 from ebr.services.batches import _transition
 from qms.audit import Event, record_event
@@ -63,6 +65,8 @@ def batch_audit_trail_review(*, actor: User, batch: Batch, password: str, reason
                  data={"signature": signature.pk})
     return signature
 
+POST_COMMIT_MARGIN = timedelta(minutes=1)
+
 
 def release_blockers(batch: Batch) -> list[str]:
     """Everything that stands between this batch and release, in words QA can act on."""
@@ -91,8 +95,21 @@ def _review_flag_blockers(batch: Batch) -> list[str]:
     if not review.review_finished(batch.pk):
         return ["The batch record review has not run yet, or its latest run has not finished (it is queued "
                 "when the batch completes; a re-run must finish before release)."]
+    blockers = []
+    started = review.review_started_at(batch.pk)
+    late = []
+    if started and batch.completed_at:
+        # A post is stamped when it arrives and commits a moment later: look a minute further back,
+        # so that one still committing when the review read the record is not missed; but never
+        # before completion (what arrived while the batch ran is what its operators signed).
+        late = readings_received_after(batch, max(started - POST_COMMIT_MARGIN, batch.completed_at))
+    if late:
+        blockers.append(f"{sum(item.count for item in late)} instrument reading(s) arrived after the latest review "
+                        "started: re-run the review so that QA sees them.")
     count = review.open_flags_count(batch.pk)
-    return [f"{count} review flag(s) are not dispositioned."] if count else []
+    if count:
+        blockers.append(f"{count} review flag(s) are not dispositioned.")
+    return blockers
 
 
 @transaction.atomic
