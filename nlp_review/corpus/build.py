@@ -5,6 +5,10 @@ abbreviations and typo habits (templates_test.py was written first, templates_ho
 a session that never read the rules or the other splits; see README.md). The output is
 byte-for-byte reproducible: same code, same files.
 
+It also writes holdout2.jsonl: a fifth voice (templates_holdout2.py, a hospital cell-processing and
+apheresis unit), written blind to the pipeline like holdout, with its own seed and noise; it is
+generated after the other four so that their files do not change.
+
 Entry: {"id", "text", "labels", "severity", "split", "kind"}; `kind` (event, hedged, historical,
 hypothetical, omission, negated, routine) says how the template was meant, so that evaluate.py
 can report the false-flag rate on negated routine entries.
@@ -20,17 +24,19 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from nlp_review.corpus import templates_dev, templates_holdout, templates_test, templates_train
+from nlp_review.corpus import templates_dev, templates_holdout, templates_holdout2, templates_test, templates_train
 
 HERE = Path(__file__).resolve().parent
 TRAIN_PATH = HERE / "train.jsonl"
 TEST_PATH = HERE / "test.jsonl"
 DEV_PATH = HERE / "dev.jsonl"
 HOLDOUT_PATH = HERE / "holdout.jsonl"
+HOLDOUT2_PATH = HERE / "holdout2.jsonl"
 DEV_SEED = 31_337
 TEST_SEED = 20_240_611
 TRAIN_SEED = 7
 HOLDOUT_SEED = 8_675_309
+HOLDOUT2_SEED = 4_151_962
 
 Template = tuple[str, str, str, str]
 Noise = Callable[[random.Random, str], str]
@@ -119,7 +125,7 @@ def generate(*, split: str, templates: list[Template], slots: dict[str, list[str
             entries.append({"text": text, "labels": [label for label in labels.split("+") if label],
                             "severity": severity, "split": split, "kind": kind})
     rng.shuffle(entries)
-    prefix = {"test": "te", "train": "tr", "dev": "dv", "holdout": "ho"}[split]
+    prefix = {"test": "te", "train": "tr", "dev": "dv", "holdout": "ho", "holdout2": "h2"}[split]
     return [{"id": f"{prefix}-{i:04d}", **entry} for i, entry in enumerate(entries, start=1)]
 
 
@@ -197,6 +203,60 @@ def build_holdout() -> list[dict[str, object]]:
                     noise=holdout_noise, seed=HOLDOUT_SEED, per_kind=per_kind)
 
 
+_QWERTY_NEIGHBOURS = {
+    "a": "qsz", "b": "vghn", "c": "xdfv", "d": "serfcx", "e": "wsdr", "f": "drtgvc", "g": "ftyhbv", "h": "gyujnb",
+    "i": "ujko", "j": "huikmn", "k": "jiolm", "l": "kop", "m": "njk", "n": "bhjm", "o": "iklp", "p": "ol",
+    "q": "wa", "r": "edft", "s": "awedxz", "t": "rfgy", "u": "yhji", "v": "cfgb", "w": "qase", "x": "zsdc",
+    "y": "tghu", "z": "asx",
+}
+
+
+def _holdout2_typo(rng: random.Random, word: str) -> str:
+    """Phone / tablet typing with gloves off: a neighbouring key on a US keyboard, or two letters swapped
+    at the end of the word ("teh")."""
+    if len(word) < 5 or not word.isalpha():
+        return word
+    if rng.random() < 0.6:
+        i = rng.randrange(1, len(word))
+        neighbours = _QWERTY_NEIGHBOURS.get(word[i].lower())
+        if not neighbours:
+            return word
+        return word[:i] + rng.choice(neighbours) + word[i + 1:]
+    return word[:-2] + word[-1] + word[-2]
+
+
+def holdout2_noise(rng: random.Random, text: str) -> str:
+    """Hospital cell-processing / apheresis voice (night-shift techs, RNs, vector and cryo rooms, QC lab):
+    clinical shorthand, phone spellings, apostrophes dropped, lists run on with ";" "/" " - ",
+    neighbouring-key typos, sometimes all lower case, rarely a full stop."""
+    text = _abbreviate(rng, text, templates_holdout2.ABBREVIATIONS, 0.35)
+    text = _respell(rng, text, templates_holdout2.SPELLINGS, 0.4)
+    if rng.random() < 0.5:
+        text = re.sub(r"(?<=[A-Za-z])'(?=[A-Za-z])", "", text)  # didn't -> didnt, pt's -> pts
+    roll = rng.random()
+    if roll < 0.3:
+        text = text.replace(", ", rng.choice(("; ", " / ", " - ")))
+    words = text.split(" ")
+    text = " ".join(_holdout2_typo(rng, w) if rng.random() < 0.025 else w for w in words)
+    roll = rng.random()
+    if roll < 0.15:
+        text = text.lower()
+    elif roll < 0.45:
+        text = text[:1].upper() + text[1:]
+    if rng.random() < 0.1:
+        text = text + "."
+    return text
+
+
+def build_holdout2() -> list[dict[str, object]]:
+    """A fifth voice, written blind to the pipeline (never read the rules, the other splits' templates or
+    entries, never ran the pipeline on it); see README.md, run 4."""
+    per_kind = {"event": 3, "hedged": 3, "historical": 3, "hypothetical": 3, "omission": 3, "negated": 3,
+                "routine": 4}
+    return generate(split="holdout2", templates=templates_holdout2.TEMPLATES, slots=templates_holdout2.SLOTS,
+                    noise=holdout2_noise, seed=HOLDOUT2_SEED, per_kind=per_kind)
+
+
 def write(path: Path, entries: list[dict[str, object]]) -> None:
     with path.open("w", encoding="utf-8") as out:
         for entry in entries:
@@ -222,6 +282,9 @@ def main() -> None:
     holdout = build_holdout()  # its own generator and seed: the other files do not change
     write(HOLDOUT_PATH, holdout)
     print(f"holdout: {summary(holdout)}")
+    holdout2 = build_holdout2()  # written last, own generator and seed: the other four files do not change
+    write(HOLDOUT2_PATH, holdout2)
+    print(f"holdout2: {summary(holdout2)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,14 @@ from collections import Counter
 
 import pytest
 
-from nlp_review.corpus import build, templates_dev, templates_holdout, templates_test, templates_train
+from nlp_review.corpus import (
+    build,
+    templates_dev,
+    templates_holdout,
+    templates_holdout2,
+    templates_test,
+    templates_train,
+)
 from nlp_review.evaluate import Scores, evaluate, format_reports, load, main
 from nlp_review.pipeline.baseline import baseline_review, baseline_review_texts
 from nlp_review.pipeline.types import Category, Severity
@@ -15,7 +22,8 @@ from nlp_review.pipeline.types import Category, Severity
 
 def test_corpus_rebuilds_to_the_committed_files() -> None:
     for entries, path in ((build.build_test(), build.TEST_PATH), (build.build_train(), build.TRAIN_PATH),
-                          (build.build_dev(), build.DEV_PATH), (build.build_holdout(), build.HOLDOUT_PATH)):
+                          (build.build_dev(), build.DEV_PATH), (build.build_holdout(), build.HOLDOUT_PATH),
+                          (build.build_holdout2(), build.HOLDOUT2_PATH)):
         assert "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries) == path.read_text()
 
 
@@ -44,6 +52,44 @@ def test_holdout_split_size_and_coverage() -> None:
                                                          "negated", "routine"}
 
 
+def _holdout2() -> list[dict[str, object]]:
+    """Read holdout2.jsonl directly (no pipeline involved)."""
+    return [json.loads(line) for line in build.HOLDOUT2_PATH.read_text(encoding="utf-8").splitlines()]
+
+
+def test_holdout2_split_size_and_coverage() -> None:
+    holdout2 = _holdout2()
+    assert 850 <= len(holdout2) <= 950
+    assert all(entry["split"] == "holdout2" and str(entry["id"]).startswith("h2-") for entry in holdout2)
+    assert len({entry["id"] for entry in holdout2}) == len(holdout2)
+    assert all(set(entry) == {"id", "text", "labels", "severity", "split", "kind"} for entry in holdout2)
+    assert all(3 <= len(str(entry["text"]).split()) <= 45 for entry in holdout2)
+    counts = Counter(label for entry in holdout2 for label in entry["labels"])  # type: ignore[attr-defined]
+    assert all(counts[str(category)] >= 60 for category in Category), counts
+    assert set(counts) <= {str(category) for category in Category}, counts
+    routine = [entry for entry in holdout2 if not entry["labels"]]
+    assert len(routine) >= 250
+    assert sum(1 for entry in routine if entry["kind"] == "negated") >= 120
+    assert all(entry["severity"] == "none" for entry in routine)
+    assert all(entry["severity"] in {"critical", "major", "minor"} for entry in holdout2 if entry["labels"])
+    assert all(entry["kind"] in {"negated", "routine"} for entry in routine)
+    assert {str(entry["kind"]) for entry in holdout2} == {"event", "hedged", "historical", "hypothetical", "omission",
+                                                          "negated", "routine"}
+    # a historical entry is never critical (an earlier or other batch: critical lowered to major)
+    assert all(entry["severity"] != "critical" for entry in holdout2 if entry["kind"] == "historical")
+
+
+def test_holdout2_templates_follow_the_entry_format() -> None:
+    categories = {str(category) for category in Category}
+    kinds = {"event", "hedged", "historical", "hypothetical", "omission", "negated", "routine"}
+    for kind, labels, severity, text in templates_holdout2.TEMPLATES:
+        assert kind in kinds, text
+        assert (kind in {"negated", "routine"}) == (labels == "") == (severity == "none"), text
+        assert all(label in categories for label in labels.split("+") if label), text
+        assert severity in {"critical", "major", "minor", "none"}, text
+    assert all(all(values) for values in templates_holdout2.SLOTS.values())
+
+
 def test_test_split_is_held_out_from_train_and_dev() -> None:
     seen = {str(e["text"]).lower() for split in ("train", "dev") for e in load(split)}
     assert not seen & {str(e["text"]).lower() for e in load("test")}
@@ -51,15 +97,20 @@ def test_test_split_is_held_out_from_train_and_dev() -> None:
     assert not {t[3] for t in (*templates_train.TEMPLATES, *templates_dev.TEMPLATES)} & test_templates
 
 
-def test_no_template_or_text_shared_between_the_four_splits() -> None:
-    modules = {"train": templates_train, "test": templates_test, "dev": templates_dev, "holdout": templates_holdout}
+def test_no_template_or_text_shared_between_the_five_splits() -> None:
+    modules = {"train": templates_train, "test": templates_test, "dev": templates_dev, "holdout": templates_holdout,
+               "holdout2": templates_holdout2}
     texts = {name: {t[3].lower() for t in module.TEMPLATES} for name, module in modules.items()}
     for name in texts:
         for other in texts:
             if name < other:
                 assert not texts[name] & texts[other], (name, other)
-    holdout = {str(e["text"]).lower() for e in load("holdout")}
-    assert not holdout & {str(e["text"]).lower() for split in ("train", "test", "dev") for e in load(split)}
+    earlier = {split: {str(e["text"]).lower() for e in load(split)} for split in ("train", "test", "dev", "holdout")}
+    assert not earlier["holdout"] & (earlier["train"] | earlier["test"] | earlier["dev"])
+    holdout2 = {str(e["text"]).lower() for e in _holdout2()}
+    for split, seen in earlier.items():
+        shared = sorted(holdout2 & seen)  # only holdout2's own texts are ever shown
+        assert not shared, (split, shared[:5])
 
 
 def test_baseline_matches_plain_keywords_without_context() -> None:
