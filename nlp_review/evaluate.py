@@ -5,11 +5,12 @@ recall and F1 (an entry needs attention when its gold severity is not `none`); c
 missed and graded below major, as "k of n"; per-category precision, recall and F1; and the
 false-flag rate on routine entries that negate or rule out an event.
 
-The holdout split (the default) is the held-out part: a fourth voice written by a separate session
-that never read the rules or the other splits, and nothing is tuned on it (nlp_review/corpus/README.md,
-run 3). `--split test` is the former held-out split, used for development since run 3;
+The holdout2 split (the default) is the held-out part: a fifth voice written by a separate session
+that never read the rules, the other splits or the pipeline's output, and nothing is tuned or trained
+on it (nlp_review/corpus/README.md, run 4). `--split holdout` (run 3's held-out split, training data
+of the classifier since 1.2.0) and `--split test` (run 1 and 2's) are former held-out splits;
 `--split train` and `--split dev` show the development figures; `--errors` lists wrong entries
-(use on train or dev, never on holdout).
+(use on the development splits, never on holdout2).
 """
 
 from __future__ import annotations
@@ -100,7 +101,9 @@ def _per_category(entries: Sequence[dict[str, object]], reviews: Sequence[TextRe
 def format_reports(named: dict[str, Report], split: str, size: int) -> str:
     names = list(named)
     width = 30
-    title = {"holdout": f"held-out evaluation on nlp_review/corpus/holdout.jsonl ({size} entries)",
+    title = {"holdout2": f"held-out evaluation on nlp_review/corpus/holdout2.jsonl ({size} entries)",
+             "holdout": f"former held-out split (run 3), used for development since run 4: "
+                        f"nlp_review/corpus/holdout.jsonl ({size} entries)",
              "test": f"former held-out split, used for development since run 3: nlp_review/corpus/test.jsonl "
                      f"({size} entries)",
              "train": f"development figures on nlp_review/corpus/train.jsonl ({size} entries)",
@@ -156,9 +159,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     from nlp_review.pipeline.textcat import MODEL_DIR
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", default="holdout", choices=("holdout", "test", "train", "dev"),
-                        help="holdout (default): the held-out split; test: the former held-out split, used for "
-                             "development since run 3; train, dev: development splits")
+    parser.add_argument("--split", default="holdout2", choices=("holdout2", "holdout", "test", "train", "dev"),
+                        help="holdout2 (default): the held-out split; holdout and test: former held-out splits, "
+                             "used for development since runs 4 and 3; train, dev: development splits")
     parser.add_argument("--rules-only", action="store_true", help="also evaluate the pipeline without its model")
     parser.add_argument("--errors", action="store_true", help="list the pipeline's wrong entries")
     args = parser.parse_args(argv)

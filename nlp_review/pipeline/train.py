@@ -1,9 +1,10 @@
 """Train the text classifier: `python -m nlp_review.pipeline.train [--output DIR] [--cv]`.
 
 Trains spaCy's `textcat_multilabel` (textcat.py: bag of word uni- and bigrams over NORM) on the
-train, dev and test splits of nlp_review/corpus/ (the former held-out test split is development data
-since pipeline 1.1.0; the new held-out split is never read here), with a fixed seed,
-a fixed example order and a fixed number of epochs, and writes it to nlp_review/pipeline/model/
+train, dev, test and holdout splits of nlp_review/corpus/ (the former held-out splits are training
+data since pipeline 1.1.0 (test) and 1.2.0 (holdout); the held-out split holdout2 is never read
+here), with a fixed seed, a fixed example order and a fixed number of epochs, and writes it to
+nlp_review/pipeline/model/
 (weights + meta.json). Same corpus, same code, same spaCy: the same weights, byte for byte
 (tests/nlp_review check it).
 Takes seconds on one core; the model is well under 1 MB.
@@ -35,9 +36,9 @@ from nlp_review.pipeline.textcat import LABELS, MODEL_DIR, PIPE_NAME, add_textca
 from nlp_review.pipeline.types import TextReview
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
-TRAINING_FILES = ("train.jsonl", "dev.jsonl", "test.jsonl")  # never holdout.jsonl: the held-out split
-TRAINING_SPLITS = ("train", "dev", "test")
-MODEL_VERSION = "1.1.0"
+TRAINING_FILES = ("train.jsonl", "dev.jsonl", "test.jsonl", "holdout.jsonl")  # never holdout2.jsonl: held out
+TRAINING_SPLITS = ("train", "dev", "test", "holdout")
+MODEL_VERSION = "1.2.0"
 SEED = 20_240_601
 EPOCHS = 12
 BATCH_SIZE = 16
@@ -45,7 +46,7 @@ THRESHOLD = 0.5  # chosen by 5-fold cross-validation on the train split (`--cv`)
 
 
 def load_train(files: Sequence[str] = TRAINING_FILES) -> list[dict[str, object]]:
-    """The train, dev and former test splits (corpus/README.md); never the held-out split."""
+    """The train, dev and the former held-out test and holdout splits (corpus/README.md); never holdout2."""
     entries = [json.loads(line) for name in files for line in (CORPUS / name).read_text(encoding="utf-8").splitlines()
                if line.strip()]
     assert all(entry.get("split") in TRAINING_SPLITS for entry in entries), "the held-out split is never trained on"

@@ -130,12 +130,22 @@ def test_evaluate_reports_all_figures() -> None:
     assert Scores.of(1, 1, 0).precision == 0.5
 
 
-def test_holdout_is_the_default_split_and_test_is_described_as_former(capsys: pytest.CaptureFixture[str]) -> None:
+def test_holdout2_is_the_default_split_and_the_earlier_ones_are_described_as_former(
+        capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])  # exits in argument parsing: nothing is evaluated
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "holdout (default)" in help_text
-    assert "former held-out split, used for development since run 3" in help_text
+    assert "holdout2 (default)" in help_text
+    assert "holdout and test: former held-out splits" in help_text
     report, _ = evaluate(load("dev")[:5], baseline_review_texts)
-    assert "holdout.jsonl" in format_reports({"keyword baseline": report}, "holdout", 5)
+    assert "held-out evaluation on nlp_review/corpus/holdout2.jsonl" in format_reports(
+        {"keyword baseline": report}, "holdout2", 5)
+    assert "former held-out split (run 3)" in format_reports({"keyword baseline": report}, "holdout", 5)
     assert "former held-out split" in format_reports({"keyword baseline": report}, "test", 5)
+
+
+def test_the_classifier_never_trains_on_the_held_out_split() -> None:
+    from nlp_review.pipeline.train import TRAINING_FILES, load_train
+
+    assert "holdout2.jsonl" not in TRAINING_FILES
+    assert {str(entry["split"]) for entry in load_train()} == {"train", "dev", "test", "holdout"}
