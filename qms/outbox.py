@@ -15,13 +15,11 @@ round trip, and a broker outage never slows the posts down.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -37,31 +35,13 @@ SWEEP_LIMIT = 500
 
 def enqueue(task_name: str, **kwargs: Any) -> OutboxMessage:
     """Record work for `task_name` in the current transaction; it is sent after commit."""
-    if task_name in settings.OUTBOX_RELAY_TASKS:
-        return _enqueue_for_relay(task_name, kwargs)
     message = OutboxMessage.objects.create(task_name=task_name, kwargs=kwargs)
-    transaction.on_commit(lambda: outbox_dispatch(message.pk))
-    return message
-
-
-RELAY_ENQUEUE_SQL = """
-WITH message AS (
-    INSERT INTO qms_outboxmessage (task_name, kwargs, created_at, attempts, last_error)
-    VALUES (%s, %s, %s, 0, '') RETURNING id)
-SELECT id, pg_notify(%s, '') FROM message
-"""
-# The row and the relay's wake-up in one round trip: this runs once per instrument post. The
-# notification is delivered at commit (never for a rollback); several in one transaction fold into one.
-
-
-def _enqueue_for_relay(task_name: str, kwargs: dict[str, Any]) -> OutboxMessage:
-    created_at = timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(RELAY_ENQUEUE_SQL, [task_name, json.dumps(kwargs, cls=DjangoJSONEncoder), created_at,
-                                           RELAY_CHANNEL])
-        message_id = cursor.fetchone()[0]
-    message = OutboxMessage(id=message_id, task_name=task_name, kwargs=kwargs, created_at=created_at)
-    message._state.adding = False
+    if task_name in settings.OUTBOX_RELAY_TASKS:
+        with connection.cursor() as cursor:
+            # Delivered at commit (never for a rollback); several in one transaction fold into one.
+            cursor.execute(f"NOTIFY {RELAY_CHANNEL}")
+    else:
+        transaction.on_commit(lambda: outbox_dispatch(message.pk))
     return message
 
 
