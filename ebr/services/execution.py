@@ -228,9 +228,10 @@ def _resource_use(*, actor: User, step: StepExecution, entry: Entry, resource: A
 
 
 def _scan_withdrawn(*, actor: User, step: StepExecution, original: Entry) -> None:
-    """A corrected equipment scan releases the equipment the wrong scan assigned to the batch, unless
-    a current entry of the batch still names it (a wrong lot needs nothing here: the genealogy lists
-    the lots of current entries only, ebr/selectors.py)."""
+    """A corrected equipment scan releases the assignment the wrong scan made in this step, unless a
+    current entry of the batch still names the equipment; an assignment made otherwise (a bioreactor
+    reserved for the batch beforehand) is not the scan's to end. A wrong lot needs nothing here: the
+    genealogy lists the lots of current entries only (ebr/selectors.py)."""
     from ebr.services.batches import equipment_release
 
     if original.parameter.kind != ParameterKind.EQUIPMENT_ID:
@@ -238,7 +239,7 @@ def _scan_withdrawn(*, actor: User, step: StepExecution, original: Entry) -> Non
     if Entry.objects.filter(step__batch=step.batch, parameter__kind=ParameterKind.EQUIPMENT_ID,
                             value_text=original.value_text, superseded_by__isnull=True).exists():
         return
-    for use in EquipmentUse.objects.filter(batch=step.batch, equipment__code=original.value_text,
+    for use in EquipmentUse.objects.filter(batch=step.batch, step=step, equipment__code=original.value_text,
                                            ended_at__isnull=True):
         equipment_release(actor=actor, use=use, reason=f"Scan corrected in step {step.template.code}")
 

@@ -179,6 +179,26 @@ def test_a_corrected_scan_leaves_the_genealogy_and_releases_the_wrongly_scanned_
     assert MaterialUse.objects.filter(batch=batch).count() == 2  # the wrong scan stays on record
 
 
+def test_a_corrected_scan_leaves_an_assignment_it_did_not_make(batch, operator, verifier, supervisor, resources):
+    """Equipment reserved for the batch beforehand (instrument data follows it) stays assigned when a
+    scan that named it is corrected: only the assignment the wrong scan made is the scan's to end."""
+    from ebr.models import Equipment
+    from ebr.services.batches import equipment_assign
+    from qms.audit import create_with_reason
+    from tests.ebr.process_builders import SEED
+
+    other = create_with_reason(Equipment, actor=SEED, reason="test", code="BSC-T9", name="BSC-T9", equipment_type="bsc",
+                               calibration_due=timezone.localdate() + timedelta(days=100))
+    reserved = equipment_assign(actor=supervisor, batch=batch, equipment=resources["bsc"])
+    step = finish_step_one(batch, operator, verifier)
+    wrong_bsc = record(operator, step, "bsc", "BSC-T1").entry
+
+    entry_correct(actor=operator, entry=wrong_bsc, value=other.code, reason="Wrong cabinet", idempotency_key=key())
+
+    reserved.refresh_from_db()
+    assert reserved.ended_at is None
+
+
 def test_entries_cannot_be_updated_or_deleted_in_the_database(batch, operator):
     from django.db import DatabaseError, connection, transaction
 
