@@ -1,5 +1,3 @@
-from datetime import datetime
-
 from django.apps import AppConfig
 
 
@@ -25,13 +23,17 @@ class NlpReviewConfig(AppConfig):
         review = latest_review(batch_pk)
         return review is not None and review.status == ReviewStatus.DONE
 
-    def review_started_at(self, batch_pk: int) -> datetime | None:
-        """Release gate: when the batch's latest review started reading the record; instrument data
-        stored after that moment was not seen by it."""
+    def review_readings_seen(self, batch_pk: int) -> set[int]:
+        """Release gate: the instrument posts whose late readings the batch's latest review flagged
+        (structured.readings_after_completion); late readings of any other post were not seen by it."""
+        from nlp_review.models import ReviewFlag
         from nlp_review.services import latest_review
 
         review = latest_review(batch_pk)
-        return review.started_at if review is not None else None
+        if review is None:
+            return set()
+        return {int(source_id) for source_id in ReviewFlag.objects.filter(
+            review=review, rule="structured.readings_after_completion").values_list("source_id", flat=True)}
 
     def review_flags_for_pdf(self, batch_pk: int) -> list[dict[str, object]] | None:
         """The latest finished review's flags for the signed PDF record (ebr/pdf/providers.py contract)."""

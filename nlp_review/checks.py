@@ -246,7 +246,7 @@ def readings_after_completion(data: CheckInput) -> list[CheckFlag]:
     §5): the operators signed completion without it, so QA looks at what it shows."""
     return [
         CheckFlag(rule="structured.readings_after_completion", category="data_integrity", severity="major",
-                  source_id=f"post {late.post_id}",
+                  source_id=str(late.post_id),  # the release gate reads it back
                   evidence=f"{late.count} reading(s) from {late.instrument} measured {_local(late.first_ts)} to "
                            f"{_local(late.last_ts)} were received {_local(late.received_at)}, after completion",
                   explanation="Check the values and any alarms they raised; the completion signatures did not "

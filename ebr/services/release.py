@@ -6,7 +6,6 @@ before release), 21 CFR 11.10(e)/11.70 (no release on a signature whose record c
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -65,8 +64,6 @@ def batch_audit_trail_review(*, actor: User, batch: Batch, password: str, reason
                  data={"signature": signature.pk})
     return signature
 
-POST_COMMIT_MARGIN = timedelta(minutes=1)
-
 
 def release_blockers(batch: Batch) -> list[str]:
     """Everything that stands between this batch and release, in words QA can act on."""
@@ -96,16 +93,12 @@ def _review_flag_blockers(batch: Batch) -> list[str]:
         return ["The batch record review has not run yet, or its latest run has not finished (it is queued "
                 "when the batch completes; a re-run must finish before release)."]
     blockers = []
-    started = review.review_started_at(batch.pk)
-    late = []
-    if started and batch.completed_at:
-        # A post is stamped when it arrives and commits a moment later: look a minute further back,
-        # so that one still committing when the review read the record is not missed; but never
-        # before completion (what arrived while the batch ran is what its operators signed).
-        late = readings_received_after(batch, max(started - POST_COMMIT_MARGIN, batch.completed_at))
-    if late:
-        blockers.append(f"{sum(item.count for item in late)} instrument reading(s) arrived after the latest review "
-                        "started: re-run the review so that QA sees them.")
+    if batch.completed_at:
+        seen = review.review_readings_seen(batch.pk)
+        unseen = [late for late in readings_received_after(batch, batch.completed_at) if late.post_id not in seen]
+        if unseen:
+            blockers.append(f"{sum(late.count for late in unseen)} instrument reading(s) arrived after the latest "
+                            "review read the record: re-run the review so that QA sees them.")
     count = review.open_flags_count(batch.pk)
     if count:
         blockers.append(f"{count} review flag(s) are not dispositioned.")

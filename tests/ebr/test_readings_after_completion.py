@@ -76,12 +76,24 @@ def test_release_waits_for_a_review_that_saw_late_readings(monitored, qa_reviewe
     ingest(registration, reading(2, timezone.now() - timedelta(minutes=60)))
 
     blockers = release_blockers(batch)
-    assert blockers == ["1 instrument reading(s) arrived after the latest review started: re-run the review so "
-                        "that QA sees them."]
+    assert blockers == ["1 instrument reading(s) arrived after the latest review read the record: re-run the "
+                        "review so that QA sees them."]
     with pytest.raises(ValidationError):
         batch_release(actor=qa_approver, batch=batch, reason="Meets specifications", **sign_args(qa_approver))
     batch.refresh_from_db()
     assert batch.status == BatchStatus.IN_REVIEW
+
+
+def test_late_readings_the_review_saw_do_not_hold_release(monitored, qa_reviewer):
+    """An instrument flushing its buffer right at completion, before the review ran: the review flags
+    the readings, QA dispositions the flag, and nothing more stands in the way."""
+    batch, registration, _ = monitored
+    ingest(registration, reading(2, timezone.now() - timedelta(minutes=60)))
+
+    ready_for_release(batch, qa_reviewer)
+
+    batch.refresh_from_db()
+    assert release_blockers(batch) == []
 
 
 def test_a_released_record_takes_no_new_readings_but_a_resend_stays_a_duplicate(monitored, qa_reviewer,
