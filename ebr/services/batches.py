@@ -29,10 +29,11 @@ from ebr.models import (
     StepTemplate,
     VersionStatus,
 )
-from ebr.states import BATCH_READ_ONLY, batch_transition_check
+from ebr.states import BATCH_CLOSED, BATCH_READ_ONLY, batch_transition_check
 from qms.audit import Event, create_with_reason, save_with_reason
 from qms.models import User
 from qms.roles import Capability, can
+from qms.services._guards import ensure_can, locked
 from qms.signatures import sign
 
 
@@ -105,15 +106,11 @@ def _transition(batch: Batch, target: BatchStatus, *, actor: User, reason: str, 
     return batch
 
 
-def _locked(batch: Batch) -> Batch:
-    return Batch.objects.select_for_update().get(pk=batch.pk)
-
-
 @transaction.atomic
 def batch_start(*, actor: User, batch: Batch, reason: str = "Batch started") -> Batch:
     """Start execution: the first step opens."""
     _ensure_manager(actor, "start batches")
-    batch = _locked(batch)
+    batch = locked(batch)
     now = timezone.now()
     batch = _transition(batch, BatchStatus.IN_PROGRESS, actor=actor, reason=reason, event=Event.BATCH_STARTED,
                         extra_fields={"started_at": now})
@@ -128,13 +125,13 @@ def batch_start(*, actor: User, batch: Batch, reason: str = "Batch started") -> 
 @transaction.atomic
 def batch_hold(*, actor: User, batch: Batch, reason: str) -> Batch:
     _ensure_manager(actor, "put batches on hold")
-    return _transition(_locked(batch), BatchStatus.ON_HOLD, actor=actor, reason=reason, event=Event.BATCH_HELD)
+    return _transition(locked(batch), BatchStatus.ON_HOLD, actor=actor, reason=reason, event=Event.BATCH_HELD)
 
 
 @transaction.atomic
 def batch_resume(*, actor: User, batch: Batch, reason: str) -> Batch:
     _ensure_manager(actor, "resume batches")
-    return _transition(_locked(batch), BatchStatus.IN_PROGRESS, actor=actor, reason=reason,
+    return _transition(locked(batch), BatchStatus.IN_PROGRESS, actor=actor, reason=reason,
                        event=Event.BATCH_RESUMED)
 
 
@@ -145,7 +142,7 @@ def batch_abort(*, actor: User, batch: Batch, reason: str, password: str, userna
     _ensure_manager(actor, "abort batches")
     if not reason.strip():
         raise ValidationError({"reason": "Give the reason for aborting the batch."})
-    return _transition(_locked(batch), BatchStatus.ABORTED, actor=actor, reason=reason, event=Event.BATCH_ABORTED,
+    return _transition(locked(batch), BatchStatus.ABORTED, actor=actor, reason=reason, event=Event.BATCH_ABORTED,
                        password=password, username=username, session=session)
 
 
@@ -154,10 +151,9 @@ def custody_event_record(*, actor: User, batch: Batch, from_party: str, to_party
                          occurred_at: datetime, temperature_c: Decimal | None = None,
                          condition: str = "intact") -> CustodyEvent:
     """Record a hand-off of the patient's material (who, to whom, where, when, how cold, in what state)."""
-    if not (can(actor, Capability.BATCH_MANAGE) or can(actor, Capability.BATCH_EXECUTE)):
-        raise PermissionDenied("Your role does not allow recording custody events.")
-    batch = _locked(batch)
-    if batch.status in {BatchStatus.RELEASED, BatchStatus.REJECTED, BatchStatus.ABORTED}:
+    ensure_can(actor, Capability.BATCH_EXECUTE, "record custody events")
+    batch = locked(batch)
+    if batch.status in BATCH_CLOSED:
         raise ValidationError("The batch record is closed.")
     errors = {name: "Required." for name, value in
               (("from_party", from_party), ("to_party", to_party), ("location", location)) if not value.strip()}
@@ -177,9 +173,8 @@ def equipment_assign(*, actor: User, batch: Batch, equipment: Equipment, started
     """Assign equipment to a batch; refused unless released and in calibration (EU GMP Part I 3.41),
     and refused for a completed or closed record: instrument data follows the assignment, and a
     record that is no longer executed must not start collecting readings."""
-    if not (can(actor, Capability.BATCH_MANAGE) or can(actor, Capability.BATCH_EXECUTE)):
-        raise PermissionDenied("Your role does not allow assigning equipment.")
-    batch = _locked(batch)
+    ensure_can(actor, Capability.BATCH_EXECUTE, "assign equipment")
+    batch = locked(batch)
     if batch.status in BATCH_READ_ONLY:
         raise ValidationError({"equipment": f"Batch {batch.number} is {batch.get_status_display().lower()}: "
                                             "equipment can no longer be assigned to it."})
@@ -203,8 +198,7 @@ def equipment_assign(*, actor: User, batch: Batch, equipment: Equipment, started
 def equipment_release(*, actor: User, use: EquipmentUse, ended_at: datetime | None = None,
                       reason: str = "Equipment released from the batch") -> EquipmentUse:
     """End an equipment assignment: instrument data from then on no longer belongs to the batch."""
-    if not (can(actor, Capability.BATCH_MANAGE) or can(actor, Capability.BATCH_EXECUTE)):
-        raise PermissionDenied("Your role does not allow releasing equipment from a batch.")
+    ensure_can(actor, Capability.BATCH_EXECUTE, "release equipment from a batch")
     use = EquipmentUse.objects.select_for_update().get(pk=use.pk)
     if use.ended_at is not None:
         return use

@@ -34,12 +34,8 @@ from ebr.states import version_transition_check
 from qms.audit import Event, create_with_reason, save_with_reason
 from qms.models import Signature, User
 from qms.roles import Capability, can
+from qms.services._guards import ensure_can
 from qms.signatures import Meaning, SegregationOfDuties, ensure_approver_not_author, sign, signature_is_valid
-
-
-def _ensure(actor: User, capability: Capability, what: str) -> None:
-    if not can(actor, capability):
-        raise PermissionDenied(f"Your role does not allow you to {what}.")
 
 
 def _change_control_approved(number: str) -> bool:
@@ -50,7 +46,7 @@ def _change_control_approved(number: str) -> bool:
 
 @transaction.atomic
 def product_create(*, actor: User, code: str, name: str, reason: str = "New product") -> Product:
-    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "create products")
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "create products")
     if Product.objects.filter(code__iexact=(code or "").strip()).exists():
         raise ValidationError({"new_product_code": f"A product {code} exists already: choose it from the list."})
     return create_with_reason(Product, actor=actor, reason=reason, code=code, name=name)
@@ -60,7 +56,7 @@ def product_create(*, actor: User, code: str, name: str, reason: str = "New prod
 def master_record_create(*, actor: User, product: Product, code: str, title: str,
                          reason: str = "New master record") -> MasterRecordVersion:
     """A new master record starts with a draft version 1 (no change control needed for a first issue)."""
-    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
     if MasterRecord.objects.filter(code__iexact=(code or "").strip()).exists():
         raise ValidationError({"code": f"A master record {code} exists already: start a new version of it."})
     record = create_with_reason(MasterRecord, actor=actor, reason=reason, product=product, code=code, title=title)
@@ -72,7 +68,7 @@ def master_record_create(*, actor: User, product: Product, code: str, title: str
 def version_new_draft(*, actor: User, master_record: MasterRecord, change_control: str,
                       summary_of_changes: str) -> MasterRecordVersion:
     """A new version is a copy of the latest approved one and must cite an approved change control."""
-    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
     if not _change_control_approved(change_control):
         raise ValidationError({"change_control": f"{change_control or 'A change control'} is not approved: "
                                                  "a new version needs an approved change control."})
@@ -121,7 +117,7 @@ def _ensure_draft(version: MasterRecordVersion) -> None:
 
 @transaction.atomic
 def stage_add(*, actor: User, version: MasterRecordVersion, name: str) -> Stage:
-    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
     _ensure_draft(version)
     order = (version.stages.order_by("-order").values_list("order", flat=True).first() or 0) + 1
@@ -138,7 +134,7 @@ def step_add(*, actor: User, stage: Stage, code: str, title: str, instructions: 
     `materials`: (material or its code, quantity[, tolerance]) per material the step consumes;
     each gains a lot and a quantity parameter (see `_material_parameters_ensure`).
     """
-    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
     version = MasterRecordVersion.objects.select_for_update().get(pk=stage.version_id)
     _ensure_draft(version)
     reason = "Step added to draft"
@@ -221,7 +217,7 @@ def step_material_add(*, actor: User, step: StepTemplate, material: Material, qu
                       tolerance: Decimal | None = None,
                       reason: str = "Material added to draft") -> StepMaterial:
     """Prescribe a material and its quantity for a step of a draft version."""
-    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
     step = _draft_step(step)
     return _step_material_create(actor=actor, step=step, material=material, quantity=quantity,
                                  tolerance=tolerance, reason=reason)
@@ -240,7 +236,7 @@ def _draft_step(step: StepTemplate) -> StepTemplate:
 @transaction.atomic
 def step_instructions_update(*, actor: User, step: StepTemplate, instructions: str, reason: str) -> StepTemplate:
     """Rewrite the Markdown instructions of a step in a draft version (e.g. to place a new image)."""
-    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
     step = _draft_step(step)
     if not instructions.strip():
         raise ValidationError({"instructions": "A step needs instructions."})
@@ -257,7 +253,7 @@ def instruction_image_add(*, actor: User, step: StepTemplate, content: bytes, ca
     The bytes are checked (size cap, type sniffed from the content, never from the name or the
     browser's claim) and stored once under their SHA-256; the audit event records the hash.
     """
-    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
     step = _draft_step(step)
     if not caption.strip():
         raise ValidationError({"caption": "Say what the image shows (it is also the text read aloud)."})
@@ -281,7 +277,7 @@ def _version_signatures(version: MasterRecordVersion) -> list[Signature]:
 def version_submit(*, actor: User, version: MasterRecordVersion, password: str, username: str | None = None,
                    session: Any = None, reason: str = "Submitted for review") -> MasterRecordVersion:
     """The author signs the draft ("authored") and sends it to review."""
-    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "submit master records")
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "submit master records")
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
     meaning = version_transition_check(version.status, VersionStatus.IN_REVIEW)
     if not version.stages.filter(steps__isnull=False).exists():
@@ -297,7 +293,7 @@ def version_submit(*, actor: User, version: MasterRecordVersion, password: str, 
 def version_review(*, actor: User, version: MasterRecordVersion, password: str, username: str | None = None,
                    session: Any = None, reason: str = "Reviewed") -> Signature:
     """A reviewer (not the author) signs "reviewed"; the state stays in review until QA approves."""
-    _ensure(actor, Capability.MASTER_RECORD_REVIEW, "review master records")
+    ensure_can(actor, Capability.MASTER_RECORD_REVIEW, "review master records")
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
     if version.status != VersionStatus.IN_REVIEW:
         raise ValidationError("Only a version in review can be reviewed.")
@@ -311,7 +307,7 @@ def version_review(*, actor: User, version: MasterRecordVersion, password: str, 
 def version_approve(*, actor: User, version: MasterRecordVersion, password: str, username: str | None = None,
                     session: Any = None, reason: str = "Approved") -> MasterRecordVersion:
     """QA approval: needs valid author and reviewer signatures; three different people sign."""
-    _ensure(actor, Capability.MASTER_RECORD_APPROVE, "approve master records")
+    ensure_can(actor, Capability.MASTER_RECORD_APPROVE, "approve master records")
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
     meaning = version_transition_check(version.status, VersionStatus.APPROVED)
     signatures = [s for s in _version_signatures(version) if signature_is_valid(s, version)]
@@ -332,7 +328,7 @@ def version_approve(*, actor: User, version: MasterRecordVersion, password: str,
 def version_make_effective(*, actor: User, version: MasterRecordVersion,
                            reason: str = "Made effective") -> MasterRecordVersion:
     """The approved version becomes the only effective one; the previous effective is superseded."""
-    _ensure(actor, Capability.MASTER_RECORD_APPROVE, "make master records effective")
+    ensure_can(actor, Capability.MASTER_RECORD_APPROVE, "make master records effective")
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
     version_transition_check(version.status, VersionStatus.EFFECTIVE)
     for previous in (MasterRecordVersion.objects.select_for_update()
@@ -355,7 +351,7 @@ PARAMETER_EDITABLE = {"label", "unit", "target", "lower_limit", "upper_limit", "
 @transaction.atomic
 def parameter_update(*, actor: User, parameter: ParameterSpec, reason: str, **changes: Any) -> ParameterSpec:
     """Change a parameter of a draft version (limits, unit, ...); approved versions are frozen."""
-    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
     unknown = set(changes) - PARAMETER_EDITABLE
     if unknown:
         raise ValidationError(f"These fields cannot be changed here: {', '.join(sorted(unknown))}.")
@@ -375,7 +371,7 @@ def parameter_update(*, actor: User, parameter: ParameterSpec, reason: str, **ch
 def parameter_add(*, actor: User, step: StepTemplate, reason: str = "Parameter added to draft",
                   **spec: Any) -> ParameterSpec:
     """Add a parameter to a step of a draft version."""
-    _ensure(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
     step = _draft_step(step)
     if not spec.get("code") or not spec.get("label") or not spec.get("kind"):
         raise ValidationError("A parameter needs a code, a label and a type.")
