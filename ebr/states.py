@@ -62,3 +62,5 @@ BATCH_EXECUTABLE = frozenset({B.IN_PROGRESS})
 BATCH_READ_ONLY = frozenset({B.COMPLETED, B.IN_REVIEW, B.RELEASED, B.REJECTED, B.ABORTED})
 # Records certified or ended by QA: nothing is added to them any more, not even instrument data.
 BATCH_CLOSED = frozenset({B.RELEASED, B.REJECTED, B.ABORTED})
+# Completed records waiting for the QP's decision: QA may still review them again.
+BATCH_AWAITING_DECISION = BATCH_READ_ONLY - BATCH_CLOSED

@@ -23,8 +23,9 @@ from django.db.models import Max
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
-from ebr.models import Batch, BatchStatus, StepExecution
+from ebr.models import Batch, StepExecution
 from ebr.selectors import BatchRecord, batch_record
+from ebr.states import BATCH_AWAITING_DECISION, BATCH_CLOSED
 from nlp_review.checks import CHECKS_VERSION, CheckFlag, structured_flags
 from nlp_review.models import (
     BatchReview,
@@ -127,10 +128,15 @@ def _review_create(*, batch: Batch, actor: Actor, request_id: str) -> BatchRevie
     from nlp_review.pipeline import pipeline_version
 
     with transaction.atomic():
-        Batch.objects.select_for_update().filter(pk=batch.pk).first()
+        locked_batch = Batch.objects.select_for_update().get(pk=batch.pk)
         existing = BatchReview.objects.filter(request_id=request_id).first()
         if existing is not None:
             return existing
+        if locked_batch.status in BATCH_CLOSED:
+            # A re-run requested before the QP decided may reach the worker after it: the review the
+            # decision rested on stays the latest (EU GMP Annex 16 §1.7), the late run does nothing.
+            raise ReviewRefused(f"Batch {locked_batch.number} is {locked_batch.get_status_display().lower()}: its "
+                                "review is part of that decision's record and is not run again.")
         version = (BatchReview.objects.filter(batch=batch).aggregate(Max("version"))["version__max"] or 0) + 1
         return create_with_reason(
             BatchReview, actor=actor, reason=f"Batch record review v{version} requested ({request_id})",
@@ -138,6 +144,10 @@ def _review_create(*, batch: Batch, actor: Actor, request_id: str) -> BatchRevie
             batch=batch, version=version, request_id=request_id, status=ReviewStatus.RUNNING,
             pipeline_version=pipeline_version(), checks_version=CHECKS_VERSION, started_at=timezone.now(),
             **_actor_fields(actor))
+
+
+class ReviewRefused(ValidationError):
+    """No new review version for a batch whose record is closed (released, rejected, aborted)."""
 
 
 def batch_review_run(*, batch: Batch, actor: Actor, request_id: str) -> BatchReview:
@@ -377,7 +387,7 @@ def review_rerun_request(*, actor: User, batch: Batch, reason: str) -> str:
     if not (reason or "").strip():
         raise ValidationError({"reason": "Say why the review is run again."})
     batch = Batch.objects.select_for_update().get(pk=batch.pk)
-    if batch.status not in (BatchStatus.COMPLETED, BatchStatus.IN_REVIEW):
+    if batch.status not in BATCH_AWAITING_DECISION:
         raise ValidationError(f"Batch {batch.number} is {batch.get_status_display().lower()}: only a completed "
                               "batch awaiting its decision is reviewed again.")
     request_id = f"rerun-{uuid.uuid4()}"

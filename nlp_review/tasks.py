@@ -21,9 +21,12 @@ def review_batch(self: Any, batch_id: int, request_id: str = "") -> dict[str, An
     keeps stable across re-sends ("outbox-<message id>"); a retry resumes the same review.
     """
     from ebr.models import Batch
-    from nlp_review.services import batch_review_run
+    from nlp_review.services import ReviewRefused, batch_review_run
 
     batch = Batch.objects.get(pk=batch_id)
-    review = batch_review_run(batch=batch, actor=REVIEW_ACTOR, request_id=request_id or self.request.id)
+    try:
+        review = batch_review_run(batch=batch, actor=REVIEW_ACTOR, request_id=request_id or self.request.id)
+    except ReviewRefused as refused:  # decided meanwhile: nothing to retry
+        return {"refused": refused.messages[0]}
     return {"review": review.pk, "version": review.version, "risk_score": review.risk_score,
             "status": review.status}

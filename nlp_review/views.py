@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from ebr.models import Batch
 from ebr.selectors import batch_record
+from ebr.states import BATCH_AWAITING_DECISION
 from nlp_review import selectors, services
 from nlp_review.forms import DispositionForm, SearchForm
 from nlp_review.models import ReviewFlag
@@ -33,6 +34,7 @@ def _review_context(request: HttpRequest, batch: Batch, **extra: Any) -> dict[st
         "batch": batch, "review": review, "reviews": list(selectors.reviews_for(batch)),
         "groups": selectors.flags_by_step(batch_record(batch), flags) if review else [],
         "open_count": sum(1 for f in flags if f.disposition == "none"),
+        "rerun_allowed": batch.status in BATCH_AWAITING_DECISION,
         "form": DispositionForm(username_required=username_required(request.session)),
         **extra,
     }

@@ -130,7 +130,7 @@ def test_release_blocked_until_every_flag_of_the_latest_review_is_dispositioned(
 
 
 def test_release_stays_blocked_while_a_re_run_has_not_finished(completed, qa_reviewer, qa_approver):
-    from nlp_review.services import review_rerun_request
+    from nlp_review.services import latest_review, review_rerun_request
 
     batch_review_start(actor=qa_reviewer, batch=completed)
     batch_audit_trail_review(actor=qa_reviewer, batch=completed, reason="Audit trail reviewed",
@@ -144,7 +144,37 @@ def test_release_stays_blocked_while_a_re_run_has_not_finished(completed, qa_rev
     assert any("latest run has not finished" in blocker for blocker in release_blockers(completed))
     with pytest.raises(ValidationError):
         batch_release(actor=qa_approver, batch=completed, reason="Meets specifications", **sign_args(qa_approver))
-    assert rerun.flags.count() == 0 and first.flags.filter(disposition=Disposition.NONE).exists()
+    completed.refresh_from_db()
+    assert completed.status == "in_review" and latest_review(completed.pk) == rerun
+
+
+def test_a_re_run_that_reaches_the_worker_after_release_adds_no_review(completed, qa_reviewer, qa_approver,
+                                                                        capsys):
+    from nlp_review.services import ReviewRefused, latest_review, review_rerun_request
+    from nlp_review.tasks import review_batch
+
+    batch_review_start(actor=qa_reviewer, batch=completed)
+    batch_audit_trail_review(actor=qa_reviewer, batch=completed, reason="Audit trail reviewed",
+                             **sign_args(qa_reviewer))
+    decided_on = run(completed)
+    for flag in decided_on.flags.all():
+        flag_disposition(actor=qa_reviewer, flag=flag, outcome=Disposition.NO_IMPACT, reason="Assessed",
+                         **sign_args(qa_reviewer))
+    request_id = review_rerun_request(actor=qa_reviewer, batch=completed, reason="New pipeline version")
+    completed.refresh_from_db()
+    batch_release(actor=qa_approver, batch=completed, reason="Meets specifications", **sign_args(qa_approver))
+
+    with pytest.raises(ReviewRefused, match="released"):
+        run(completed, request_id)
+    assert review_batch.run(completed.pk, request_id) == {"refused": f"Batch {completed.number} is released: its "
+                                                          "review is part of that decision's record and is not run "
+                                                          "again."}
+    with pytest.raises(SystemExit) as exit_:
+        call_command("review_batch", completed.number)
+
+    assert exit_.value.code == 1 and "released" in capsys.readouterr().err
+    assert latest_review(completed.pk) == decided_on
+    assert BatchReview.objects.filter(batch=completed).count() == 1
 
 
 def test_re_run_needs_a_reason_and_a_batch_awaiting_its_decision(completed, qa_reviewer):

@@ -27,14 +27,18 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         from nlp_review.selectors import review_flags
-        from nlp_review.services import batch_review_run
+        from nlp_review.services import ReviewRefused, batch_review_run
 
         number = options["batch_no"]
         batch = Batch.objects.filter(number=number).first()
         if batch is None:
             self.stderr.write(f"unknown batch {number}")
             sys.exit(2)
-        review = batch_review_run(batch=batch, actor=SystemActor("system:cli"), request_id=f"cli-{uuid.uuid4()}")
+        try:
+            review = batch_review_run(batch=batch, actor=SystemActor("system:cli"), request_id=f"cli-{uuid.uuid4()}")
+        except ReviewRefused as refused:
+            self.stderr.write(refused.messages[0])
+            sys.exit(1)
         flags = review_flags(review)
         if options["json"]:
             self.stdout.write(json.dumps({
