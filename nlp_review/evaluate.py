@@ -165,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rules-only", action="store_true", help="also evaluate the pipeline without its model")
     parser.add_argument("--errors", action="store_true", help="list the pipeline's wrong entries")
     args = parser.parse_args(argv)
+    if args.errors and args.split == "holdout2":
+        parser.error("--errors prints entries: never on the held-out split (use a development split)")
     entries = load(args.split)
     pipeline = PipelineReviewer(MODEL_DIR)
     named: dict[str, Report] = {}

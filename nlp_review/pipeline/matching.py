@@ -131,7 +131,7 @@ class ReviewRules:
 
     def __call__(self, doc: Doc) -> Doc:
         hits = self.phrase_matcher(doc)
-        two_ids = "-" in doc.text and _two_patient_ids(doc.text)
+        two_ids = _two_patient_ids(doc.text)
         kinds = {self.keys[match_id][0] for match_id, _, _ in hits}
         # A CHECK rule raises only when negated: without a negation word in the text, skip them all.
         negation = "negation" in kinds
@@ -171,13 +171,15 @@ class ReviewRules:
         clauses = Clauses(norms)
         cue = any(self.keys[mid][0] == "cue" for mid, _, _ in hits)
         checks = check_values(texts, norms) if cue else []
-        # A clause whose stated value is within its stated limit: its "below the limit" is no finding.
-        in_spec = {clauses.clause_of(c.start) for c in checks if c.in_spec}
+        # A value stated within its stated limit: the out-of-spec words inside that statement ("below the
+        # limit of ...") are no finding; other results of the same clause still are.
+        in_spec = [(c.start, c.end) for c in checks if c.in_spec]
         for index, start, end in _rule_matches(hits, self.keys):
             if any(start < x_end and x_start < end for x_start, x_end in excluded.get(index, ())):
                 continue
             rule = ALL_RULES[index]
-            if rule.category is Category.OUT_OF_SPEC and clauses.clause_of(start) in in_spec:
+            if rule.category is Category.OUT_OF_SPEC and any(start < c_end and c_start < end
+                                                             for c_start, c_end in in_spec):
                 continue
             self._apply_rule(rule, start, end, norms, triggers, result, clauses)
         if cue:
@@ -227,8 +229,10 @@ def triggers_of(rules: ReviewRules, hits: list[tuple[int, int, int]]) -> list[Tr
 
 
 PATIENT_ID_RE = re.compile(r"\b(PT|PAT|PID|COI|UPN|MRN)-?(\d+(?:-\d+)*)\b", re.IGNORECASE)
-SEQUENCE_WORDS = frozenset({"separate", "separately", "segregated", "sequentially", "consecutive", "consecutively",
-                            "after", "before", "then", "next", "following", "previous", "prior", "and", "&", "+"})
+SEQUENCE_WORDS = frozenset({"separate", "separated", "separately", "apart", "segregated", "sequentially",
+                            "consecutive", "consecutively", "after", "before", "then", "next", "following", "previous",
+                            "prior"})
+# Not "and": "label PT-0412 on the bag and the traveller says PT-0421" is the conflict itself.
 ID_RULE = "identity.two_identifiers"
 
 

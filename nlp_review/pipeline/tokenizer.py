@@ -20,6 +20,7 @@ from spacy.attrs import NORM, ORTH
 from spacy.lang.char_classes import ALPHA
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
+from spacy.tokens import Doc
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex, registry
 
 NUMBER = r"[+\-−]?\d+(?:[.,]\d+)?"
@@ -78,9 +79,37 @@ def make_tokenizer(nlp: Language) -> Tokenizer:
                      url_match=None)  # no URLs in batch records: "wet.suspected" is two words
 
 
+# An abbreviation's period that also ends the sentence ("no deviation in temp. Glove torn"): the
+# special case above swallows it, so a negation would run on into the next sentence.
+PERIOD_ABBREVIATIONS = sorted({a[:-1] for a in ABBREVIATIONS if a.endswith(".") and "." not in a[:-1]}, key=len,
+                              reverse=True)
+SENTENCE_END_AFTER_ABBREVIATION = re.compile(rf"(?<![\w.])(?i:{'|'.join(map(re.escape, PERIOD_ABBREVIATIONS))})\."
+                                             r"(?=\s+[A-Z])")  # the next word capitalised: case matters there
+
+
+class ReviewTokenizer:
+    """The rule tokenizer, then one repair: an abbreviation followed by a capitalised word gives its
+    period back as a token of its own, the end of the sentence."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self.tokenizer = tokenizer
+        self.vocab = tokenizer.vocab
+
+    def __call__(self, text: str) -> Doc:
+        doc = self.tokenizer(text)
+        ends = {match.end() for match in SENTENCE_END_AFTER_ABBREVIATION.finditer(text)} if "." in text else ()
+        if ends:
+            with doc.retokenize() as retokenizer:
+                for token in doc:
+                    if token.idx + len(token.text) in ends and token.text.endswith("."):
+                        retokenizer.split(token, [token.text[:-1], "."], heads=[(token, 1), (token, 1)],
+                                          attrs={"NORM": [token.norm_, "."]})
+        return doc
+
+
 @registry.tokenizers(TOKENIZER_NAME)
-def create_tokenizer() -> Callable[[Language], Tokenizer]:
-    return make_tokenizer
+def create_tokenizer() -> Callable[[Language], ReviewTokenizer]:
+    return lambda nlp: ReviewTokenizer(make_tokenizer(nlp))
 
 
 def blank_english() -> Language:

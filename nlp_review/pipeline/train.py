@@ -38,7 +38,7 @@ from nlp_review.pipeline.types import TextReview
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 TRAINING_FILES = ("train.jsonl", "dev.jsonl", "test.jsonl", "holdout.jsonl")  # never holdout2.jsonl: held out
 TRAINING_SPLITS = ("train", "dev", "test", "holdout")
-MODEL_VERSION = "1.2.0"
+MODEL_VERSION = "1.2.1"
 SEED = 20_240_601
 EPOCHS = 12
 BATCH_SIZE = 16

@@ -144,6 +144,13 @@ def test_holdout2_is_the_default_split_and_the_earlier_ones_are_described_as_for
     assert "former held-out split" in format_reports({"keyword baseline": report}, "test", 5)
 
 
+def test_errors_are_never_listed_for_the_held_out_split(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--errors"])  # refused in argument parsing: nothing is evaluated or printed
+    assert exit_.value.code == 2
+    assert "never on the held-out split" in capsys.readouterr().err
+
+
 def test_the_classifier_never_trains_on_the_held_out_split() -> None:
     from nlp_review.pipeline.train import TRAINING_FILES, load_train
 

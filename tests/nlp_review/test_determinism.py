@@ -28,7 +28,7 @@ def test_batching_does_not_change_results(reviewer: Reviewer) -> None:
 def test_shipped_model_is_loaded_and_versioned(reviewer: Reviewer) -> None:
     assert reviewer.model is not None
     assert "+textcat." in reviewer.pipeline_version
-    assert reviewer.model.rule_id.startswith("model.textcat@1.2.0-")
+    assert reviewer.model.rule_id.startswith("model.textcat@1.2.1-")
     assert sum(p.stat().st_size for p in MODEL_DIR.rglob("*") if p.is_file()) < 5 * 1024 * 1024
 
 

@@ -17,6 +17,12 @@ from nlp_review.pipeline.types import Category, Severity
 C, CRIT, MAJ = Category.CONTAMINATION, Severity.CRITICAL, Severity.MAJOR
 BREACH = ("torn|tear|tears|teared|ripped|rip|rips|hole|holes|holed|pinhole|pinholes|breach|breached|punctured|"
           "puncture|split|cut|nick|nicked|damaged|compromised|perforated|perforation")
+PACKAGING = "overwrap|overwraps|carton|cartons|packaging|pouch|pouches|outer|box|boxes|shipper"
+DAMAGE = ("crack|cracked|cracks|fractured|shattered|chipped|broken|burst|ruptured|punctured|torn|holed|perforated|"
+          "pierced|split|damaged|dented|crushed")
+NOT_PRODUCT_SEALS = ("bottle|bottles|vial|vials|ampoule|carton|box|kit|pouch|packaging|reagent|incubator|door|"
+                     "freezer|fridge")
+SEALS = "seal|seals|sealing|cap|closure|connection|connector|line|tubing|weld|welds"
 
 RULES: tuple[Rule, ...] = (
     Rule("aseptic.glove_breach", C, CRIT, (
@@ -59,8 +65,9 @@ RULES: tuple[Rule, ...] = (
         f"{PRODUCT_VESSELS} _{{0,3}} crack|cracked|cracks|fractured|shattered|chipped|broken|burst|ruptured|"
         "punctured|torn|holed|perforated|pierced",
     ), "A cracked or broken product container is an open container.",
-        # A punctured overwrap or outer carton is the packaging (material.damaged), not the container.
-        unless_near=frozenset({"overwrap", "carton", "packaging", "pouch", "outer", "box", "shipper"})),
+        # A punctured overwrap or outer carton is the packaging (material.damaged), not the container;
+        # tied to the damaged word, so that "bag cracked, placed in outer box" still counts.
+        exclude=(f"{PACKAGING} _{{0,2}} {DAMAGE}", f"{DAMAGE} _{{0,2}} {PACKAGING}")),
     Rule("aseptic.open_exposure", C, CRIT, (
         "open|opened _{0,1} container|vessel|flask|bottle|bag|tube|vial",
         "uncapped|unsealed|unclamped|uncovered|unplugged|decapped",
@@ -87,9 +94,10 @@ RULES: tuple[Rule, ...] = (
         "sterile",
         "filter _{0,3} integrity|bubble|diffusion|forward|flow _{0,3} failed|fail|failure|fails|low|below|out",
     ), "The closed system was opened: product exposed outside grade A (EU GMP Annex 1 §8.x, closed systems).",
-        # A reagent bottle's broken seal is the material's packaging (material.damaged).
-        unless_near=frozenset({"bottle", "bottles", "vial", "vials", "ampoule", "carton", "box", "kit", "pouch",
-                               "packaging", "reagent", "incubator", "door", "freezer", "fridge"})),
+        # A reagent bottle's broken seal is the material's packaging (material.damaged), an incubator
+        # door's seal the equipment's; tied to the seal itself, so that "weld failed, bag back to the
+        # incubator" still counts.
+        exclude=(f"{NOT_PRODUCT_SEALS} _{{0,2}} {SEALS}", f"{SEALS} _{{0,2}} of|on _{{0,1}} the? {NOT_PRODUCT_SEALS}")),
     Rule("aseptic.contamination_reported", C, CRIT, (
         "contamination|contaminated|contaminant|contaminants|cross-contamination|infected|infection|septic|"
         "nonsterile|non-sterile|unsterile",
