@@ -79,6 +79,8 @@ class BatchReview(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
+    texts_sha256 = models.CharField(max_length=64, blank=True,
+                                    help_text="Digest of the texts the run reads, in order.")
     risk_score = models.PositiveIntegerField(default=0)
     critical_count = models.PositiveIntegerField(default=0)
     major_count = models.PositiveIntegerField(default=0)

@@ -10,6 +10,8 @@ Annex 22: outputs traceable to the model version that made them).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -175,18 +177,20 @@ def _review_execute(review: BatchReview, actor: Actor) -> BatchReview:
 
     record = batch_record(review.batch)
     texts = record_texts(record)
+    digest = _texts_digest(texts)
     total = len(texts) + 1  # the structured checks count as one unit of work
     if review.progress_done == 0:
         with transaction.atomic():
-            if _chunk_unclaimed(review, done=0):
+            if _chunk_unclaimed(review, done=0, digest=digest):
+                review.texts_sha256 = digest
                 _flags_create(review, actor, [_structured_flag(review, flag) for flag in structured_flags(record)])
                 _progress(review, actor, done=1, total=total)
-        review.refresh_from_db(fields=["progress_done"])
+        review.refresh_from_db(fields=["progress_done", "texts_sha256"])
     for start in range(review.progress_done - 1, len(texts), CHUNK_SIZE):
         chunk = texts[start:start + CHUNK_SIZE]
         results = review_texts([source.text for source in chunk])
         with transaction.atomic():
-            if not _chunk_unclaimed(review, done=start + 1):
+            if not _chunk_unclaimed(review, done=start + 1, digest=digest):
                 continue
             _flags_create(review, actor, [_text_flag(review, source, flag, result.pipeline_version)
                                           for source, result in zip(chunk, results, strict=True)
@@ -195,21 +199,37 @@ def _review_execute(review: BatchReview, actor: Actor) -> BatchReview:
     return _review_finish(review, actor, record, texts)
 
 
-def _chunk_unclaimed(review: BatchReview, *, done: int) -> bool:
+def _texts_digest(texts: list[TextSource]) -> str:
+    """What the run reads, in its order: chunks are resumed by position, so the list must not change."""
+    content = json.dumps([[str(source.kind), source.source_id, source.text] for source in texts], ensure_ascii=False)
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+class ReviewRecordChanged(ValidationError):
+    """The record's texts changed between two chunks of one run: positions no longer name the same texts."""
+
+
+def _chunk_unclaimed(review: BatchReview, *, done: int, digest: str) -> bool:
     """Lock the review and say whether the chunk after `done` units is still to be written.
 
     The same review can run twice at once (a message delivered twice: a relay that crashed between
     sending and marking it sent). The second run waits here for the first one's chunk to commit,
-    then sees the progress moved on and skips it, so no flag is ever written twice.
+    then sees the progress moved on and skips it, so no flag is ever written twice. A run resumed
+    after the record's texts changed (a deviation linked, an alarm acknowledged meanwhile) stops:
+    its chunks would skip or repeat texts. It fails, and QA requests a new run.
     """
-    current = BatchReview.objects.select_for_update().values_list("progress_done", flat=True).get(pk=review.pk)
+    current, seen = BatchReview.objects.select_for_update().values_list("progress_done", "texts_sha256").get(
+        pk=review.pk)
+    if current and seen != digest:
+        raise ReviewRecordChanged("The batch record's texts changed while this review was running: request a new "
+                                  "review, which reads the record as it is now.")
     return current == done
 
 
 def _progress(review: BatchReview, actor: Actor, *, done: int, total: int) -> None:
     review.progress_done, review.progress_total, review.status = done, total, ReviewStatus.RUNNING
     save_with_reason(review, actor=actor, reason=f"Review progress {done}/{total}",
-                     update_fields=["progress_done", "progress_total", "status"])
+                     update_fields=["progress_done", "progress_total", "status", "texts_sha256"])
 
 
 def _flags_create(review: BatchReview, actor: Actor, flags: list[ReviewFlag]) -> None:
@@ -223,11 +243,10 @@ def _flags_create(review: BatchReview, actor: Actor, flags: list[ReviewFlag]) ->
     if not flags:
         return
     reason = f"Raised by review v{review.version} ({review.request_id})"
-    bulk_create_with_history(flags, ReviewFlag, batch_size=500, default_change_reason=reason,
-                             default_user=None if isinstance(actor, SystemActor) else actor)
-    created = list(ReviewFlag.objects.filter(review=review).order_by("-id").values_list("id", "rule")[:len(flags)])
+    created = bulk_create_with_history(flags, ReviewFlag, batch_size=500, default_change_reason=reason,
+                                       default_user=None if isinstance(actor, SystemActor) else actor)
     record_event(actor=actor, event=Event.REVIEW_FLAG_RAISED, target=review, reason=reason,
-                 data={"flags": [pk for pk, _ in created], "rules": sorted({rule for _, rule in created})})
+                 data={"flags": [flag.pk for flag in created], "rules": sorted({flag.rule for flag in created})})
 
 
 def _structured_flag(review: BatchReview, check_flag: CheckFlag) -> ReviewFlag:

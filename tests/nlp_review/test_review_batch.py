@@ -218,3 +218,36 @@ def test_review_batch_command_prints_json_and_exits_2_on_unknown_batch(completed
     with pytest.raises(SystemExit) as exit_info:
         call_command("review_batch", "NO-SUCH-BATCH")
     assert exit_info.value.code == 2
+
+
+def test_a_run_resumed_after_the_record_s_texts_changed_stops_instead_of_skipping_texts(
+        completed, operator, monkeypatch):
+    import nlp_review.pipeline as pipeline
+    import nlp_review.services as services
+    from nlp_review.services import ReviewRecordChanged
+    from tests.qms import quality
+
+    monkeypatch.setattr(services, "CHUNK_SIZE", 1)
+    real = pipeline.review_texts
+    calls = []
+
+    def worker_dies_on_the_second_chunk(texts, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(texts)
+        if len(calls) == 2:
+            raise RuntimeError("worker lost")
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "review_texts", worker_dies_on_the_second_chunk)
+    with pytest.raises(RuntimeError):
+        run(completed, "resume-1")
+    flags_before = ReviewFlag.objects.filter(review__request_id="resume-1").count()
+    # Meanwhile a deviation is raised against the batch: one more text, before the alarm texts.
+    quality.deviation(operator, subjects=[quality.Subject("ebr.batch", str(completed.pk), completed.number)])
+    monkeypatch.setattr(pipeline, "review_texts", real)
+
+    with pytest.raises(ReviewRecordChanged, match="request a new review"):
+        run(completed, "resume-1")
+
+    review = BatchReview.objects.get(request_id="resume-1")
+    assert review.status != ReviewStatus.DONE
+    assert ReviewFlag.objects.filter(review=review).count() == flags_before
