@@ -184,17 +184,27 @@ def _material_parameters_ensure(*, actor: User, step: StepTemplate, step_materia
     material = step_material.material
     mine = step.parameters.filter(material=material)
     order = (step.parameters.order_by("-order").values_list("order", flat=True).first() or 0) + 1
-    if not mine.filter(kind=ParameterKind.MATERIAL_LOT).exists():
-        create_with_reason(ParameterSpec, actor=actor, reason=reason, step=step, order=order,
-                           code=_material_code("lot", material), label=f"{material.name}: lot used",
-                           kind=ParameterKind.MATERIAL_LOT, material=material)
-        order += 1
-    if not mine.filter(kind=ParameterKind.NUMBER).exists():
-        low, high = step_material.limits()
-        create_with_reason(ParameterSpec, actor=actor, reason=reason, step=step, order=order,
-                           code=_material_code("qty", material), label=f"{material.name}: quantity used",
-                           kind=ParameterKind.NUMBER, material=material, unit=material.unit,
-                           target=step_material.quantity, lower_limit=low, upper_limit=high)
+    low, high = step_material.limits()
+    quantity = mine.filter(kind=ParameterKind.NUMBER).first()
+    if quantity is not None and (quantity.target, quantity.lower_limit, quantity.upper_limit) != (
+            step_material.quantity, low, high):
+        # A quantity recorded by hand with other limits would let the prescription go unchecked.
+        raise ValidationError({"quantity": f"Step {step.code} already records a quantity of {material.code} "
+                                           f"({quantity.code}) with other limits: remove that parameter first."})
+    wanted = [] if mine.filter(kind=ParameterKind.MATERIAL_LOT).exists() else [
+        {"code": _material_code("lot", material), "label": f"{material.name}: lot used",
+         "kind": ParameterKind.MATERIAL_LOT}]
+    if quantity is None:
+        wanted.append({"code": _material_code("qty", material), "label": f"{material.name}: quantity used",
+                       "kind": ParameterKind.NUMBER, "unit": material.unit, "target": step_material.quantity,
+                       "lower_limit": low, "upper_limit": high})
+    taken = set(step.parameters.filter(code__in=[spec["code"] for spec in wanted]).values_list("code", flat=True))
+    if taken:
+        raise ValidationError({"material": f"Step {step.code} already has a parameter {', '.join(sorted(taken))}: "
+                                           "rename it before prescribing this material."})
+    for offset, spec in enumerate(wanted):
+        create_with_reason(ParameterSpec, actor=actor, reason=reason, step=step, order=order + offset,
+                           material=material, **spec)
 
 
 def _step_material_create(*, actor: User, step: StepTemplate, material: Material | str, quantity: Any,

@@ -87,6 +87,33 @@ def test_quantity_limits_follow_the_prescription_and_cannot_be_edited_apart(supe
                                          reason="Looser", upper_limit=D("12"))
 
 
+def test_a_hand_made_quantity_with_other_limits_is_not_left_to_stand_for_the_prescription(supervisor, resources):
+    _, step = draft_with_materials(supervisor, resources)
+    media = resources["media"]
+    other = master_services.step_add(
+        actor=supervisor, stage=step.stage, code="1.2", title="Top up", instructions="Top up.",
+        parameters=[{"code": "topup", "label": "Medium added", "kind": "number", "material": media,
+                     "unit": "mL", "target": D("5"), "lower_limit": D("1"), "upper_limit": D("50")}])
+
+    with pytest.raises(ValidationError, match="already records a quantity of"):
+        master_services.step_material_add(actor=supervisor, step=other, material=media, quantity=D("5"))
+
+    assert not other.materials.exists() and set(other.parameters.values_list("code", flat=True)) == {"topup"}
+
+
+def test_a_generated_parameter_code_already_taken_is_a_clear_refusal(supervisor, resources):
+    _, step = draft_with_materials(supervisor, resources)
+    media = resources["media"]
+    other = master_services.step_add(
+        actor=supervisor, stage=step.stage, code="1.2", title="Top up", instructions="Top up.",
+        parameters=[{"code": "lot-med", "label": "Some lot", "kind": "text"}])
+
+    with pytest.raises(ValidationError, match="already has a parameter lot-med"):
+        master_services.step_material_add(actor=supervisor, step=other, material=media, quantity=D("5"))
+
+    assert not other.materials.exists() and other.parameters.count() == 1
+
+
 def test_a_frozen_version_refuses_a_new_material(quantity_batch, supervisor, resources):
     step = quantity_batch.master_version.stages.get().steps.get()
 
