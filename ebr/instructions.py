@@ -240,15 +240,6 @@ def instructions_blocks(markdown: str, figure_numbers: Iterable[int] = ()) -> li
     return builder.blocks
 
 
-def instructions_plain(markdown: str) -> str:
-    """The instructions as one line of plain text (summaries, search)."""
-    words = []
-    for block in instructions_blocks(markdown):
-        text = f"[figure: {block.text}]" if block.kind == "figure" else block.text
-        words.append(f"{block.marker} {text}".strip())
-    return " ".join(" ".join(words).split())
-
-
 # --- image files ----------------------------------------------------------------------------------
 
 MAX_IMAGE_BYTES = 2 * 1024 * 1024          # a photo of a label or a diagram; more is a mistake

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from ebr.instructions import ImageRefused, image_inspect, image_store
+from ebr.instructions import ImageRefused, image_inspect, image_numbers, image_store
 from ebr.models import (
     InstrumentLimit,
     MasterRecord,
@@ -292,11 +292,25 @@ def version_submit(*, actor: User, version: MasterRecordVersion, password: str, 
     meaning = version_transition_check(version.status, VersionStatus.IN_REVIEW)
     if not version.stages.filter(steps__isnull=False).exists():
         raise ValidationError("A master record needs at least one step.")
+    _images_placed_exist(version)
     sign(signer=actor, password=password, meaning=meaning or Meaning.AUTHORED, target=version, reason=reason,
          username=username, session=session)
     version.status = VersionStatus.IN_REVIEW
     save_with_reason(version, actor=actor, reason=reason, update_fields=["status"])
     return version
+
+
+def _images_placed_exist(version: MasterRecordVersion) -> None:
+    """Every `image:N` a step's text places is an image of that step: a missing one would reach the
+    operator as "image not available" in an approved, signed instruction."""
+    problems = []
+    for step in StepTemplate.objects.filter(stage__version=version).prefetch_related("images").order_by(
+            "stage__order", "order"):
+        missing = sorted(image_numbers(step.instructions) - {image.number for image in step.images.all()})
+        if missing:
+            problems.append(f"step {step.code} places image {', '.join(map(str, missing))}, which it does not have")
+    if problems:
+        raise ValidationError(f"Add the missing images or remove them from the text: {'; '.join(problems)}.")
 
 
 @transaction.atomic

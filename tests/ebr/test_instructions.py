@@ -12,13 +12,13 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from PIL import Image
 
-from ebr.instructions import instructions_html, instructions_plain
+from ebr.instructions import instructions_html
 from ebr.models import MasterRecordVersion, StepTemplate
 from ebr.models.master import InstructionImage
 from ebr.selectors import master_version_content, step_instructions_html, version_diff
 from ebr.services import master_records as master_services
 from qms.audit import Event
-from qms.models import AuditEvent
+from qms.models import AuditEvent, Signature
 from tests.conftest import PASSWORD, login
 from tests.ebr.conftest import create_batch, train
 
@@ -143,10 +143,6 @@ def test_headings_are_demoted_below_the_page_headings_and_links_get_no_opener():
     assert 'rel="noopener noreferrer"' in html
 
 
-def test_plain_text_of_instructions_keeps_words_and_drops_markup():
-    assert instructions_plain("1. **Thaw** the *vector*\n2. Mix") == "1. Thaw the vector 2. Mix"
-
-
 def test_authoring_page_and_tablet_never_show_a_malicious_instruction_as_html(client, supervisor):
     step = draft_step(supervisor, instructions=MALICIOUS)
     login(client, supervisor)
@@ -194,8 +190,21 @@ def test_upload_that_is_not_a_small_png_or_jpeg_is_refused(supervisor, content, 
     assert not InstructionImage.objects.exists()
 
 
+def test_a_version_placing_an_image_its_step_does_not_have_is_not_submitted(supervisor):
+    step = draft_step(supervisor)  # places image 1, which was never added
+    version = version_of(step)
+
+    with pytest.raises(ValidationError, match=r"step 1\.1 places image 1, which it does not have"):
+        master_services.version_submit(actor=supervisor, version=version, password=PASSWORD,
+                                       username=supervisor.username)
+
+    version.refresh_from_db()
+    assert version.status == "draft"
+    assert not Signature.objects.filter(target_type="ebr.masterrecordversion", target_id=str(version.pk)).exists()
+
+
 def test_an_approved_version_refuses_a_new_image(supervisor, qa_reviewer, qa_approver):
-    step = draft_step(supervisor)
+    step = draft_step(supervisor, instructions="Label the bags.")
     make_effective(version_of(step), supervisor, qa_reviewer, qa_approver)
 
     with pytest.raises(ValidationError, match="frozen"):
