@@ -9,8 +9,8 @@ never zero times: tasks must be idempotent, keyed on what they act on.
 Work queued at a high rate (alarm evaluation after every instrument post, settings
 `OUTBOX_RELAY_TASKS`) is not sent by the request that queued it: the row is written and the
 relay is woken by a PostgreSQL NOTIFY, which is delivered at commit. The relay sends everything
-pending in one transaction per sweep, so an instrument post pays for one INSERT and no broker
-round trip, and a broker outage never slows the posts down.
+pending in one transaction per sweep, so an instrument post pays for an INSERT and a NOTIFY and
+no broker round trip, and a broker outage never slows the posts down.
 """
 
 from __future__ import annotations

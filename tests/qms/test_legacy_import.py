@@ -361,7 +361,8 @@ def test_command_transcribes_every_row_and_prints_one_line_each(tmp_path, qa_rev
     ([["PD-2025-201"], ["", "no-reference"]], "line 3 (no paper reference): paper_reference"),
     ([["PD-2025-201"], ["PD-2025-203", "bad-date"]], "line 3 (PD-2025-203): occurred_at"),
     ([["PD-2025-201"], ["PD-2025-204", "unknown-owner"]], "line 3 (PD-2025-204): owner"),
-], ids=["due-before-opened", "duplicate-in-file", "no-reference", "bad-date", "unknown-owner"])
+    ([["PD-2025-201"], ["PD-2025-205", "nul"]], "line 3: a cell holds a NUL character"),
+], ids=["due-before-opened", "duplicate-in-file", "no-reference", "bad-date", "unknown-owner", "nul-character"])
 def test_command_refuses_the_whole_file_on_one_bad_row(tmp_path, qa_reviewer, supervisor, rows, message):
     built = []
     for reference, *defect in rows:
@@ -372,6 +373,8 @@ def test_command_refuses_the_whole_file_on_one_bad_row(tmp_path, qa_reviewer, su
             row[3] = "yesterday"
         elif defect == ["unknown-owner"]:
             row[12] = "nobody-here"
+        elif defect == ["nul"]:
+            row[2] = "Found on the\x00 paper register"
         built.append(row)
     path = _write(tmp_path / "paper.csv", built)
     before = _footprint()

@@ -36,6 +36,10 @@ OPTIONAL = ("immediate_actions",)
 DEFAULT_REASON = "Open paper deviation transcribed at go-live"
 
 
+class FileUnreadable(Exception):
+    """The file exists but cannot be opened (permissions, a directory): exit 2, like a missing file."""
+
+
 class RowRefused(Exception):
     """A row that cannot be transcribed: the message names the line and the field."""
 
@@ -100,6 +104,8 @@ class Command(BaseCommand):
             imported = self._import(path, actor, options["reason"])
         except RowRefused as refusal:
             self._fail(1, f"refused, nothing imported: {refusal}")
+        except FileUnreadable as unreadable:
+            self._fail(2, str(unreadable))
         today = timezone.localdate()
         for deviation in imported:
             late = " overdue" if deviation.due_date and deviation.due_date < today else ""
@@ -117,8 +123,14 @@ class Command(BaseCommand):
                     raise RowRefused(f"line 1: the header lacks {', '.join(missing)}")
                 rows = [(reader.line_num, {k: (v or "") for k, v in row.items() if isinstance(k, str)})
                         for row in reader]
+        except OSError as error:
+            raise FileUnreadable(f"cannot read {path} ({error.strerror or error})") from error
         except (UnicodeDecodeError, csv.Error) as error:
             raise RowRefused(f"{path.name} is not a readable UTF-8 CSV file ({error})") from error
+        for line, row in rows:
+            if any("\x00" in value for value in row.values()):
+                # The csv module lets a NUL through; PostgreSQL text cannot hold one.
+                raise RowRefused(f"line {line}: a cell holds a NUL character (a binary file, or a broken export)")
         rows = [(line, row) for line, row in rows if any(value.strip() for value in row.values())]
         if not rows:
             raise RowRefused(f"{path.name} holds no paper deviation")
