@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import re
 import warnings
 from collections.abc import Callable, Iterable
@@ -26,6 +27,8 @@ from django.core.files.storage import default_storage
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from PIL import Image, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
 
 IMAGE_REF = re.compile(r"^image:(\d+)$")
 ALLOWED_TAGS = {"p", "br", "strong", "em", "ul", "ol", "li", "h3", "h4", "h5", "blockquote", "code", "pre", "hr",
@@ -292,17 +295,27 @@ def image_inspect(content: bytes) -> ImageFacts:
                       size=len(content), width=width, height=height)
 
 
-def image_store(content: bytes, facts: ImageFacts) -> str:
-    """Store the bytes once under their hash (not public: served by a logged-in view only)."""
+@dataclass(frozen=True)
+class StoredImage:
+    name: str
+    repaired: bool  # the file under this hash had been altered on disk and was replaced by these bytes
+
+
+def image_store(content: bytes, facts: ImageFacts) -> StoredImage:
+    """Store the bytes once under their hash (not public: served by a logged-in view only).
+
+    A file found altered under the hash is replaced by the genuine bytes, and the caller records
+    that it was (the altered file is evidence: it must not vanish without an audit entry)."""
     name = f"instruction-images/{facts.sha256}.{facts.extension}"
-    if default_storage.exists(name) and not _stored_intact(name, facts.sha256):
-        # The file under this hash was altered on disk: uploading the genuine bytes repairs it.
+    repaired = default_storage.exists(name) and not _stored_intact(name, facts.sha256)
+    if repaired:
+        log.warning("instruction image %s did not match its SHA-256 and is replaced by the uploaded bytes", name)
         default_storage.delete(name)
     if not default_storage.exists(name):
         stored = default_storage.save(name, ContentFile(content))
         if stored != name:  # a concurrent upload of the same bytes won: keep one file
             default_storage.delete(stored)
-    return name
+    return StoredImage(name, repaired)
 
 
 def _stored_intact(name: str, sha256: str) -> bool:

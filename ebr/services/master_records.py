@@ -272,11 +272,14 @@ def instruction_image_add(*, actor: User, step: StepTemplate, content: bytes, ca
     except ImageRefused as refused:
         raise ValidationError({"image": str(refused)}) from refused
     number = (step.images.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+    stored = image_store(content, facts)
+    data = {"step": step.code, "reference": f"![{caption.strip()}](image:{number})"}
+    if stored.repaired:
+        data["repaired_altered_file"] = stored.name  # the stored file no longer matched its hash
     return create_with_reason(
         InstructionImage, actor=actor, reason=reason, step=step, number=number, caption=caption.strip(),
-        file=image_store(content, facts), content_type=facts.content_type, sha256=facts.sha256, size=facts.size,
-        width=facts.width, height=facts.height,
-        data={"step": step.code, "reference": f"![{caption.strip()}](image:{number})"})
+        file=stored.name, content_type=facts.content_type, sha256=facts.sha256, size=facts.size,
+        width=facts.width, height=facts.height, data=data)
 
 
 def _version_signatures(version: MasterRecordVersion) -> list[Signature]:

@@ -244,11 +244,15 @@ def test_uploading_the_genuine_image_again_repairs_a_file_altered_on_disk(client
     image = master_services.instruction_image_add(actor=supervisor, step=step, content=png(), caption="Label")
     (media / image.file).write_bytes(png(colour="blue"))
 
-    master_services.instruction_image_add(actor=supervisor, step=step, content=png(), caption="Label again")
+    again = master_services.instruction_image_add(actor=supervisor, step=step, content=png(), caption="Label again")
     login(client, supervisor)
 
     served = client.get(f"/master-records/images/{image.pk}/")
     assert served.status_code == 200 and served.content == png()
+    # The altered file does not vanish silently: the upload that replaced it says so in the audit trail.
+    events = AuditEvent.objects.filter(target_type="ebr.instructionimage")
+    assert events.get(target_id=str(again.pk)).data["repaired_altered_file"] == image.file
+    assert "repaired_altered_file" not in events.get(target_id=str(image.pk)).data
 
 
 def test_author_uploads_an_image_and_places_it_through_the_pages(client, supervisor):
