@@ -62,6 +62,7 @@ def user_roles_set(*, actor: User, user: User, roles: Iterable[Role | str], reas
     if actor.pk == user.pk:
         raise PermissionDenied("Administrators cannot change their own roles.")
     locked(user)  # one role change at a time; the caller's instance is updated below
+    user.__dict__.pop("_role_names", None)  # read the roles as they are now that we hold the lock
     before = sorted(user.role_names)
     after = _roles_apply(user, roles)
     record_event(actor=actor, event=Event.USER_ROLES_CHANGED, target=user, reason=reason,
@@ -75,7 +76,7 @@ def user_deactivate(*, actor: User, user: User, reason: str) -> User:
     _ensure_admin(actor)
     if actor.pk == user.pk:
         raise PermissionDenied("Administrators cannot deactivate their own account.")
-    user = User.objects.select_for_update().get(pk=user.pk)
+    user = locked(user)
     if not user.is_active:
         raise ValidationError("This account is already deactivated.")
     user.is_active = False
@@ -88,7 +89,7 @@ def user_deactivate(*, actor: User, user: User, reason: str) -> User:
 @transaction.atomic
 def user_reactivate(*, actor: User, user: User, reason: str) -> User:
     _ensure_admin(actor)
-    user = User.objects.select_for_update().get(pk=user.pk)
+    user = locked(user)
     if user.is_active:
         raise ValidationError("This account is already active.")
     user.is_active = True

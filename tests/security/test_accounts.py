@@ -176,6 +176,20 @@ def test_reactivation_and_role_changes_are_audited(world):
     assert changed.data["changes"] == [{"field": "roles", "old": ["operator"], "new": ["operator", "supervisor"]}]
 
 
+def test_a_role_change_records_the_roles_held_when_it_was_made_not_a_stale_copy(world):
+    admin, other_admin, operator = world.person(Role.ADMIN), world.person(Role.ADMIN), world.person(Role.OPERATOR)
+    stale = User.objects.get(pk=operator.pk)
+    assert stale.role_names == {"operator"}  # read (and cached) before someone else's change
+    user_services.user_roles_set(actor=other_admin, user=operator, roles=[Role.OPERATOR, Role.SUPERVISOR],
+                                 reason="Cover for the night shift")
+
+    user_services.user_roles_set(actor=admin, user=stale, roles=[Role.OPERATOR], reason="Night shift over")
+
+    changes = [event.data["changes"][0] for event in AuditEvent.objects.filter(
+        event_type=Event.USER_ROLES_CHANGED, target_id=str(operator.pk)).order_by("id")]
+    assert changes[-1] == {"field": "roles", "old": ["operator", "supervisor"], "new": ["operator"]}
+
+
 def test_an_account_action_without_a_reason_changes_nothing(world, client):
     admin, operator = world.person(Role.ADMIN), world.person(Role.OPERATOR)
     client.force_login(admin)
