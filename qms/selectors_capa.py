@@ -52,7 +52,7 @@ def capa_list(filters: CapaFilters, sort: str = "-number") -> QuerySet[Capa]:
 
 CAPA_CSV_HEADER = ["number", "title", "status", "source", "source_reference", "deviations", "owner", "opened_at",
                    "actions", "open_actions", "effectiveness_criteria", "effectiveness_due", "effectiveness_result",
-                   "closed_at"]
+                   "closed_at", "transcribed_from_paper_record", "paper_opened_on"]
 
 
 def _iso(moment: datetime | date | None) -> str:
@@ -67,7 +67,7 @@ def capa_csv_rows(capas: QuerySet[Capa]) -> Iterator[list[str]]:
                "; ".join(link.deviation.number for link in capa.deviation_links.all()), capa.owner.username,
                _iso(capa.opened_at), str(len(actions)), str(sum(a.status == ActionStatus.OPEN for a in actions)),
                capa.effectiveness_criteria, _iso(capa.effectiveness_due), latest.result if latest else "",
-               _iso(capa.closed_at)]
+               _iso(capa.closed_at), capa.paper_reference or "", _iso(capa.paper_opened_on)]
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,7 @@ class OverdueItem:
     due_date: date
     days_overdue: int
     link: str
+    paper_reference: str = ""  # the paper record it was transcribed from, if any
 
 
 @dataclass(frozen=True)
@@ -199,12 +200,12 @@ def _overdue(today: date) -> list[OverdueItem]:
         assert due is not None  # filtered on it
         items.append(OverdueItem("Deviation", deviation.number, deviation.title,
                                  deviation.owner.full_name if deviation.owner else "", due, (today - due).days,
-                                 record_link("deviation", deviation.number)))
+                                 record_link("deviation", deviation.number), deviation.paper_reference or ""))
     for action in (CapaAction.objects.filter(status=ActionStatus.OPEN, due_date__lt=today,
                                              capa__status__in=ACTIVE_CAPA_STATUSES).select_related("owner", "capa")):
         items.append(OverdueItem("CAPA action", str(action), action.description[:120], action.owner.full_name,
                                  action.due_date, (today - action.due_date).days,
-                                 record_link("capa", action.capa.number)))
+                                 record_link("capa", action.capa.number), action.capa.paper_reference or ""))
     settled = CapaEffectivenessCheck.objects.filter(
         capa=OuterRef("pk"), result__in=[EffectivenessResult.EFFECTIVE, EffectivenessResult.JUSTIFIED])
     for capa in (Capa.objects.filter(status__in=ACTIVE_CAPA_STATUSES, effectiveness_due__lt=today)
@@ -212,7 +213,7 @@ def _overdue(today: date) -> list[OverdueItem]:
         assert capa.effectiveness_due is not None
         items.append(OverdueItem("Effectiveness check", capa.number, capa.title, capa.owner.full_name,
                                  capa.effectiveness_due, (today - capa.effectiveness_due).days,
-                                 record_link("capa", capa.number)))
+                                 record_link("capa", capa.number), capa.paper_reference or ""))
     for task in (ChangeTask.objects.filter(status=ActionStatus.OPEN, due_date__lt=today,
                                            change__status__in=[ChangeControlStatus.OPEN, ChangeControlStatus.APPROVED])
                  .select_related("owner", "change")):

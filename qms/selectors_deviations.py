@@ -88,7 +88,7 @@ def is_overdue(deviation: Deviation, today: date | None = None) -> bool:
 DEVIATION_CSV_HEADER = ["number", "title", "status", "source", "occurred_at", "discovered_at", "opened_at",
                         "reporter", "subjects", "classification", "severity", "occurrence", "detectability", "rpn",
                         "risk_level", "owner", "due_date", "root_cause_category", "root_cause", "capa_decision",
-                        "capa", "closed_at"]
+                        "capa", "closed_at", "transcribed_from_paper_record", "paper_opened_on"]
 
 
 def _iso(moment: datetime | date | None) -> str:
@@ -106,6 +106,7 @@ def deviation_csv_rows(deviations: QuerySet[Deviation]) -> Iterator[list[str]]:
             deviation.owner.username if deviation.owner else "", _iso(deviation.due_date),
             deviation.root_cause_category, deviation.root_cause, deviation.capa_decision,
             deviation.capa.number if deviation.capa else "", _iso(deviation.closed_at),
+            deviation.paper_reference or "", _iso(deviation.paper_opened_on),
         ]
 
 

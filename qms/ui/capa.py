@@ -20,14 +20,12 @@ from qms.states import CAPA_STEPS, steps_possible
 from qms.ui import forms as f
 from qms.ui.actions import Action, action_form, action_post, form_key, item_actions, refusals
 from qms.ui.common import (
-    PAPER_CSV_COLUMNS,
     csv_response,
     needs_username,
     page_of,
     run_service,
     signed_kwargs,
     wants_csv,
-    with_paper_origin,
 )
 
 DEFAULT_SORT = "-number"
@@ -43,8 +41,8 @@ def capa_list_view(request: HttpRequest) -> HttpResponse:
     filters = CapaFilters(**{k: v for k, v in data.items() if v not in (None, "")})
     capas = capa_list(filters, request.GET.get("sort", DEFAULT_SORT))
     if wants_csv(request):
-        return csv_response(request, name="capa", header=[*CAPA_CSV_HEADER, *PAPER_CSV_COLUMNS],
-                            rows=with_paper_origin(capa_csv_rows(capas), capas), count=capas.count(), filters=data)
+        return csv_response(request, name="capa", header=CAPA_CSV_HEADER,
+                            rows=capa_csv_rows(capas), count=capas.count(), filters=data)
     return render(request, "qms/capa_list.html", {
         "form": form, "page": page_of(request, capas), "default_sort": DEFAULT_SORT,
         "can_open": can(request.user, Capability.CAPA_MANAGE),

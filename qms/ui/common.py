@@ -75,19 +75,6 @@ def csv_response(request: HttpRequest, *, name: str, header: list[str], rows: It
     return response
 
 
-PAPER_CSV_COLUMNS = ["transcribed_from_paper_record", "paper_opened_on"]
-
-
-def with_paper_origin(rows: Iterable[list[str]], records: QuerySet[Any]) -> Iterator[list[str]]:
-    """The export rows (number first) with the paper record each was transcribed from, if any,
-    so a transcribed record is flagged in the CSV as it is on screen (qms/services/legacy_import.py)."""
-    origins = {number: [reference, opened_on.isoformat()] for number, reference, opened_on in
-               records.filter(paper_reference__isnull=False).values_list("number", "paper_reference",
-                                                                         "paper_opened_on")}
-    for row in rows:
-        yield [*row, *origins.get(row[0], ["", ""])]
-
-
 def page_of(request: HttpRequest, records: QuerySet[Any]) -> Page:
     return Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
 

@@ -6,8 +6,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from qms.links import record_link
-from qms.models import Capa, Deviation, Notification
+from qms.models import Notification
 from qms.permissions import capability_required
 from qms.roles import Capability
 from qms.selectors_dashboard import qa_dashboard
@@ -18,26 +17,15 @@ OVERDUE_CSV_HEADER = ["what", "reference", "title", "owner", "due_date", "days_o
                       "transcribed_from_paper_record"]
 
 
-def _paper_origins() -> dict[str, str]:
-    """Record page link → "transcribed from paper record <reference>", for the overdue list's flag."""
-    origins = {record_link("deviation", number): str(reference) for number, reference in
-               Deviation.objects.filter(paper_reference__isnull=False).values_list("number", "paper_reference")}
-    origins |= {record_link("capa", number): str(reference) for number, reference in
-                Capa.objects.filter(paper_reference__isnull=False).values_list("number", "paper_reference")}
-    return origins
-
-
 @capability_required(Capability.QA_DASHBOARD)
 def dashboard(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     board = qa_dashboard()
-    origins = _paper_origins()
     if wants_csv(request):  # the overdue list, for follow-up outside the screen
         rows = ([item.kind, item.reference, item.title, item.owner, item.due_date.isoformat(),
-                 str(item.days_overdue), origins.get(item.link, "")] for item in board.overdue)
+                 str(item.days_overdue), item.paper_reference] for item in board.overdue)
         return csv_response(request, name="overdue", header=OVERDUE_CSV_HEADER, rows=rows,
                             count=len(board.overdue), filters={})
-    overdue = [(item, origins.get(item.link, "")) for item in board.overdue]
-    return render(request, "qms/dashboard.html", {"board": board, "overdue": overdue})
+    return render(request, "qms/dashboard.html", {"board": board})
 
 
 def notifications(request: HttpRequest) -> HttpResponse:

@@ -30,14 +30,12 @@ from qms.subjects import subject_kinds, subject_resolve, subject_url
 from qms.ui import forms as f
 from qms.ui.actions import Action, action_form, action_post, refusals
 from qms.ui.common import (
-    PAPER_CSV_COLUMNS,
     csv_response,
     needs_username,
     page_of,
     run_service,
     signed_kwargs,
     wants_csv,
-    with_paper_origin,
 )
 
 DEFAULT_SORT = "-number"
@@ -51,8 +49,8 @@ def deviation_list_view(request: HttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", DEFAULT_SORT)
     deviations = deviation_list(filters, sort)
     if wants_csv(request):
-        return csv_response(request, name="deviations", header=[*DEVIATION_CSV_HEADER, *PAPER_CSV_COLUMNS],
-                            rows=with_paper_origin(deviation_csv_rows(deviations), deviations),
+        return csv_response(request, name="deviations", header=DEVIATION_CSV_HEADER,
+                            rows=deviation_csv_rows(deviations),
                             count=deviations.count(), filters=data)
     return render(request, "qms/deviation_list.html", {
         "form": form, "page": page_of(request, deviations), "default_sort": DEFAULT_SORT,
