@@ -66,13 +66,11 @@ def deviation_link_record(capa: Capa, deviation: Deviation, actor: User, reason:
     return link
 
 
-@transaction.atomic
-def capa_open(*, actor: User, title: str, problem_statement: str, source: str, source_reference: str = "",
-              deviations: Iterable[Deviation] = (), owner: User | None = None, effectiveness_criteria: str = "",
-              effectiveness_due: date | None = None, reason: str = "") -> Capa:
-    """Open a CAPA numbered CAPA-YYYY-NNNN from a deviation, audit, complaint or trend (ICH Q10
-    3.2.2). A CAPA from deviations names at least one; its owner answers for it."""
-    ensure_can(actor, Capability.CAPA_MANAGE, "open CAPAs")
+def capa_fields_clean(*, title: str, problem_statement: str, source: str,
+                      deviations: Iterable[Deviation]) -> tuple[str, list[Deviation]]:
+    """What every CAPA needs, opened here or transcribed from paper: a title, the problem, a known
+    source, and the deviation(s) when it comes from deviations. Returns the title and the deviations,
+    each once."""
     errors: dict[str, str] = {}
     title = (title or "").strip()
     if not title or len(title) > 200:
@@ -86,6 +84,34 @@ def capa_open(*, actor: User, title: str, problem_statement: str, source: str, s
         errors["deviations"] = "Name the deviation(s) this CAPA addresses."
     if errors:
         raise ValidationError(errors)
+    return title, linked
+
+
+def action_record(*, capa: Capa, sequence: int, kind: str, description: str, owner: User, due_date: date,
+                  actor: User, reason: str) -> CapaAction:
+    """Create one action, audit it and tell its owner. The caller checked role, state and fields."""
+    action = create_with_reason(CapaAction, actor=actor, reason=reason, capa=capa, sequence=sequence, kind=kind,
+                                description=description, owner=owner, due_date=due_date)
+    data: dict[str, object] = {"action": sequence, "kind": kind, "owner": owner.username, "due_date": due_date}
+    origin = ""
+    if capa.paper_reference:
+        data["paper_reference"] = capa.paper_reference
+        origin = f" ({capa.transcribed_from})"
+    record_event(actor=actor, event=Event.CAPA_ACTION_ADDED, target=capa, reason=reason, data=data)
+    notify(user=owner, text=f"{capa.number} action {sequence}{origin} is yours, due {due_date:%Y-%m-%d}: "
+                            f"{description[:200]}", link=record_link("capa", capa.number))
+    return action
+
+
+@transaction.atomic
+def capa_open(*, actor: User, title: str, problem_statement: str, source: str, source_reference: str = "",
+              deviations: Iterable[Deviation] = (), owner: User | None = None, effectiveness_criteria: str = "",
+              effectiveness_due: date | None = None, reason: str = "") -> Capa:
+    """Open a CAPA numbered CAPA-YYYY-NNNN from a deviation, audit, complaint or trend (ICH Q10
+    3.2.2). A CAPA from deviations names at least one; its owner answers for it."""
+    ensure_can(actor, Capability.CAPA_MANAGE, "open CAPAs")
+    title, linked = capa_fields_clean(title=title, problem_statement=problem_statement, source=source,
+                                      deviations=deviations)
     owner = person_able(owner or actor, Capability.CAPA_ACTION_COMPLETE, "owner", "CAPA owner")
     if effectiveness_due is not None:
         date_not_past(effectiveness_due, "effectiveness_due", "effectiveness check date")
@@ -127,15 +153,11 @@ def capa_action_add(*, actor: User, capa: Capa, kind: str, description: str, own
     capa = locked(capa)
     step = ensure_step(CAPA_STEPS, "action_add", capa)
     sequence = (capa.actions.order_by("-sequence").values_list("sequence", flat=True).first() or 0) + 1
-    action = create_with_reason(CapaAction, actor=actor, reason=reason, capa=capa, sequence=sequence, kind=kind,
-                                description=description, owner=owner, due_date=due_date)
+    action = action_record(capa=capa, sequence=sequence, kind=kind, description=description, owner=owner,
+                           due_date=due_date, actor=actor, reason=reason)
     if step.target and capa.status != step.target:
         capa.status = step.target
         save_with_reason(capa, actor=actor, reason=reason, update_fields=["status"])
-    record_event(actor=actor, event=Event.CAPA_ACTION_ADDED, target=capa, reason=reason,
-                 data={"action": sequence, "kind": kind, "owner": owner.username, "due_date": due_date})
-    notify(user=owner, text=f"{capa.number} action {sequence} is yours, due {due_date:%Y-%m-%d}: {description[:200]}",
-           link=record_link("capa", capa.number))
     return action
 
 

@@ -29,25 +29,23 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from qms.audit import Event, create_with_reason, record_event
+from qms.audit import Event, create_with_reason
 from qms.links import record_link
 from qms.models import (
     Capa,
-    CapaAction,
     CapaActionKind,
-    CapaSource,
     Classification,
     Deviation,
     DeviationSource,
     DeviationStatus,
-    DeviationSubject,
     User,
 )
 from qms.numbering import number_next
 from qms.risk import risk_assess
 from qms.roles import Capability
 from qms.services._guards import choice_required, created_once, ensure_can, person_able, reason_required, text_required
-from qms.services.capa import deviation_link_record
+from qms.services.capa import action_record, capa_fields_clean, deviation_link_record
+from qms.services.deviations.reporting import clean_report, clean_subjects, subject_create
 from qms.services.notifications import notify
 from qms.subjects import Subject
 
@@ -77,14 +75,6 @@ def _reference(paper_reference: str | None, model: type[Deviation] | type[Capa],
     if existing is not None:
         raise ValidationError({"paper_reference": f"Paper record {reference} was already transcribed as {existing}."})
     return reference
-
-
-def _moment_past(value: Any, field: str, what: str, now: datetime) -> datetime:
-    if not isinstance(value, datetime) or timezone.is_naive(value):
-        raise ValidationError({field: f"Give the {what} as a date and time with its time zone."})
-    if value > now:
-        raise ValidationError({field: f"The {what} is in the future: a paper record can only tell the past."})
-    return value
 
 
 def _day_past(value: Any, field: str, what: str, today: date) -> date:
@@ -141,19 +131,13 @@ def deviation_import_from_paper(
 
 def _deviation_facts(*, title: str, description: str, occurred_at: Any, discovered_at: Any, opened_on: Any,
                      due_date: Any) -> dict[str, Any]:
-    now = timezone.now()
-    title = text_required(title, "title", "Give the deviation's title as on the paper record.")
-    if len(title) > 200:
-        raise ValidationError({"title": "Keep the title to 200 characters; put details in the description."})
-    occurred_at = _moment_past(occurred_at, "occurred_at", "time it happened", now)
-    discovered_at = _moment_past(discovered_at, "discovered_at", "time it was discovered", now)
-    if discovered_at < occurred_at:
-        raise ValidationError({"discovered_at": "It cannot have been discovered before it happened."})
+    # The rules of any deviation report first (title, description, times), then the paper's own.
+    report = clean_report(title=title, description=description, occurred_at=occurred_at,
+                          discovered_at=discovered_at, source=DeviationSource.PAPER_RECORD, now=timezone.now())
     opened_on = _day_past(opened_on, "opened_on", "date it was opened on paper", timezone.localdate())
     if opened_on < timezone.localdate(discovered_at):
         raise ValidationError({"opened_on": "It cannot have been opened on paper before it was discovered."})
-    return {"title": title, "description": text_required(description, "description", "Describe what happened."),
-            "occurred_at": occurred_at, "discovered_at": discovered_at, "paper_opened_on": opened_on,
+    return {**report, "occurred_at": occurred_at, "discovered_at": discovered_at, "paper_opened_on": opened_on,
             "due_date": _due_from_paper(due_date, opened_on)}
 
 
@@ -169,8 +153,7 @@ def _deviation_create(*, actor: User, reference: str, title: str, description: s
     rationale = text_required(rationale, "classification_rationale", "Copy the classification rationale.")
     risk = risk_assess(severity=scores[0], occurrence=scores[1], detectability=scores[2])
     owner = person_able(owner, Capability.DEVIATION_INVESTIGATE, "owner", "investigation owner")
-    for subject in subjects:
-        subject.validate()
+    subjects = clean_subjects(subjects)
     deviation = create_with_reason(
         Deviation, actor=actor, reason=reason, event=Event.DEVIATION_TRANSCRIBED,
         data=_paper_data(reference, facts["paper_opened_on"], facts["due_date"], source_file),
@@ -179,10 +162,8 @@ def _deviation_create(*, actor: User, reference: str, title: str, description: s
         reporter=actor, reporter_label=actor.username, status=DeviationStatus.TRIAGE, owner=owner,
         classification=classification, classification_rationale=rationale, severity=scores[0],
         occurrence=scores[1], detectability=scores[2], rpn=risk.rpn, risk_level=risk.level.value, **facts)
-    for subject in {(s.subject_type, str(s.subject_id)): s for s in subjects}.values():
-        create_with_reason(DeviationSubject, actor=actor, reason=reason, deviation=deviation,
-                           subject_type=subject.subject_type, subject_id=str(subject.subject_id),
-                           label=subject.label.strip())
+    for subject in subjects:
+        subject_create(deviation, subject, actor, reason)
     notify(user=owner, text=f"You own the investigation of {deviation.number} ({deviation.transcribed_from}), "
                             f"due {deviation.due_date:%Y-%m-%d}: {deviation.title}",
            link=record_link("deviation", deviation.number))
@@ -212,16 +193,9 @@ def capa_import_from_paper(
 
 def _capa_checks(*, title: str, problem_statement: str, source: str, deviations: list[Deviation], opened_on: Any,
                  actions: list[PaperAction], effectiveness_due: date | None) -> tuple[str, date]:
-    title = text_required(title, "title", "Give the CAPA's title as on the paper record.")
-    if len(title) > 200:
-        raise ValidationError({"title": "Give a title of 1 to 200 characters."})
-    text_required(problem_statement, "problem_statement", "State the problem this CAPA addresses.")
-    choice_required(source, CapaSource, "source", "source")
-    if source == CapaSource.DEVIATION and not deviations:
-        raise ValidationError({"deviations": "Name the deviation(s) this CAPA addresses."})
-    cancelled = [d.number for d in deviations if Deviation.objects.get(pk=d.pk).status == DeviationStatus.CANCELLED]
-    if cancelled:
-        raise ValidationError({"deviations": f"{', '.join(cancelled)} cancelled: a CAPA cannot address it."})
+    # The rules of any CAPA first; a cancelled deviation is refused when it is linked (deviation_link_record).
+    title, _ = capa_fields_clean(title=title, problem_statement=problem_statement, source=source,
+                                 deviations=deviations)
     opened_on = _day_past(opened_on, "opened_on", "date it was opened on paper", timezone.localdate())
     if not actions:
         raise ValidationError({"actions": "Transcribe at least one open action of the paper CAPA."})
@@ -255,12 +229,6 @@ def _capa_create(*, actor: User, reference: str, title: str, problem_statement: 
     for deviation in deviations:
         deviation_link_record(capa, deviation, actor, reason)
     for sequence, action in enumerate(actions, start=1):
-        create_with_reason(CapaAction, actor=actor, reason=reason, capa=capa, sequence=sequence, kind=action.kind,
-                           description=action.description.strip(), owner=action.owner, due_date=action.due_date)
-        record_event(actor=actor, event=Event.CAPA_ACTION_ADDED, target=capa, reason=reason,
-                     data={"action": sequence, "kind": action.kind, "owner": action.owner.username,
-                           "due_date": action.due_date, "paper_reference": reference})
-        notify(user=action.owner, text=f"{capa.number} action {sequence} ({capa.transcribed_from}) is yours, due "
-                                       f"{action.due_date:%Y-%m-%d}: {action.description[:200]}",
-               link=record_link("capa", capa.number))
+        action_record(capa=capa, sequence=sequence, kind=action.kind, description=action.description.strip(),
+                      owner=action.owner, due_date=action.due_date, actor=actor, reason=reason)
     return capa

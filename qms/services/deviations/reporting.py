@@ -43,7 +43,7 @@ def _ensure_may_report(actor: Any, source: str) -> None:
     ensure_can(actor, Capability.DEVIATION_OPEN, "report deviations")
 
 
-def _clean_report(*, title: str, description: str, occurred_at: Any, discovered_at: Any, source: str,
+def clean_report(*, title: str, description: str, occurred_at: Any, discovered_at: Any, source: str,
                   now: datetime) -> dict[str, Any]:
     errors: dict[str, str] = {}
     title = (title or "").strip()
@@ -67,7 +67,7 @@ def _clean_report(*, title: str, description: str, occurred_at: Any, discovered_
     return {"title": title, "description": description.strip()}
 
 
-def _clean_subjects(subjects: Iterable[Subject]) -> list[Subject]:
+def clean_subjects(subjects: Iterable[Subject]) -> list[Subject]:
     unique: dict[tuple[str, str], Subject] = {}
     for subject in subjects:
         if not isinstance(subject, Subject):
@@ -77,7 +77,7 @@ def _clean_subjects(subjects: Iterable[Subject]) -> list[Subject]:
     return list(unique.values())
 
 
-def _subject_create(deviation: Deviation, subject: Subject, actor: Any, reason: str) -> DeviationSubject:
+def subject_create(deviation: Deviation, subject: Subject, actor: Any, reason: str) -> DeviationSubject:
     return create_with_reason(DeviationSubject, actor=actor, reason=reason, deviation=deviation,
                               subject_type=subject.subject_type, subject_id=str(subject.subject_id),
                               label=subject.label.strip())
@@ -102,9 +102,9 @@ def deviation_open(*, actor: User | SystemActor, title: str, description: str, o
     _ensure_may_report(actor, source)
     now = timezone.now()
     discovered_at = discovered_at or now
-    cleaned = _clean_report(title=title, description=description, occurred_at=occurred_at,
+    cleaned = clean_report(title=title, description=description, occurred_at=occurred_at,
                             discovered_at=discovered_at, source=source, now=now)
-    linked = _clean_subjects(subjects)
+    linked = clean_subjects(subjects)
     reason = (reason or "").strip() or "Deviation reported"
     deviation = create_with_reason(
         Deviation, actor=actor, reason=reason, event=Event.DEVIATION_OPENED,
@@ -114,7 +114,7 @@ def deviation_open(*, actor: User | SystemActor, title: str, description: str, o
         reporter=None if isinstance(actor, SystemActor) else actor,
         reporter_label=actor.label if isinstance(actor, SystemActor) else actor.username, **cleaned)
     for subject in linked:
-        _subject_create(deviation, subject, actor, reason)
+        subject_create(deviation, subject, actor, reason)
     _qa_tell(deviation)
     return deviation
 
@@ -133,10 +133,10 @@ def deviation_subject_add(*, actor: User, deviation: Deviation, subject: Subject
     reason = reason_required(reason)
     deviation = locked(deviation)
     ensure_step(DEVIATION_STEPS, "subject_add", deviation)
-    (subject,) = _clean_subjects([subject])
+    (subject,) = clean_subjects([subject])
     if deviation.subjects.filter(subject_type=subject.subject_type, subject_id=str(subject.subject_id)).exists():
         raise ValidationError({"subjects": f"{subject.label} is already linked to {deviation}."})
-    linked = _subject_create(deviation, subject, actor, reason)
+    linked = subject_create(deviation, subject, actor, reason)
     record_event(actor=actor, event=Event.DEVIATION_SUBJECT_LINKED, target=deviation, reason=reason,
                  data={"subject": _subject_data(subject)})
     return linked
