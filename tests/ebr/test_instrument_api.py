@@ -134,6 +134,25 @@ def test_resent_readings_are_counted_as_duplicates_and_stored_once(client, site)
     assert OutboxMessage.objects.filter(task_name="ebr.alarms_evaluate").count() >= 2
 
 
+def test_readings_out_of_seq_order_are_stored_exactly_as_sent_by_either_path(client, site):
+    """New readings go in by COPY, a re-send by INSERT ... ON CONFLICT: both keep every digit."""
+    moment = now_minus(minutes=4).replace(microsecond=123457)
+    sent = [reading(30, moment, "temp", 37.123456789012345), reading(10, moment, "do", 41),
+            {**reading(20, moment + timedelta(seconds=1), "ph", 0.1 + 0.2),
+             "ts": (moment + timedelta(seconds=1)).astimezone(timezone.get_fixed_timezone(150)).isoformat()}]
+
+    first = post(client, site, {"readings": sent})
+    again = post(client, site, {"readings": [*reversed(sent), reading(5, moment, "ph", 7.0)]})
+
+    assert first.status_code == 201 and first.json()["accepted"] == 3
+    assert again.status_code == 201, again.content
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (1, 3)
+    rows = {r.seq: (r.ts, r.parameter.code, r.value, r.unit)
+            for r in Reading.objects.filter(instrument=site.instrument)}
+    assert rows == {30: (moment, "temp", 37.123456789012345, "Cel"), 10: (moment, "do", 41.0, "%"),
+                    20: (moment + timedelta(seconds=1), "ph", 0.1 + 0.2, "[pH]"), 5: (moment, "ph", 7.0, "[pH]")}
+
+
 def test_same_seq_with_other_content_is_409_and_nothing_of_the_request_is_stored(client, site):
     post(client, site, {"readings": [reading(1, now_minus(minutes=3), value=7.1)]})
     before = stored(site)

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from qms.audit import Event
 from qms.models import AuditEvent, OutboxMessage
-from qms.outbox import enqueue, outbox_sweep
+from qms.outbox import _dispatch_locked, enqueue, outbox_sweep
 from tests.conftest import Worker
 
 pytestmark = pytest.mark.worker
@@ -88,6 +88,26 @@ def test_work_enqueued_while_redis_is_down_runs_exactly_once_when_it_is_back(bro
         print(f"outbox: enqueued 1 while Redis was down, pending until back, ran {runs}x")
     finally:
         worker.stop()
+
+
+def test_a_sweep_while_redis_is_down_charges_an_attempt_only_to_the_message_it_tried(broker, committed):
+    broker.stop()
+    try:
+        with transaction.atomic():
+            messages = [enqueue("qms.audit_trail_verify", request_id=uuid.uuid4().hex) for _ in range(3)]
+        mine = OutboxMessage.objects.filter(pk__in=[m.pk for m in messages])
+        before = dict(mine.values_list("pk", "attempts"))  # each tried once at commit
+
+        assert _dispatch_locked(mine) == 0
+
+        after = dict(mine.values_list("pk", "attempts"))
+        first, *rest = sorted(before)
+        assert after[first] == before[first] + 1, "the message the sweep tried is charged"
+        assert [after[pk] for pk in rest] == [before[pk] for pk in rest], "messages never tried are not"
+        assert not mine.filter(dispatched_at__isnull=False).exists()
+    finally:
+        broker.start()
+    assert _dispatch_locked(mine) == 3, "all three are still pending and go once Redis is back"
 
 
 # --- relay-sent work: alarm evaluation after instrument posts -----------------------------------
