@@ -18,6 +18,7 @@ from ebr.models import (
     Entry,
     EquipmentUse,
     MasterRecordVersion,
+    Material,
     MaterialUse,
     ParameterSpec,
     StepExecution,
@@ -284,7 +285,12 @@ class DiffRow:
 
 def _flatten_version(version: MasterRecordVersion) -> dict[str, str]:
     lines: dict[str, str] = {}
-    for stage in master_version_content(version):
+    content = master_version_content(version)
+    # The signed content names materials by id; a reader compares material codes.
+    used = {m[0] for stage in content for step in stage["steps"] for m in step["materials"]} | {
+        p["material"] for stage in content for step in stage["steps"] for p in step["parameters"] if p["material"]}
+    codes = dict(Material.objects.filter(pk__in=used).values_list("pk", "code"))
+    for stage in content:
         lines[f"stage {stage['order']}"] = stage["name"]
         for step in stage["steps"]:
             prefix = f"step {step['code']}"
@@ -293,10 +299,12 @@ def _flatten_version(version: MasterRecordVersion) -> dict[str, str]:
             lines[f"{prefix} critical / verification"] = f"{step['critical']} / {step['verification']}"
             lines[f"{prefix} hold time"] = step["hold_time_limit"]
             for parameter in step["parameters"]:
-                spec = ", ".join(f"{k}={v}" for k, v in parameter.items() if k != "code" and v not in ("None", "", []))
+                shown = {**parameter, "material": codes.get(parameter["material"], parameter["material"])}
+                spec = ", ".join(f"{k}={v}" for k, v in shown.items()
+                                 if k != "code" and v not in ("None", "", [], None))
                 lines[f"{prefix} · {parameter['code']}"] = spec
             for material in step["materials"]:
-                lines[f"{prefix} · material {material[0]}"] = " ± ".join(material[1:])
+                lines[f"{prefix} · material {codes.get(material[0], material[0])}"] = " ± ".join(material[1:])
             for number, caption, sha256 in step.get("images", []):
                 lines[f"{prefix} · image {number}"] = f"{caption} (SHA-256 {sha256[:12]}…)"
             for limit in step["instrument_limits"]:

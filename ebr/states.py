@@ -5,17 +5,10 @@ A transition not in a table is refused. `None` as meaning: no signature for that
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
-
 from ebr.models import BatchStatus as B
 from ebr.models import VersionStatus as V
 from qms.signatures import Meaning
-
-
-class TransitionRefused(ValidationError):
-    """The record is not in a state that allows this change. A ValidationError, so that every
-    screen shows it beside the form the user filled in, like any other refusal."""
-
+from qms.states import TransitionRefused
 
 # Master record versions (EU GMP Part I 4.3: documents approved, signed and dated).
 VERSION_TRANSITIONS: dict[tuple[V, V], Meaning | None] = {

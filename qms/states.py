@@ -31,7 +31,9 @@ class Step:
 
 
 class TransitionRefused(ValidationError):
-    """The record is not in a state where this step is allowed."""
+    """The record is not in a state where this step is allowed (QMS records, master records and
+    batches alike). A ValidationError, so that every screen shows it beside the form the user
+    filled in, like any other refusal."""
 
 
 def _from(*states: str) -> frozenset[str]:

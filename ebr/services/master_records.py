@@ -34,7 +34,7 @@ from ebr.states import version_transition_check
 from qms.audit import Event, create_with_reason, save_with_reason
 from qms.models import Signature, User
 from qms.roles import Capability, can
-from qms.services._guards import ensure_can
+from qms.services._guards import created_once, ensure_can, reason_required
 from qms.signatures import Meaning, SegregationOfDuties, ensure_approver_not_author, sign, signature_is_valid
 
 
@@ -47,9 +47,11 @@ def _change_control_approved(number: str) -> bool:
 @transaction.atomic
 def product_create(*, actor: User, code: str, name: str, reason: str = "New product") -> Product:
     ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "create products")
+    duplicate = ValidationError({"new_product_code": f"A product {code} exists already: choose it from the list."})
     if Product.objects.filter(code__iexact=(code or "").strip()).exists():
-        raise ValidationError({"new_product_code": f"A product {code} exists already: choose it from the list."})
-    return create_with_reason(Product, actor=actor, reason=reason, code=code, name=name)
+        raise duplicate
+    return created_once(lambda: create_with_reason(Product, actor=actor, reason=reason, code=code, name=name),
+                        "ebr_product_code_key", duplicate)  # two authors at once: a refusal, not a 500
 
 
 @transaction.atomic
@@ -57,11 +59,22 @@ def master_record_create(*, actor: User, product: Product, code: str, title: str
                          reason: str = "New master record") -> MasterRecordVersion:
     """A new master record starts with a draft version 1 (no change control needed for a first issue)."""
     ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    duplicate = ValidationError({"code": f"A master record {code} exists already: start a new version of it."})
     if MasterRecord.objects.filter(code__iexact=(code or "").strip()).exists():
-        raise ValidationError({"code": f"A master record {code} exists already: start a new version of it."})
-    record = create_with_reason(MasterRecord, actor=actor, reason=reason, product=product, code=code, title=title)
+        raise duplicate
+    record = created_once(lambda: create_with_reason(MasterRecord, actor=actor, reason=reason, product=product,
+                                                     code=code, title=title),
+                          "ebr_masterrecord_code_key", duplicate)
     return create_with_reason(MasterRecordVersion, actor=actor, reason=reason, master_record=record, version=1,
                               created_by=actor)
+
+
+@transaction.atomic
+def master_record_create_with_product(*, actor: User, product_code: str, product_name: str, code: str,
+                                      title: str) -> MasterRecordVersion:
+    """A new product and its first master record, or neither: a refused record leaves no orphan product."""
+    product = product_create(actor=actor, code=product_code, name=product_name)
+    return master_record_create(actor=actor, product=product, code=code, title=title)
 
 
 @transaction.atomic
@@ -210,10 +223,7 @@ def _material_parameters_ensure(*, actor: User, step: StepTemplate, step_materia
 def _step_material_create(*, actor: User, step: StepTemplate, material: Material | str, quantity: Any,
                           tolerance: Any, reason: str) -> StepMaterial:
     material = _material_get(material)
-    quantity = Decimal(str(quantity))
-    tolerance = Decimal(str(tolerance)) if tolerance not in (None, "") else None
-    if quantity <= 0 or (tolerance is not None and tolerance < 0):
-        raise ValidationError({"quantity": "The quantity must be positive and the tolerance not negative."})
+    quantity, tolerance = _quantity_clean(quantity, tolerance)
     if step.materials.filter(material=material).exists():
         raise ValidationError({"material": f"{material.code} is already prescribed in step {step.code}."})
     step_material = create_with_reason(StepMaterial, actor=actor, reason=reason, step=step, material=material,
@@ -231,6 +241,53 @@ def step_material_add(*, actor: User, step: StepTemplate, material: Material, qu
     step = _draft_step(step)
     return _step_material_create(actor=actor, step=step, material=material, quantity=quantity,
                                  tolerance=tolerance, reason=reason)
+
+
+@transaction.atomic
+def step_material_update(*, actor: User, step: StepTemplate, material: Material | str, quantity: Any,
+                         tolerance: Any, reason: str) -> StepMaterial:
+    """Change a prescribed quantity or tolerance in a draft, and with it the limits of the step's
+    quantity parameter, so that the prescription and the check of the quantity used never disagree
+    (EU GMP Part I 4.18: the master record states the quantity of each material; the version's
+    approval signatures then cover the new values; the reason goes to the audit trail).
+    """
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
+    reason = reason_required(reason, "Say why the prescription changes: it is recorded in the audit trail.")
+    step = _draft_step(step)
+    material = _material_get(material)
+    step_material = step.materials.select_for_update().filter(material=material).first()
+    if step_material is None:
+        raise ValidationError({"material": f"{material.code} is not prescribed in step {step.code}: add it instead."})
+    quantity, tolerance = _quantity_clean(quantity, tolerance)
+    if (quantity, tolerance) == (step_material.quantity, step_material.tolerance):
+        raise ValidationError({"quantity": "That is the prescription already: nothing changes."})
+    low, high = StepMaterial(quantity=quantity, tolerance=tolerance).limits()
+    checked = step.parameters.select_for_update().filter(material=material, kind=ParameterKind.NUMBER).first()
+    step_material.quantity, step_material.tolerance = quantity, tolerance
+    save_with_reason(step_material, actor=actor, reason=reason, update_fields=["quantity", "tolerance"])
+    if checked is not None:
+        checked.target, checked.lower_limit, checked.upper_limit = quantity, low, high
+        save_with_reason(checked, actor=actor, reason=reason, update_fields=["target", "lower_limit", "upper_limit"])
+    return step_material
+
+
+QUANTITY_CEILING, QUANTITY_STEP = Decimal("1e9"), Decimal("0.001")
+
+
+def _quantity_clean(quantity: Any, tolerance: Any) -> tuple[Decimal, Decimal | None]:
+    try:
+        quantity = Decimal(str(quantity))
+        tolerance = Decimal(str(tolerance)) if tolerance not in (None, "") else None
+    except ArithmeticError:
+        raise ValidationError({"quantity": "Give the quantity and the tolerance as numbers."}) from None
+    if not quantity.is_finite() or quantity <= 0 or (tolerance is not None and (not tolerance.is_finite()
+                                                                              or tolerance < 0)):
+        raise ValidationError({"quantity": "The quantity must be positive and the tolerance not negative."})
+    for value in (quantity, tolerance):
+        # The columns hold 12 digits, 3 of them decimals: refuse rather than round a prescription.
+        if value is not None and (value >= QUANTITY_CEILING or value != value.quantize(QUANTITY_STEP)):
+            raise ValidationError({"quantity": "Use at most 3 decimals and less than 1,000,000,000."})
+    return quantity, tolerance
 
 
 def _draft_step(step: StepTemplate) -> StepTemplate:

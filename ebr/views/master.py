@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -20,6 +19,7 @@ from ebr.forms_master import (
     ParameterForm,
     StageForm,
     StepForm,
+    StepMaterialChangeForm,
     StepMaterialForm,
 )
 from ebr.instructions import MAX_IMAGE_BYTES, ImageRefused, image_read
@@ -42,11 +42,13 @@ def master_record_list(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                with transaction.atomic():  # a new product and its first record, or neither
-                    product = data["product"] or services.product_create(
-                        actor=request.user, code=data["new_product_code"], name=data["new_product_name"])
-                    version = services.master_record_create(actor=request.user, product=product,
+                if data["product"]:
+                    version = services.master_record_create(actor=request.user, product=data["product"],
                                                             code=data["code"], title=data["title"])
+                else:
+                    version = services.master_record_create_with_product(
+                        actor=request.user, product_code=data["new_product_code"],
+                        product_name=data["new_product_name"], code=data["code"], title=data["title"])
             except (ValidationError, PermissionDenied) as error:
                 errors_onto(form, error)
             else:
@@ -63,7 +65,8 @@ def _version(code: str, version: int) -> MasterRecordVersion:
                              master_record__code=code, version=version)
 
 
-STEP_FORMS = {"material": StepMaterialForm, "image": InstructionImageForm, "instructions": InstructionsForm}
+STEP_FORMS = {"material": StepMaterialForm, "material_change": StepMaterialChangeForm, "image": InstructionImageForm,
+              "instructions": InstructionsForm}
 
 
 def _step_forms(forms: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +195,10 @@ def _step_action(request: HttpRequest, row: MasterRecordVersion, action: str,
     if action == "material":
         services.step_material_add(actor=request.user, step=step, material=data["material"],
                                    quantity=data["quantity"], tolerance=data["tolerance"])
+    elif action == "material_change":
+        services.step_material_update(actor=request.user, step=step, material=data["material"],
+                                      quantity=data["quantity"], tolerance=data["tolerance"], reason=data["reason"])
+        messages.success(request, f"The prescription of {data['material'].code} in {step.code} is changed.")
     elif action == "instructions":
         services.step_instructions_update(actor=request.user, step=step, instructions=data["instructions"],
                                           reason=data["reason"])

@@ -10,14 +10,15 @@ from decimal import Decimal as D
 import pytest
 from django.core.exceptions import ValidationError
 
-from ebr.models import ParameterKind, StepStatus
+from ebr.models import Material, ParameterKind, StepStatus
+from ebr.selectors import version_diff
 from ebr.services import batches as batch_services
 from ebr.services import master_records as master_services
 from ebr.services.execution import entry_correct, entry_record, step_perform
-from qms.audit import Event
+from qms.audit import Event, create_with_reason
 from qms.models import AuditEvent, Deviation
 from tests.conftest import PASSWORD, login
-from tests.ebr.conftest import create_batch, train
+from tests.ebr.conftest import SEED, create_batch, train
 
 pytestmark = pytest.mark.django_db
 
@@ -140,6 +141,91 @@ def test_author_prescribes_a_material_with_tolerance_through_the_page(client, su
     assert new_step.parameters.get(code="qty-med").limits_text() == "45–55 mL"
     assert step.parameters.count() == other
     assert "MED Medium 50 ± 5 mL" in client.get(base).content.decode()
+
+
+def test_a_changed_prescription_moves_the_quantity_limits_with_it_and_keeps_the_reason(supervisor, resources):
+    _, step = draft_with_materials(supervisor, resources)
+    media = resources["media"]
+
+    master_services.step_material_update(actor=supervisor, step=step, material=media, quantity=D("12.5"),
+                                         tolerance=D("0.5"), reason="Validated feed volume (CC-2026-014)")
+
+    prescribed = step.materials.get(material=media)
+    checked = step.parameters.get(code="qty-med")
+    assert (prescribed.quantity, prescribed.tolerance) == (D("12.5"), D("0.5"))
+    assert (checked.target, checked.lower_limit, checked.upper_limit) == (D("12.5"), D("12.0"), D("13.0"))
+    assert prescribed.history.latest().history_change_reason == "Validated feed volume (CC-2026-014)"
+    assert checked.history.latest().history_change_reason == "Validated feed volume (CC-2026-014)"
+    assert step.materials.get(material=resources["wrong_lot"].material).quantity == D("2.0"), "others untouched"
+
+
+@pytest.mark.parametrize(("material", "quantity", "tolerance", "reason", "message"), [
+    ("media", D("12"), None, "", "Say why"),
+    ("media", D("10"), None, "Same again", "nothing changes"),
+    ("media", D("0"), None, "Zero", "must be positive"),
+    ("media", D("12"), D("-1"), "Negative", "not negative"),
+    ("media", D("12.0001"), None, "Too fine", "at most 3 decimals"),
+    ("media", D("1e12"), None, "Too big", "less than 1,000,000,000"),
+    ("other", D("12"), None, "Not in this step", "not prescribed in step 1.1"),
+])
+def test_a_prescription_change_that_makes_no_sense_is_refused_and_changes_nothing(
+        supervisor, resources, material, quantity, tolerance, reason, message):
+    _, step = draft_with_materials(supervisor, resources)
+    target = resources["media"] if material == "media" else create_with_reason(
+        Material, actor=SEED, reason="test", code="IL2", name="Interleukin-2", unit="ug")
+
+    with pytest.raises(ValidationError, match=message):
+        master_services.step_material_update(actor=supervisor, step=step, material=target, quantity=quantity,
+                                             tolerance=tolerance, reason=reason)
+
+    assert (step.materials.get(material=resources["media"]).quantity,
+            step.parameters.get(code="qty-med").upper_limit) == (D("10"), D("10"))
+
+
+def test_a_frozen_version_refuses_a_changed_prescription(quantity_batch, supervisor, resources):
+    step = quantity_batch.master_version.stages.get().steps.get()
+
+    with pytest.raises(ValidationError, match="frozen"):
+        master_services.step_material_update(actor=supervisor, step=step, material=resources["media"],
+                                             quantity=D("11"), tolerance=None, reason="Too late")
+
+
+def test_a_new_version_changes_a_prescription_and_the_diff_names_the_material(quantity_batch, supervisor,
+                                                                              resources, monkeypatch):
+    from qms.services import change_control
+
+    monkeypatch.setattr(change_control, "change_control_is_approved", lambda number: number == "CC-QTY")
+    effective = quantity_batch.master_version
+    draft = master_services.version_new_draft(actor=supervisor, master_record=effective.master_record,
+                                              change_control="CC-QTY", summary_of_changes="More medium")
+    step = draft.stages.get().steps.get()
+
+    master_services.step_material_update(actor=supervisor, step=step, material=resources["media"],
+                                         quantity=D("12"), tolerance=D("1"), reason="CC-QTY: more medium")
+
+    changed = {row.key: (row.left, row.right) for row in version_diff(effective, draft) if row.changed}
+    assert changed["step 1.1 · material MED"] == ("10.000", "12.000 ± 1.000")
+    assert set(changed) == {"step 1.1 · material MED", "step 1.1 · qty-med"}
+    assert "material=MED" in changed["step 1.1 · qty-med"][1] and "high=13.000" in changed["step 1.1 · qty-med"][1]
+    assert effective.stages.get().steps.get().materials.get(material=resources["media"]).quantity == D("10")
+
+
+def test_author_changes_a_prescription_through_the_page(client, supervisor, resources):
+    version, step = draft_with_materials(supervisor, resources, code="MBR-QTY-003")
+    login(client, supervisor)
+    base = f"/master-records/{version.master_record.code}/v1/"
+    page = client.get(base).content.decode()
+    media = resources["media"].pk
+
+    unexplained = client.post(f"{base}material_change/", {"step": step.pk, "material": media, "quantity": "20"})
+    changed = client.post(f"{base}material_change/", {"step": step.pk, "material": media, "quantity": "20",
+                                                      "tolerance": "1", "reason": "Scale-up"})
+
+    assert "Change a prescribed quantity in 1.1" in page
+    assert unexplained.status_code == 422 and 'value="20"' in unexplained.content.decode()
+    assert changed.status_code == 302
+    assert step.parameters.get(code="qty-med").limits_text() == "19–21 mL"
+    assert "MED Medium 20 ± 1 mL" in client.get(base).content.decode()
 
 
 # --- execution ----------------------------------------------------------------------------------------
