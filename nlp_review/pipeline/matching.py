@@ -293,17 +293,18 @@ def _colony_counts(words: list[str], norms: list[str], triggers: list[TriggerHit
         clause = clauses.words(i - 1, i + 1)
         grade_a = not GRADE_A_WORDS.isdisjoint(clause) or _grade_a_named(norms)
         personnel = not PERSONNEL_WORDS.isdisjoint(norms) and WITHIN_WORDS.isdisjoint(norms)
+        # "alert" beside a grade A count states a limit ("alert limit 1 cfu"), not a result.
         if number is None or number[0] <= 0 or not (grade_a or personnel) or (grade_a and "alert" in clause):
             continue
         context = modifiers_for(norms, triggers, i - 1, i + 1, check_rule=False)
         if context.negated:
             continue
-        if grade_a and "alert" not in clause:
+        if grade_a:
             result.flags.append(RawFlag(COLONY_RULE, Category.CONTAMINATION,
                                         policy.flag_severity(Severity.CRITICAL, context), i - 1, i + 1, context,
                                         "Colonies on a grade A, fingertip or glove-print plate exceed the action limit "
                                         "(EU GMP Annex 1, Table 6)." + policy.explain_context(context)))
-        else:  # grade B personnel monitoring, or an alert level: a trend for QA to review
+        else:  # personnel monitoring outside grade A: a trend for QA to review
             result.flags.append(RawFlag(PERSONNEL_RULE, Category.CONTAMINATION,
                                         policy.flag_severity(Severity.MAJOR, context), i - 1, i + 1, context,
                                         "Colonies on personnel or at an alert level need a review of the session "
