@@ -1,4 +1,4 @@
-"""How far a rule's exceptions reach (pipeline 1.2.1): an exception covers the words it is about, never
+"""How far a rule's exceptions reach (pipelines 1.2.1 and 1.2.2): an exception covers the words it is about, never
 a whole clause or the next sentence. Each case was a missed critical item before."""
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ def rules_of(reviewer: Reviewer, text: str) -> dict[str, Severity]:
     # Two identifiers of one kind: with or without a dash, joined by "and" or not.
     ("Label PT0412 on bag, traveller says PT0421.", "identity.two_identifiers", Severity.CRITICAL),
     ("Label PT-0412 on bag and traveller says PT-0421.", "identity.two_identifiers", Severity.CRITICAL),
+    # "within" clears the colony count it is about, not a count in another sentence (1.2.2).
+    ("Gown sleeve plate 4 cfu. Room pressure within limits.", "aseptic.personnel_colonies", Severity.MAJOR),
 ])
 def test_a_rule_exception_does_not_reach_past_its_own_words(rules_only: Reviewer, text: str, rule: str,
                                                               severity: Severity) -> None:
@@ -39,6 +41,7 @@ def test_a_rule_exception_does_not_reach_past_its_own_words(rules_only: Reviewer
     ("PT-0041 then PT-0042 after line clearance", "identity.two_identifiers"),
     ("PT-0041 and PT-0042 processed in separate BSCs", "identity.two_identifiers"),
     ("temp. rose to 37.5C, within range", "aseptic.glove_breach"),
+    ("Gown sleeve plate 4 cfu, within limits.", "aseptic.personnel_colonies"),
 ])
 def test_the_exceptions_still_hold_for_what_they_are_about(rules_only: Reviewer, text: str, cleared: str) -> None:
     assert cleared not in rules_of(rules_only, text)
