@@ -333,7 +333,7 @@ def _rule_matches(hits: list[tuple[int, int, int]], keys: dict[int, tuple[str, i
 
 
 CLAUSE_BREAKS = frozenset({".", ";", "!", "but", "however", "whereas", "\n"})
-SOFT = frozenset({"and", "&", "(", "/"})
+SOFT = frozenset({"and", "&", "(", "/", "-"})
 LOOSE = "~"  # a token that is no barrier to a rule's gap
 
 

@@ -26,6 +26,8 @@ def rules_of(reviewer: Reviewer, text: str) -> dict[str, Severity]:
     # Two identifiers of one kind: with or without a dash, joined by "and" or not.
     ("Label PT0412 on bag, traveller says PT0421.", "identity.two_identifiers", Severity.CRITICAL),
     ("Label PT-0412 on bag and traveller says PT-0421.", "identity.two_identifiers", Severity.CRITICAL),
+    # A dash inside a number ("2024-0871") is no barrier, also in a text without other soft marks (1.2.2).
+    ("Cryobag 2024-0871 cracked", "aseptic.vessel_breach", Severity.CRITICAL),
     # "within" clears the colony count it is about, not a count in another sentence (1.2.2).
     ("Gown sleeve plate 4 cfu. Room pressure within limits.", "aseptic.personnel_colonies", Severity.MAJOR),
 ])
