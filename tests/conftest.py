@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from django.conf import settings
@@ -23,8 +24,12 @@ from django.db import connections
 from qms.audit import SystemActor
 from qms.roles import Role
 
+if TYPE_CHECKING:
+    from qms.models import User
+
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery-staple"
+SEED = SystemActor("system:tests")  # the actor of data a test sets up outside any user's action
 
 
 @pytest.fixture(scope="session")
@@ -85,8 +90,16 @@ def _security_connection_independent(request: pytest.FixtureRequest, _django_db_
         connections["security"].close()
 
 
-def _unique(prefix: str) -> str:
+def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def person(role: Role | None, name: str) -> User:
+    """A uniquely named account with one role (None: a logged-in account without any role)."""
+    from qms.services.users import user_create
+
+    return user_create(actor=SEED, username=unique(role.value if role else "nobody"), full_name=name,
+                       password=PASSWORD, roles=[role] if role else [])
 
 
 @pytest.fixture
@@ -96,8 +109,8 @@ def make_user(db):  # type: ignore[no-untyped-def]
     def make(role: Role | None = None, *, username: str | None = None, full_name: str | None = None,
              password: str = PASSWORD, roles: list[Role] | None = None):  # type: ignore[no-untyped-def]
         chosen = roles if roles is not None else ([role] if role else [])
-        name = username or _unique(chosen[0].value if chosen else "user")
-        return user_create(actor=SystemActor("system:tests"), username=name,
+        name = username or unique(chosen[0].value if chosen else "user")
+        return user_create(actor=SEED, username=name,
                            full_name=full_name or f"{name.title()} Person", password=password, roles=chosen)
 
     return make

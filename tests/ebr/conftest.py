@@ -12,10 +12,9 @@ from ebr.identity import coi_generate, mod37_2
 from ebr.models import Equipment, Material, MaterialLot
 from ebr.services import batches as batch_services
 from ebr.services import master_records as master_services
-from qms.audit import SystemActor, create_with_reason
-from tests.conftest import PASSWORD
+from qms.audit import create_with_reason
+from tests.conftest import PASSWORD, SEED
 
-SEED = SystemActor("system:tests")
 _din_counter = iter(range(100000, 999999))
 
 

@@ -7,7 +7,6 @@ All names are unique, so the same builders serve tests that roll back and tests 
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
@@ -20,14 +19,11 @@ from ebr.models import Batch, Equipment, MasterRecordVersion
 from ebr.services import batches as batch_services
 from ebr.services import master_records as master_services
 from ebr.services.instruments import Registration, instrument_register
-from qms.audit import SystemActor, create_with_reason
+from qms.audit import create_with_reason
 from qms.models import User
 from qms.roles import Role
-from qms.services.users import user_create
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, SEED, person, unique
 from tests.ebr.conftest import a_din
-
-SEED = SystemActor("system:tests")
 
 EXPANSION_LIMITS: list[dict[str, Any]] = [
     {"parameter": "ph", "alert_low": D("6.90"), "alert_high": D("7.50"), "action_low": D("6.80"),
@@ -41,15 +37,6 @@ RECEIPT_LIMITS: list[dict[str, Any]] = [
     {"parameter": "ph", "alert_low": D("7.00"), "alert_high": D("7.40"), "action_low": D("6.95"),
      "action_high": D("7.45"), "critical": False},
 ]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def person(role: Role, name: str) -> User:
-    username = unique(role.value)
-    return user_create(actor=SEED, username=username, full_name=name, password=PASSWORD, roles=[role])
 
 
 @dataclass

@@ -158,7 +158,7 @@ def test_a_corrected_scan_leaves_the_genealogy_and_releases_the_wrongly_scanned_
     from ebr.models import Equipment, MaterialLot
     from ebr.selectors import batch_record
     from qms.audit import create_with_reason
-    from tests.ebr.process_builders import SEED
+    from tests.conftest import SEED
 
     today = timezone.localdate()
     bsc2 = create_with_reason(Equipment, actor=SEED, reason="test", code="BSC-T9", name="BSC-T9",
@@ -185,7 +185,7 @@ def test_a_corrected_scan_leaves_an_assignment_it_did_not_make(batch, operator, 
     from ebr.models import Equipment
     from ebr.services.batches import equipment_assign
     from qms.audit import create_with_reason
-    from tests.ebr.process_builders import SEED
+    from tests.conftest import SEED
 
     other = create_with_reason(Equipment, actor=SEED, reason="test", code="BSC-T9", name="BSC-T9", equipment_type="bsc",
                                calibration_due=timezone.localdate() + timedelta(days=100))

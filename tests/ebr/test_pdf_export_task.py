@@ -21,15 +21,12 @@ from django.test import Client
 from ebr.models import Material, PdfExport, PdfExportStatus
 from ebr.pdf.export import pdf_export_run
 from ebr.pdf.signing import demo_pki_ensure
-from qms.audit import Event, SystemActor, create_with_reason
+from qms.audit import Event, create_with_reason
 from qms.models import AuditEvent
 from qms.roles import Role
-from qms.services.users import user_create
-from tests.conftest import PASSWORD, ROOT, RedisServer, Worker, database_url, login
+from tests.conftest import ROOT, SEED, RedisServer, Worker, database_url, login, person
 from tests.ebr.conftest import build_version, create_batch
 from tests.ebr.test_pdf import verify
-
-SEED = SystemActor("system:tests")
 
 KILLED_WHILE_WRITING = """
 import os, signal, sys
@@ -75,11 +72,6 @@ def test_export_task_is_registered_under_its_stable_name() -> None:
 def committed_batch():  # type: ignore[no-untyped-def]
     """People, a master record and a started batch, committed, with names no other test uses."""
     tag = uuid.uuid4().hex[:6]
-
-    def person(role: Role, name: str):  # type: ignore[no-untyped-def]
-        return user_create(actor=SEED, username=f"{role.value}-{tag}", full_name=name, password=PASSWORD,
-                           roles=[role])
-
     supervisor = person(Role.SUPERVISOR, "Sofia Supervisor")
     reviewer, approver = person(Role.QA_REVIEWER, "Quentin Reviewer"), person(Role.QA_APPROVER, "Claire Approver")
     auditor = person(Role.AUDITOR, "Arthur Auditor")

@@ -21,7 +21,8 @@ from ebr.services.instruments import instrument_register
 from ebr.services.readings import ReadingsRefused, readings_ingest
 from ebr.services.release import batch_audit_trail_review, batch_release, batch_review_start, release_blockers
 from nlp_review.models import ReviewFlag
-from tests.ebr.process_builders import SEED, bioreactor, reading, unique
+from tests.conftest import SEED, unique
+from tests.ebr.process_builders import bioreactor, reading
 from tests.ebr.test_release import review_by_exception, run_batch, sign_args
 
 pytestmark = pytest.mark.django_db

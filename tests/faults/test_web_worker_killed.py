@@ -33,16 +33,14 @@ from django.db import connections
 from django.utils import timezone
 
 from ebr.models import Entry, Equipment, Material, MaterialLot, StepExecution, StepStatus
-from qms.audit import Event, SystemActor, create_with_reason
+from qms.audit import Event, create_with_reason
 from qms.audit.chain import audit_chain_verify
 from qms.models import AuditEvent, Deviation, Signature
 from qms.roles import Role
-from qms.services.users import user_create
-from tests.conftest import PASSWORD, database_url
+from tests.conftest import PASSWORD, SEED, database_url, person
 from tests.faults.conftest import WebServer, children, figures, wait_for
 
 pytestmark = pytest.mark.faults
-SEED = SystemActor("system:tests")
 
 
 # --- an operator's browser -------------------------------------------------------------------------------
@@ -158,11 +156,6 @@ def _kill_worker_serving(server: WebServer, lock: RowLock, thread: InFlight) -> 
 
 # --- data -------------------------------------------------------------------------------------------------
 
-def _person(role: Role, name: str):  # type: ignore[no-untyped-def]
-    return user_create(actor=SEED, username=f"{role.value}-{uuid.uuid4().hex[:6]}", full_name=name,
-                       password=PASSWORD, roles=[role])
-
-
 def _started_batch() -> dict[str, Any]:
     """A committed, started batch of the test master record (tests/ebr/conftest.py), uniquely named."""
     from ebr.services import batches as batch_services
@@ -175,12 +168,12 @@ def _started_batch() -> dict[str, Any]:
                              expiry_date=today + timedelta(days=100), status="released")
     bsc = create_with_reason(Equipment, actor=SEED, reason="test", code=f"BSC-{tag}", name="BSC", equipment_type="bsc",
                              calibration_due=today + timedelta(days=100), status="released")
-    supervisor = _person(Role.SUPERVISOR, "Sofia Supervisor")
-    reviewer, approver = _person(Role.QA_REVIEWER, "Quentin Reviewer"), _person(Role.QA_APPROVER, "Claire Approver")
-    operator, verifier = _person(Role.OPERATOR, "Olivia Operator"), _person(Role.OPERATOR, "Victor Verifier")
+    supervisor = person(Role.SUPERVISOR, "Sofia Supervisor")
+    reviewer, approver = person(Role.QA_REVIEWER, "Quentin Reviewer"), person(Role.QA_APPROVER, "Claire Approver")
+    operator, verifier = person(Role.OPERATOR, "Olivia Operator"), person(Role.OPERATOR, "Victor Verifier")
     version = build_version(supervisor, reviewer, approver, {"media": media}, code=f"MBR-{tag}")
-    for person in (operator, verifier, supervisor):
-        train(person, version, approver, reviewer)
+    for trainee in (operator, verifier, supervisor):
+        train(trainee, version, approver, reviewer)
     batch = batch_services.batch_start(actor=supervisor, batch=create_batch(supervisor, version))
     return {"batch": batch, "operator": operator, "verifier": verifier, "bsc": bsc.code, "medium": lot.lot_number}
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -26,22 +25,15 @@ import pytest
 
 from ebr.models import PdfExport, PdfExportStatus
 from nlp_review.models import BatchReview, ReviewFlag, ReviewStatus
-from qms.audit import Event, SystemActor
+from qms.audit import Event
 from qms.models import AuditEvent, OutboxMessage
 from qms.roles import Role
-from qms.services.users import user_create
-from tests.conftest import PASSWORD, RedisServer, database_url
+from tests.conftest import RedisServer, database_url, person
 from tests.faults.conftest import CeleryWorker, ProcessGroup, children, figures, in_broker, received, wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.worker]
 
 REDELIVERY_APP = "tests.faults.redelivery_app"
-
-
-def _person(role: Role):  # type: ignore[no-untyped-def]
-    name = f"{role.value}-{uuid.uuid4().hex[:6]}"
-    return user_create(actor=SystemActor("system:tests"), username=name, full_name=f"{name.title()} Person",
-                       password=PASSWORD, roles=[role])
 
 
 def _big_batch(monkeypatch: pytest.MonkeyPatch, steps: int = 300):  # type: ignore[no-untyped-def]
@@ -68,7 +60,7 @@ def test_worker_killed_mid_review_the_new_worker_finishes_it_once(committed, bro
 
     # 7,000 texts: 14 chunks of 500, each its own transaction; the kill comes after the first.
     batch = _big_batch(monkeypatch, steps=1000)
-    reviewer = _person(Role.QA_REVIEWER)
+    reviewer = person(Role.QA_REVIEWER, "Quentin Reviewer")
     first = processes.add(CeleryWorker(tmp_path / "worker-1.log", broker.url)).wait_ready()
 
     # An outbox row, sent after commit.
@@ -143,7 +135,7 @@ def _pdf_export_interrupted(*, whole_worker: bool, broker: RedisServer, processe
     from ebr.pdf.export import pdf_export_request
 
     batch = _big_batch(monkeypatch)
-    auditor = _person(Role.AUDITOR)
+    auditor = person(Role.AUDITOR, "Arthur Auditor")
     first = processes.add(CeleryWorker(tmp_path / "worker-1.log", broker.url)).wait_ready()
 
     export = pdf_export_request(actor=auditor, batch=batch)  # outbox row, sent after commit
@@ -209,7 +201,8 @@ def test_a_delivery_that_finds_the_export_locked_is_retried_not_acknowledged(com
     from ebr.pdf.export import LOCK_CLASS
     from ebr.tasks import batch_pdf_export
 
-    export = PdfExport.objects.create(batch=_big_batch(monkeypatch, steps=20), requested_by=_person(Role.AUDITOR))
+    export = PdfExport.objects.create(batch=_big_batch(monkeypatch, steps=20),
+                                      requested_by=person(Role.AUDITOR, "Arthur Auditor"))
     with psycopg.connect(database_url().replace("postgres://", "postgresql://"), autocommit=True) as lingering:
         lingering.execute("SELECT pg_advisory_lock(%s, %s)", [LOCK_CLASS, export.pk])
         with pytest.raises(Retry):  # called directly, Celery raises what a worker would schedule

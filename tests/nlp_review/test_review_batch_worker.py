@@ -9,20 +9,13 @@ from django.utils import timezone
 
 from ebr.models import Equipment, Material, MaterialLot
 from nlp_review.models import BatchReview, ReviewStatus
-from qms.audit import SystemActor, create_with_reason
+from qms.audit import create_with_reason
 from qms.roles import Role
-from qms.services.users import user_create
-from tests.conftest import PASSWORD
+from tests.conftest import SEED, person
 from tests.ebr.conftest import build_version, create_batch, train
 from tests.ebr.test_release import CLEAN, run_batch
 
 pytestmark = pytest.mark.worker
-SEED = SystemActor("system:tests")
-
-
-def _person(role: Role, tag: str):  # type: ignore[no-untyped-def]
-    name = f"{role.value}-{tag}-{uuid.uuid4().hex[:4]}"
-    return user_create(actor=SEED, username=name, full_name=f"{name} Person", password=PASSWORD, roles=[role])
 
 
 def _committed_batch(tag: str):  # type: ignore[no-untyped-def]
@@ -33,12 +26,14 @@ def _committed_batch(tag: str):  # type: ignore[no-untyped-def]
                              expiry_date=today + timedelta(days=100), status="released")
     bsc = create_with_reason(Equipment, actor=SEED, reason="test", code=f"BSC-{tag}", name="BSC", equipment_type="bsc",
                              calibration_due=today + timedelta(days=100), status="released")
-    people = {role: _person(role, tag) for role in (Role.SUPERVISOR, Role.QA_REVIEWER, Role.QA_APPROVER)}
-    operator, verifier = _person(Role.OPERATOR, tag), _person(Role.OPERATOR, tag)
+    people = {role: person(role, name) for role, name in ((Role.SUPERVISOR, "Sofia Supervisor"),
+                                                          (Role.QA_REVIEWER, "Quentin Reviewer"),
+                                                          (Role.QA_APPROVER, "Claire Approver"))}
+    operator, verifier = person(Role.OPERATOR, "Olivia Operator"), person(Role.OPERATOR, "Victor Verifier")
     version = build_version(people[Role.SUPERVISOR], people[Role.QA_REVIEWER], people[Role.QA_APPROVER],
                             {"media": media}, code=f"MBR-{tag}")
-    for person in (operator, verifier, people[Role.SUPERVISOR]):
-        train(person, version, people[Role.QA_APPROVER], people[Role.QA_REVIEWER])
+    for trainee in (operator, verifier, people[Role.SUPERVISOR]):
+        train(trainee, version, people[Role.QA_APPROVER], people[Role.QA_REVIEWER])
     from ebr.services import batches as batch_services
 
     batch = batch_services.batch_start(actor=people[Role.SUPERVISOR],

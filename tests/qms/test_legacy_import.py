@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.db import connections
 from django.utils import timezone
 
-from qms.audit import Event, SystemActor
+from qms.audit import Event
 from qms.models import (
     AuditEvent,
     Capa,
@@ -31,8 +31,7 @@ from qms.selectors_dashboard import _bucket, _months, qa_dashboard
 from qms.services import deviations as dev_services
 from qms.services.legacy_import import PaperAction, capa_import_from_paper, deviation_import_from_paper
 from qms.services.reminders import reminders_due
-from qms.services.users import user_create
-from tests.conftest import PASSWORD, login
+from tests.conftest import PASSWORD, login, person
 from tests.qms import quality
 
 pytestmark = pytest.mark.django_db
@@ -457,18 +456,16 @@ def test_transcribed_deviation_goes_on_to_signed_closure_with_its_origin_signed(
 def test_concurrent_transcriptions_of_one_paper_record_keep_one_and_use_no_number(committed):
     marker = uuid.uuid4().hex[:8]
 
-    def person(name: str, role: Role):  # type: ignore[no-untyped-def]
+    def committed_person(name: str, role: Role):  # type: ignore[no-untyped-def]
         """Created and committed on a connection of its own, so that every thread sees it."""
         made: list[object] = []
-        worker = threading.Thread(target=lambda: (made.append(user_create(
-            actor=SystemActor("system:tests"), username=f"{name}-{marker}", full_name=name, password=PASSWORD,
-            roles=[role])), connections.close_all()))
+        worker = threading.Thread(target=lambda: (made.append(person(role, name)), connections.close_all()))
         worker.start()
         worker.join(60)
         return made[0]
 
-    people = [person(f"qa{n}", Role.QA_REVIEWER) for n in range(4)]
-    owner = person("owner", Role.SUPERVISOR)
+    people = [committed_person(f"qa{n}", Role.QA_REVIEWER) for n in range(4)]
+    owner = committed_person("owner", Role.SUPERVISOR)
     reference = f"PD-RACE-{marker}"
     outcomes: list[object] = []
     start = threading.Barrier(len(people))

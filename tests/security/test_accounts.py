@@ -17,12 +17,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-from qms.audit import Event, SystemActor
+from qms.audit import Event
 from qms.models import AuditEvent, User
 from qms.roles import Role
 from qms.services import users as user_services
-from tests.conftest import PASSWORD
-from tests.security.world import World, snapshot, unique
+from tests.conftest import PASSWORD, SEED, unique
+from tests.security.world import World, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ def _normalised(response) -> tuple[int, str]:  # type: ignore[no-untyped-def]
 
 
 def _deactivated(world: World) -> User:
-    user = user_services.user_create(actor=SystemActor("system:tests"), username=unique("leaver"),
+    user = user_services.user_create(actor=SEED, username=unique("leaver"),
                                      full_name="Lee Leaver", password=PASSWORD, roles=[Role.OPERATOR])
     return user_services.user_deactivate(actor=world.person(Role.ADMIN), user=user, reason="Left the facility")
 
@@ -83,7 +83,7 @@ def test_a_deactivated_user_cannot_log_in_through_the_admin_login_either(world):
 
 
 def test_a_deactivated_users_open_session_cannot_use_the_api(world, client):
-    user = user_services.user_create(actor=SystemActor("system:tests"), username=unique("leaver"),
+    user = user_services.user_create(actor=SEED, username=unique("leaver"),
                                      full_name="Lee Leaver", password=PASSWORD, roles=[Role.AUDITOR])
     client.force_login(user)
     url = f"/api/v1/batches/{world.process_batch.number}/readings"

@@ -260,7 +260,7 @@ def test_an_instrument_cannot_post_to_a_batch_its_equipment_is_not_assigned_to(w
 
 def test_a_revoked_token_reads_and_posts_nothing(world, client):
     from ebr.services.instruments import instrument_revoke
-    from tests.security.world import SEED
+    from tests.conftest import SEED
 
     instrument_revoke(actor=SEED, instrument=world.other_registration.instrument)
     before = snapshot()

@@ -27,10 +27,10 @@ from django.utils import timezone
 
 from ebr.identity import coi_generate
 from qms.roles import Role
-from tests.conftest import PASSWORD, ROOT
+from tests.conftest import PASSWORD, ROOT, unique
 from tests.ebr.conftest import a_din
 from tests.ebr.process_builders import reading
-from tests.security.world import World, unique
+from tests.security.world import World
 
 # --- the repository -------------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ end (conftest.py), so nothing of it is committed; each test runs in a savepoint 
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -24,27 +23,21 @@ from ebr.services import master_records as master_services
 from ebr.services.alarms import alarms_evaluate
 from ebr.services.instruments import Registration, instrument_register
 from nlp_review.models import BatchReview, ReviewFlag
-from qms.audit import SystemActor, create_with_reason
+from qms.audit import create_with_reason
 from qms.models import Capa, CapaAction, ChangeControl, ChangeTask, Deviation, Notification, User
 from qms.roles import Role
 from qms.services import capa as capa_services
 from qms.services import change_control as cc_services
 from qms.services.notifications import notify
-from qms.services.users import user_create
 from qms.subjects import Subject
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, SEED, person, unique
 from tests.ebr.conftest import build_version, create_batch, train
-from tests.ebr.process_builders import expansion_version, reading
+from tests.ebr.process_builders import bioreactor, expansion_version, reading
 from tests.ebr.test_release import run_batch
 from tests.qms import quality
 
-SEED = SystemActor("system:tests")
 # Every human principal of the matrix; "nobody" is a logged-in account without any role.
 HUMAN_ROLES: tuple[Role, ...] = tuple(role for role in Role if role is not Role.INSTRUMENT)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -83,12 +76,6 @@ class World:
         return self.registration.token
 
 
-def _person(role: Role | None, name: str) -> User:
-    label = role.value if role else "nobody"
-    return user_create(actor=SEED, username=unique(label), full_name=name, password=PASSWORD,
-                       roles=[role] if role else [])
-
-
 def _resources() -> dict[str, Any]:
     today = timezone.localdate()
     media = create_with_reason(Material, actor=SEED, reason="test", code=unique("MED"), name="Medium", unit="mL")
@@ -97,11 +84,6 @@ def _resources() -> dict[str, Any]:
     bsc = create_with_reason(Equipment, actor=SEED, reason="test", code=unique("BSC"), name="BSC",
                              equipment_type="bsc", calibration_due=today + timedelta(days=100), status="released")
     return {"media": media, "lot": lot, "bsc": bsc}
-
-
-def _bioreactor() -> Equipment:
-    return create_with_reason(Equipment, actor=SEED, reason="test", code=unique("BR"), name="Bioreactor",
-                              equipment_type="bioreactor", calibration_due=timezone.localdate() + timedelta(days=90))
 
 
 def _png() -> bytes:
@@ -129,7 +111,7 @@ def _draft(supervisor: User) -> MasterRecordVersion:
 
 def _process_data(who: Any, supervisor: User) -> tuple[Batch, Registration, Registration, Alarm]:
     version = expansion_version(who)
-    equipment, other_equipment = _bioreactor(), _bioreactor()
+    equipment, other_equipment = bioreactor(), bioreactor()
     batch = create_batch(supervisor, version)
     batch = batch_services.batch_start(actor=supervisor, batch=batch)
     batch_services.equipment_assign(actor=supervisor, batch=batch, equipment=equipment,
@@ -164,9 +146,9 @@ def _review_flag(batch: Batch) -> ReviewFlag:
 
 
 def build_world() -> World:
-    people = {role.value: _person(role, f"{role.value.replace('_', ' ').title()} Person") for role in HUMAN_ROLES}
-    people["nobody"] = _person(None, "Nora Nobody")
-    verifier = _person(Role.OPERATOR, "Victor Verifier")
+    people = {role.value: person(role, f"{role.value.replace('_', ' ').title()} Person") for role in HUMAN_ROLES}
+    people["nobody"] = person(None, "Nora Nobody")
+    verifier = person(Role.OPERATOR, "Victor Verifier")
     supervisor, reviewer, approver = people["supervisor"], people["qa_reviewer"], people["qa_approver"]
     operator, auditor = people["operator"], people["auditor"]
 
