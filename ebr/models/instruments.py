@@ -107,8 +107,9 @@ class ReadingPost(models.Model):
 class Reading(models.Model):
     """One value from an instrument: (instrument, seq) is unique; never updated or deleted.
 
-    Written only by `ebr.services.readings.readings_ingest`, with one set-based
-    INSERT ... ON CONFLICT DO NOTHING per post, never row by row. Append-only in the database
+    Written only by `ebr.services.readings.readings_ingest`, set-based, never row by row: one
+    binary COPY per post, or one INSERT ... ON CONFLICT DO NOTHING when some of its readings were
+    stored before. Append-only in the database
     (UPDATE, DELETE, TRUNCATE refused) but not hash-chained row by row: measured on PostgreSQL 15,
     COPY of 50,000 rows into a copy of this table ran at 49,000-66,000 rows/s plain and 6,400
     rows/s with the per-row chain trigger, every writer of the whole system queued on the chain's
@@ -123,8 +124,9 @@ class Reading(models.Model):
     (the batch, the parameter, the instrument, the post) FOR KEY SHARE once per reading, so
     concurrent posts for one batch queue on the same rows: measured, a 1,000-row insert took
     125-145 ms with the four constraints and 30-40 ms without. Integrity holds without them: the
-    only writer takes every id from a row it has just read or written in the same transaction,
-    the parents are never deleted (PROTECT; posts are append-only in the database) and
+    only writer takes the batch and post ids from rows it has just read or written in the same
+    transaction and the parameter ids from the registry, the parents are never deleted (PROTECT;
+    posts and the parameter registry are append-only in the database) and
     `readings_orphaned()` (ebr.process_data) proves it on demand.
 
     Partitioning plan, for a site that outgrows one table (roughly beyond 10^9 rows, or once the

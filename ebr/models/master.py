@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Upper
 from simple_history.models import HistoricalRecords
 
 from ebr.models.resources import EquipmentType
@@ -20,6 +21,8 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["code"]
+        # "car-t-01" and "CAR-T-01" are one product, also when two authors create them at once.
+        constraints = [models.UniqueConstraint(Upper("code"), name="product_code_unique_any_case")]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
@@ -33,6 +36,7 @@ class MasterRecord(models.Model):
 
     class Meta:
         ordering = ["code"]
+        constraints = [models.UniqueConstraint(Upper("code"), name="master_record_code_unique_any_case")]
 
     def __str__(self) -> str:
         return self.code

@@ -51,7 +51,8 @@ def product_create(*, actor: User, code: str, name: str, reason: str = "New prod
     if Product.objects.filter(code__iexact=(code or "").strip()).exists():
         raise duplicate
     return created_once(lambda: create_with_reason(Product, actor=actor, reason=reason, code=code, name=name),
-                        "ebr_product_code_key", duplicate)  # two authors at once: a refusal, not a 500
+                        # two authors at once: a refusal, not a 500
+                        ("ebr_product_code_key", "product_code_unique_any_case"), duplicate)
 
 
 @transaction.atomic
@@ -64,7 +65,8 @@ def master_record_create(*, actor: User, product: Product, code: str, title: str
         raise duplicate
     record = created_once(lambda: create_with_reason(MasterRecord, actor=actor, reason=reason, product=product,
                                                      code=code, title=title),
-                          "ebr_masterrecord_code_key", duplicate)
+                          ("ebr_masterrecord_code_key", "master_record_code_unique_any_case"),
+                          duplicate)
     return create_with_reason(MasterRecordVersion, actor=actor, reason=reason, master_record=record, version=1,
                               created_by=actor)
 
@@ -261,11 +263,16 @@ def step_material_update(*, actor: User, step: StepTemplate, material: Material 
     quantity, tolerance = _quantity_clean(quantity, tolerance)
     if (quantity, tolerance) == (step_material.quantity, step_material.tolerance):
         raise ValidationError({"quantity": "That is the prescription already: nothing changes."})
+    old_low, old_high = step_material.limits()
+    # The parameters that check this prescription are the ones with its quantity and limits; another
+    # number about the same material (a top-up volume the author added) keeps its own.
+    checks = list(step.parameters.select_for_update().filter(
+        material=material, kind=ParameterKind.NUMBER, target=step_material.quantity, lower_limit=old_low,
+        upper_limit=old_high))
     low, high = StepMaterial(quantity=quantity, tolerance=tolerance).limits()
-    checked = step.parameters.select_for_update().filter(material=material, kind=ParameterKind.NUMBER).first()
     step_material.quantity, step_material.tolerance = quantity, tolerance
     save_with_reason(step_material, actor=actor, reason=reason, update_fields=["quantity", "tolerance"])
-    if checked is not None:
+    for checked in checks:
         checked.target, checked.lower_limit, checked.upper_limit = quantity, low, high
         save_with_reason(checked, actor=actor, reason=reason, update_fields=["target", "lower_limit", "upper_limit"])
     return step_material

@@ -108,16 +108,26 @@ EXISTING_SQL = """
 SELECT seq, batch_id, ts, parameter_id, value, unit FROM ebr_reading
  WHERE instrument_id = %s AND seq = ANY(%s::bigint[]) AND post_id <> %s
 """
+# Shared row locks on the batches the equipment was assigned to over the post's span: a post and a
+# release or completion (which lock the batch FOR UPDATE) wait for each other, so no reading lands
+# in a record after the QP certified it. The assignments are read afterwards by their own statement,
+# whose fresh snapshot sees what a completion that held the lock changed (its end of assignment).
+# Locking the assignment rows in the same statement instead would deadlock with a completion, which
+# locks the batch first and then updates the assignments.
+OVERLAP = "u.equipment_id = %s AND u.started_at <= %s AND (u.ended_at IS NULL OR u.ended_at > %s)"
+LOCK_SQL = f"""
+SELECT b.id FROM ebr_batch b
+ WHERE b.id IN (SELECT u.batch_id FROM ebr_equipmentuse u WHERE {OVERLAP})
+ ORDER BY b.id
+   FOR SHARE
+"""  # noqa: S608 (constants only)
 # The equipment's assignments overlapping the post, the latest first, with their batches' states.
-# Shared row locks on those batches: a post and a release (which locks the batch FOR UPDATE) wait
-# for each other, so no reading lands in a record after the QP certified it.
-USES_SQL = """
+USES_SQL = f"""
 SELECT u.batch_id, u.started_at, u.ended_at, b.number, b.status
   FROM ebr_equipmentuse u JOIN ebr_batch b ON b.id = u.batch_id
- WHERE u.equipment_id = %s AND u.started_at <= %s AND (u.ended_at IS NULL OR u.ended_at > %s)
+ WHERE {OVERLAP}
  ORDER BY u.started_at DESC
-   FOR SHARE OF b
-"""
+"""  # noqa: S608 (constants only)
 STORED_SEQS_SQL = "SELECT seq FROM ebr_reading WHERE instrument_id = %s AND seq = ANY(%s::bigint[])"
 REGISTRY_TTL = 5.0  # seconds a web process keeps the parameter registry
 
@@ -367,8 +377,16 @@ class Use:
 def _uses(cursor: Any, instrument: Instrument, earliest: datetime, latest: datetime) -> list[Use]:
     """The equipment's assignments overlapping [earliest, latest], the latest first; their batches
     are locked FOR SHARE until the post commits."""
-    cursor.execute(USES_SQL, [instrument.equipment_id, latest, earliest])
-    return [Use(*row) for row in cursor.fetchall()]
+    window = [instrument.equipment_id, latest, earliest]
+    locked: set[int] = set()
+    while True:
+        cursor.execute(LOCK_SQL, window)
+        locked.update(row[0] for row in cursor.fetchall())
+        cursor.execute(USES_SQL, window)
+        uses = [Use(*row) for row in cursor.fetchall()]
+        if {use.batch_id for use in uses} <= locked:
+            return uses
+        # An assignment made meanwhile names a batch not yet locked: lock it too and read again.
 
 
 def _attribute(readings: Readings, uses: list[Use], instrument: Instrument, batch_number: str | None) -> None:

@@ -65,13 +65,14 @@ def person_able(user: Any, capability: Capability, field: str, what: str) -> Any
     return user
 
 
-def created_once(create: Callable[[], T], constraint: str, refusal: ValidationError) -> T:
-    """Run `create` in a savepoint and turn a concurrent duplicate (the unique `constraint` firing
+def created_once(create: Callable[[], T], constraint: str | tuple[str, ...], refusal: ValidationError) -> T:
+    """Run `create` in a savepoint and turn a concurrent duplicate (a unique `constraint` firing
     after a check-then-insert race) into the same refusal as a sequential one, instead of a 500."""
+    names = (constraint,) if isinstance(constraint, str) else constraint
     try:
         with transaction.atomic():
             return create()
     except IntegrityError as error:
-        if constraint in str(error):
+        if any(name in str(error) for name in names):
             raise refusal from error
         raise

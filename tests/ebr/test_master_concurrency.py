@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
@@ -52,14 +53,15 @@ def _race(first: Callable[[], object], second: Callable[[], object]) -> Validati
     return raised
 
 
-def test_the_same_product_created_twice_at_once_is_one_product_and_one_refusal(committed):
-    author, code = person(Role.SUPERVISOR, "Sofia Supervisor"), unique("P")
+@pytest.mark.parametrize("spelled", [str, str.lower], ids=["same case", "other case"])
+def test_the_same_product_created_twice_at_once_is_one_product_and_one_refusal(committed, spelled):
+    author, code = person(Role.SUPERVISOR, "Sofia Supervisor"), unique("P").upper()
 
     refusal = _race(lambda: master_services.product_create(actor=author, code=code, name="First"),
-                    lambda: master_services.product_create(actor=author, code=code, name="Second"))
+                    lambda: master_services.product_create(actor=author, code=spelled(code), name="Second"))
 
     assert "exists already" in str(refusal.message_dict["new_product_code"])
-    assert list(Product.objects.filter(code=code).values_list("name", flat=True)) == ["First"]
+    assert list(Product.objects.filter(code__iexact=code).values_list("name", flat=True)) == ["First"]
 
 
 def test_the_same_master_record_created_twice_at_once_is_one_record_and_one_refusal(committed):

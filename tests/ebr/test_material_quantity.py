@@ -159,6 +159,19 @@ def test_a_changed_prescription_moves_the_quantity_limits_with_it_and_keeps_the_
     assert step.materials.get(material=resources["wrong_lot"].material).quantity == D("2.0"), "others untouched"
 
 
+def test_another_number_about_the_same_material_keeps_its_own_limits(supervisor, resources):
+    _, step = draft_with_materials(supervisor, resources)
+    master_services.parameter_add(actor=supervisor, step=step, code="topup", label="Medium topped up", kind="number",
+                                  material=resources["media"], unit="mL", target=D("2"), lower_limit=D("0"),
+                                  upper_limit=D("5"))
+
+    master_services.step_material_update(actor=supervisor, step=step, material=resources["media"], quantity=D("12"),
+                                         tolerance=None, reason="More medium")
+
+    assert step.parameters.get(code="qty-med").limits_text() == "= 12 mL"
+    assert step.parameters.get(code="topup").limits_text() == "0–5 mL"
+
+
 @pytest.mark.parametrize(("material", "quantity", "tolerance", "reason", "message"), [
     ("media", D("12"), None, "", "Say why"),
     ("media", D("10"), None, "Same again", "nothing changes"),

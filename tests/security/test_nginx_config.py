@@ -109,6 +109,7 @@ http {{
 """)
         self.upstream = ThreadingHTTPServer(("127.0.0.1", upstream_port), _Echo)
         self.process: subprocess.Popen[bytes] | None = None
+        self.serving = False
 
     def check(self) -> subprocess.CompletedProcess[str]:
         return subprocess.run([NGINX, "-t", "-p", str(self.directory), "-c", str(self.directory / "nginx.conf")],
@@ -116,6 +117,7 @@ http {{
 
     def start(self) -> Edge:
         threading.Thread(target=self.upstream.serve_forever, daemon=True).start()
+        self.serving = True
         self.process = subprocess.Popen([NGINX, "-p", str(self.directory), "-c", str(self.directory / "nginx.conf")],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
@@ -131,7 +133,9 @@ http {{
         if self.process is not None:
             self.process.terminate()
             self.process.wait(20)
-        self.upstream.shutdown()
+        if self.serving:
+            self.upstream.shutdown()
+        self.upstream.server_close()
 
     def https(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
         context = ssl.create_default_context()
@@ -150,9 +154,10 @@ def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
     running = Edge(tmp_path_factory.mktemp("nginx"))
     checked = running.check()
     assert checked.returncode == 0, checked.stderr
-    running.start()
-    yield running
-    running.stop()
+    try:
+        yield running.start()
+    finally:
+        running.stop()  # also when nginx never came up: no process is left behind
 
 
 def test_the_shipped_configuration_passes_nginx_t(edge):
