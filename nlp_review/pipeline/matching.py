@@ -292,7 +292,11 @@ def _colony_counts(words: list[str], norms: list[str], triggers: list[TriggerHit
         number = parse_number(words[i - 1].lstrip(">"))
         clause = clauses.words(i - 1, i + 1)
         grade_a = not GRADE_A_WORDS.isdisjoint(clause) or _grade_a_named(norms)
-        personnel = not PERSONNEL_WORDS.isdisjoint(norms) and WITHIN_WORDS.isdisjoint(clause)
+        # "within", "ok", "<" ... clear a count when they qualify it: from the comparator just before
+        # the count to the end of its clause ("4 cfu, within limits", "<1 cfu"), not a parameter
+        # named before it ("pressure within limits, sleeve plate 4 cfu").
+        qualifiers = norms[max(i - 2, 0):clauses.bounds[clauses.clause_of(i)][1]]
+        personnel = not PERSONNEL_WORDS.isdisjoint(norms) and WITHIN_WORDS.isdisjoint(qualifiers)
         # "alert" beside a grade A count states a limit ("alert limit 1 cfu"), not a result.
         if number is None or number[0] <= 0 or not (grade_a or personnel) or (grade_a and "alert" in clause):
             continue
