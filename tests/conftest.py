@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -313,3 +313,44 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests last: Playwright's sync API keeps an event loop (and DJANGO_ALLOW_ASYNC_UNSAFE) for
     the rest of the session, which would break later tests that run asyncio themselves (PDF signing)."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
+def while_held(hold: Callable[[], object], attempt: Callable[[], object], *, waits: float = 1.0) -> object:
+    """Run `hold` in a transaction on one thread and keep it open while `attempt` runs on another
+    (each thread on its own database connection, committed data); `hold` commits once `attempt` has
+    had `waits` seconds to block on its locks. Returns what `attempt` returned or raised."""
+    import threading
+
+    from django.db import connection, transaction
+
+    held, finish = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                hold()
+                held.set()
+                finish.wait(20)
+        finally:
+            connection.close()
+
+    def attempter() -> None:
+        try:
+            outcome["result"] = attempt()
+        except Exception as error:  # the caller asserts on what it was
+            outcome["result"] = error
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert held.wait(20), "the holding transaction did not start"
+    second = threading.Thread(target=attempter)
+    second.start()
+    second.join(waits)
+    finish.set()
+    first.join(20)
+    second.join(20)
+    assert "result" in outcome, "the attempt did not finish"
+    return outcome["result"]

@@ -58,45 +58,20 @@ def test_a_post_waiting_on_a_completing_batch_sees_its_assignment_end(committed)
     from ebr.models import Batch, EquipmentUse
     from ebr.services.readings import ReadingsRefused, readings_ingest
     from qms.audit import save_with_reason
-    from tests.conftest import SEED
+    from tests.conftest import SEED, while_held
 
     site = plant()
     ended = timezone.now() - timedelta(minutes=2)
     body = orjson.dumps({"readings": [reading(1, ended + timedelta(seconds=30))]})
-    locked, finish, outcome = threading.Event(), threading.Event(), {}
 
     def complete() -> None:
-        from django.db import transaction
+        Batch.objects.select_for_update().get(pk=site.batch.pk)
+        use = EquipmentUse.objects.get(batch=site.batch, equipment=site.equipment, ended_at__isnull=True)
+        use.ended_at = ended
+        save_with_reason(use, actor=SEED, reason="Batch completed", update_fields=["ended_at"])
 
-        try:
-            with transaction.atomic():
-                Batch.objects.select_for_update().get(pk=site.batch.pk)
-                use = EquipmentUse.objects.get(batch=site.batch, equipment=site.equipment, ended_at__isnull=True)
-                use.ended_at = ended
-                save_with_reason(use, actor=SEED, reason="Batch completed", update_fields=["ended_at"])
-                locked.set()
-                finish.wait(20)
-        finally:
-            connection.close()
+    outcome = while_held(complete, lambda: readings_ingest(instrument=site.instrument, body=body))
 
-    def post() -> None:
-        try:
-            outcome["result"] = readings_ingest(instrument=site.instrument, body=body)
-        except ReadingsRefused as refused:
-            outcome["refused"] = refused
-        finally:
-            connection.close()
-
-    completing = threading.Thread(target=complete)
-    completing.start()
-    assert locked.wait(20)
-    posting = threading.Thread(target=post)
-    posting.start()
-    posting.join(1.0)  # waits on the batch lock
-    finish.set()
-    completing.join(20)
-    posting.join(20)
-
-    assert "refused" in outcome, f"stored into the completed record: {outcome.get('result')}"
-    assert outcome["refused"].status == 422
+    assert isinstance(outcome, ReadingsRefused), f"stored into the completed record: {outcome}"
+    assert outcome.status == 422
     assert not Reading.objects.filter(instrument=site.instrument).exists()

@@ -3,52 +3,23 @@ same refusal as if it had come later (not a server error), and one record exists
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
 
 from ebr.models import MasterRecord, Product
 from ebr.services import master_records as master_services
 from qms.roles import Role
+from tests.conftest import while_held
 from tests.ebr.process_builders import person, unique
 
 
 def _race(first: Callable[[], object], second: Callable[[], object]) -> ValidationError:
     """`first` inserts and holds its transaction open while `second` checks, finds nothing
-    committed, and inserts too; then `first` commits. Returns what `second` raised."""
-    inserted, finish = threading.Event(), threading.Event()
-    outcome: dict[str, object] = {}
-
-    def hold() -> None:
-        try:
-            with transaction.atomic():
-                first()
-                inserted.set()
-                finish.wait(20)
-        finally:
-            connection.close()
-
-    def collide() -> None:
-        try:
-            second()
-        except Exception as error:
-            outcome["raised"] = error
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert inserted.wait(20)
-    colliding = threading.Thread(target=collide)
-    colliding.start()
-    colliding.join(1.0)  # blocked on the unique index until `first` commits
-    finish.set()
-    holder.join(20)
-    colliding.join(20)
-    raised = outcome.get("raised")
+    committed, and inserts too (blocked on the unique index); then `first` commits. Returns what
+    `second` raised."""
+    raised = while_held(first, second)
     assert isinstance(raised, ValidationError), f"a refusal, not {raised!r}"
     return raised
 
