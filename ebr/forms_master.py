@@ -84,12 +84,9 @@ class StepMaterialForm(forms.Form):
                                    help_text="± allowed; empty: the quantity used must match exactly.")
 
 
-class StepMaterialChangeForm(forms.Form):
-    material = forms.ModelChoiceField(queryset=Material.objects.all(), help_text="A material this step prescribes.")
-    quantity = forms.DecimalField(max_digits=12, decimal_places=3, min_value=0,
-                                  help_text="The new quantity, in the material's unit.")
-    tolerance = forms.DecimalField(max_digits=12, decimal_places=3, min_value=0, required=False,
-                                   help_text="± allowed; empty: the quantity used must match exactly.")
+class StepMaterialChangeForm(StepMaterialForm):
+    """The prescription form again, for a material the step already prescribes, with the reason."""
+
     reason = forms.CharField(max_length=2000, help_text="Why the prescription changes.")
 
 
