@@ -25,6 +25,7 @@ from ebr.models import (
     Reading,
     StepExecution,
 )
+from qms.prepared import prepared_cursor
 
 BUCKET_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
 
@@ -159,8 +160,8 @@ SELECT a.id, b.number, i.name, p.code, a.kind, a.critical, a.opened_at, a.worst_
 def alarms_open(*, batch_ids: list[int], parameter_ids: list[int], instrument: Instrument) -> list[dict[str, Any]]:
     """Open alarms on these batches for these parameters, and the instrument's open feed gaps, as
     `alarm_json` gives them (one plain query: it runs on every post)."""
-    with connection.cursor() as cursor:
-        cursor.execute(OPEN_ALARMS_SQL, [batch_ids, parameter_ids, instrument.pk])
+    with prepared_cursor() as cursor:
+        cursor.execute(OPEN_ALARMS_SQL, [batch_ids, parameter_ids, instrument.pk], prepare=True)
         rows = cursor.fetchall()
     return [{"id": pk, "batch": number, "instrument": name, "parameter": code, "kind": kind, "critical": critical,
              "opened_at": rfc3339(opened_at), "closed_at": None, "worst_value": worst, "limit": limit,

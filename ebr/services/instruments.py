@@ -22,6 +22,7 @@ from django.utils import timezone
 from ebr.models import Equipment, Instrument, InstrumentParameter
 from qms.audit import Event, create_with_reason, save_with_reason
 from qms.audit.writer import Actor, actor_label
+from qms.prepared import prepared_cursor
 
 TOKEN_SCHEME = "ebr_"  # noqa: S105  (the visible start of every token, not a secret)
 PREFIX_LENGTH = 12  # "ebr_" and 8 random characters: enough to find the row, useless to an attacker
@@ -93,8 +94,8 @@ def instrument_for_token(token: str) -> Instrument | None:
     tenth of a post's CPU); the equipment is loaded only when something asks for it.
     """
     digest = token_digest(token)
-    with connection.cursor() as cursor:
-        cursor.execute(TOKEN_SQL, [token[:PREFIX_LENGTH]])
+    with prepared_cursor() as cursor:
+        cursor.execute(TOKEN_SQL, [token[:PREFIX_LENGTH]], prepare=True)
         rows = cursor.fetchall()
     found = None
     for row in rows:

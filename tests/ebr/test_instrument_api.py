@@ -421,6 +421,19 @@ def test_requests_beyond_the_token_rate_limit_are_429(client, site):
     assert Reading.objects.filter(instrument=site.instrument).count() == 3
 
 
+@override_settings(INSTRUMENT_RATE_LIMIT="100/min")
+def test_the_rate_counter_of_a_window_expires_with_it(client, site):
+    import redis
+    from django.conf import settings
+
+    post(client, site, {"readings": [reading(1, now_minus(minutes=1))]})
+
+    counters = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    keys = counters.keys(f"ebr:throttle:instrument:{site.instrument.pk}:*")
+    assert len(keys) == 1 and int(counters.get(keys[0])) == 1
+    assert 0 < counters.ttl(keys[0]) <= 61, "a counter without expiry would stay in Redis for good"
+
+
 def test_an_instrument_token_can_do_nothing_else(client, site):
     auth = site.auth
     assert client.get("/api/schema/", **auth).status_code in (401, 403)
