@@ -258,7 +258,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(LOCAL_DIR / "celerybeat-schedule")
 OUTBOX_PUBLISH_RETRIES = 1
 OUTBOX_SWEEP_AGE = timedelta(seconds=5)
 # Work queued at a high rate is sent by the relay (woken by NOTIFY), never by the request itself.
-OUTBOX_RELAY_TASKS = frozenset({"ebr.alarms_evaluate"})
+# Each maps to the task that takes a group of them: the relay sends what one sweep took of it as one
+# Celery message (qms/outbox.py), because a publish costs the relay about 1 ms of CPU. Only tasks
+# idempotent on their kwargs belong here (a row can go in another group when it is sent again).
+OUTBOX_RELAY_TASKS = {"ebr.alarms_evaluate": "ebr.alarms_evaluate_posts"}
 
 LOGGING = {
     "version": 1,

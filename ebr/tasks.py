@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
@@ -10,6 +12,8 @@ from ebr.models import Batch, PdfExportStatus
 from qms.audit import Event, SystemActor, record_event
 from qms.models import AuditEvent, User
 from qms.roles import Role
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="ebr.batch_completed_notify", bind=True, max_retries=5, default_retry_delay=30)
@@ -42,6 +46,33 @@ def alarms_evaluate(self, post_id: int) -> dict[str, object]:  # type: ignore[no
         return evaluate(post_id=post_id).as_dict()
     except OperationalError as error:  # database restarting, lock timeout: try again later
         raise self.retry(exc=error) from error
+
+
+@shared_task(name="ebr.alarms_evaluate_posts", bind=True, max_retries=10, default_retry_delay=10)
+def alarms_evaluate_posts(self, calls: list[dict[str, int]]) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Evaluate several posts, in the order given: the outbox relay sends the `ebr.alarms_evaluate`
+    work of one sweep as one message. Each post once, however often the group runs.
+
+    A post that fails for good does not hold back the posts after it; the task fails at the end,
+    naming it. A database error retries the whole group: posts done already are skipped.
+    """
+    from django.db import OperationalError
+
+    from ebr.services.alarms import alarms_evaluate as evaluate
+
+    failed: list[int] = []
+    already_done = 0
+    for call in calls:
+        try:
+            already_done += evaluate(post_id=call["post_id"]).already_done
+        except OperationalError as error:  # database restarting, lock timeout: try again later
+            raise self.retry(exc=error) from error
+        except Exception:
+            log.exception("alarm evaluation of post %s failed", call["post_id"])
+            failed.append(call["post_id"])
+    if failed:
+        raise RuntimeError(f"alarm evaluation failed for posts {failed} (of {len(calls)})")
+    return {"posts": len(calls), "already_done": already_done}
 
 
 @shared_task(name="ebr.feed_gaps_check", ignore_result=True)

@@ -193,9 +193,26 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        import redis
+
         from ebr.localservices import start_redis_server
 
         start_redis_server(self.home, self.port, self.pid_file)
+        # The port opens before Redis has read its append-only file back; until then every command
+        # is refused ("loading the dataset"), which a publish right after a restart would meet.
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 15
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.BusyLoadingError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
 
     def stop(self) -> None:
         import signal
@@ -288,7 +305,8 @@ class Relay:
     """A real `outbox_relay` process: sends relay-sent work (alarm evaluation) to the broker."""
 
     def __init__(self, broker_url: str, log: Path) -> None:
-        env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": broker_url}
+        # DEBUG off as in production: with it on, every query the relay makes is also recorded.
+        env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": broker_url, "DJANGO_DEBUG": "false"}
         self.log = log
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "outbox_relay", "--interval", "0.5"],

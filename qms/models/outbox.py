@@ -18,6 +18,11 @@ class OutboxMessage(models.Model):
     dispatched_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # The id of the Celery message that carried this row, written when it is dispatched: outbox-<id>
+    # for a row sent alone, outbox-<first id>-<last id> for relay-sent rows sent as one group
+    # (qms/outbox.py). It shows an inspector which delivery in a worker's log did this row's work.
+    # db_default: `enqueue`'s INSERT leaves the column out, as does a process of the previous release.
+    celery_task_id = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
         indexes = [
@@ -26,8 +31,3 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"outbox {self.id} {self.task_name}"
-
-    @property
-    def celery_task_id(self) -> str:
-        # A stable id: a re-sent message is recognisable as the same work.
-        return f"outbox-{self.id}"

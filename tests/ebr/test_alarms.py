@@ -9,11 +9,12 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from ebr.models import Alarm, AlarmKind, StepExecution
+from ebr.models import Alarm, AlarmKind, ReadingPostEvaluation, StepExecution
 from ebr.services import batches as batch_services
 from ebr.services.alarms import alarm_acknowledge, alarms_evaluate, feed_gaps_check
 from ebr.services.readings import readings_ingest
 from ebr.tasks import alarms_evaluate as alarms_evaluate_task
+from ebr.tasks import alarms_evaluate_posts as alarms_evaluate_posts_task
 from qms.audit import Event
 from qms.models import AuditEvent, Deviation, Signature
 from qms.signatures import SignatureRefused
@@ -138,6 +139,22 @@ def test_evaluation_runs_once_per_post_however_often_the_task_is_delivered(site,
 
     assert first.raised == 1 and second.already_done and third["already_done"]
     assert len(alarms(site)) == 1
+    assert batch_deviations(site).count() == 1
+
+
+def test_a_group_of_posts_is_evaluated_in_order_and_a_post_that_fails_holds_back_none_after_it(site, feed):
+    posts = [feed.post(values, evaluate=False).post_id for values in ([(0, 7.1)], [(1, 6.4)], [(2, 7.1)])]
+    missing = max(posts) + 1000  # a post that cannot be evaluated (a bug, a row gone)
+
+    failed = alarms_evaluate_posts_task.apply(kwargs={"calls": [
+        {"post_id": posts[0]}, {"post_id": missing}, {"post_id": posts[1]}, {"post_id": posts[2]}]})
+    again = alarms_evaluate_posts_task.apply(kwargs={"calls": [{"post_id": pk} for pk in posts]}).get()
+
+    assert failed.failed() and str(missing) in str(failed.result), "the group fails, naming the post"
+    assert ReadingPostEvaluation.objects.filter(post_id__in=posts).count() == 3, "the posts after it were evaluated"
+    (alarm,) = alarms(site)
+    assert alarm.kind == AlarmKind.ACTION and alarm.closed_at is not None  # opened by the 2nd, closed by the 3rd
+    assert again == {"posts": 3, "already_done": 3}
     assert batch_deviations(site).count() == 1
 
 

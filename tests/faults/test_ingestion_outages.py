@@ -67,7 +67,8 @@ def test_readings_posted_while_redis_is_down_are_stored_and_their_alarm_raised_o
 
     def evaluation_work() -> list[OutboxMessage]:
         return list(OutboxMessage.objects.filter(task_name="ebr.alarms_evaluate",
-                                                 kwargs__post_id__in=list(posts.values_list("pk", flat=True))))
+                                                 kwargs__post_id__in=list(posts.values_list("pk", flat=True)))
+                    .order_by("id"))
 
     def evaluated() -> bool:
         return ReadingPostEvaluation.objects.filter(post__in=posts).count() == posts.count()
@@ -90,13 +91,14 @@ def test_readings_posted_while_redis_is_down_are_stored_and_their_alarm_raised_o
             answers.append(post_readings(server.url, site.token, chunk))
         resent = post_readings(server.url, site.token, chunk)  # an instrument's retry: duplicates only
         stored_while_down = Reading.objects.filter(instrument=site.instrument).count()
-        pending_while_down = sum(1 for message in evaluation_work() if message.dispatched_at is None)
+        pending_while_down = [message.pk for message in evaluation_work() if message.dispatched_at is None]
         alarms_while_down = excursions()
     finally:
         broker.start()
 
     wait_for(evaluated, what="the posts of the outage evaluated once Redis is back", log=worker.log)
-    work = {message.celery_task_id for message in evaluation_work()}
+    carried_by = {message.pk: message.celery_task_id for message in evaluation_work()}
+    work = set(carried_by.values())
     wait_for(lambda: not in_broker(broker.url, work), what="every evaluation acknowledged", log=worker.log)
 
     stored = list(Reading.objects.filter(instrument=site.instrument).values_list("seq", flat=True))
@@ -110,17 +112,23 @@ def test_readings_posted_while_redis_is_down_are_stored_and_their_alarm_raised_o
             f"{[status for status, _ in answers]}), stored {len(stored)} ({stored_while_down} while down), "
             f"duplicated {len(stored) - len(set(stored))}, lost {len(sent_seqs - set(stored))}; re-sent "
             f"{PER_POST}: duplicates {resent[1].get('duplicates')}; evaluations waiting while down "
-            f"{pending_while_down}, posts {posts.count()}, evaluated {evaluations}, deliveries {deliveries}; "
+            f"{len(pending_while_down)}, posts {posts.count()}, evaluated {evaluations}, Celery messages "
+            f"{len(work)}, deliveries {deliveries}; "
             f"alarms while down {len(alarms_while_down)}, after {excursions()}, deviations {deviations}")
 
     assert [status for status, _ in answers] == [201] * 6, answers
     assert resent[0] == 201 and resent[1]["accepted"] == 0 and resent[1]["duplicates"] == PER_POST
-    assert stored_while_down == len(sent) and pending_while_down == 3
+    assert stored_while_down == len(sent) and len(pending_while_down) == 3
     assert sorted(stored) == sorted(sent_seqs)
     assert alarms_while_down == []
     assert excursions() == [("action", "ph")]
     assert alarms.get().closed_at is not None and deviations == 1
-    assert posts.count() == evaluations == len(work) == 6
+    assert posts.count() == evaluations == len(carried_by) == 6
+    assert "" not in work, "every row records the Celery message it went in"
+    # What waited for Redis went as one message once it was back (the relay's group of a sweep).
+    outage = f"outbox-{pending_while_down[0]}-{pending_while_down[-1]}"
+    assert [carried_by[pk] for pk in pending_while_down] == [outage] * 3
+    assert received(worker.log, outage) == 1
 
 
 # --- PostgreSQL restarting under the simulator -----------------------------------------------------------

@@ -4,6 +4,11 @@ This process does not depend on the broker to be woken up, so it also sends what
 outage left behind as soon as the broker is back. It LISTENs for the NOTIFY that `enqueue`
 issues for relay-sent work (settings.OUTBOX_RELAY_TASKS), so that work leaves within
 milliseconds of its commit; otherwise it sweeps every --interval seconds.
+
+What one sweep takes of a relay-sent task goes as one Celery message (at most
+qms.outbox.GROUP_LIMIT rows), to the task that takes a group of them: a publish costs the relay
+about 1 ms of CPU, measured, which was most of its cost per instrument post when every post was a
+message of its own. Each outbox row records the Celery task id it went in.
 """
 
 import logging
