@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import send_mail
 
@@ -67,12 +68,22 @@ def alarms_evaluate_posts(self, calls: list[dict[str, int]]) -> dict[str, int]: 
             already_done += evaluate(post_id=call["post_id"]).already_done
         except OperationalError as error:  # database restarting, lock timeout: try again later
             raise self.retry(exc=error) from error
+        except SoftTimeLimitExceeded:
+            raise  # the group ran out of time: Celery's limit, not a fault of this post
         except Exception:
             log.exception("alarm evaluation of post %s failed", call["post_id"])
             failed.append(call["post_id"])
     if failed:
         raise RuntimeError(f"alarm evaluation failed for posts {failed} (of {len(calls)})")
     return {"posts": len(calls), "already_done": already_done}
+
+
+@shared_task(name="ebr.alarms_evaluate_overdue", ignore_result=True)
+def alarms_evaluate_overdue() -> int:
+    """Celery beat, every minute: posts whose alarm evaluation never arrived are evaluated now."""
+    from ebr.services.alarms import alarms_evaluate_overdue as evaluate_overdue
+
+    return len(evaluate_overdue())
 
 
 @shared_task(name="ebr.feed_gaps_check", ignore_result=True)

@@ -94,7 +94,10 @@ class ReadingPost(models.Model):
     last_ts = models.DateTimeField(null=True)
 
     class Meta:
-        indexes = [models.Index(fields=["instrument", "received_at"], name="reading_post_instrument_idx")]
+        indexes = [models.Index(fields=["instrument", "received_at"], name="reading_post_instrument_idx"),
+                   # Posts arrive in time order: a BRIN index finds the last hours' posts in a few pages
+                   # (ebr.services.alarms.alarms_evaluate_overdue).
+                   BrinIndex(fields=["received_at"], name="reading_post_received_brin")]
 
     def __str__(self) -> str:
         return f"post {self.pk} from {self.instrument_id} at {self.received_at:%Y-%m-%d %H:%M:%S}"

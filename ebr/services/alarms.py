@@ -22,9 +22,10 @@ a per-instrument advisory lock, so a re-delivered task or a concurrent one chang
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
@@ -270,6 +271,46 @@ def alarms_evaluate(*, post_id: int) -> Evaluation:
         _data_gaps(batch, post, moments, result)
     ReadingPostEvaluation.objects.create(post=post)
     return result
+
+
+# --- evaluations that never came (celery beat) ---------------------------------------------
+
+# A post's evaluation normally runs within a second of its commit. Five minutes later it is
+# overdue: its message was lost (a worker of an older release dropped a task it did not know,
+# Redis lost data it had acknowledged). Posts are looked at for two hours after that, once a
+# minute, over a BRIN index on received_at: a lost message is found within minutes, and the
+# query stays small however long the table grows.
+EVALUATION_OVERDUE = timedelta(minutes=5)
+EVALUATION_WATCH = timedelta(hours=2)
+OVERDUE_PER_RUN = 200
+OVERDUE_SQL = """
+SELECT p.id FROM ebr_readingpost p
+ WHERE p.received_at >= %s AND p.received_at < %s AND p.accepted > 0
+   AND NOT EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = p.id)
+ ORDER BY p.id
+ LIMIT %s
+"""
+log = logging.getLogger(__name__)
+
+
+def alarms_evaluate_overdue(*, now: datetime | None = None) -> list[int]:
+    """Evaluate the posts whose evaluation is overdue; returns their ids.
+
+    Every stored reading is evaluated against its limits (EU GMP Annex 11 §13 / Annex 15 §9:
+    an excursion must not go unnoticed because background work was lost on its way). Evaluation
+    is once per post, so a post whose message is merely late is not evaluated twice.
+    """
+    now = now or timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(OVERDUE_SQL, [now - EVALUATION_OVERDUE - EVALUATION_WATCH, now - EVALUATION_OVERDUE,
+                                     OVERDUE_PER_RUN])
+        overdue = [row[0] for row in cursor.fetchall()]
+    if overdue:
+        log.warning("alarm evaluation overdue for %d posts (their messages were lost or are late): %s",
+                    len(overdue), overdue[:20])
+    for post_id in overdue:
+        alarms_evaluate(post_id=post_id)
+    return overdue
 
 
 # --- feed gaps in real time (celery beat) --------------------------------------------------

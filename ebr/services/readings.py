@@ -250,7 +250,7 @@ def _readings_fast(body: bytes, registry: dict[str, tuple[int, str]],
     """
     try:
         post = _POST_DECODER.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
         return None
     if post.batch is not None and not BATCH_NUMBER.fullmatch(post.batch):
         return None

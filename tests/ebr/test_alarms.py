@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from ebr.models import Alarm, AlarmKind, ReadingPostEvaluation, StepExecution
 from ebr.services import batches as batch_services
-from ebr.services.alarms import alarm_acknowledge, alarms_evaluate, feed_gaps_check
+from ebr.services.alarms import alarm_acknowledge, alarms_evaluate, alarms_evaluate_overdue, feed_gaps_check
 from ebr.services.readings import readings_ingest
 from ebr.tasks import alarms_evaluate as alarms_evaluate_task
 from ebr.tasks import alarms_evaluate_posts as alarms_evaluate_posts_task
@@ -370,3 +370,32 @@ def test_hourly_samples_are_drawn_as_dots_and_probes_as_a_line(client, site, fee
         'id="chart-vcd"') else html[html.index('id="chart-ph"'):]
     assert vcd[:vcd.index("</figure>")].count("<circle") == 5
     assert "<circle" not in ph[:ph.index("</figure>")] and "<polyline" in ph
+
+
+def test_a_post_whose_evaluation_never_came_is_evaluated_by_the_overdue_watch(site, feed):
+    now = timezone.now()
+
+    def posted(minutes_ago: float, value: float):  # type: ignore[no-untyped-def]
+        feed.seq += 1
+        body = orjson.dumps({"readings": [reading(feed.seq, feed.at(feed.seq), "ph", value)]})
+        return readings_ingest(instrument=site.instrument, body=body, received_at=now - timedelta(minutes=minutes_ago))
+
+    lost = posted(10, 6.4)  # below the pH action limit; its message never reached a worker
+    evaluated = posted(9, 7.1)
+    alarms_evaluate(post_id=evaluated.post_id)
+    recent = posted(1, 7.1)  # its message may still be on its way
+
+    overdue = alarms_evaluate_overdue(now=now)
+
+    assert lost.post_id in overdue
+    assert evaluated.post_id not in overdue and recent.post_id not in overdue
+    assert ReadingPostEvaluation.objects.filter(post_id=lost.post_id).exists()
+    assert not ReadingPostEvaluation.objects.filter(post_id=recent.post_id).exists()
+    assert [(alarm.kind, alarm.parameter.code) for alarm in alarms(site)] == [("action", "ph")]
+    assert batch_deviations(site).count() == 1, "pH is critical: the late evaluation still opens the deviation"
+    assert lost.post_id not in alarms_evaluate_overdue(now=now), "once per post"
+    from django.conf import settings as django_settings
+
+    from ebr.celery import app
+    assert "ebr.alarms_evaluate_overdue" in {entry["task"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "ebr.alarms_evaluate_overdue" in app.tasks

@@ -238,6 +238,8 @@ BAD_BODIES = {
     "overflowing number": lambda: b'{"readings": [{"seq": 1, "ts": "%s", "parameter": "ph", "value": 1e400, '
                                   b'"unit": "[pH]"}]}' % _ts().encode(),
     "deep nesting": lambda: b'{"readings": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    "latin-1 byte in a string": lambda: b'{"readings": [{"seq": 1, "ts": "%s", "parameter": "ph", "value": 7.1, '
+                                        b'"unit": "\xb5g"}]}' % _ts().encode(),
     "top-level list": lambda: orjson.dumps([_good()]),
     "readings not a list": lambda: orjson.dumps({"readings": _good()}),
     "no readings": lambda: orjson.dumps({"readings": []}),
@@ -429,7 +431,8 @@ def test_the_rate_counter_of_a_window_expires_with_it(client, site):
     post(client, site, {"readings": [reading(1, now_minus(minutes=1))]})
 
     counters = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
-    keys = counters.keys(f"ebr:throttle:instrument:{site.instrument.pk}:*")
+    # The token prefix too: a test database made afresh numbers its instruments from 1 again.
+    keys = counters.keys(f"ebr:throttle:instrument:{site.instrument.pk}:{site.instrument.token_prefix}:*")
     assert len(keys) == 1 and int(counters.get(keys[0])) == 1
     assert 0 < counters.ttl(keys[0]) <= 61, "a counter without expiry would stay in Redis for good"
 
@@ -545,3 +548,15 @@ def test_instrument_revocation_is_recorded_once(db):
 
     assert AuditEvent.objects.filter(event_type=Event.INSTRUMENT_REVOKED,
                                      target_id=str(registration.instrument.pk)).count() == 1
+
+
+def test_the_statements_of_every_post_are_prepared_once_per_connection(client, site):
+    for seq in (1, 2, 3):
+        assert post(client, site, {"readings": [reading(seq, now_minus(minutes=1))]}).status_code == 201
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [row[0] for row in cursor.fetchall()]
+    for part in ("WHERE token_prefix", "FOR SHARE", "INSERT INTO ebr_readingpost", "INSERT INTO qms_outboxmessage",
+                 "FROM ebr_alarm a"):
+        assert sum(part in statement for statement in statements) == 1, (part, statements)

@@ -139,6 +139,8 @@ def _columns(readings: Any) -> tuple[Any, ...]:
 @example(b'{"readings":[{"seq":1,"ts":"2026-11-27T08:00:00Z","parameter":"ph","value":7,"unit":"[pH]"}],"batch":null}')
 @example(b'{"readings":[{"seq":1,"ts":"2026-11-27T08:00:00Z","parameter":"ph","value":7,"unit":"\\u005bpH]"}]}')
 @example(b'{"readings":[{"seq":1,"ts":"2026-11-27T08:00:00Z","parameter":"ph","value":7,"unit":"[pH]\\ud800"}]}')
+@example(b'{"readings":[{"seq":1,"ts":"2026-11-27T08:00:00Z","parameter":"ph","value":7,"unit":"\xb5g"}]}')
+@example(b'{"readings":[{"seq":1,"ts":"2026-11-27T08:00:00Z","parameter":"ph","value":7,"unit":"[pH]\xff"}]}')
 def test_the_fast_path_takes_a_body_only_when_the_full_path_stores_the_same_readings(body: bytes) -> None:
     fast = _readings_fast(body, REGISTRY, NOW)
 
@@ -168,3 +170,18 @@ def test_a_post_of_a_thousand_good_readings_takes_the_fast_path() -> None:
 
     assert fast is not None and len(fast[1]) == 1000
     assert ("stored", fast[0], _columns(fast[1])) == _full(body)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(good_readings(), min_size=1, max_size=4), st.data())
+def test_a_body_damaged_in_transit_is_never_taken_differently(items: list[dict[str, Any]], data: st.DataObject) -> None:
+    """Any byte of a good body changed (a Latin-1 "µ" from old firmware, a flipped bit): the fast
+    path either steps aside or reads what the full path reads, and never raises."""
+    body = bytearray(_json({"readings": items}).encode())
+    for _ in range(data.draw(st.integers(min_value=1, max_value=3))):
+        body[data.draw(st.integers(min_value=0, max_value=len(body) - 1))] = data.draw(st.integers(0, 255))
+
+    fast = _readings_fast(bytes(body), REGISTRY, NOW)
+
+    if fast is not None:
+        assert _full(bytes(body)) == ("stored", fast[0], _columns(fast[1]))
