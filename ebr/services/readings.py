@@ -62,6 +62,7 @@ READING_FIELDS = frozenset({"seq", "ts", "parameter", "value", "unit"})
 BODY_FIELDS = frozenset({"batch", "readings"})
 BATCH_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})")
+RFC3339_LINES = re.compile(f"(?:{RFC3339.pattern}\n)*{RFC3339.pattern}")
 NAIVE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?")
 
 POST_COLUMNS = """instrument_id, received_at, body_sha256, body, body_bytes, compression, readings, accepted,
@@ -255,13 +256,9 @@ def _readings_fast(body: bytes, registry: dict[str, tuple[int, str]],
     if post.batch is not None and not BATCH_NUMBER.fullmatch(post.batch):
         return None
     items = post.readings
-    earliest, latest = now - settings.INSTRUMENT_MAX_AGE, now + FUTURE_TOLERANCE
-    moments: dict[str, datetime] = {}
-    for raw in {item.ts for item in items}:
-        moment = _timestamp(raw, earliest, latest)
-        if type(moment) is not datetime:
-            return None
-        moments[raw] = moment
+    moments = _moments_fast({item.ts for item in items}, now)
+    if moments is None:
+        return None
     for code, unit in {(item.parameter, item.unit) for item in items}:
         known = registry.get(code)
         if known is None or unit != known[1]:
@@ -273,6 +270,25 @@ def _readings_fast(body: bytes, registry: dict[str, tuple[int, str]],
         indexes=list(range(len(items))), seqs=[item.seq for item in items], tss=[moments[item.ts] for item in items],
         parameter_ids=[registry[item.parameter][0] for item in items], values=values,
         units=[item.unit for item in items])
+
+
+def _moments_fast(stamps: set[str], now: datetime) -> dict[str, datetime] | None:
+    """{ts: UTC moment} when every distinct ts is an RFC 3339 date-time with a zone, in range.
+
+    The same rules as `_timestamp`, checked in one regular-expression match over all of them
+    (a post has hundreds of distinct time stamps) instead of one call each.
+    """
+    distinct = list(stamps)
+    joined = "\n".join(distinct)
+    if joined.count("\n") != len(distinct) - 1 or not RFC3339_LINES.fullmatch(joined):
+        return None  # a ts with a line break of its own, or one that is not RFC 3339 with a zone
+    try:
+        parsed = [datetime.fromisoformat(stamp).astimezone(UTC) for stamp in joined.upper().split("\n")]
+    except (ValueError, OverflowError):
+        return None
+    if min(parsed) < now - settings.INSTRUMENT_MAX_AGE or max(parsed) > now + FUTURE_TOLERANCE:
+        return None
+    return dict(zip(distinct, parsed, strict=True))
 
 
 # --- validation (all-or-nothing) ------------------------------------------------------------

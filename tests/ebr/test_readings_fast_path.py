@@ -140,6 +140,8 @@ def _columns(readings: Any) -> tuple[Any, ...]:
 @example(b'{"readings":[{"seq":1,"ts":"2026-11-27T08:00:00Z","parameter":"ph","value":7,"unit":"\\u005bpH]"}]}')
 @example(b'{"readings":[{"seq":1,"ts":"2026-11-27T08:00:00Z","parameter":"ph","value":7,"unit":"[pH]\\ud800"}]}')
 @example(b'{"readings":[{"seq":1,"ts":"2026-11-27T08:00:00Z","parameter":"ph","value":7,"unit":"\xb5g"}]}')
+@example(b'{"readings":[{"seq":1,"ts":"2026-11-27T08:00:00Z\\n2026-11-27T08:00:01Z","parameter":"ph","value":7,'
+         b'"unit":"[pH]"}]}')
 @example(b'{"readings":[{"seq":1,"ts":"2026-11-27T08:00:00Z","parameter":"ph","value":7,"unit":"[pH]\xff"}]}')
 def test_the_fast_path_takes_a_body_only_when_the_full_path_stores_the_same_readings(body: bytes) -> None:
     fast = _readings_fast(body, REGISTRY, NOW)
