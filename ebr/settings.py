@@ -312,4 +312,6 @@ INSTRUMENT_MAX_BODY_BYTES = env_int("INSTRUMENT_MAX_BODY_MB", 8, minimum=1, maxi
 INSTRUMENT_MAX_AGE = timedelta(days=env_int("INSTRUMENT_MAX_AGE_DAYS", 30, minimum=1, maximum=366))
 INSTRUMENT_FEED_GAP = timedelta(minutes=env_int("INSTRUMENT_FEED_GAP_MINUTES", 10, minimum=1, maximum=1440))
 CELERY_BEAT_SCHEDULE["instrument-feed-gaps"] = {"task": "ebr.feed_gaps_check", "schedule": 60.0}
-CELERY_BEAT_SCHEDULE["alarm-evaluations-overdue"] = {"task": "ebr.alarms_evaluate_overdue", "schedule": 60.0}
+# A run not started within 55 s is dropped: the next one looks at the same posts, so runs never queue up.
+CELERY_BEAT_SCHEDULE["alarm-evaluations-overdue"] = {"task": "ebr.alarms_evaluate_overdue", "schedule": 60.0,
+                                                     "options": {"expires": 55}}

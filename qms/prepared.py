@@ -14,7 +14,10 @@ goes around Django's cursor wrapper: these statements are not in DEBUG's query l
 None, for transaction-pooling proxies such as PgBouncer, which this deployment does not use);
 its own cursors bind on the client and never prepare anyway, so turning it on for the connection
 changes only the cursors made here. The statements name their result columns, so a migration
-that adds a column does not invalidate them (PostgreSQL re-plans them itself).
+that adds a column does not invalidate them (PostgreSQL re-plans them itself); one that changes
+the type of a column they return makes them fail ("cached plan must not change result type")
+until the process reconnects, which is why an upgrade restarts every process after migrating
+(deploy/README.md).
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from itertools import pairwise
 from typing import Any
 
 import orjson
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -308,9 +309,26 @@ def alarms_evaluate_overdue(*, now: datetime | None = None) -> list[int]:
     if overdue:
         log.warning("alarm evaluation overdue for %d posts (their messages were lost or are late): %s",
                     len(overdue), overdue[:20])
+    if len(overdue) == OVERDUE_PER_RUN:
+        log.error("alarm evaluation: %d or more posts overdue; posts older than %s are no longer watched",
+                  OVERDUE_PER_RUN, EVALUATION_OVERDUE + EVALUATION_WATCH)
+    failed = []
     for post_id in overdue:
-        alarms_evaluate(post_id=post_id)
+        try:
+            alarms_evaluate(post_id=post_id)  # its own transaction: a failure undoes this post only
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:
+            # One post that cannot be evaluated must not keep every later one from being evaluated.
+            log.exception("alarm evaluation of overdue post %s failed", post_id)
+            failed.append(post_id)
+    if failed:
+        raise AlarmEvaluationFailed(f"alarm evaluation failed for overdue posts {failed}")
     return overdue
+
+
+class AlarmEvaluationFailed(Exception):
+    """Posts that could not be evaluated; the others were."""
 
 
 # --- feed gaps in real time (celery beat) --------------------------------------------------

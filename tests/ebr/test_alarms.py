@@ -399,3 +399,31 @@ def test_a_post_whose_evaluation_never_came_is_evaluated_by_the_overdue_watch(si
     from ebr.celery import app
     assert "ebr.alarms_evaluate_overdue" in {entry["task"] for entry in django_settings.CELERY_BEAT_SCHEDULE.values()}
     assert "ebr.alarms_evaluate_overdue" in app.tasks
+
+
+def test_one_post_that_cannot_be_evaluated_does_not_hold_back_the_other_overdue_posts(site, feed, monkeypatch):
+    from ebr.services import alarms as alarm_services
+
+    now = timezone.now()
+    posts = []
+    for minutes_ago, value in ((12, 7.1), (11, 6.4), (10, 7.1)):
+        feed.seq += 1
+        body = orjson.dumps({"readings": [reading(feed.seq, feed.at(feed.seq), "ph", value)]})
+        posts.append(readings_ingest(instrument=site.instrument, body=body,
+                                     received_at=now - timedelta(minutes=minutes_ago)).post_id)
+    broken, *others = posts
+    evaluate = alarm_services.alarms_evaluate
+
+    def evaluate_or_fail(*, post_id: int):  # type: ignore[no-untyped-def]
+        if post_id == broken:
+            raise RuntimeError("this post cannot be evaluated")
+        return evaluate(post_id=post_id)
+
+    monkeypatch.setattr(alarm_services, "alarms_evaluate", evaluate_or_fail)
+
+    with pytest.raises(alarm_services.AlarmEvaluationFailed, match=str(broken)):
+        alarm_services.alarms_evaluate_overdue(now=now)
+
+    assert set(ReadingPostEvaluation.objects.filter(post_id__in=posts).values_list("post_id", flat=True)) == \
+        set(others)
+    assert [(alarm.kind, alarm.parameter.code) for alarm in alarms(site)] == [("action", "ph")]
