@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import send_mail
 
@@ -13,8 +10,6 @@ from ebr.models import Batch, PdfExportStatus
 from qms.audit import Event, SystemActor, record_event
 from qms.models import AuditEvent, User
 from qms.roles import Role
-
-log = logging.getLogger(__name__)
 
 
 @shared_task(name="ebr.batch_completed_notify", bind=True, max_retries=5, default_retry_delay=30)
@@ -59,23 +54,13 @@ def alarms_evaluate_posts(self, calls: list[dict[str, int]]) -> dict[str, int]: 
     """
     from django.db import OperationalError
 
-    from ebr.services.alarms import alarms_evaluate as evaluate
+    from ebr.services.alarms import alarms_evaluate_each
 
-    failed: list[int] = []
-    already_done = 0
-    for call in calls:
-        try:
-            already_done += evaluate(post_id=call["post_id"]).already_done
-        except OperationalError as error:  # database restarting, lock timeout: try again later
-            raise self.retry(exc=error) from error
-        except SoftTimeLimitExceeded:
-            raise  # the group ran out of time: Celery's limit, not a fault of this post
-        except Exception:
-            log.exception("alarm evaluation of post %s failed", call["post_id"])
-            failed.append(call["post_id"])
-    if failed:
-        raise RuntimeError(f"alarm evaluation failed for posts {failed} (of {len(calls)})")
-    return {"posts": len(calls), "already_done": already_done}
+    try:
+        evaluations = alarms_evaluate_each([call["post_id"] for call in calls])
+    except OperationalError as error:  # database restarting, lock timeout: try again later
+        raise self.retry(exc=error) from error
+    return {"posts": len(calls), "already_done": sum(evaluation.already_done for evaluation in evaluations)}
 
 
 @shared_task(name="ebr.alarms_evaluate_overdue", ignore_result=True)

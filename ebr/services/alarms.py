@@ -34,7 +34,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -312,23 +312,33 @@ def alarms_evaluate_overdue(*, now: datetime | None = None) -> list[int]:
     if len(overdue) == OVERDUE_PER_RUN:
         log.error("alarm evaluation: %d or more posts overdue; posts older than %s are no longer watched",
                   OVERDUE_PER_RUN, EVALUATION_OVERDUE + EVALUATION_WATCH)
-    failed = []
-    for post_id in overdue:
-        try:
-            alarms_evaluate(post_id=post_id)  # its own transaction: a failure undoes this post only
-        except SoftTimeLimitExceeded:
-            raise
-        except Exception:
-            # One post that cannot be evaluated must not keep every later one from being evaluated.
-            log.exception("alarm evaluation of overdue post %s failed", post_id)
-            failed.append(post_id)
-    if failed:
-        raise AlarmEvaluationFailed(f"alarm evaluation failed for overdue posts {failed}")
+    alarms_evaluate_each(overdue)
     return overdue
 
 
 class AlarmEvaluationFailed(Exception):
     """Posts that could not be evaluated; the others were."""
+
+
+def alarms_evaluate_each(post_ids: list[int]) -> list[Evaluation]:
+    """Evaluate the posts in the order given, each in its own transaction (`alarms_evaluate`).
+
+    A post that cannot be evaluated does not keep the posts after it from being evaluated: they
+    are, and AlarmEvaluationFailed names it at the end. What would fail every post alike (the
+    database unavailable, Celery's time limit) stops the run at once, for the caller to retry.
+    """
+    evaluations, failed = [], []
+    for post_id in post_ids:
+        try:
+            evaluations.append(alarms_evaluate(post_id=post_id))
+        except (OperationalError, SoftTimeLimitExceeded):
+            raise
+        except Exception:
+            log.exception("alarm evaluation of post %s failed", post_id)
+            failed.append(post_id)
+    if failed:
+        raise AlarmEvaluationFailed(f"alarm evaluation failed for posts {failed} (of {len(post_ids)})")
+    return evaluations
 
 
 # --- feed gaps in real time (celery beat) --------------------------------------------------
