@@ -6,7 +6,8 @@ EU GMP Annex 11 §13 incidents; EU GMP Part I 1.4(xiv) deviations; ALCOA+ comple
   own limits for the parameter (ebr.process_data.BatchLimits).
 - An excursion opens ONE alarm per parameter, not one per reading: "alert" beyond the alert
   limits, escalated to "action" beyond the action limits; it closes at the first value back
-  within the alert limits. Its worst value is kept.
+  within the alert limits. Its worst value is kept. A post evaluated late, after the readings
+  that follow it, closes its excursion where those readings take over.
 - An action-limit excursion on a parameter the master record marks critical opens a deviation
   (qms deviation_open, source "instrument_alarm") linked to the batch and the equipment.
 - No data from an instrument for longer than settings.INSTRUMENT_FEED_GAP is a feed gap:
@@ -65,6 +66,15 @@ POST_READINGS_SQL = """
 SELECT batch_id, parameter_id, ts, value FROM ebr_reading
  WHERE instrument_id = %s AND seq = ANY(%s::bigint[]) AND post_id = %s
  ORDER BY ts, seq
+"""
+# The readings of (batch, parameter, instrument) after a moment, from other posts, and whether
+# their post was evaluated; over the (batch, parameter, ts) index.
+LATER_READINGS_SQL = """
+SELECT r.ts, r.value, EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = r.post_id)
+  FROM ebr_reading r
+ WHERE r.batch_id = %s AND r.parameter_id = %s AND r.instrument_id = %s AND r.ts > %s AND r.post_id <> %s
+ ORDER BY r.ts, r.seq
+ LIMIT 100
 """
 PREVIOUS_TS_SQL = """
 SELECT max(previous.ts) FROM ebr_instrumentparameter p
@@ -159,11 +169,43 @@ def _escalate(ctx: _Context, alarm: Alarm, limits: Limits, ts: datetime, value: 
     ctx.result.escalated += 1
 
 
-def _clear(ctx: _Context, alarm: Alarm, ts: datetime, value: float, pending: list[str]) -> None:
+def _clear(ctx: _Context, alarm: Alarm, ts: datetime, value: float, pending: list[str], reason: str = "") -> None:
     alarm.closed_at = ts
-    save_with_reason(alarm, actor=EVALUATOR, reason=f"{ctx.parameter.code} = {value:g} back within the limits",
+    reason = reason or f"{ctx.parameter.code} = {value:g} back within the limits"
+    save_with_reason(alarm, actor=EVALUATOR, reason=reason,
                      event=Event.ALARM_CLEARED, update_fields=[*pending, "closed_at"])
     ctx.result.cleared += 1
+
+
+def _cleared_by_later_readings(ctx: _Context, alarm: Alarm, after: datetime, limits: BatchLimits, post_id: int,
+                               pending: list[str]) -> bool:
+    """Close an alarm this post raised where readings already evaluated before it take over.
+
+    Posts are usually evaluated in the order they arrive, but not always (a message lost and
+    found by the overdue watch, a retry): the readings after this post's excursion may have been
+    evaluated already, without this alarm. The first of them with limits decides: back within
+    the limits, the excursion ended there; outside them, the alarm their evaluation raised
+    records it from there on. A later reading not yet evaluated leaves the alarm open: its own
+    evaluation carries on from it.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(LATER_READINGS_SQL, [ctx.batch.pk, ctx.parameter.pk, ctx.instrument.pk, after, post_id])
+        later = cursor.fetchall()
+    for ts, value, evaluated in later:
+        applicable = limits.at(ctx.parameter.code, ts)
+        if applicable is None:
+            continue
+        if not evaluated:
+            return False
+        if applicable.level(value) is None:
+            _clear(ctx, alarm, ts, value, pending,
+                   reason=f"{ctx.parameter.code} = {value:g} back within the limits (reading evaluated earlier)")
+        else:
+            _clear(ctx, alarm, ts, value, pending,
+                   reason=f"{ctx.parameter.code} = {value:g} at {ts.isoformat()} is recorded by the alarm its own "
+                          "evaluation raised (evaluated earlier)")
+        return True
+    return False
 
 
 def _worse(alarm: Alarm, limits: Limits, ts: datetime, value: float) -> bool:
@@ -180,8 +222,10 @@ def _open_excursions(batch: Batch, instrument: Instrument) -> dict[int, Alarm]:
     return {alarm.parameter_id: alarm for alarm in alarms}  # type: ignore[misc]
 
 
-def _excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: BatchLimits, alarm: Alarm | None) -> None:
+def _excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: BatchLimits, alarm: Alarm | None,
+                post_id: int) -> None:
     pending: list[str] = []
+    raised_here: Alarm | None = None
     for ts, value in rows:
         applicable = limits.at(ctx.parameter.code, ts)
         if applicable is None:
@@ -192,13 +236,16 @@ def _excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: Batch
                 _clear(ctx, alarm, ts, value, pending)
                 alarm, pending = None, []
         elif alarm is None:
-            alarm = _raise(ctx, applicable, level, ts, value)
+            alarm = raised_here = _raise(ctx, applicable, level, ts, value)
         else:
             if _worse(alarm, applicable, ts, value) and "worst_value" not in pending:
                 pending += ["worst_value", "worst_at"]
             if level == AlarmKind.ACTION and alarm.kind == AlarmKind.ALERT:
                 _escalate(ctx, alarm, applicable, ts, value, pending)
                 pending = []
+    if alarm is not None and alarm is raised_here and rows \
+            and _cleared_by_later_readings(ctx, alarm, rows[-1][0], limits, post_id, pending):
+        return
     if alarm is not None and pending:
         save_with_reason(alarm, actor=EVALUATOR, reason="Worst value of the excursion so far",
                          update_fields=pending)
@@ -267,7 +314,7 @@ def alarms_evaluate(*, post_id: int) -> Evaluation:
         open_alarms = _open_excursions(batch, post.instrument)
         for parameter_id, rows in by_parameter.items():
             _excursions(_Context(batch, post.instrument, parameters[parameter_id], result), rows, limits,
-                        open_alarms.get(parameter_id))
+                        open_alarms.get(parameter_id), post.pk)
         moments = sorted({ts for rows in by_parameter.values() for ts, _ in rows})
         _data_gaps(batch, post, moments, result)
     ReadingPostEvaluation.objects.create(post=post)

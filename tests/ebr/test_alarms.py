@@ -124,6 +124,52 @@ def test_two_excursions_are_two_alarms(site, feed):
         ("alert", feed.at(0), feed.at(1)), ("alert", feed.at(2), feed.at(3))]
 
 
+def test_a_late_post_s_excursion_ends_where_readings_evaluated_before_it_are_back_within_limits(site, feed):
+    late = feed.post([(0, 7.1), (1, 6.88), (2, 6.86)], evaluate=False)  # its evaluation is late (lost, retried)
+    feed.post([(3, 7.0), (4, 7.1)])  # evaluated first: nothing open, nothing to close
+
+    alarms_evaluate(post_id=late.post_id)
+
+    (alarm,) = alarms(site)
+    assert (alarm.kind, alarm.opened_at, alarm.closed_at, alarm.worst_value) == ("alert", feed.at(1), feed.at(3), 6.86)
+    cleared = AuditEvent.objects.get(event_type=Event.ALARM_CLEARED, target_id=str(alarm.pk))
+    assert "evaluated earlier" in cleared.reason
+
+
+def test_a_late_post_s_excursion_hands_over_to_the_alarm_of_readings_evaluated_before_it(site, feed):
+    late = feed.post([(0, 7.1), (1, 6.88)], evaluate=False)
+    feed.post([(2, 6.87), (3, 7.1)])  # evaluated first: its own alarm, 2 to 3
+
+    alarms_evaluate(post_id=late.post_id)
+
+    assert [(a.opened_at, a.closed_at) for a in alarms(site)] == [(feed.at(1), feed.at(2)), (feed.at(2), feed.at(3))]
+
+
+def test_a_late_post_s_excursion_stays_open_while_the_readings_after_it_are_not_evaluated_yet(site, feed):
+    late = feed.post([(0, 6.88)], evaluate=False)
+    waiting = feed.post([(1, 7.1)], evaluate=False)
+    feed.post([(2, 7.1)])
+
+    alarms_evaluate(post_id=late.post_id)
+    (alarm,) = alarms(site)
+    assert alarm.is_open, "the reading at 1 is not evaluated yet: its evaluation decides"
+
+    alarms_evaluate(post_id=waiting.post_id)
+    (alarm,) = alarms(site)
+    assert (alarm.opened_at, alarm.closed_at) == (feed.at(0), feed.at(1))
+
+
+def test_an_open_excursion_is_not_closed_by_readings_of_the_same_excursion_evaluated_before(site, feed):
+    feed.post([(0, 6.88)])  # opens the alarm
+    late = feed.post([(1, 6.87)], evaluate=False)
+    feed.post([(2, 6.86)])  # evaluated first: continues the open alarm
+
+    alarms_evaluate(post_id=late.post_id)
+
+    (alarm,) = alarms(site)
+    assert alarm.is_open and alarm.opened_at == feed.at(0) and alarm.worst_value == 6.86
+
+
 def test_parameters_without_limits_raise_nothing(site, feed):
     feed.post([(0, 0.1), (1, 99.0)], parameter="vcd")
 
