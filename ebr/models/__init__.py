@@ -15,6 +15,7 @@ from ebr.models.exports import PdfExport, PdfExportStatus
 from ebr.models.instruments import (
     Alarm,
     AlarmKind,
+    EvaluationWatchMark,
     Instrument,
     InstrumentParameter,
     Reading,
@@ -37,7 +38,8 @@ from ebr.models.resources import Equipment, EquipmentStatus, EquipmentType, LotS
 
 __all__ = [
     "Alarm", "AlarmKind", "Batch", "BatchCounter", "BatchStatus", "CustodyEvent", "Entry", "Equipment",
-    "EquipmentStatus", "EquipmentType", "EquipmentUse", "Instrument", "InstrumentLimit", "InstrumentParameter",
+    "EquipmentStatus", "EquipmentType", "EquipmentUse", "EvaluationWatchMark",
+    "Instrument", "InstrumentLimit", "InstrumentParameter",
     "LotStatus", "MasterRecord", "MasterRecordVersion", "Material", "MaterialLot", "MaterialUse", "ParameterKind",
     "ParameterSpec", "PdfExport", "PdfExportStatus", "Product", "Reading", "ReadingPost", "ReadingPostEvaluation",
     "Stage", "StepExecution", "StepMaterial", "StepStatus", "StepTemplate", "VersionStatus",

@@ -178,6 +178,22 @@ class Reading(models.Model):
         return f"{self.instrument_id}#{self.seq} {self.parameter_id}={self.value}"
 
 
+class EvaluationWatchMark(models.Model):
+    """How far back the overdue-evaluation watch looks: every accepted post received before
+    `received_before` has been evaluated (ebr.services.alarms.alarms_evaluate_overdue).
+
+    Operational state of the watch, not a record: it only moves forward, and losing it makes the
+    watch start again from its default window.
+    """
+
+    name = models.CharField(max_length=40, primary_key=True)
+    received_before = models.DateTimeField()
+    moved_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name}: evaluated before {self.received_before:%Y-%m-%d %H:%M:%S}"
+
+
 class ReadingPostEvaluation(models.Model):
     """Marks a post whose readings were evaluated for alarms: evaluation runs once per post.
 

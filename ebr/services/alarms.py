@@ -45,6 +45,7 @@ from ebr.models import (
     Batch,
     BatchStatus,
     EquipmentUse,
+    EvaluationWatchMark,
     Instrument,
     InstrumentParameter,
     ReadingPost,
@@ -52,7 +53,7 @@ from ebr.models import (
     StepExecution,
 )
 from ebr.process_data import BatchLimits, Limits
-from qms.audit import Event, SystemActor, create_with_reason, save_with_reason
+from qms.audit import Event, SystemActor, create_with_reason, record_event, save_with_reason
 from qms.models import User
 from qms.roles import Capability, can
 from qms.signatures import Meaning, format_local, sign
@@ -297,12 +298,23 @@ def _post_rows(post: ReadingPost) -> list[tuple[int, int, datetime, float]]:
 
 
 @transaction.atomic
-def alarms_evaluate(*, post_id: int) -> Evaluation:
-    """Evaluate the readings one post stored against the batch's limits; once per post."""
+def alarms_evaluate(*, post_id: int, overdue_at: datetime | None = None) -> Evaluation:
+    """Evaluate the readings one post stored against the batch's limits; once per post.
+
+    `overdue_at`: the overdue watch found the post's evaluation missing at that time; the late
+    evaluation is recorded in the audit trail with how late it is (ALCOA+ complete: the record
+    shows that the alarms of these readings were raised late, not when they were received).
+    """
     post = ReadingPost.objects.select_related("instrument__equipment").get(pk=post_id)
     _lock(post.instrument_id)
     if ReadingPostEvaluation.objects.filter(post_id=post_id).exists():
         return Evaluation(already_done=True)
+    if overdue_at is not None:
+        late = overdue_at - post.received_at
+        record_event(actor=EVALUATOR, event=Event.ALARM_EVALUATION_OVERDUE, target=post,
+                     reason=f"Alarm evaluation of post {post.pk} never arrived; evaluated "
+                            f"{int(late.total_seconds() // 60)} min after receipt by the overdue watch",
+                     data={"received_at": post.received_at.isoformat(), "found_at": overdue_at.isoformat()})
     result = Evaluation()
     grouped: dict[int, dict[int, list[tuple[datetime, float]]]] = defaultdict(lambda: defaultdict(list))
     for batch_id, parameter_id, ts, value in _post_rows(post):
@@ -325,49 +337,87 @@ def alarms_evaluate(*, post_id: int) -> Evaluation:
 
 # A post's evaluation normally runs within a second of its commit. Five minutes later it is
 # overdue: its message was lost (a worker of an older release dropped a task it did not know,
-# Redis lost data it had acknowledged). Posts are looked at for two hours after that, once a
-# minute, over a BRIN index on received_at: a lost message is found within minutes, and the
-# query stays small however long the table grows.
+# Redis lost data it had acknowledged, workers were down). Once a minute the watch looks at the
+# posts received since its mark (EvaluationWatchMark: every post before it is evaluated), over a
+# BRIN index on received_at, and moves the mark up to the first post it could not evaluate: a
+# lost message is found within minutes however long ago it was lost, and the query covers only
+# the last minutes while all is well. Without a mark (first run) it looks two hours back.
 EVALUATION_OVERDUE = timedelta(minutes=5)
 EVALUATION_WATCH = timedelta(hours=2)
 OVERDUE_PER_RUN = 200
+WATCH_MARK = "alarm-evaluation"
+WATCH_LOCK = 7260202  # advisory lock: one watch run at a time
+log = logging.getLogger(__name__)
 OVERDUE_SQL = """
-SELECT p.id FROM ebr_readingpost p
+SELECT p.id, p.received_at FROM ebr_readingpost p
  WHERE p.received_at >= %s AND p.received_at < %s AND p.accepted > 0
    AND NOT EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = p.id)
- ORDER BY p.id
+ ORDER BY p.received_at, p.id
  LIMIT %s
 """
-log = logging.getLogger(__name__)
 
 
 def alarms_evaluate_overdue(*, now: datetime | None = None) -> list[int]:
-    """Evaluate the posts whose evaluation is overdue; returns their ids.
+    """Evaluate the posts whose evaluation is overdue, oldest first; returns their ids.
 
     Every stored reading is evaluated against its limits (EU GMP Annex 11 §13 / Annex 15 §9:
-    an excursion must not go unnoticed because background work was lost on its way). Evaluation
-    is once per post, so a post whose message is merely late is not evaluated twice.
+    an excursion must not go unnoticed because background work was lost on its way); each late
+    evaluation is an audit event. Evaluation is once per post, so a post whose message is merely
+    late is not evaluated twice. A post that cannot be evaluated holds the mark: it is tried
+    again every minute, and the run fails naming it.
     """
     now = now or timezone.now()
+    until = now - EVALUATION_OVERDUE
     with connection.cursor() as cursor:
-        cursor.execute(OVERDUE_SQL, [now - EVALUATION_OVERDUE - EVALUATION_WATCH, now - EVALUATION_OVERDUE,
-                                     OVERDUE_PER_RUN])
-        overdue = [row[0] for row in cursor.fetchall()]
-    if overdue:
-        log.warning("alarm evaluation overdue for %d posts (their messages were lost or are late): %s",
-                    len(overdue), overdue[:20])
-    if len(overdue) == OVERDUE_PER_RUN:
-        log.error("alarm evaluation: %d or more posts overdue; posts older than %s are no longer watched",
-                  OVERDUE_PER_RUN, EVALUATION_OVERDUE + EVALUATION_WATCH)
-    alarms_evaluate_each(overdue)
-    return overdue
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [WATCH_LOCK])
+        if not cursor.fetchone()[0]:
+            log.info("alarm evaluation watch: the previous run is still going")
+            return []
+    try:
+        mark, _ = EvaluationWatchMark.objects.get_or_create(
+            name=WATCH_MARK, defaults={"received_before": until - EVALUATION_WATCH})
+        with connection.cursor() as cursor:
+            cursor.execute(OVERDUE_SQL, [mark.received_before, until, OVERDUE_PER_RUN])
+            rows = cursor.fetchall()
+        overdue = [post_id for post_id, _ in rows]
+        if overdue:
+            log.warning("alarm evaluation overdue for %d posts (their messages were lost or are late): %s",
+                        len(overdue), overdue[:20])
+        failure = None
+        try:
+            alarms_evaluate_each(overdue, overdue_at=now)
+        except AlarmEvaluationFailed as error:
+            failure = error
+        _watch_mark_move(mark, rows, until)
+        if failure is not None:
+            raise failure
+        return overdue
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [WATCH_LOCK])
+
+
+def _watch_mark_move(mark: EvaluationWatchMark, rows: list[tuple[int, datetime]], until: datetime) -> None:
+    """Up to the first post of this run left unevaluated; else past the run (a full one) or to `until`."""
+    evaluated = set(ReadingPostEvaluation.objects.filter(post_id__in=[pk for pk, _ in rows])
+                    .values_list("post_id", flat=True))
+    left = next((received for pk, received in rows if pk not in evaluated), None)
+    if left is not None:
+        moved = left
+    elif len(rows) == OVERDUE_PER_RUN:
+        moved = rows[-1][1]  # posts received at that same moment beyond the limit are found next run
+    else:
+        moved = until
+    if moved > mark.received_before:
+        mark.received_before = moved
+        mark.save(update_fields=["received_before", "moved_at"])
 
 
 class AlarmEvaluationFailed(Exception):
     """Posts that could not be evaluated; the others were."""
 
 
-def alarms_evaluate_each(post_ids: list[int]) -> list[Evaluation]:
+def alarms_evaluate_each(post_ids: list[int], *, overdue_at: datetime | None = None) -> list[Evaluation]:
     """Evaluate the posts in the order given, each in its own transaction (`alarms_evaluate`).
 
     A post that cannot be evaluated does not keep the posts after it from being evaluated: they
@@ -377,7 +427,7 @@ def alarms_evaluate_each(post_ids: list[int]) -> list[Evaluation]:
     evaluations, failed = [], []
     for post_id in post_ids:
         try:
-            evaluations.append(alarms_evaluate(post_id=post_id))
+            evaluations.append(alarms_evaluate(post_id=post_id, overdue_at=overdue_at))
         except (OperationalError, SoftTimeLimitExceeded):
             raise
         except Exception:

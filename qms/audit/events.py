@@ -101,6 +101,7 @@ class Event(StrEnum):
     ALARM_ESCALATED = "ALARM_ESCALATED"
     ALARM_CLEARED = "ALARM_CLEARED"
     ALARM_ACKNOWLEDGED = "ALARM_ACKNOWLEDGED"
+    ALARM_EVALUATION_OVERDUE = "ALARM_EVALUATION_OVERDUE"
 
 
 # Events that matter even when the surrounding business transaction is rolled back.

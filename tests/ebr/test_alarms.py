@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from ebr.models import Alarm, AlarmKind, ReadingPostEvaluation, StepExecution
+from ebr.models import Alarm, AlarmKind, EvaluationWatchMark, ReadingPostEvaluation, StepExecution
 from ebr.services import batches as batch_services
 from ebr.services.alarms import alarm_acknowledge, alarms_evaluate, alarms_evaluate_overdue, feed_gaps_check
 from ebr.services.readings import readings_ingest
@@ -460,10 +460,10 @@ def test_one_post_that_cannot_be_evaluated_does_not_hold_back_the_other_overdue_
     broken, *others = posts
     evaluate = alarm_services.alarms_evaluate
 
-    def evaluate_or_fail(*, post_id: int):  # type: ignore[no-untyped-def]
+    def evaluate_or_fail(*, post_id: int, **kwargs):  # type: ignore[no-untyped-def]
         if post_id == broken:
             raise RuntimeError("this post cannot be evaluated")
-        return evaluate(post_id=post_id)
+        return evaluate(post_id=post_id, **kwargs)
 
     monkeypatch.setattr(alarm_services, "alarms_evaluate", evaluate_or_fail)
 
@@ -473,3 +473,59 @@ def test_one_post_that_cannot_be_evaluated_does_not_hold_back_the_other_overdue_
     assert set(ReadingPostEvaluation.objects.filter(post_id__in=posts).values_list("post_id", flat=True)) == \
         set(others)
     assert [(alarm.kind, alarm.parameter.code) for alarm in alarms(site)] == [("action", "ph")]
+    mark = EvaluationWatchMark.objects.get()
+    assert mark.received_before == now - timedelta(minutes=12), "the post left unevaluated holds the mark"
+    with pytest.raises(alarm_services.AlarmEvaluationFailed, match=str(broken)):
+        alarm_services.alarms_evaluate_overdue(now=now + timedelta(minutes=1))  # tried again, every run
+    monkeypatch.setattr(alarm_services, "alarms_evaluate", evaluate)  # mended
+    assert alarm_services.alarms_evaluate_overdue(now=now + timedelta(minutes=2)) == [broken]
+    assert EvaluationWatchMark.objects.get().received_before == now - timedelta(minutes=3)
+
+
+def _lost_post(site, feed, received_at, value: float = 6.4):  # type: ignore[no-untyped-def]
+    feed.seq += 1
+    body = orjson.dumps({"readings": [reading(feed.seq, feed.at(feed.seq), "ph", value)]})
+    return readings_ingest(instrument=site.instrument, body=body, received_at=received_at)
+
+
+def test_the_overdue_watch_catches_up_however_long_ago_the_message_was_lost(site, feed):
+    now = timezone.now()
+    assert alarms_evaluate_overdue(now=now - timedelta(hours=5)) == []  # the watch ran then, all well
+    lost = _lost_post(site, feed, now - timedelta(hours=4, minutes=30))  # workers down for hours since
+
+    assert alarms_evaluate_overdue(now=now) == [lost.post_id]
+
+    assert [(alarm.kind, alarm.parameter.code) for alarm in alarms(site)] == [("action", "ph")]
+    assert EvaluationWatchMark.objects.get().received_before == now - timedelta(minutes=5)
+    event = AuditEvent.objects.get(event_type=Event.ALARM_EVALUATION_OVERDUE)
+    assert (event.target_type, event.target_id, event.actor_label) == (
+        "ebr.readingpost", str(lost.post_id), "system:alarm-evaluation")
+    assert "270 min after receipt" in event.reason
+
+
+def test_a_full_run_of_overdue_posts_is_followed_by_the_next_from_where_it_stopped(site, feed, monkeypatch):
+    from ebr.services import alarms as alarm_services
+
+    monkeypatch.setattr(alarm_services, "OVERDUE_PER_RUN", 2)
+    now = timezone.now()
+    posts = [_lost_post(site, feed, now - timedelta(minutes=30 - n), 7.1).post_id for n in range(5)]
+
+    runs = [alarms_evaluate_overdue(now=now), alarms_evaluate_overdue(now=now), alarms_evaluate_overdue(now=now)]
+
+    assert runs == [posts[:2], posts[2:4], posts[4:]]
+    assert alarms_evaluate_overdue(now=now) == []
+
+
+def test_only_one_overdue_watch_runs_at_a_time(site, feed):
+    import psycopg
+    from django.db import connection
+
+    from ebr.services.alarms import WATCH_LOCK
+
+    lost = _lost_post(site, feed, timezone.now() - timedelta(minutes=10))
+    params = connection.get_connection_params()
+    with psycopg.connect(**{k: v for k, v in params.items() if k in ("host", "port", "user", "password", "dbname")},
+                         autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s)", [WATCH_LOCK])  # a run still going elsewhere
+        assert alarms_evaluate_overdue() == []
+    assert alarms_evaluate_overdue() == [lost.post_id]
