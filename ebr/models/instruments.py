@@ -10,6 +10,7 @@ and each one points to the post it came from, so any value can be traced to its 
 from __future__ import annotations
 
 import zlib
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -263,6 +264,10 @@ class Alarm(models.Model):
     @property
     def is_open(self) -> bool:
         return self.closed_at is None
+
+    def covers(self, moment: datetime) -> bool:
+        """Whether the alarm was open at `moment`."""
+        return self.opened_at <= moment and (self.closed_at is None or moment < self.closed_at)
 
     @property
     def acknowledged(self) -> bool:

@@ -6,8 +6,10 @@ EU GMP Annex 11 §13 incidents; EU GMP Part I 1.4(xiv) deviations; ALCOA+ comple
   own limits for the parameter (ebr.process_data.BatchLimits).
 - An excursion opens ONE alarm per parameter, not one per reading: "alert" beyond the alert
   limits, escalated to "action" beyond the action limits; it closes at the first value back
-  within the alert limits. Its worst value is kept. A post evaluated late, after the readings
-  that follow it, closes its excursion where those readings take over.
+  within the alert limits. Its worst value is kept. Readings evaluated late, after readings
+  that follow them in time (a lost message, a retry), join the alarm recorded over their time,
+  or open one that ends where the stored readings after them are back within the limits or the
+  next alarm begins; a late value within the limits never shortens a recorded alarm.
 - An action-limit excursion on a parameter the master record marks critical opens a deviation
   (qms deviation_open, source "instrument_alarm") linked to the batch and the equipment.
 - No data from an instrument for longer than settings.INSTRUMENT_FEED_GAP is a feed gap:
@@ -35,7 +37,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -68,15 +70,25 @@ SELECT batch_id, parameter_id, ts, value FROM ebr_reading
  WHERE instrument_id = %s AND seq = ANY(%s::bigint[]) AND post_id = %s
  ORDER BY ts, seq
 """
-# The readings of (batch, parameter, instrument) after a moment, from other posts, and whether
-# their post was evaluated; over the (batch, parameter, ts) index.
-LATER_READINGS_SQL = """
-SELECT r.ts, r.value, EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = r.post_id)
-  FROM ebr_reading r
- WHERE r.batch_id = %s AND r.parameter_id = %s AND r.instrument_id = %s AND r.ts > %s AND r.post_id <> %s
- ORDER BY r.ts, r.seq
- LIMIT 100
+# The latest reading of (batch, parameter, instrument) from another post already evaluated: this
+# post's readings before it arrive late (over the (batch, parameter, ts) index, newest first).
+LAST_EVALUATED_SQL = """
+SELECT r.ts FROM ebr_reading r
+ WHERE r.batch_id = %s AND r.parameter_id = %s AND r.instrument_id = %s AND r.post_id <> %s
+   AND EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = r.post_id)
+ ORDER BY r.ts DESC
+ LIMIT 1
 """
+# The stored readings of (batch, parameter, instrument) after a moment, from other posts.
+LATER_READINGS_SQL = """
+SELECT r.ts, r.seq, r.value FROM ebr_reading r
+ WHERE r.batch_id = %s AND r.parameter_id = %s AND r.instrument_id = %s AND r.post_id <> %s
+   AND (r.ts, r.seq) > (%s, %s)
+ ORDER BY r.ts, r.seq
+ LIMIT %s
+"""
+LATER_PAGE = 500
+MAX_SEQ = 2**63 - 1
 PREVIOUS_TS_SQL = """
 SELECT max(previous.ts) FROM ebr_instrumentparameter p
  CROSS JOIN LATERAL (SELECT r.ts FROM ebr_reading r
@@ -170,43 +182,13 @@ def _escalate(ctx: _Context, alarm: Alarm, limits: Limits, ts: datetime, value: 
     ctx.result.escalated += 1
 
 
-def _clear(ctx: _Context, alarm: Alarm, ts: datetime, value: float, pending: list[str], reason: str = "") -> None:
+def _clear(ctx: _Context, alarm: Alarm, ts: datetime, value: float, pending: list[str],
+           reason: str | None = None) -> None:
     alarm.closed_at = ts
     reason = reason or f"{ctx.parameter.code} = {value:g} back within the limits"
     save_with_reason(alarm, actor=EVALUATOR, reason=reason,
                      event=Event.ALARM_CLEARED, update_fields=[*pending, "closed_at"])
     ctx.result.cleared += 1
-
-
-def _cleared_by_later_readings(ctx: _Context, alarm: Alarm, after: datetime, limits: BatchLimits, post_id: int,
-                               pending: list[str]) -> bool:
-    """Close an alarm this post raised where readings already evaluated before it take over.
-
-    Posts are usually evaluated in the order they arrive, but not always (a message lost and
-    found by the overdue watch, a retry): the readings after this post's excursion may have been
-    evaluated already, without this alarm. The first of them with limits decides: back within
-    the limits, the excursion ended there; outside them, the alarm their evaluation raised
-    records it from there on. A later reading not yet evaluated leaves the alarm open: its own
-    evaluation carries on from it.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(LATER_READINGS_SQL, [ctx.batch.pk, ctx.parameter.pk, ctx.instrument.pk, after, post_id])
-        later = cursor.fetchall()
-    for ts, value, evaluated in later:
-        applicable = limits.at(ctx.parameter.code, ts)
-        if applicable is None:
-            continue
-        if not evaluated:
-            return False
-        if applicable.level(value) is None:
-            _clear(ctx, alarm, ts, value, pending,
-                   reason=f"{ctx.parameter.code} = {value:g} back within the limits (reading evaluated earlier)")
-        else:
-            _clear(ctx, alarm, ts, value, pending,
-                   reason=f"{ctx.parameter.code} = {value:g} at {ts.isoformat()} is recorded by the alarm its own "
-                          "evaluation raised (evaluated earlier)")
-        return True
-    return False
 
 
 def _worse(alarm: Alarm, limits: Limits, ts: datetime, value: float) -> bool:
@@ -225,8 +207,18 @@ def _open_excursions(batch: Batch, instrument: Instrument) -> dict[int, Alarm]:
 
 def _excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: BatchLimits, alarm: Alarm | None,
                 post_id: int) -> None:
+    """This post's readings of one parameter, in time order: alarms opened, escalated, closed.
+
+    `alarm` is the parameter's open excursion alarm. Readings older than the latest reading
+    already evaluated arrive late and are evaluated against the alarms recorded over their time
+    (`_late_excursions`); the others carry on from the open alarm.
+    """
+    last = _last_evaluated(ctx, post_id)
+    if last is not None and rows[0][0] < last:
+        late = [row for row in rows if row[0] < last]
+        _late_excursions(ctx, late, limits, post_id, alarm)
+        rows = rows[len(late):]
     pending: list[str] = []
-    raised_here: Alarm | None = None
     for ts, value in rows:
         applicable = limits.at(ctx.parameter.code, ts)
         if applicable is None:
@@ -237,19 +229,98 @@ def _excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: Batch
                 _clear(ctx, alarm, ts, value, pending)
                 alarm, pending = None, []
         elif alarm is None:
-            alarm = raised_here = _raise(ctx, applicable, level, ts, value)
+            alarm = _raise(ctx, applicable, level, ts, value)
         else:
             if _worse(alarm, applicable, ts, value) and "worst_value" not in pending:
                 pending += ["worst_value", "worst_at"]
             if level == AlarmKind.ACTION and alarm.kind == AlarmKind.ALERT:
                 _escalate(ctx, alarm, applicable, ts, value, pending)
                 pending = []
-    if alarm is not None and alarm is raised_here and rows \
-            and _cleared_by_later_readings(ctx, alarm, rows[-1][0], limits, post_id, pending):
-        return
     if alarm is not None and pending:
         save_with_reason(alarm, actor=EVALUATOR, reason="Worst value of the excursion so far",
                          update_fields=pending)
+
+
+def _last_evaluated(ctx: _Context, post_id: int) -> datetime | None:
+    with connection.cursor() as cursor:
+        cursor.execute(LAST_EVALUATED_SQL, [ctx.batch.pk, ctx.parameter.pk, ctx.instrument.pk, post_id])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: BatchLimits, post_id: int,
+                     open_alarm: Alarm | None) -> None:
+    """Readings that arrive after later ones were evaluated (a lost message found by the overdue
+    watch, a retry): one excursion must still be one alarm, and no excursion may go unrecorded.
+
+    - Outside the limits at a time an alarm already covers: that alarm's worst value and level
+      (an escalation to action is acknowledged again and opens the deviation, as in time order).
+    - Outside the limits where no alarm covers: an alarm from there, which closes where the
+      stored readings after it come back within the limits or where the next alarm begins; while
+      those readings end outside the limits it stays open, and their evaluation carries on.
+    - Within the limits inside a recorded alarm: the alarm is not shortened (what was recorded
+      stays; the excursion is, if anything, overstated).
+    """
+    first, last = rows[0][0], rows[-1][0]
+    recorded = list(Alarm.objects.select_for_update()
+                    .filter(batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter, opened_at__lte=last)
+                    .exclude(kind=AlarmKind.FEED_GAP).exclude(closed_at__lte=first).order_by("opened_at", "id"))
+    recorded = [open_alarm if open_alarm is not None and alarm.pk == open_alarm.pk else alarm for alarm in recorded]
+    raised: Alarm | None = None
+    for ts, value in rows:
+        if raised is not None:
+            handover = next((alarm for alarm in recorded
+                             if alarm is not raised and raised.opened_at < alarm.opened_at <= ts), None)
+            if handover is not None:
+                _clear(ctx, raised, handover.opened_at, value, [],
+                       reason=f"The excursion continues in alarm {handover.pk}")
+                raised = None
+        applicable = limits.at(ctx.parameter.code, ts)
+        if applicable is None:
+            continue
+        level = applicable.level(value)
+        if level is None:
+            if raised is not None:
+                _clear(ctx, raised, ts, value, [])
+                raised = None
+            continue
+        alarm = next((alarm for alarm in recorded if alarm.covers(ts)), None)
+        if alarm is None:
+            raised = _raise(ctx, applicable, level, ts, value)
+            recorded.append(raised)
+            continue
+        if _worse(alarm, applicable, ts, value):
+            save_with_reason(alarm, actor=EVALUATOR, reason="Worst value of the excursion (reading received late)",
+                             update_fields=["worst_value", "worst_at"])
+        if level == AlarmKind.ACTION and alarm.kind == AlarmKind.ALERT:
+            _escalate(ctx, alarm, applicable, ts, value, [])
+    if raised is not None:
+        _late_alarm_close(ctx, raised, rows[-1][0], limits, post_id)
+
+
+def _late_alarm_close(ctx: _Context, alarm: Alarm, after: datetime, limits: BatchLimits, post_id: int) -> None:
+    """Close an alarm a late reading raised where the stored readings after it take over."""
+    following = (Alarm.objects.filter(batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter,
+                                      opened_at__gt=after).exclude(kind=AlarmKind.FEED_GAP)
+                 .order_by("opened_at", "id").values_list("pk", "opened_at").first())
+    position: tuple[datetime, int] = (after, MAX_SEQ)
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(LATER_READINGS_SQL, [ctx.batch.pk, ctx.parameter.pk, ctx.instrument.pk, post_id,
+                                                *position, LATER_PAGE])
+            later = cursor.fetchall()
+        for ts, seq, value in later:
+            if following is not None and ts >= following[1]:
+                _clear(ctx, alarm, following[1], value, [], reason=f"The excursion continues in alarm {following[0]}")
+                return
+            applicable = limits.at(ctx.parameter.code, ts)
+            if applicable is not None and applicable.level(value) is None:
+                _clear(ctx, alarm, ts, value, [], reason=f"{ctx.parameter.code} = {value:g} back within the limits "
+                                                         "(a reading after the late one)")
+                return
+            position = (ts, seq)
+        if len(later) < LATER_PAGE:
+            return  # the readings stored after it are still outside the limits: it stays open
 
 
 # --- feed gaps ------------------------------------------------------------------------------
@@ -310,9 +381,9 @@ def alarms_evaluate(*, post_id: int, overdue_at: datetime | None = None) -> Eval
     if ReadingPostEvaluation.objects.filter(post_id=post_id).exists():
         return Evaluation(already_done=True)
     if overdue_at is not None:
-        late = overdue_at - post.received_at
+        late = timezone.now() - post.received_at
         record_event(actor=EVALUATOR, event=Event.ALARM_EVALUATION_OVERDUE, target=post,
-                     reason=f"Alarm evaluation of post {post.pk} never arrived; evaluated "
+                     reason=f"Alarm evaluation of post {post.pk} had not come 5 min after receipt; evaluated "
                             f"{int(late.total_seconds() // 60)} min after receipt by the overdue watch",
                      data={"received_at": post.received_at.isoformat(), "found_at": overdue_at.isoformat()})
     result = Evaluation()
@@ -371,13 +442,17 @@ def alarms_evaluate_overdue(*, now: datetime | None = None) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [WATCH_LOCK])
         if not cursor.fetchone()[0]:
-            log.info("alarm evaluation watch: the previous run is still going")
+            log.warning("alarm evaluation watch: skipped, the previous run is still going")
             return []
     try:
         mark, _ = EvaluationWatchMark.objects.get_or_create(
             name=WATCH_MARK, defaults={"received_before": until - EVALUATION_WATCH})
+        # Two hours back at least, whatever the mark says: a post is stamped when its request
+        # arrives and may commit later (a wait on a batch lock), or on a web server whose clock
+        # is behind the worker's; the mark reaches further back after an outage.
+        since = min(mark.received_before, until - EVALUATION_WATCH)
         with connection.cursor() as cursor:
-            cursor.execute(OVERDUE_SQL, [mark.received_before, until, OVERDUE_PER_RUN])
+            cursor.execute(OVERDUE_SQL, [since, until, OVERDUE_PER_RUN])
             rows = cursor.fetchall()
         overdue = [post_id for post_id, _ in rows]
         if overdue:
@@ -393,8 +468,11 @@ def alarms_evaluate_overdue(*, now: datetime | None = None) -> list[int]:
             raise failure
         return overdue
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [WATCH_LOCK])
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [WATCH_LOCK])
+        except DatabaseError:  # the connection is gone, and the session's lock with it
+            log.exception("alarm evaluation watch: could not release its lock")
 
 
 def _watch_mark_move(mark: EvaluationWatchMark, rows: list[tuple[int, datetime]], until: datetime) -> None:
@@ -402,6 +480,9 @@ def _watch_mark_move(mark: EvaluationWatchMark, rows: list[tuple[int, datetime]]
     evaluated = set(ReadingPostEvaluation.objects.filter(post_id__in=[pk for pk, _ in rows])
                     .values_list("post_id", flat=True))
     left = next((received for pk, received in rows if pk not in evaluated), None)
+    if len(rows) == OVERDUE_PER_RUN and not evaluated:
+        log.error("alarm evaluation watch: blocked, none of the %d oldest overdue posts could be evaluated; newer "
+                  "overdue posts are not looked at until they are", len(rows))
     if left is not None:
         moved = left
     elif len(rows) == OVERDUE_PER_RUN:

@@ -124,7 +124,7 @@ def test_two_excursions_are_two_alarms(site, feed):
         ("alert", feed.at(0), feed.at(1)), ("alert", feed.at(2), feed.at(3))]
 
 
-def test_a_late_post_s_excursion_ends_where_readings_evaluated_before_it_are_back_within_limits(site, feed):
+def test_a_late_post_s_excursion_ends_where_the_readings_after_it_are_back_within_limits(site, feed):
     late = feed.post([(0, 7.1), (1, 6.88), (2, 6.86)], evaluate=False)  # its evaluation is late (lost, retried)
     feed.post([(3, 7.0), (4, 7.1)])  # evaluated first: nothing open, nothing to close
 
@@ -133,7 +133,7 @@ def test_a_late_post_s_excursion_ends_where_readings_evaluated_before_it_are_bac
     (alarm,) = alarms(site)
     assert (alarm.kind, alarm.opened_at, alarm.closed_at, alarm.worst_value) == ("alert", feed.at(1), feed.at(3), 6.86)
     cleared = AuditEvent.objects.get(event_type=Event.ALARM_CLEARED, target_id=str(alarm.pk))
-    assert "evaluated earlier" in cleared.reason
+    assert "after the late one" in cleared.reason
 
 
 def test_a_late_post_s_excursion_hands_over_to_the_alarm_of_readings_evaluated_before_it(site, feed):
@@ -142,21 +142,48 @@ def test_a_late_post_s_excursion_hands_over_to_the_alarm_of_readings_evaluated_b
 
     alarms_evaluate(post_id=late.post_id)
 
-    assert [(a.opened_at, a.closed_at) for a in alarms(site)] == [(feed.at(1), feed.at(2)), (feed.at(2), feed.at(3))]
+    first, second = alarms(site)
+    assert [(a.opened_at, a.closed_at) for a in (first, second)] == [(feed.at(1), feed.at(2)), (feed.at(2), feed.at(3))]
+    cleared = AuditEvent.objects.get(event_type=Event.ALARM_CLEARED, target_id=str(first.pk))
+    assert f"continues in alarm {second.pk}" in cleared.reason
 
 
-def test_a_late_post_s_excursion_stays_open_while_the_readings_after_it_are_not_evaluated_yet(site, feed):
-    late = feed.post([(0, 6.88)], evaluate=False)
-    waiting = feed.post([(1, 7.1)], evaluate=False)
-    feed.post([(2, 7.1)])
+def test_lost_posts_evaluated_oldest_first_make_one_alarm_that_closes(site, feed):
+    first = feed.post([(1, 6.88)], evaluate=False)  # two posts lost in a row
+    second = feed.post([(2, 6.86)], evaluate=False)
+    feed.post([(3, 7.1)])  # back within limits, evaluated at once
+
+    alarms_evaluate(post_id=first.post_id)  # the overdue watch, oldest first
+    alarms_evaluate(post_id=second.post_id)
+
+    (alarm,) = alarms(site)
+    assert (alarm.opened_at, alarm.closed_at, alarm.worst_value, alarm.worst_at) == (
+        feed.at(1), feed.at(3), 6.86, feed.at(2))
+
+
+def test_a_late_value_within_limits_does_not_end_an_excursion_recorded_around_it(site, feed):
+    feed.post([(0, 6.88)])  # opens the alarm
+    late = feed.post([(1, 7.1)], evaluate=False)
+    feed.post([(2, 6.87)])  # evaluated first: continues the open alarm
 
     alarms_evaluate(post_id=late.post_id)
-    (alarm,) = alarms(site)
-    assert alarm.is_open, "the reading at 1 is not evaluated yet: its evaluation decides"
 
-    alarms_evaluate(post_id=waiting.post_id)
     (alarm,) = alarms(site)
-    assert (alarm.opened_at, alarm.closed_at) == (feed.at(0), feed.at(1))
+    assert alarm.is_open and alarm.opened_at == feed.at(0) and alarm.worst_value == 6.87
+
+
+def test_a_late_excursion_inside_a_recorded_alarm_joins_it_and_escalates_it_once(site, feed):
+    feed.post([(0, 6.88)])  # opens an alert
+    late = feed.post([(1, 6.86), (2, 6.6)], evaluate=False)  # down to the action limit of a critical parameter
+    feed.post([(3, 7.1)])  # evaluated first: closes the alert at 3
+
+    alarms_evaluate(post_id=late.post_id)
+
+    (alarm,) = alarms(site)
+    assert (alarm.kind, alarm.opened_at, alarm.closed_at, alarm.worst_value) == ("action", feed.at(0), feed.at(3), 6.6)
+    assert alarm.deviation_number and batch_deviations(site).count() == 1
+    assert alarms_evaluate(post_id=late.post_id).already_done
+    assert batch_deviations(site).count() == 1
 
 
 def test_an_open_excursion_is_not_closed_by_readings_of_the_same_excursion_evaluated_before(site, feed):
@@ -510,10 +537,21 @@ def test_a_full_run_of_overdue_posts_is_followed_by_the_next_from_where_it_stopp
     now = timezone.now()
     posts = [_lost_post(site, feed, now - timedelta(minutes=30 - n), 7.1).post_id for n in range(5)]
 
-    runs = [alarms_evaluate_overdue(now=now), alarms_evaluate_overdue(now=now), alarms_evaluate_overdue(now=now)]
+    marks = []
+    for _ in range(3):
+        marks.append((alarms_evaluate_overdue(now=now), EvaluationWatchMark.objects.get().received_before))
 
-    assert runs == [posts[:2], posts[2:4], posts[4:]]
+    assert marks == [(posts[:2], now - timedelta(minutes=29)), (posts[2:4], now - timedelta(minutes=27)),
+                     (posts[4:], now - timedelta(minutes=5))]
     assert alarms_evaluate_overdue(now=now) == []
+
+
+def test_a_post_committed_after_the_mark_passed_its_arrival_is_still_found(site, feed):
+    now = timezone.now()
+    assert alarms_evaluate_overdue(now=now) == []  # the mark moves up to five minutes ago
+    slow = _lost_post(site, feed, now - timedelta(minutes=20))  # stamped at arrival, committed late
+
+    assert alarms_evaluate_overdue(now=now + timedelta(minutes=1)) == [slow.post_id]
 
 
 def test_only_one_overdue_watch_runs_at_a_time(site, feed):
