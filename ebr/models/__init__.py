@@ -15,6 +15,7 @@ from ebr.models.exports import PdfExport, PdfExportStatus
 from ebr.models.instruments import (
     Alarm,
     AlarmKind,
+    EvaluatedUntil,
     EvaluationWatchMark,
     Instrument,
     InstrumentParameter,
@@ -38,7 +39,7 @@ from ebr.models.resources import Equipment, EquipmentStatus, EquipmentType, LotS
 
 __all__ = [
     "Alarm", "AlarmKind", "Batch", "BatchCounter", "BatchStatus", "CustodyEvent", "Entry", "Equipment",
-    "EquipmentStatus", "EquipmentType", "EquipmentUse", "EvaluationWatchMark",
+    "EquipmentStatus", "EquipmentType", "EquipmentUse", "EvaluatedUntil", "EvaluationWatchMark",
     "Instrument", "InstrumentLimit", "InstrumentParameter",
     "LotStatus", "MasterRecord", "MasterRecordVersion", "Material", "MaterialLot", "MaterialUse", "ParameterKind",
     "ParameterSpec", "PdfExport", "PdfExportStatus", "Product", "Reading", "ReadingPost", "ReadingPostEvaluation",

@@ -195,6 +195,27 @@ class EvaluationWatchMark(models.Model):
         return f"{self.name}: evaluated before {self.received_before:%Y-%m-%d %H:%M:%S}"
 
 
+class EvaluatedUntil(models.Model):
+    """The latest reading time evaluated for alarms, per (batch, instrument, parameter).
+
+    A post's readings before it arrive late (ebr.services.alarms): written under the
+    instrument's alarm lock in the evaluation's transaction, so it is exact, and one lookup per
+    post tells the usual in-order evaluation from a late one.
+    """
+
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="+")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
+    parameter = models.ForeignKey(InstrumentParameter, on_delete=models.PROTECT, related_name="+")
+    ts = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["instrument", "batch", "parameter"],
+                                               name="evaluated_until_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id}/{self.batch_id}/{self.parameter_id} evaluated until {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
 class ReadingPostEvaluation(models.Model):
     """Marks a post whose readings were evaluated for alarms: evaluation runs once per post.
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
@@ -47,6 +47,7 @@ from ebr.models import (
     Batch,
     BatchStatus,
     EquipmentUse,
+    EvaluatedUntil,
     EvaluationWatchMark,
     Instrument,
     InstrumentParameter,
@@ -70,25 +71,25 @@ SELECT batch_id, parameter_id, ts, value FROM ebr_reading
  WHERE instrument_id = %s AND seq = ANY(%s::bigint[]) AND post_id = %s
  ORDER BY ts, seq
 """
-# The latest reading of (batch, parameter, instrument) from another post already evaluated: this
-# post's readings before it arrive late (over the (batch, parameter, ts) index, newest first).
-LAST_EVALUATED_SQL = """
-SELECT r.ts FROM ebr_reading r
- WHERE r.batch_id = %s AND r.parameter_id = %s AND r.instrument_id = %s AND r.post_id <> %s
-   AND EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = r.post_id)
- ORDER BY r.ts DESC
- LIMIT 1
+# How far evaluation has got per (batch, parameter) of an instrument; kept under the instrument's lock.
+EVALUATED_UNTIL_SQL = """
+INSERT INTO ebr_evaluateduntil (instrument_id, batch_id, parameter_id, ts)
+SELECT %s, r.batch_id, r.parameter_id, r.ts FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[])
+    AS r(batch_id, parameter_id, ts)
+ON CONFLICT (instrument_id, batch_id, parameter_id) DO UPDATE SET ts = greatest(ebr_evaluateduntil.ts, excluded.ts)
 """
-# The stored readings of (batch, parameter, instrument) after a moment, from other posts.
+# The stored readings of (batch, parameter, instrument) from other posts after a moment and
+# before another.
 LATER_READINGS_SQL = """
 SELECT r.ts, r.seq, r.value FROM ebr_reading r
  WHERE r.batch_id = %s AND r.parameter_id = %s AND r.instrument_id = %s AND r.post_id <> %s
-   AND (r.ts, r.seq) > (%s, %s)
+   AND (r.ts, r.seq) > (%s, %s) AND r.ts < %s
  ORDER BY r.ts, r.seq
  LIMIT %s
 """
 LATER_PAGE = 500
 MAX_SEQ = 2**63 - 1
+END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 PREVIOUS_TS_SQL = """
 SELECT max(previous.ts) FROM ebr_instrumentparameter p
  CROSS JOIN LATERAL (SELECT r.ts FROM ebr_reading r
@@ -151,7 +152,8 @@ class _Context:
     result: Evaluation
 
 
-def _raise(ctx: _Context, limits: Limits, level: str, ts: datetime, value: float) -> Alarm:
+def _raise(ctx: _Context, limits: Limits, level: str, ts: datetime, value: float,
+           closed_at: datetime | None = None) -> Alarm:
     deviation = ""
     if level == AlarmKind.ACTION and limits.critical:
         deviation = _deviation_open(batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter,
@@ -163,7 +165,7 @@ def _raise(ctx: _Context, limits: Limits, level: str, ts: datetime, value: float
         event=Event.ALARM_RAISED, data={"value": value, "ts": ts.isoformat(), "deviation": deviation},
         batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter, step_id=limits.step_id, kind=level,
         critical=limits.critical, opened_at=ts, raised_at=timezone.now(), worst_value=value, worst_at=ts,
-        limit_text=limits.text[:200], deviation_number=deviation)
+        limit_text=limits.text[:200], deviation_number=deviation, closed_at=closed_at)
 
 
 def _escalate(ctx: _Context, alarm: Alarm, limits: Limits, ts: datetime, value: float, pending: list[str]) -> None:
@@ -206,18 +208,20 @@ def _open_excursions(batch: Batch, instrument: Instrument) -> dict[int, Alarm]:
 
 
 def _excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: BatchLimits, alarm: Alarm | None,
-                post_id: int) -> None:
+                post_id: int, evaluated_until: datetime | None) -> None:
     """This post's readings of one parameter, in time order: alarms opened, escalated, closed.
 
     `alarm` is the parameter's open excursion alarm. Readings older than the latest reading
     already evaluated arrive late and are evaluated against the alarms recorded over their time
-    (`_late_excursions`); the others carry on from the open alarm.
+    (`_late_excursions`); the others carry on from the open alarm, or from the one the late
+    readings left open.
     """
-    last = _last_evaluated(ctx, post_id)
-    if last is not None and rows[0][0] < last:
-        late = [row for row in rows if row[0] < last]
-        _late_excursions(ctx, late, limits, post_id, alarm)
+    if evaluated_until is not None and rows[0][0] < evaluated_until:
+        late = [row for row in rows if row[0] < evaluated_until]
         rows = rows[len(late):]
+        left_open = _late_excursions(ctx, late, limits, post_id, alarm, before=rows[0][0] if rows else None)
+        if left_open is not None and left_open.closed_at is None:
+            alarm = left_open
     pending: list[str] = []
     for ts, value in rows:
         applicable = limits.at(ctx.parameter.code, ts)
@@ -241,15 +245,8 @@ def _excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: Batch
                          update_fields=pending)
 
 
-def _last_evaluated(ctx: _Context, post_id: int) -> datetime | None:
-    with connection.cursor() as cursor:
-        cursor.execute(LAST_EVALUATED_SQL, [ctx.batch.pk, ctx.parameter.pk, ctx.instrument.pk, post_id])
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
 def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: BatchLimits, post_id: int,
-                     open_alarm: Alarm | None) -> None:
+                     open_alarm: Alarm | None, *, before: datetime | None) -> Alarm | None:
     """Readings that arrive after later ones were evaluated (a lost message found by the overdue
     watch, a retry): one excursion must still be one alarm, and no excursion may go unrecorded.
 
@@ -260,6 +257,9 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
       those readings end outside the limits it stays open, and their evaluation carries on.
     - Within the limits inside a recorded alarm: the alarm is not shortened (what was recorded
       stays; the excursion is, if anything, overstated).
+    The stored readings of other posts between and after these (up to `before`, this post's
+    first reading in time order) are read as well. Returns the alarm left open, if any: this
+    post's later readings carry on from it.
     """
     first, last = rows[0][0], rows[-1][0]
     recorded = list(Alarm.objects.select_for_update()
@@ -267,7 +267,11 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
                     .exclude(kind=AlarmKind.FEED_GAP).exclude(closed_at__lte=first).order_by("opened_at", "id"))
     recorded = [open_alarm if open_alarm is not None and alarm.pk == open_alarm.pk else alarm for alarm in recorded]
     raised: Alarm | None = None
+    previous = rows[0][0]
     for ts, value in rows:
+        if raised is not None and _late_alarm_close(ctx, raised, previous, ts, limits, post_id):
+            raised = None
+        previous = ts
         if raised is not None:
             handover = next((alarm for alarm in recorded
                              if alarm is not raised and raised.opened_at < alarm.opened_at <= ts), None)
@@ -280,13 +284,16 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
             continue
         level = applicable.level(value)
         if level is None:
-            if raised is not None:
+            if raised is not None and ts > raised.opened_at:
                 _clear(ctx, raised, ts, value, [])
                 raised = None
             continue
         alarm = next((alarm for alarm in recorded if alarm.covers(ts)), None)
         if alarm is None:
-            raised = _raise(ctx, applicable, level, ts, value)
+            # An alarm open since later in time ends this one where it begins at the latest (one
+            # open excursion alarm per parameter); readings back within limits may end it sooner.
+            ends = open_alarm.opened_at if open_alarm is not None and open_alarm.opened_at > ts else None
+            raised = _raise(ctx, applicable, level, ts, value, closed_at=ends)
             recorded.append(raised)
             continue
         if _worse(alarm, applicable, ts, value):
@@ -294,33 +301,36 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
                              update_fields=["worst_value", "worst_at"])
         if level == AlarmKind.ACTION and alarm.kind == AlarmKind.ALERT:
             _escalate(ctx, alarm, applicable, ts, value, [])
-    if raised is not None:
-        _late_alarm_close(ctx, raised, rows[-1][0], limits, post_id)
+    if raised is not None and _late_alarm_close(ctx, raised, rows[-1][0], before, limits, post_id):
+        raised = None
+    return raised
 
 
-def _late_alarm_close(ctx: _Context, alarm: Alarm, after: datetime, limits: BatchLimits, post_id: int) -> None:
-    """Close an alarm a late reading raised where the stored readings after it take over."""
+def _late_alarm_close(ctx: _Context, alarm: Alarm, after: datetime, before: datetime | None, limits: BatchLimits,
+                      post_id: int) -> bool:
+    """Close an alarm a late reading raised where the stored readings after it (before `before`)
+    take over: back within the limits, or the next alarm begins. Whether it closed."""
     following = (Alarm.objects.filter(batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter,
-                                      opened_at__gt=after).exclude(kind=AlarmKind.FEED_GAP)
+                                      opened_at__gt=after).exclude(kind=AlarmKind.FEED_GAP).exclude(pk=alarm.pk)
                  .order_by("opened_at", "id").values_list("pk", "opened_at").first())
     position: tuple[datetime, int] = (after, MAX_SEQ)
     while True:
         with connection.cursor() as cursor:
             cursor.execute(LATER_READINGS_SQL, [ctx.batch.pk, ctx.parameter.pk, ctx.instrument.pk, post_id,
-                                                *position, LATER_PAGE])
+                                                *position, before or END_OF_TIME, LATER_PAGE])
             later = cursor.fetchall()
         for ts, seq, value in later:
             if following is not None and ts >= following[1]:
                 _clear(ctx, alarm, following[1], value, [], reason=f"The excursion continues in alarm {following[0]}")
-                return
+                return True
             applicable = limits.at(ctx.parameter.code, ts)
-            if applicable is not None and applicable.level(value) is None:
+            if applicable is not None and applicable.level(value) is None and ts > alarm.opened_at:
                 _clear(ctx, alarm, ts, value, [], reason=f"{ctx.parameter.code} = {value:g} back within the limits "
                                                          "(a reading after the late one)")
-                return
+                return True
             position = (ts, seq)
         if len(later) < LATER_PAGE:
-            return  # the readings stored after it are still outside the limits: it stays open
+            return False  # the readings stored after it are still outside the limits: it stays open
 
 
 # --- feed gaps ------------------------------------------------------------------------------
@@ -391,15 +401,22 @@ def alarms_evaluate(*, post_id: int, overdue_at: datetime | None = None) -> Eval
     for batch_id, parameter_id, ts, value in _post_rows(post):
         grouped[batch_id][parameter_id].append((ts, value))
     parameters = InstrumentParameter.objects.in_bulk([pk for by in grouped.values() for pk in by])
+    evaluated_until = {(batch_id, parameter_id): ts for batch_id, parameter_id, ts in EvaluatedUntil.objects.filter(
+        instrument_id=post.instrument_id, batch_id__in=list(grouped)).values_list("batch_id", "parameter_id", "ts")}
     for batch_id, by_parameter in grouped.items():
         batch = Batch.objects.select_related("master_version").get(pk=batch_id)
         limits = BatchLimits(batch, post.instrument.equipment.equipment_type)
         open_alarms = _open_excursions(batch, post.instrument)
         for parameter_id, rows in by_parameter.items():
             _excursions(_Context(batch, post.instrument, parameters[parameter_id], result), rows, limits,
-                        open_alarms.get(parameter_id), post.pk)
+                        open_alarms.get(parameter_id), post.pk, evaluated_until.get((batch_id, parameter_id)))
         moments = sorted({ts for rows in by_parameter.values() for ts, _ in rows})
         _data_gaps(batch, post, moments, result)
+    latest = [(batch_id, parameter_id, rows[-1][0]) for batch_id, by_parameter in grouped.items()
+              for parameter_id, rows in by_parameter.items()]
+    if latest:
+        with connection.cursor() as cursor:
+            cursor.execute(EVALUATED_UNTIL_SQL, [post.instrument_id, *map(list, zip(*latest, strict=True))])
     ReadingPostEvaluation.objects.create(post=post)
     return result
 

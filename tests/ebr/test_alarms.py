@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from ebr.models import Alarm, AlarmKind, EvaluationWatchMark, ReadingPostEvaluation, StepExecution
+from ebr.models import Alarm, AlarmKind, EvaluatedUntil, EvaluationWatchMark, ReadingPostEvaluation, StepExecution
 from ebr.services import batches as batch_services
 from ebr.services.alarms import alarm_acknowledge, alarms_evaluate, alarms_evaluate_overdue, feed_gaps_check
 from ebr.services.readings import readings_ingest
@@ -184,6 +184,37 @@ def test_a_late_excursion_inside_a_recorded_alarm_joins_it_and_escalates_it_once
     assert alarm.deviation_number and batch_deviations(site).count() == 1
     assert alarms_evaluate(post_id=late.post_id).already_done
     assert batch_deviations(site).count() == 1
+
+
+def test_a_post_partly_late_carries_the_excursion_its_late_readings_opened_into_its_own_later_ones(site, feed):
+    late = feed.post([(1, 6.88), (3, 6.87), (5, 6.86), (6, 7.1)], evaluate=False)
+    feed.post([(2, 6.89)])  # evaluated first: an alarm from 2, still open
+
+    alarms_evaluate(post_id=late.post_id)  # 1 is late, 3 and 5 carry on, 6 closes
+
+    assert [(a.opened_at, a.closed_at, a.worst_value) for a in alarms(site)] == [
+        (feed.at(1), feed.at(2), 6.88), (feed.at(2), feed.at(6), 6.86)]
+    assert not Alarm.objects.filter(batch=site.batch, closed_at__isnull=True).exists()
+
+
+def test_a_value_within_limits_stored_between_late_readings_ends_their_excursion(site, feed):
+    late = feed.post([(1, 6.88), (3, 6.87)], evaluate=False)
+    feed.post([(2, 7.1), (4, 7.1)])  # evaluated first
+
+    alarms_evaluate(post_id=late.post_id)
+
+    assert [(a.opened_at, a.closed_at) for a in alarms(site)] == [(feed.at(1), feed.at(2)), (feed.at(3), feed.at(4))]
+
+
+def test_in_order_evaluation_keeps_track_of_how_far_it_got(site, feed):
+    feed.post([(0, 7.1), (1, 7.2)])
+    feed.post([(2, 7.1)])
+
+    (until,) = EvaluatedUntil.objects.filter(batch=site.batch, instrument=site.instrument)
+    assert until.ts == feed.at(2) and until.parameter.code == "ph"
+    late = feed.post([(0.5, 7.0)], evaluate=False)
+    alarms_evaluate(post_id=late.post_id)
+    assert EvaluatedUntil.objects.get(pk=until.pk).ts == feed.at(2), "never moves back"
 
 
 def test_an_open_excursion_is_not_closed_by_readings_of_the_same_excursion_evaluated_before(site, feed):
@@ -566,4 +597,5 @@ def test_only_one_overdue_watch_runs_at_a_time(site, feed):
                          autocommit=True) as other:
         other.execute("SELECT pg_advisory_lock(%s)", [WATCH_LOCK])  # a run still going elsewhere
         assert alarms_evaluate_overdue() == []
+        other.execute("SELECT pg_advisory_unlock(%s)", [WATCH_LOCK])  # that run ends
     assert alarms_evaluate_overdue() == [lost.post_id]
