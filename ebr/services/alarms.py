@@ -21,6 +21,8 @@ EU GMP Annex 11 §13 incidents; EU GMP Part I 1.4(xiv) deviations; ALCOA+ comple
 
 Evaluation runs once per post (a ReadingPostEvaluation mark in the same transaction), under
 a per-instrument advisory lock, so a re-delivered task or a concurrent one changes nothing.
+Before a post, the instrument's posts received in the ten minutes before it that still wait are
+evaluated, so that two workers or a retry keep evaluation in time order.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ from qms.roles import Capability, can
 from qms.signatures import Meaning, format_local, sign
 from qms.subjects import BATCH, EQUIPMENT, STEP, Subject
 
+log = logging.getLogger(__name__)
 EVALUATOR = SystemActor("system:alarm-evaluation")
 ALARM_LOCK = 7260201  # advisory lock class; the second key is the instrument id
 ACK_FIELDS = ["acknowledged_by", "acknowledged_at", "acknowledgement_comment", "signature"]
@@ -390,6 +393,46 @@ def alarms_evaluate(*, post_id: int, overdue_at: datetime | None = None) -> Eval
     _lock(post.instrument_id)
     if ReadingPostEvaluation.objects.filter(post_id=post_id).exists():
         return Evaluation(already_done=True)
+    _earlier_posts_evaluate(post)
+    return _post_evaluate(post, overdue_at)
+
+
+# Posts of the same instrument received shortly before, still waiting for their evaluation.
+EARLIER_WAITING_SQL = """
+SELECT p.id FROM ebr_readingpost p
+ WHERE p.instrument_id = %s AND p.received_at >= %s AND p.received_at <= %s AND p.id <> %s AND p.accepted > 0
+   AND NOT EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = p.id)
+ ORDER BY p.received_at, p.id
+ LIMIT %s
+"""
+EARLIER_WINDOW = timedelta(minutes=10)
+EARLIER_AT_MOST = 20
+
+
+def _earlier_posts_evaluate(post: ReadingPost) -> None:
+    """Evaluate first the instrument's posts received just before `post` that still wait.
+
+    Two workers, or a retried group, can take a later post before an earlier one. Evaluated in
+    time order, an excursion ends at the earlier post's first value back within the limits
+    instead of running on over it (a late value never shortens a recorded alarm). A message
+    lost within the window is recovered here too. Each in a savepoint: one that cannot be
+    evaluated is left to its own task and to the overdue watch, which report it.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(EARLIER_WAITING_SQL, [post.instrument_id, post.received_at - EARLIER_WINDOW, post.received_at,
+                                             post.pk, EARLIER_AT_MOST])
+        earlier = [row[0] for row in cursor.fetchall()]
+    for earlier_id in earlier:
+        try:
+            with transaction.atomic():
+                _post_evaluate(ReadingPost.objects.select_related("instrument__equipment").get(pk=earlier_id), None)
+        except OperationalError:
+            raise
+        except Exception:
+            log.exception("alarm evaluation of post %s (before post %s) failed", earlier_id, post.pk)
+
+
+def _post_evaluate(post: ReadingPost, overdue_at: datetime | None) -> Evaluation:
     if overdue_at is not None:
         late = timezone.now() - post.received_at
         record_event(actor=EVALUATOR, event=Event.ALARM_EVALUATION_OVERDUE, target=post,
@@ -435,7 +478,6 @@ EVALUATION_WATCH = timedelta(hours=2)
 OVERDUE_PER_RUN = 200
 WATCH_MARK = "alarm-evaluation"
 WATCH_LOCK = 7260202  # advisory lock: one watch run at a time
-log = logging.getLogger(__name__)
 OVERDUE_SQL = """
 SELECT p.id, p.received_at FROM ebr_readingpost p
  WHERE p.received_at >= %s AND p.received_at < %s AND p.accepted > 0

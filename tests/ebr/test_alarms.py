@@ -39,13 +39,18 @@ class Feed:
     def at(self, minute: float):  # type: ignore[no-untyped-def]
         return self.start + timedelta(minutes=minute)
 
-    def post(self, values: list[tuple[float, float]], parameter: str = "ph", evaluate: bool = True):  # type: ignore[no-untyped-def]
+    def post(self, values: list[tuple[float, float]], parameter: str = "ph", evaluate: bool = True,  # type: ignore[no-untyped-def]
+             lost: bool = False):
+        """`lost`: its evaluation message never came; received long enough ago that evaluating a
+        later post does not take it first (ebr.services.alarms._earlier_posts_evaluate)."""
         readings = []
         for minute, value in values:
             self.seq += 1
             readings.append(reading(self.seq, self.at(minute), parameter, value))
-        result = readings_ingest(instrument=self.site.instrument, body=orjson.dumps({"readings": readings}))
-        return alarms_evaluate(post_id=result.post.pk) if evaluate else result
+        received_at = timezone.now() - timedelta(hours=1) if lost else None
+        result = readings_ingest(instrument=self.site.instrument, body=orjson.dumps({"readings": readings}),
+                                 received_at=received_at)
+        return alarms_evaluate(post_id=result.post.pk) if evaluate and not lost else result
 
 
 @pytest.fixture
@@ -125,7 +130,7 @@ def test_two_excursions_are_two_alarms(site, feed):
 
 
 def test_a_late_post_s_excursion_ends_where_the_readings_after_it_are_back_within_limits(site, feed):
-    late = feed.post([(0, 7.1), (1, 6.88), (2, 6.86)], evaluate=False)  # its evaluation is late (lost, retried)
+    late = feed.post([(0, 7.1), (1, 6.88), (2, 6.86)], lost=True)  # its evaluation is late (lost, retried)
     feed.post([(3, 7.0), (4, 7.1)])  # evaluated first: nothing open, nothing to close
 
     alarms_evaluate(post_id=late.post_id)
@@ -137,7 +142,7 @@ def test_a_late_post_s_excursion_ends_where_the_readings_after_it_are_back_withi
 
 
 def test_a_late_post_s_excursion_hands_over_to_the_alarm_of_readings_evaluated_before_it(site, feed):
-    late = feed.post([(0, 7.1), (1, 6.88)], evaluate=False)
+    late = feed.post([(0, 7.1), (1, 6.88)], lost=True)
     feed.post([(2, 6.87), (3, 7.1)])  # evaluated first: its own alarm, 2 to 3
 
     alarms_evaluate(post_id=late.post_id)
@@ -149,8 +154,8 @@ def test_a_late_post_s_excursion_hands_over_to_the_alarm_of_readings_evaluated_b
 
 
 def test_lost_posts_evaluated_oldest_first_make_one_alarm_that_closes(site, feed):
-    first = feed.post([(1, 6.88)], evaluate=False)  # two posts lost in a row
-    second = feed.post([(2, 6.86)], evaluate=False)
+    first = feed.post([(1, 6.88)], lost=True)  # two posts lost in a row
+    second = feed.post([(2, 6.86)], lost=True)
     feed.post([(3, 7.1)])  # back within limits, evaluated at once
 
     alarms_evaluate(post_id=first.post_id)  # the overdue watch, oldest first
@@ -163,7 +168,7 @@ def test_lost_posts_evaluated_oldest_first_make_one_alarm_that_closes(site, feed
 
 def test_a_late_value_within_limits_does_not_end_an_excursion_recorded_around_it(site, feed):
     feed.post([(0, 6.88)])  # opens the alarm
-    late = feed.post([(1, 7.1)], evaluate=False)
+    late = feed.post([(1, 7.1)], lost=True)
     feed.post([(2, 6.87)])  # evaluated first: continues the open alarm
 
     alarms_evaluate(post_id=late.post_id)
@@ -174,7 +179,7 @@ def test_a_late_value_within_limits_does_not_end_an_excursion_recorded_around_it
 
 def test_a_late_excursion_inside_a_recorded_alarm_joins_it_and_escalates_it_once(site, feed):
     feed.post([(0, 6.88)])  # opens an alert
-    late = feed.post([(1, 6.86), (2, 6.6)], evaluate=False)  # down to the action limit of a critical parameter
+    late = feed.post([(1, 6.86), (2, 6.6)], lost=True)  # down to the action limit of a critical parameter
     feed.post([(3, 7.1)])  # evaluated first: closes the alert at 3
 
     alarms_evaluate(post_id=late.post_id)
@@ -187,7 +192,7 @@ def test_a_late_excursion_inside_a_recorded_alarm_joins_it_and_escalates_it_once
 
 
 def test_a_post_partly_late_carries_the_excursion_its_late_readings_opened_into_its_own_later_ones(site, feed):
-    late = feed.post([(1, 6.88), (3, 6.87), (5, 6.86), (6, 7.1)], evaluate=False)
+    late = feed.post([(1, 6.88), (3, 6.87), (5, 6.86), (6, 7.1)], lost=True)
     feed.post([(2, 6.89)])  # evaluated first: an alarm from 2, still open
 
     alarms_evaluate(post_id=late.post_id)  # 1 is late, 3 and 5 carry on, 6 closes
@@ -198,12 +203,23 @@ def test_a_post_partly_late_carries_the_excursion_its_late_readings_opened_into_
 
 
 def test_a_value_within_limits_stored_between_late_readings_ends_their_excursion(site, feed):
-    late = feed.post([(1, 6.88), (3, 6.87)], evaluate=False)
+    late = feed.post([(1, 6.88), (3, 6.87)], lost=True)
     feed.post([(2, 7.1), (4, 7.1)])  # evaluated first
 
     alarms_evaluate(post_id=late.post_id)
 
     assert [(a.opened_at, a.closed_at) for a in alarms(site)] == [(feed.at(1), feed.at(2)), (feed.at(3), feed.at(4))]
+
+
+def test_a_post_taken_before_an_earlier_one_has_the_earlier_one_evaluated_first(site, feed):
+    feed.post([(1, 6.88)])  # an alarm from 1
+    earlier = feed.post([(2, 7.1)], evaluate=False)  # back within limits; its task is on another worker
+    later = feed.post([(3, 6.87)], evaluate=False)
+
+    alarms_evaluate(post_id=later.post_id)
+
+    assert [(a.opened_at, a.closed_at) for a in alarms(site)] == [(feed.at(1), feed.at(2)), (feed.at(3), None)]
+    assert alarms_evaluate(post_id=earlier.post_id).already_done
 
 
 def test_in_order_evaluation_keeps_track_of_how_far_it_got(site, feed):
@@ -212,14 +228,14 @@ def test_in_order_evaluation_keeps_track_of_how_far_it_got(site, feed):
 
     (until,) = EvaluatedUntil.objects.filter(batch=site.batch, instrument=site.instrument)
     assert until.ts == feed.at(2) and until.parameter.code == "ph"
-    late = feed.post([(0.5, 7.0)], evaluate=False)
+    late = feed.post([(0.5, 7.0)], lost=True)
     alarms_evaluate(post_id=late.post_id)
     assert EvaluatedUntil.objects.get(pk=until.pk).ts == feed.at(2), "never moves back"
 
 
 def test_an_open_excursion_is_not_closed_by_readings_of_the_same_excursion_evaluated_before(site, feed):
     feed.post([(0, 6.88)])  # opens the alarm
-    late = feed.post([(1, 6.87)], evaluate=False)
+    late = feed.post([(1, 6.87)], lost=True)
     feed.post([(2, 6.86)])  # evaluated first: continues the open alarm
 
     alarms_evaluate(post_id=late.post_id)
@@ -484,7 +500,7 @@ def test_a_post_whose_evaluation_never_came_is_evaluated_by_the_overdue_watch(si
         body = orjson.dumps({"readings": [reading(feed.seq, feed.at(feed.seq), "ph", value)]})
         return readings_ingest(instrument=site.instrument, body=body, received_at=now - timedelta(minutes=minutes_ago))
 
-    lost = posted(10, 6.4)  # below the pH action limit; its message never reached a worker
+    lost = posted(20, 6.4)  # below the pH action limit; its message never reached a worker
     evaluated = posted(9, 7.1)
     alarms_evaluate(post_id=evaluated.post_id)
     recent = posted(1, 7.1)  # its message may still be on its way
@@ -510,7 +526,7 @@ def test_one_post_that_cannot_be_evaluated_does_not_hold_back_the_other_overdue_
 
     now = timezone.now()
     posts = []
-    for minutes_ago, value in ((12, 7.1), (11, 6.4), (10, 7.1)):
+    for minutes_ago, value in ((40, 7.1), (25, 6.4), (10, 7.1)):
         feed.seq += 1
         body = orjson.dumps({"readings": [reading(feed.seq, feed.at(feed.seq), "ph", value)]})
         posts.append(readings_ingest(instrument=site.instrument, body=body,
@@ -532,7 +548,7 @@ def test_one_post_that_cannot_be_evaluated_does_not_hold_back_the_other_overdue_
         set(others)
     assert [(alarm.kind, alarm.parameter.code) for alarm in alarms(site)] == [("action", "ph")]
     mark = EvaluationWatchMark.objects.get()
-    assert mark.received_before == now - timedelta(minutes=12), "the post left unevaluated holds the mark"
+    assert mark.received_before == now - timedelta(minutes=40), "the post left unevaluated holds the mark"
     with pytest.raises(alarm_services.AlarmEvaluationFailed, match=str(broken)):
         alarm_services.alarms_evaluate_overdue(now=now + timedelta(minutes=1))  # tried again, every run
     monkeypatch.setattr(alarm_services, "alarms_evaluate", evaluate)  # mended
