@@ -66,6 +66,9 @@ from qms.subjects import BATCH, EQUIPMENT, STEP, Subject
 
 log = logging.getLogger(__name__)
 EVALUATOR = SystemActor("system:alarm-evaluation")
+# What would fail every further post alike (the database unavailable, Celery's time limit): it
+# stops a run of evaluations at once, for the caller to retry, instead of being logged per post.
+STOP_EVALUATING = (OperationalError, SoftTimeLimitExceeded)
 ALARM_LOCK = 7260201  # advisory lock class; the second key is the instrument id
 ACK_FIELDS = ["acknowledged_by", "acknowledged_at", "acknowledgement_comment", "signature"]
 
@@ -426,7 +429,7 @@ def _earlier_posts_evaluate(post: ReadingPost) -> None:
         try:
             with transaction.atomic():
                 _post_evaluate(ReadingPost.objects.select_related("instrument__equipment").get(pk=earlier_id), None)
-        except OperationalError:
+        except STOP_EVALUATING:
             raise
         except Exception:
             log.exception("alarm evaluation of post %s (before post %s) failed", earlier_id, post.pk)
@@ -468,11 +471,11 @@ def _post_evaluate(post: ReadingPost, overdue_at: datetime | None) -> Evaluation
 
 # A post's evaluation normally runs within a second of its commit. Five minutes later it is
 # overdue: its message was lost (a worker of an older release dropped a task it did not know,
-# Redis lost data it had acknowledged, workers were down). Once a minute the watch looks at the
-# posts received since its mark (EvaluationWatchMark: every post before it is evaluated), over a
-# BRIN index on received_at, and moves the mark up to the first post it could not evaluate: a
-# lost message is found within minutes however long ago it was lost, and the query covers only
-# the last minutes while all is well. Without a mark (first run) it looks two hours back.
+# Redis lost data it had acknowledged, workers were down). Once a minute the watch looks two
+# hours back, and further back from its mark (EvaluationWatchMark: every post before it is
+# evaluated) after an outage, over a BRIN index on received_at, and moves the mark up to the
+# first post it could not evaluate: a lost message is found within minutes however long ago it
+# was lost.
 EVALUATION_OVERDUE = timedelta(minutes=5)
 EVALUATION_WATCH = timedelta(hours=2)
 OVERDUE_PER_RUN = 200
@@ -568,7 +571,7 @@ def alarms_evaluate_each(post_ids: list[int], *, overdue_at: datetime | None = N
     for post_id in post_ids:
         try:
             evaluations.append(alarms_evaluate(post_id=post_id, overdue_at=overdue_at))
-        except (OperationalError, SoftTimeLimitExceeded):
+        except STOP_EVALUATING:
             raise
         except Exception:
             log.exception("alarm evaluation of post %s failed", post_id)
