@@ -133,6 +133,10 @@ class BatchLimits:
         return Limits.of(limit, unit, None) if limit is not None else None
 
 
+# How far in the future (by the server's clock) a reading's time may lie when it is received.
+READINGS_FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
 # --- alarms ---------------------------------------------------------------------------------
 
 def alarm_json(alarm: Alarm) -> dict[str, Any]:
@@ -369,3 +373,37 @@ def readings_received_after(batch: Batch, moment: datetime) -> list[LateReadings
     with connection.cursor() as cursor:
         cursor.execute(LATE_READINGS_SQL, {"batch": batch.pk, "after": moment})
         return [LateReadings(*row) for row in cursor.fetchall()]
+
+
+# --- what release waits for -------------------------------------------------------------------
+
+AWAITING_EVALUATION_SQL = """
+SELECT count(*) FROM ebr_readingpost p
+ WHERE p.instrument_id IN (SELECT i.id FROM ebr_instrument i
+                             JOIN ebr_equipmentuse u ON u.equipment_id = i.equipment_id
+                            WHERE u.batch_id = %(batch)s)
+   AND p.received_at >= (SELECT min(u.started_at) FROM ebr_equipmentuse u WHERE u.batch_id = %(batch)s)
+                        - %(future)s
+   AND p.accepted > 0
+   AND NOT EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = p.id)
+   AND EXISTS (SELECT 1 FROM ebr_reading r
+                WHERE r.post_id = p.id AND r.batch_id = %(batch)s AND r.ts BETWEEN p.first_ts AND p.last_ts)
+"""
+# From the batch's instruments' posts since its first assignment (index on (instrument,
+# received_at)); a post is stamped on receipt, and its readings may lie up to the accepted future
+# tolerance after that.
+
+
+def posts_awaiting_evaluation(batch: Batch) -> int:
+    """How many instrument posts with readings of `batch` have not been evaluated against the
+    alarm limits yet (normally none a few seconds after a post; the overdue watch catches up
+    within minutes)."""
+    with connection.cursor() as cursor:
+        cursor.execute(AWAITING_EVALUATION_SQL, {"batch": batch.pk, "future": READINGS_FUTURE_TOLERANCE})
+        return cursor.fetchone()[0]
+
+
+def alarms_unacknowledged(batch: Batch) -> list[Alarm]:
+    """The batch's alarms no supervisor has acknowledged yet, oldest first."""
+    return list(Alarm.objects.filter(batch=batch, acknowledged_at__isnull=True)
+                .select_related("parameter", "instrument").order_by("opened_at", "id"))

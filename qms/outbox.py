@@ -61,6 +61,31 @@ SELECT id, pg_notify('{RELAY_CHANNEL}', '') FROM message
 """  # noqa: S608 (built from the constants above)
 
 
+def enqueue_for_new_row_sql(insert_sql: str, *, task_name: str, key: str) -> str:
+    """SQL that runs `insert_sql` (an INSERT ... RETURNING id) and queues `task_name` with
+    {key: the new row's id} in the same statement, for the relay; it returns the new id.
+
+    The same outbox row as `enqueue` writes, for work queued many times a second on a row just
+    inserted (alarm evaluation of an instrument post): one round trip to PostgreSQL instead of
+    two. Its parameters are those of `insert_sql` plus %(queued_at)s, the outbox row's
+    created_at. Only for relay-sent tasks (settings.OUTBOX_RELAY_TASKS): nothing here sends the
+    message after commit.
+    """
+    if task_name not in settings.OUTBOX_RELAY_TASKS:
+        raise ValueError(f"{task_name} is not relay-sent (settings.OUTBOX_RELAY_TASKS)")
+    if not key.isidentifier() or "'" in task_name:
+        raise ValueError("task name and key are code constants")
+    # Both names are code constants, checked above, never input.
+    return f"""
+WITH inserted AS ({insert_sql}),
+message AS (
+    INSERT INTO qms_outboxmessage (task_name, kwargs, created_at, attempts, last_error)
+    SELECT '{task_name}', jsonb_build_object('{key}', inserted.id), %(queued_at)s, 0, '' FROM inserted
+    RETURNING id)
+SELECT inserted.id, pg_notify('{RELAY_CHANNEL}', '') FROM inserted, message
+"""  # noqa: S608
+
+
 def enqueue(task_name: str, **kwargs: Any) -> OutboxMessage:
     """Record work for `task_name` in the current transaction; it is sent after commit."""
     relay_sent = task_name in settings.OUTBOX_RELAY_TASKS

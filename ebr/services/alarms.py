@@ -273,6 +273,7 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
                     .exclude(kind=AlarmKind.FEED_GAP).exclude(closed_at__lte=first).order_by("opened_at", "id"))
     recorded = [open_alarm if open_alarm is not None and alarm.pk == open_alarm.pk else alarm for alarm in recorded]
     raised: Alarm | None = None
+    worsened: dict[int, Alarm] = {}  # alarms whose worst value changed, saved once at the end
     previous = rows[0][0]
     for ts, value in rows:
         if raised is not None and _late_alarm_close(ctx, raised, previous, ts, limits, post_id):
@@ -303,10 +304,13 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
             recorded.append(raised)
             continue
         if _worse(alarm, applicable, ts, value):
-            save_with_reason(alarm, actor=EVALUATOR, reason="Worst value of the excursion (reading received late)",
-                             update_fields=["worst_value", "worst_at"])
+            worsened[alarm.pk] = alarm
         if level == AlarmKind.ACTION and alarm.kind == AlarmKind.ALERT:
-            _escalate(ctx, alarm, applicable, ts, value, [])
+            _escalate(ctx, alarm, applicable, ts, value,
+                      ["worst_value", "worst_at"] if worsened.pop(alarm.pk, None) else [])
+    for alarm in worsened.values():
+        save_with_reason(alarm, actor=EVALUATOR, reason="Worst value of the excursion (readings received late)",
+                         update_fields=["worst_value", "worst_at"])
     if raised is not None and _late_alarm_close(ctx, raised, rows[-1][0], before, limits, post_id):
         raised = None
     return raised

@@ -14,9 +14,10 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from ebr.models import Equipment, Instrument, InstrumentParameter
@@ -94,9 +95,7 @@ def instrument_for_token(token: str) -> Instrument | None:
     tenth of a post's CPU); the equipment is loaded only when something asks for it.
     """
     digest = token_digest(token)
-    with prepared_cursor() as cursor:
-        cursor.execute(TOKEN_SQL, [token[:PREFIX_LENGTH]], prepare=True)
-        rows = cursor.fetchall()
+    rows = _token_rows(token[:PREFIX_LENGTH])
     found = None
     for row in rows:
         if hmac.compare_digest(row[TOKEN_HASH_COLUMN], digest):
@@ -106,6 +105,32 @@ def instrument_for_token(token: str) -> Instrument | None:
     if found is None or found[REVOKED_COLUMN] is not None:
         return None
     return Instrument.from_db(connection.alias, INSTRUMENT_COLUMNS, found)
+
+
+def _token_rows(prefix: str) -> list[tuple[Any, ...]]:
+    """The instruments whose token starts with `prefix`, read on a connection known to work.
+
+    Django checks a kept connection with a `SELECT 1` before a request's first query
+    (CONN_HEALTH_CHECKS): a round trip on every instrument post. The token read is that first
+    query, and it only reads, so it checks the connection itself: when the kept connection has
+    gone (a database restart, a dropped socket) it is read again once on a new one, as the health
+    check would have done. Inside a transaction nothing is retried.
+    """
+    if connection.connection is not None and not connection.in_atomic_block:
+        connection.health_check_done = True
+    try:
+        return _token_read(prefix)
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        return _token_read(prefix)
+
+
+def _token_read(prefix: str) -> list[tuple[Any, ...]]:
+    with prepared_cursor() as cursor:
+        cursor.execute(TOKEN_SQL, [prefix], prepare=True)
+        return cursor.fetchall()
 
 
 def instrument_used(instrument: Instrument) -> None:

@@ -39,7 +39,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Annotated, Any, cast
 
@@ -50,12 +50,13 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ebr.models import BatchStatus, Instrument, InstrumentParameter, ReadingPost
+from ebr.process_data import READINGS_FUTURE_TOLERANCE
 from ebr.states import BATCH_CLOSED
-from qms.outbox import enqueue
+from qms.outbox import enqueue, enqueue_for_new_row_sql
 from qms.prepared import prepared_cursor
 
 MAX_READINGS = 5000
-FUTURE_TOLERANCE = timedelta(minutes=5)
+FUTURE_TOLERANCE = READINGS_FUTURE_TOLERANCE
 MAX_ERRORS = 100
 MAX_SEQ = 2**63 - 1
 READING_FIELDS = frozenset({"seq", "ts", "parameter", "value", "unit"})
@@ -65,6 +66,7 @@ RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Z
 RFC3339_LINES = re.compile(f"(?:{RFC3339.pattern}\n)*{RFC3339.pattern}")
 NAIVE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?")
 
+ALARMS_EVALUATE = "ebr.alarms_evaluate"  # the task, queued through the outbox with every post
 POST_COLUMNS = """instrument_id, received_at, body_sha256, body, body_bytes, compression, readings, accepted,
                                  duplicates, first_ts, last_ts"""
 # Re-sends and races: readings by one INSERT ... ON CONFLICT DO NOTHING in seq order, and the
@@ -96,6 +98,8 @@ VALUES (%(instrument)s, %(received_at)s, %(sha256)s, %(body)s, %(body_bytes)s, '
         %(total)s - %(accepted)s, %(first_ts)s, %(last_ts)s)
 RETURNING id
 """  # noqa: S608 (constants only)
+# The post and its alarm evaluation's outbox row in one statement: one round trip fewer per post.
+POST_EVALUATE_SQL = enqueue_for_new_row_sql(POST_SQL, task_name=ALARMS_EVALUATE, key="post_id")
 COPY_SQL = ("COPY ebr_reading (instrument_id, post_id, batch_id, seq, ts, parameter_id, value, unit) "
             "FROM STDIN (FORMAT BINARY)")
 COPY_TYPES = ["int8", "int8", "int8", "int8", "timestamptz", "int8", "float8", "text"]
@@ -557,7 +561,8 @@ def _store_once(instrument: Instrument, body: bytes, readings: Readings, batch_n
         _attribute(readings, uses, instrument, batch_number)
         _ensure_records_open(cursor, instrument, readings, uses)
         if all_new:
-            cursor.execute(POST_SQL, {**original, "accepted": len(readings)}, prepare=True)
+            cursor.execute(POST_EVALUATE_SQL, {**original, "accepted": len(readings), "queued_at": timezone.now()},
+                           prepare=True)
             post_id, accepted = cursor.fetchone()[0], len(readings)
             _copy(instrument, post_id, readings)
         else:
@@ -571,8 +576,8 @@ def _store_once(instrument: Instrument, body: bytes, readings: Readings, batch_n
                 conflicts = _conflicts(cursor, instrument, post_id, readings)
                 if conflicts:
                     raise ReadingsRefused(409, conflicts[:MAX_ERRORS])  # rolls back the readings and the post
-        if accepted:
-            enqueue("ebr.alarms_evaluate", post_id=post_id)
+            if accepted:
+                enqueue(ALARMS_EVALUATE, post_id=post_id)
     return IngestResult(post_id=post_id, accepted=accepted, duplicates=len(readings) - accepted + repeats,
                         batch_ids=sorted(set(readings.batch_ids)), parameter_ids=sorted(set(readings.parameter_ids)))
 

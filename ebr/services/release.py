@@ -11,14 +11,14 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from ebr.models import Batch, BatchStatus
-from ebr.process_data import readings_received_after
+from ebr.models import Alarm, Batch, BatchStatus
+from ebr.process_data import alarms_unacknowledged, posts_awaiting_evaluation, readings_received_after
 from ebr.selectors import batch_executors
 from ebr.services.batches import _transition
 from qms.audit import Event, record_event
 from qms.models import Signature, User
 from qms.roles import Capability, can
-from qms.signatures import Meaning, ensure_releaser_not_executor, sign, signature_is_valid
+from qms.signatures import Meaning, ensure_releaser_not_executor, format_local, sign, signature_is_valid
 
 
 def _locked(batch: Batch) -> Batch:
@@ -80,8 +80,33 @@ def release_blockers(batch: Batch) -> list[str]:
     invalid = [s for s in batch_signatures(batch) if s.meaning != Meaning.REVIEWED and not signature_is_valid(s)]
     if invalid:
         blockers.append(f"{len(invalid)} signature(s) are invalid: the record changed after signing.")
+    blockers.extend(_process_data_blockers(batch))
     blockers.extend(_review_flag_blockers(batch))
     return blockers
+
+
+def _process_data_blockers(batch: Batch) -> list[str]:
+    """Every instrument reading judged against its limits, and every alarm looked at by a
+    supervisor (EU GMP Annex 15 §9, Annex 1 §9.4: excursions investigated; Annex 16 1.7.4: the
+    QP confirms deviations from the process were assessed)."""
+    blockers = []
+    waiting = posts_awaiting_evaluation(batch)
+    if waiting:
+        blockers.append(f"{waiting} instrument post(s) of this batch have not been evaluated against the alarm "
+                        "limits yet. Evaluation normally follows within seconds and the overdue watch catches up "
+                        "within minutes; if this stays, the alarm evaluation is failing (see the worker's log).")
+    unacknowledged = alarms_unacknowledged(batch)
+    if unacknowledged:
+        listed = ", ".join(_alarm_words(alarm) for alarm in unacknowledged[:5])
+        more = f" and {len(unacknowledged) - 5} more" if len(unacknowledged) > 5 else ""
+        blockers.append(f"{len(unacknowledged)} process alarm(s) not acknowledged by a supervisor: {listed}{more}.")
+    return blockers
+
+
+def _alarm_words(alarm: Alarm) -> str:
+    if alarm.parameter is None:
+        return f"no data from {alarm.instrument.name} from {format_local(alarm.opened_at)}"
+    return f"{alarm.parameter.code} beyond the {alarm.kind} limit from {format_local(alarm.opened_at)}"
 
 
 def _review_flag_blockers(batch: Batch) -> list[str]:

@@ -195,6 +195,24 @@ def test_a_late_excursion_inside_a_recorded_alarm_joins_it_and_escalates_it_once
     assert batch_deviations(site).count() == 1
 
 
+def test_late_readings_that_worsen_an_alarm_change_it_once_not_once_per_reading(site, feed):
+    """A lost post of a long excursion may hold hundreds of ever-worse values: the alarm's worst
+    value is one change in its history and audit trail, as in time order, not one per reading."""
+    feed.post([(0, 6.89)])  # opens an alert
+    late = feed.post([(1, 6.88), (2, 6.87), (3, 6.86), (4, 6.85)], lost=True)
+    feed.post([(5, 6.89)])  # evaluated first: the alert goes on
+    (alarm,) = alarms(site)
+    events_before, history_before = AuditEvent.objects.filter(target_id=str(alarm.pk)).count(), alarm.history.count()
+
+    alarms_evaluate(post_id=late.post_id)
+
+    alarm.refresh_from_db()
+    assert (alarm.kind, alarm.worst_value, alarm.worst_at, alarm.is_open) == ("alert", 6.85, feed.at(4), True)
+    changes = AuditEvent.objects.filter(target_id=str(alarm.pk)).order_by("pk")[events_before:]
+    assert [event.reason for event in changes] == ["Worst value of the excursion (readings received late)"]
+    assert alarm.history.count() == history_before + 1
+
+
 def test_a_post_partly_late_carries_the_excursion_its_late_readings_opened_into_its_own_later_ones(site, feed):
     late = feed.post([(1, 6.88), (3, 6.87), (5, 6.86), (6, 7.1)], lost=True)
     feed.post([(2, 6.89)])  # evaluated first: an alarm from 2, still open

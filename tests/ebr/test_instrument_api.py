@@ -68,11 +68,31 @@ def test_post_stores_readings_with_the_original_body(client, site):
 
 
 def test_alarm_evaluation_is_queued_after_commit_through_the_outbox(client, site):
-    response = post(client, site, {"readings": [reading(1, now_minus(minutes=1))]})
+    """Each post that stores readings queues exactly one evaluation of itself, whichever way it was
+    stored (COPY for new readings, INSERT ... ON CONFLICT for a re-send with new ones); a post that
+    stores nothing, or is refused, queues none."""
+    first = [reading(1, now_minus(minutes=2))]
+    assert post(client, site, {"readings": first}).status_code == 201  # COPY
+    assert post(client, site, {"readings": [*first, reading(2, now_minus(minutes=1))]}).status_code == 201
+    assert post(client, site, {"readings": first}).status_code == 201  # duplicates only
+    assert post(client, site, {"readings": [reading(1, now_minus(minutes=2), value=6.2)]}).status_code == 409
 
-    assert response.status_code == 201
-    post_row = ReadingPost.objects.get(instrument=site.instrument)
-    assert OutboxMessage.objects.filter(task_name="ebr.alarms_evaluate", kwargs={"post_id": post_row.pk}).exists()
+    posts = list(ReadingPost.objects.filter(instrument=site.instrument).order_by("pk"))
+    assert [row.accepted for row in posts] == [1, 1, 0]
+    queued = list(OutboxMessage.objects.filter(task_name="ebr.alarms_evaluate").order_by("pk")
+                  .values_list("kwargs", "dispatched_at", "attempts", "last_error"))
+    assert queued == [({"post_id": posts[0].pk}, None, 0, ""), ({"post_id": posts[1].pk}, None, 0, "")]
+
+
+def test_only_relay_sent_work_can_be_queued_with_the_row_it_is_about():
+    """`enqueue_for_new_row_sql` sends nothing after commit itself: work the relay does not send
+    would wait in the outbox for the sweep."""
+    from qms.outbox import enqueue_for_new_row_sql
+
+    with pytest.raises(ValueError, match="not relay-sent"):
+        enqueue_for_new_row_sql("INSERT INTO t DEFAULT VALUES RETURNING id", task_name="qms.reminders_send",
+                                key="post_id")
+
 
 
 def test_readings_follow_the_equipment_assignment_at_their_time(client, site):

@@ -15,12 +15,14 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import Client
 from django.utils import timezone
 
-from ebr.models import BatchStatus, Reading
+from ebr.models import Alarm, BatchStatus, Reading
 from ebr.services import batches as batch_services
+from ebr.services.alarms import alarm_acknowledge, alarms_evaluate
 from ebr.services.instruments import instrument_register
 from ebr.services.readings import ReadingsRefused, readings_ingest
 from ebr.services.release import batch_audit_trail_review, batch_release, batch_review_start, release_blockers
 from nlp_review.models import ReviewFlag
+from qms.signatures import format_local
 from tests.conftest import SEED, unique
 from tests.ebr.process_builders import bioreactor, reading
 from tests.ebr.test_release import review_by_exception, run_batch, sign_args
@@ -35,15 +37,19 @@ def monitored(batch, supervisor, operator, verifier):
     batch_services.equipment_assign(actor=supervisor, batch=batch, equipment=equipment,
                                     started_at=timezone.now() - timedelta(hours=2))
     registration = instrument_register(actor=SEED, name=unique("BR-ctl"), equipment=equipment)
-    first = reading(1, timezone.now() - timedelta(minutes=90))
-    readings_ingest(instrument=registration.instrument, body=orjson.dumps({"readings": [first]}))
+    first = reading(1, timezone.now() - timedelta(minutes=61))  # no hole before the later ones
+    ingest(registration, first)
     run_batch(batch, operator, verifier)
     assert batch.status == BatchStatus.COMPLETED
     return batch, registration, first
 
 
-def ingest(registration, *readings):  # type: ignore[no-untyped-def]
-    return readings_ingest(instrument=registration.instrument, body=orjson.dumps({"readings": list(readings)}))
+def ingest(registration, *readings, evaluate: bool = True):  # type: ignore[no-untyped-def]
+    """Store readings and, unless `evaluate` is False, evaluate them as the worker does right after."""
+    result = readings_ingest(instrument=registration.instrument, body=orjson.dumps({"readings": list(readings)}))
+    if evaluate and result.accepted:
+        alarms_evaluate(post_id=result.post_id)
+    return result
 
 
 def ready_for_release(batch, qa_reviewer):  # type: ignore[no-untyped-def]
@@ -83,6 +89,48 @@ def test_release_waits_for_a_review_that_saw_late_readings(monitored, qa_reviewe
         batch_release(actor=qa_approver, batch=batch, reason="Meets specifications", **sign_args(qa_approver))
     batch.refresh_from_db()
     assert batch.status == BatchStatus.IN_REVIEW
+
+
+def test_release_waits_until_every_post_of_the_batch_is_evaluated_against_its_limits(monitored, qa_reviewer):
+    """Readings whose alarm evaluation has not run (a worker down, a message lost) may hide an
+    excursion: the QP does not certify a batch whose process data was never checked."""
+    batch, registration, _ = monitored
+    posted = ingest(registration, reading(2, timezone.now() - timedelta(minutes=60)), evaluate=False)
+    ready_for_release(batch, qa_reviewer)
+    batch.refresh_from_db()
+
+    assert release_blockers(batch) == [
+        "1 instrument post(s) of this batch have not been evaluated against the alarm limits yet. Evaluation "
+        "normally follows within seconds and the overdue watch catches up within minutes; if this stays, the "
+        "alarm evaluation is failing (see the worker's log)."]
+
+    alarms_evaluate(post_id=posted.post_id)
+    assert release_blockers(batch) == []
+
+
+def test_release_waits_until_a_supervisor_acknowledged_every_alarm(monitored, supervisor, qa_reviewer,
+                                                                    qa_approver):
+    """Every alarm (here the instrument's data stopped for 40 minutes) is looked at by a supervisor,
+    with a signed comment, before the QP may certify the batch."""
+    batch, registration, first = monitored
+    ingest(registration, reading(2, timezone.now() - timedelta(minutes=20)))
+    (alarm,) = Alarm.objects.filter(batch=batch)
+    assert alarm.kind == "feed_gap" and alarm.opened_at.isoformat().replace("+00:00", "Z") == first["ts"]
+    ready_for_release(batch, qa_reviewer)
+    batch.refresh_from_db()
+
+    blockers = release_blockers(batch)
+    assert blockers == [f"1 process alarm(s) not acknowledged by a supervisor: no data from "
+                        f"{registration.instrument.name} from {format_local(alarm.opened_at)}."]
+    with pytest.raises(ValidationError):
+        batch_release(actor=qa_approver, batch=batch, reason="Meets specifications", **sign_args(qa_approver))
+
+    alarm_acknowledge(actor=supervisor, alarm=alarm, comment="Controller network switch restarted; the culture "
+                      "was checked at the bioreactor, no impact", **sign_args(supervisor))
+    assert release_blockers(batch) == []
+    batch_release(actor=qa_approver, batch=batch, reason="Meets specifications", **sign_args(qa_approver))
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.RELEASED
 
 
 def test_late_readings_the_review_saw_do_not_hold_release(monitored, qa_reviewer):

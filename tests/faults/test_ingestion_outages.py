@@ -203,3 +203,51 @@ def _simulator(site: dict[str, Any], url: str, tmp_path, env: dict[str, str], lo
     return Process([sys.executable, "manage.py", "simulate_bioreactor", "--batch", site["batch"], "--hours", "4",
                     "--speed", "2400", "--url", url, "--token", site["token"], "--state", str(tmp_path / "sim.json"),
                     "--seed", "3", "--max-retries", "10"], log, env)
+
+
+def test_a_post_on_a_connection_the_database_dropped_is_stored_at_the_first_attempt(committed, tmp_path):
+    """The web process keeps its database connection between requests. When PostgreSQL drops it (a
+    restart, a failover, a proxy's idle timeout), the next post is read again on a new connection
+    and stored: the instrument sees a 201, not a 5xx it must retry (its token read stands in for
+    Django's per-request health check, see ebr/services/instruments.py)."""
+    from django.db import connection
+
+    from tests.ebr.process_builders import LiveServer
+
+    site = plant()
+    # One worker with one thread: the second post is served on the connection the first one left.
+    server = LiveServer(tmp_path / "web.log", gunicorn_workers=1, extra_env={"GUNICORN_THREADS": "1"}).wait_ready()
+    try:
+        now = timezone.now()
+        assert post_readings(server.url, site.token, [reading(1, now - timedelta(minutes=2))])[0] == 201
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+            assert cursor.fetchone()[0] >= 1  # the web process's kept connection
+        status, answer = post_readings(server.url, site.token, [reading(2, now - timedelta(minutes=1))])
+    finally:
+        server.stop()
+
+    assert status == 201, answer
+    assert sorted(Reading.objects.filter(instrument=site.instrument).values_list("seq", flat=True)) == [1, 2]
+
+
+def test_an_instrument_post_skips_the_connection_health_check_its_token_read_makes(committed, monkeypatch):
+    """Django checks a kept connection with a SELECT 1 before each request's first query: a round
+    trip on every post, which the token read makes unnecessary (the test above drops the
+    connection)."""
+    from django.db import connection
+    from django.test import Client
+
+    site, client = plant(), Client()
+    connection.ensure_connection()
+    checks = []
+    usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or usable())
+    monkeypatch.setattr(connection, "health_check_enabled", True)
+    monkeypatch.setattr(connection, "health_check_done", False)  # as when a request starts on a kept connection
+
+    body = {"readings": [reading(1, timezone.now() - timedelta(minutes=1))]}
+    response = client.post("/api/v1/readings", data=json.dumps(body), content_type="application/json", **site.auth)
+    assert response.status_code == 201, response.content
+    assert checks == []
