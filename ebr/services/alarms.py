@@ -58,6 +58,7 @@ from ebr.models import (
     StepExecution,
 )
 from ebr.process_data import BatchLimits, Limits
+from ebr.states import BATCH_CLOSED
 from qms.audit import Event, SystemActor, create_with_reason, record_event, save_with_reason
 from qms.models import User
 from qms.roles import Capability, can
@@ -650,6 +651,13 @@ def alarm_acknowledge(*, actor: User, alarm: Alarm, comment: str, password: str,
              .get(pk=alarm.pk))
     if alarm.acknowledged_at is not None:
         raise ValidationError("This alarm is already acknowledged.")
+    with connection.cursor() as cursor:
+        # Shared with instrument posts, exclusive of a release: no acknowledgement after the decision.
+        cursor.execute("SELECT status FROM ebr_batch WHERE id = %s FOR SHARE", [alarm.batch_id])
+        alarm.batch.status = cursor.fetchone()[0]
+    if alarm.batch.status in BATCH_CLOSED:
+        raise ValidationError(f"Batch {alarm.batch.number} is {alarm.batch.get_status_display().lower()}: its record "
+                              "is closed, and its alarms can no longer be acknowledged.")
     signature = sign(signer=actor, password=password, meaning=Meaning.ACKNOWLEDGED, target=alarm, reason=comment,
                      username=username, session=session, request=request)
     alarm.acknowledged_by, alarm.acknowledged_at = actor, timezone.now()

@@ -22,6 +22,7 @@ from ebr.forms import SignatureForm
 from ebr.models import Alarm, Batch
 from ebr.process_data import alarms_for_batch, process_data
 from ebr.services.alarms import alarm_acknowledge
+from ebr.states import BATCH_CLOSED
 from qms.permissions import capability_required
 from qms.roles import Capability, can
 from qms.signatures import SignatureRefused, username_required
@@ -65,8 +66,8 @@ def _page(request: HttpRequest, batch: Batch, status: int = 200, **context: Any)
 def _alarms_context(request: HttpRequest, batch: Batch, form: AlarmAcknowledgeForm | None = None,
                     form_alarm: int | None = None) -> dict[str, Any]:
     needs_username = username_required(request.session)
-    return {"batch": batch, "alarms": alarms_for_batch(batch), "can_acknowledge": can(request.user,
-                                                                                   Capability.BATCH_MANAGE),
+    may_acknowledge = can(request.user, Capability.BATCH_MANAGE) and batch.status not in BATCH_CLOSED
+    return {"batch": batch, "alarms": alarms_for_batch(batch), "can_acknowledge": may_acknowledge,
             "ack_form": form, "blank_form": AlarmAcknowledgeForm(username_required=needs_username),
             "form_alarm": form_alarm}
 

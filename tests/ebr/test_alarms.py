@@ -433,6 +433,24 @@ def test_acknowledgement_needs_a_supervisor_a_comment_and_the_right_password(sit
     assert not alarm.acknowledged and alarm.signature_id is None
 
 
+def test_a_closed_record_takes_no_acknowledgement_and_its_page_offers_none(client, site, alarm):
+    """Release waits for every acknowledgement; after the decision (here an abort) the record,
+    alarms included, is read-only."""
+    supervisor = site.who.supervisor
+    batch_services.batch_abort(actor=supervisor, batch=site.batch, reason="Culture contaminated",
+                               password=PASSWORD, username=supervisor.username)
+
+    with pytest.raises(ValidationError, match="its record is closed"):
+        alarm_acknowledge(actor=supervisor, alarm=alarm, comment="Checked.", password=PASSWORD,
+                          username=supervisor.username)
+
+    alarm.refresh_from_db()
+    assert not alarm.acknowledged and alarm.signature_id is None
+    login(client, supervisor)
+    page = client.get(f"/batches/{site.batch.number}/alarms/", HTTP_HX_REQUEST="true").content.decode()
+    assert f"alarm-{alarm.pk}" in page and "Sign: acknowledged" not in page
+
+
 def test_an_escalation_needs_a_new_acknowledgement(site, feed, alarm):
     alarm_acknowledge(actor=site.who.supervisor, alarm=alarm, comment="Watching it.", password=PASSWORD,
                       username=site.who.supervisor.username)
