@@ -16,6 +16,7 @@ from ebr.models.instruments import (
     Alarm,
     AlarmKind,
     EvaluatedUntil,
+    EvaluationFailure,
     EvaluationWatchMark,
     Instrument,
     InstrumentParameter,
@@ -39,7 +40,7 @@ from ebr.models.resources import Equipment, EquipmentStatus, EquipmentType, LotS
 
 __all__ = [
     "Alarm", "AlarmKind", "Batch", "BatchCounter", "BatchStatus", "CustodyEvent", "Entry", "Equipment",
-    "EquipmentStatus", "EquipmentType", "EquipmentUse", "EvaluatedUntil", "EvaluationWatchMark",
+    "EquipmentStatus", "EquipmentType", "EquipmentUse", "EvaluatedUntil", "EvaluationFailure", "EvaluationWatchMark",
     "Instrument", "InstrumentLimit", "InstrumentParameter",
     "LotStatus", "MasterRecord", "MasterRecordVersion", "Material", "MaterialLot", "MaterialUse", "ParameterKind",
     "ParameterSpec", "PdfExport", "PdfExportStatus", "Product", "Reading", "ReadingPost", "ReadingPostEvaluation",

@@ -181,7 +181,8 @@ class Reading(models.Model):
 
 class EvaluationWatchMark(models.Model):
     """How far back the overdue-evaluation watch looks: every accepted post received before
-    `received_before` has been evaluated (ebr.services.alarms.alarms_evaluate_overdue).
+    `received_before` has been evaluated, or set aside after failing (EvaluationFailure;
+    ebr.services.alarms.alarms_evaluate_overdue).
 
     Operational state of the watch, not a record: it only moves forward, and losing it makes the
     watch start again from its default window.
@@ -214,6 +215,24 @@ class EvaluatedUntil(models.Model):
 
     def __str__(self) -> str:
         return f"{self.instrument_id}/{self.batch_id}/{self.parameter_id} evaluated until {self.ts:%Y-%m-%d %H:%M:%S}"
+
+
+class EvaluationFailure(models.Model):
+    """A post whose alarm evaluation failed, and how often (ebr.services.alarms).
+
+    Operational state of the evaluator, not a record: after EVALUATION_ATTEMPTS failures the
+    overdue watch sets the post aside (it no longer holds the watch's mark, and is tried again
+    once an hour); the post still holds back its batch's release until it is evaluated.
+    """
+
+    post = models.OneToOneField(ReadingPost, on_delete=models.PROTECT, primary_key=True, related_name="+")
+    attempts = models.PositiveIntegerField(default=0)
+    first_failed_at = models.DateTimeField()
+    last_failed_at = models.DateTimeField()
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"post {self.post_id}: evaluation failed {self.attempts} time(s)"
 
 
 class ReadingPostEvaluation(models.Model):

@@ -478,9 +478,9 @@ def _post_evaluate(post: ReadingPost, overdue_at: datetime | None) -> Evaluation
 # overdue: its message was lost (a worker of an older release dropped a task it did not know,
 # Redis lost data it had acknowledged, workers were down). Once a minute the watch looks two
 # hours back, and further back from its mark (EvaluationWatchMark: every post before it is
-# evaluated) after an outage, over a BRIN index on received_at, and moves the mark up to the
-# first post it could not evaluate: a lost message is found within minutes however long ago it
-# was lost.
+# evaluated or set aside) after an outage, over a BRIN index on received_at, and moves the mark
+# up to the first post it could not evaluate: a lost message is found within minutes however
+# long ago it was lost.
 EVALUATION_OVERDUE = timedelta(minutes=5)
 EVALUATION_WATCH = timedelta(hours=2)
 OVERDUE_PER_RUN = 200
@@ -490,8 +490,29 @@ OVERDUE_SQL = """
 SELECT p.id, p.received_at FROM ebr_readingpost p
  WHERE p.received_at >= %s AND p.received_at < %s AND p.accepted > 0
    AND NOT EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = p.id)
+   AND NOT EXISTS (SELECT 1 FROM ebr_evaluationfailure f WHERE f.post_id = p.id AND f.attempts >= %s)
  ORDER BY p.received_at, p.id
  LIMIT %s
+"""
+# A post whose evaluation failed this often is set aside: it no longer holds the watch's mark, so
+# a few posts that fail for good (a defect, data the evaluation cannot take) cannot keep the watch
+# from every newer lost post. It is tried again hourly, and holds back its batch's release.
+EVALUATION_ATTEMPTS = 5
+SET_ASIDE_RETRY = timedelta(hours=1)
+SET_ASIDE_PER_RUN = 20
+SET_ASIDE_SQL = """
+SELECT f.post_id FROM ebr_evaluationfailure f
+ WHERE f.attempts >= %s AND f.last_failed_at < %s
+   AND NOT EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = f.post_id)
+ ORDER BY f.last_failed_at, f.post_id
+ LIMIT %s
+"""
+FAILURE_SQL = """
+INSERT INTO ebr_evaluationfailure (post_id, attempts, first_failed_at, last_failed_at, last_error)
+SELECT p.id, 1, %s, %s, %s FROM ebr_readingpost p WHERE p.id = %s
+ON CONFLICT (post_id) DO UPDATE SET attempts = ebr_evaluationfailure.attempts + 1,
+    last_failed_at = excluded.last_failed_at, last_error = excluded.last_error
+RETURNING attempts
 """
 
 
@@ -502,7 +523,8 @@ def alarms_evaluate_overdue(*, now: datetime | None = None) -> list[int]:
     an excursion must not go unnoticed because background work was lost on its way); each late
     evaluation is an audit event. Evaluation is once per post, so a post whose message is merely
     late is not evaluated twice. A post that cannot be evaluated holds the mark: it is tried
-    again every minute, and the run fails naming it.
+    again every minute, and the run fails naming it; after EVALUATION_ATTEMPTS failures it is set
+    aside (an audit event), tried hourly, and holds back its batch's release instead of the watch.
     """
     now = now or timezone.now()
     until = now - EVALUATION_OVERDUE
@@ -519,21 +541,24 @@ def alarms_evaluate_overdue(*, now: datetime | None = None) -> list[int]:
         # is behind the worker's; the mark reaches further back after an outage.
         since = min(mark.received_before, until - EVALUATION_WATCH)
         with connection.cursor() as cursor:
-            cursor.execute(OVERDUE_SQL, [since, until, OVERDUE_PER_RUN])
+            cursor.execute(OVERDUE_SQL, [since, until, EVALUATION_ATTEMPTS, OVERDUE_PER_RUN])
             rows = cursor.fetchall()
+            cursor.execute(SET_ASIDE_SQL, [EVALUATION_ATTEMPTS, now - SET_ASIDE_RETRY, SET_ASIDE_PER_RUN])
+            set_aside = [row[0] for row in cursor.fetchall()]
         overdue = [post_id for post_id, _ in rows]
         if overdue:
             log.warning("alarm evaluation overdue for %d posts (their messages were lost or are late): %s",
                         len(overdue), overdue[:20])
-        failure = None
-        try:
-            alarms_evaluate_each(overdue, overdue_at=now)
-        except AlarmEvaluationFailed as error:
-            failure = error
+        failures = []
+        for posts in (overdue, set_aside):
+            try:
+                alarms_evaluate_each(posts, overdue_at=now)
+            except AlarmEvaluationFailed as error:
+                failures.append(str(error))
         _watch_mark_move(mark, rows, until)
-        if failure is not None:
-            raise failure
-        return overdue
+        if failures:
+            raise AlarmEvaluationFailed("; ".join(failures))
+        return overdue + set_aside
     finally:
         try:
             with connection.cursor() as cursor:
@@ -548,8 +573,9 @@ def _watch_mark_move(mark: EvaluationWatchMark, rows: list[tuple[int, datetime]]
                     .values_list("post_id", flat=True))
     left = next((received for pk, received in rows if pk not in evaluated), None)
     if len(rows) == OVERDUE_PER_RUN and not evaluated:
-        log.error("alarm evaluation watch: blocked, none of the %d oldest overdue posts could be evaluated; newer "
-                  "overdue posts are not looked at until they are", len(rows))
+        log.error("alarm evaluation watch: none of the %d oldest overdue posts could be evaluated; newer overdue "
+                  "posts wait until they are, or until they are set aside after %d attempts", len(rows),
+                  EVALUATION_ATTEMPTS)
     if left is not None:
         moved = left
     elif len(rows) == OVERDUE_PER_RUN:
@@ -578,12 +604,36 @@ def alarms_evaluate_each(post_ids: list[int], *, overdue_at: datetime | None = N
             evaluations.append(alarms_evaluate(post_id=post_id, overdue_at=overdue_at))
         except STOP_EVALUATING:
             raise
-        except Exception:
+        except Exception as error:
             log.exception("alarm evaluation of post %s failed", post_id)
             failed.append(post_id)
+            _evaluation_failure_record(post_id, error)
     if failed:
         raise AlarmEvaluationFailed(f"alarm evaluation failed for posts {failed} (of {len(post_ids)})")
     return evaluations
+
+
+def _evaluation_failure_record(post_id: int, error: Exception) -> None:
+    """Count a failed evaluation of the post; at EVALUATION_ATTEMPTS it is set aside, an audit
+    event (ALCOA+ complete: the record shows readings that were not evaluated, and why)."""
+    now = timezone.now()
+    text = f"{type(error).__name__}: {error}"[:2000]
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(FAILURE_SQL, [now, now, text, post_id])
+            row = cursor.fetchone()  # None: no such post
+            if row is not None and row[0] == EVALUATION_ATTEMPTS:
+                attempts = row[0]
+                post = ReadingPost.objects.get(pk=post_id)
+                log.error("alarm evaluation of post %s failed %d times: set aside, tried again hourly", post_id,
+                          attempts)
+                record_event(actor=EVALUATOR, event=Event.ALARM_EVALUATION_FAILED, target=post,
+                             reason=f"Alarm evaluation of post {post_id} failed {attempts} times; the readings are "
+                                    "stored but not evaluated against their limits, and the batch cannot be "
+                                    "released until they are. Tried again hourly.",
+                             data={"error": text[:500], "received_at": post.received_at.isoformat()})
+    except DatabaseError:  # the database itself failing: the evaluation's error is logged already
+        log.exception("alarm evaluation failure of post %s not recorded", post_id)
 
 
 # --- feed gaps in real time (celery beat) --------------------------------------------------

@@ -102,6 +102,7 @@ class Event(StrEnum):
     ALARM_CLEARED = "ALARM_CLEARED"
     ALARM_ACKNOWLEDGED = "ALARM_ACKNOWLEDGED"
     ALARM_EVALUATION_OVERDUE = "ALARM_EVALUATION_OVERDUE"
+    ALARM_EVALUATION_FAILED = "ALARM_EVALUATION_FAILED"
 
 
 # Events that matter even when the surrounding business transaction is rolled back.

@@ -605,6 +605,48 @@ def test_one_post_that_cannot_be_evaluated_does_not_hold_back_the_other_overdue_
     assert EvaluationWatchMark.objects.get().received_before == now - timedelta(minutes=3)
 
 
+def test_a_post_that_keeps_failing_is_set_aside_so_the_watch_reaches_newer_lost_posts(site, feed, monkeypatch):
+    """Posts that fail for good must not keep the watch from every newer lost post: after
+    EVALUATION_ATTEMPTS failures one is set aside (an audit event), tried hourly, and holds back
+    its batch's release instead."""
+    from ebr.process_data import posts_awaiting_evaluation
+    from ebr.services import alarms as alarm_services
+
+    monkeypatch.setattr(alarm_services, "OVERDUE_PER_RUN", 1)  # the oldest post alone fills a run
+    now = timezone.now()
+    broken = _lost_post(site, feed, now - timedelta(minutes=40), 7.1).post_id
+    # An action excursion, received beyond the window in which a post's evaluation takes the
+    # posts before it first (_earlier_posts_evaluate), so that only the watch can reach it.
+    lost = _lost_post(site, feed, now - timedelta(minutes=25)).post_id
+    evaluate = alarm_services.alarms_evaluate
+
+    def evaluate_or_fail(*, post_id: int, **kwargs):  # type: ignore[no-untyped-def]
+        if post_id == broken:
+            raise RuntimeError("this post cannot be evaluated")
+        return evaluate(post_id=post_id, **kwargs)
+
+    monkeypatch.setattr(alarm_services, "alarms_evaluate", evaluate_or_fail)
+    for minute in range(alarm_services.EVALUATION_ATTEMPTS):
+        with pytest.raises(alarm_services.AlarmEvaluationFailed, match=str(broken)):
+            alarms_evaluate_overdue(now=now + timedelta(minutes=minute))
+        assert alarms(site) == [], "the failing post holds the watch while it is retried"
+
+    assert alarms_evaluate_overdue(now=now + timedelta(minutes=5)) == [lost]
+    assert [(alarm.kind, alarm.parameter.code) for alarm in alarms(site)] == [("action", "ph")]
+    # Past the set-aside post, up to the end of this run (full: it held one post).
+    assert EvaluationWatchMark.objects.get().received_before == now - timedelta(minutes=25)
+    (event,) = AuditEvent.objects.filter(event_type=Event.ALARM_EVALUATION_FAILED)
+    assert (event.target_type, event.target_id) == ("ebr.readingpost", str(broken))
+    assert "failed 5 times" in event.reason and "RuntimeError" in event.data["error"]
+    assert posts_awaiting_evaluation(site.batch) == 1  # release waits for it
+
+    monkeypatch.setattr(alarm_services, "alarms_evaluate", evaluate)  # mended
+    assert alarms_evaluate_overdue(now=timezone.now() + timedelta(minutes=30)) == []  # not yet: hourly
+    assert alarms_evaluate_overdue(now=timezone.now() + timedelta(minutes=61)) == [broken]
+    assert posts_awaiting_evaluation(site.batch) == 0
+    assert AuditEvent.objects.filter(event_type=Event.ALARM_EVALUATION_FAILED).count() == 1
+
+
 def _lost_post(site, feed, received_at, value: float = 6.4):  # type: ignore[no-untyped-def]
     feed.seq += 1
     body = orjson.dumps({"readings": [reading(feed.seq, feed.at(feed.seq), "ph", value)]})
