@@ -85,17 +85,18 @@ SELECT %s, r.batch_id, r.parameter_id, r.ts FROM unnest(%s::bigint[], %s::bigint
     AS r(batch_id, parameter_id, ts)
 ON CONFLICT (instrument_id, batch_id, parameter_id) DO UPDATE SET ts = greatest(ebr_evaluateduntil.ts, excluded.ts)
 """
-# The stored readings of (batch, parameter, instrument) from other posts after a moment and
-# before another.
-LATER_READINGS_SQL = """
+# The stored readings of (batch, parameter, instrument) from other posts from a moment on (those
+# at that very moment included) and before another, or up to it (THROUGH).
+_LATER_READINGS = """
 SELECT r.ts, r.seq, r.value FROM ebr_reading r
  WHERE r.batch_id = %s AND r.parameter_id = %s AND r.instrument_id = %s AND r.post_id <> %s
-   AND (r.ts, r.seq) > (%s, %s) AND r.ts < %s
+   AND (r.ts, r.seq) > (%s, %s) AND r.ts {} %s
  ORDER BY r.ts, r.seq
  LIMIT %s
 """
+LATER_READINGS_SQL = _LATER_READINGS.format("<")
+LATER_READINGS_THROUGH_SQL = _LATER_READINGS.format("<=")
 LATER_PAGE = 500
-MAX_SEQ = 2**63 - 1
 END_OF_TIME = datetime.max.replace(tzinfo=UTC)
 PREVIOUS_TS_SQL = """
 SELECT max(previous.ts) FROM ebr_instrumentparameter p
@@ -265,8 +266,9 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
     - Within the limits inside a recorded alarm: the alarm is not shortened (what was recorded
       stays; the excursion is, if anything, overstated).
     The stored readings of other posts between and after these (up to `before`, this post's
-    first reading in time order) are read as well. Returns the alarm left open, if any: this
-    post's later readings carry on from it.
+    first reading in time order) are read as well; one that shares the instant of a late reading
+    counts as following it. Returns the alarm left open, if any: this post's later readings carry
+    on from it.
     """
     first, last = rows[0][0], rows[-1][0]
     recorded = list(Alarm.objects.select_for_update()
@@ -274,17 +276,19 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
                     .exclude(kind=AlarmKind.FEED_GAP).exclude(closed_at__lte=first).order_by("opened_at", "id"))
     recorded = [open_alarm if open_alarm is not None and alarm.pk == open_alarm.pk else alarm for alarm in recorded]
     raised: Alarm | None = None
-    worsened: dict[int, Alarm] = {}  # alarms whose worst value changed, saved once at the end
+    # Alarms whose worst value changed: saved once, with the alarm's next change or at the end,
+    # so that each history row and its audit event show the same alarm.
+    worsened: dict[int, Alarm] = {}
     previous = rows[0][0]
     for ts, value in rows:
-        if raised is not None and _late_alarm_close(ctx, raised, previous, ts, limits, post_id):
+        if raised is not None and _late_alarm_close(ctx, raised, previous, ts, limits, post_id, worsened):
             raised = None
         previous = ts
         if raised is not None:
             handover = next((alarm for alarm in recorded
                              if alarm is not raised and raised.opened_at < alarm.opened_at <= ts), None)
             if handover is not None:
-                _clear(ctx, raised, handover.opened_at, value, [],
+                _clear(ctx, raised, handover.opened_at, value, _worst_pending(worsened, raised),
                        reason=f"The excursion continues in alarm {handover.pk}")
                 raised = None
         applicable = limits.at(ctx.parameter.code, ts)
@@ -293,7 +297,7 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
         level = applicable.level(value)
         if level is None:
             if raised is not None and ts > raised.opened_at:
-                _clear(ctx, raised, ts, value, [])
+                _clear(ctx, raised, ts, value, _worst_pending(worsened, raised))
                 raised = None
             continue
         alarm = next((alarm for alarm in recorded if alarm.covers(ts)), None)
@@ -307,37 +311,49 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
         if _worse(alarm, applicable, ts, value):
             worsened[alarm.pk] = alarm
         if level == AlarmKind.ACTION and alarm.kind == AlarmKind.ALERT:
-            _escalate(ctx, alarm, applicable, ts, value,
-                      ["worst_value", "worst_at"] if worsened.pop(alarm.pk, None) else [])
+            _escalate(ctx, alarm, applicable, ts, value, _worst_pending(worsened, alarm))
+    if raised is not None and _late_alarm_close(ctx, raised, last, before, limits, post_id, worsened,
+                                                through=True):
+        raised = None
     for alarm in worsened.values():
         save_with_reason(alarm, actor=EVALUATOR, reason="Worst value of the excursion (readings received late)",
                          update_fields=["worst_value", "worst_at"])
-    if raised is not None and _late_alarm_close(ctx, raised, rows[-1][0], before, limits, post_id):
-        raised = None
     return raised
 
 
+def _worst_pending(worsened: dict[int, Alarm], alarm: Alarm) -> list[str]:
+    """The worst-value fields to save with the alarm's next change, if late readings worsened it."""
+    return ["worst_value", "worst_at"] if worsened.pop(alarm.pk, None) is not None else []
+
+
 def _late_alarm_close(ctx: _Context, alarm: Alarm, after: datetime, before: datetime | None, limits: BatchLimits,
-                      post_id: int) -> bool:
-    """Close an alarm a late reading raised where the stored readings after it (before `before`)
-    take over: back within the limits, or the next alarm begins. Whether it closed."""
+                      post_id: int, worsened: dict[int, Alarm], *, through: bool = False) -> bool:
+    """Close an alarm a late reading raised where the stored readings from `after` on (before
+    `before`, or up to it `through`) take over: back within the limits, or the next alarm begins.
+    Whether it closed.
+
+    Stored readings at the very instant `after` count: a value back within the limits measured
+    at the same time as the late ones ends the excursion there, as it does in time order.
+    """
     following = (Alarm.objects.filter(batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter,
                                       opened_at__gt=after).exclude(kind=AlarmKind.FEED_GAP).exclude(pk=alarm.pk)
                  .order_by("opened_at", "id").values_list("pk", "opened_at").first())
-    position: tuple[datetime, int] = (after, MAX_SEQ)
+    sql = LATER_READINGS_THROUGH_SQL if through else LATER_READINGS_SQL
+    position: tuple[datetime, int] = (after, -1)
     while True:
         with connection.cursor() as cursor:
-            cursor.execute(LATER_READINGS_SQL, [ctx.batch.pk, ctx.parameter.pk, ctx.instrument.pk, post_id,
-                                                *position, before or END_OF_TIME, LATER_PAGE])
+            cursor.execute(sql, [ctx.batch.pk, ctx.parameter.pk, ctx.instrument.pk, post_id,
+                                 *position, before or END_OF_TIME, LATER_PAGE])
             later = cursor.fetchall()
         for ts, seq, value in later:
             if following is not None and ts >= following[1]:
-                _clear(ctx, alarm, following[1], value, [], reason=f"The excursion continues in alarm {following[0]}")
+                _clear(ctx, alarm, following[1], value, _worst_pending(worsened, alarm),
+                       reason=f"The excursion continues in alarm {following[0]}")
                 return True
             applicable = limits.at(ctx.parameter.code, ts)
             if applicable is not None and applicable.level(value) is None and ts > alarm.opened_at:
-                _clear(ctx, alarm, ts, value, [], reason=f"{ctx.parameter.code} = {value:g} back within the limits "
-                                                         "(a reading after the late one)")
+                _clear(ctx, alarm, ts, value, _worst_pending(worsened, alarm),
+                       reason=f"{ctx.parameter.code} = {value:g} back within the limits (a reading after the late one)")
                 return True
             position = (ts, seq)
         if len(later) < LATER_PAGE:

@@ -202,15 +202,40 @@ def test_late_readings_that_worsen_an_alarm_change_it_once_not_once_per_reading(
     late = feed.post([(1, 6.88), (2, 6.87), (3, 6.86), (4, 6.85)], lost=True)
     feed.post([(5, 6.89)])  # evaluated first: the alert goes on
     (alarm,) = alarms(site)
-    events_before, history_before = AuditEvent.objects.filter(target_id=str(alarm.pk)).count(), alarm.history.count()
+    alarm_events = AuditEvent.objects.filter(target_type="ebr.alarm", target_id=str(alarm.pk))
+    events_before, history_before = alarm_events.count(), alarm.history.count()
 
     alarms_evaluate(post_id=late.post_id)
 
     alarm.refresh_from_db()
     assert (alarm.kind, alarm.worst_value, alarm.worst_at, alarm.is_open) == ("alert", 6.85, feed.at(4), True)
-    changes = AuditEvent.objects.filter(target_id=str(alarm.pk)).order_by("pk")[events_before:]
+    changes = alarm_events.order_by("pk")[events_before:]
     assert [event.reason for event in changes] == ["Worst value of the excursion (readings received late)"]
     assert alarm.history.count() == history_before + 1
+
+
+def test_a_late_excursion_raised_worsened_and_cleared_in_one_post_records_its_worst_value_with_the_clearing(
+        site, feed):
+    """History and audit trail must tell the same story: the clearing of an alarm whose worst
+    value late readings changed carries that change, not a history row showing a worst value the
+    audit trail records only afterwards."""
+    feed.post([(0, 7.0)])
+    late = feed.post([(1, 6.88), (2, 6.86), (3, 7.0)], lost=True)
+    feed.post([(10, 7.0)])  # evaluated first: nothing recorded over minutes 1-3
+
+    alarms_evaluate(post_id=late.post_id)
+
+    (alarm,) = alarms(site)
+    assert (alarm.opened_at, alarm.closed_at, alarm.worst_value, alarm.worst_at) == (
+        feed.at(1), feed.at(3), 6.86, feed.at(2))
+    events = list(AuditEvent.objects.filter(target_type="ebr.alarm", target_id=str(alarm.pk)).order_by("pk"))
+    assert [event.event_type for event in events] == [Event.ALARM_RAISED, Event.ALARM_CLEARED]
+    changes = {change["field"]: change for change in events[1].data["changes"]}
+    assert (changes["worst_value"]["old"], changes["worst_value"]["new"]) == (6.88, 6.86)
+    assert "closed_at" in changes
+    raised_row, cleared_row = alarm.history.order_by("history_id")
+    assert (raised_row.worst_value, raised_row.closed_at) == (6.88, None)
+    assert (cleared_row.worst_value, cleared_row.closed_at) == (6.86, feed.at(3))
 
 
 def test_a_post_partly_late_carries_the_excursion_its_late_readings_opened_into_its_own_later_ones(site, feed):
