@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 
@@ -135,6 +136,8 @@ class BatchLimits:
 
 # How far in the future (by the server's clock) a reading's time may lie when it is received.
 READINGS_FUTURE_TOLERANCE = timedelta(minutes=5)
+# A post whose alarm evaluation failed this often is set aside by the overdue watch (ebr.services.alarms).
+EVALUATION_ATTEMPTS = 5
 
 
 # --- alarms ---------------------------------------------------------------------------------
@@ -378,29 +381,61 @@ def readings_received_after(batch: Batch, moment: datetime) -> list[LateReadings
 # --- what release waits for -------------------------------------------------------------------
 
 AWAITING_EVALUATION_SQL = """
-SELECT count(*) FROM ebr_readingpost p
+SELECT count(*), count(f.post_id), (array_agg(f.last_error ORDER BY f.last_failed_at DESC)
+                                    FILTER (WHERE f.post_id IS NOT NULL))[1]
+  FROM ebr_readingpost p
+  LEFT JOIN ebr_evaluationfailure f ON f.post_id = p.id AND f.attempts >= %(attempts)s
  WHERE p.instrument_id IN (SELECT i.id FROM ebr_instrument i
                              JOIN ebr_equipmentuse u ON u.equipment_id = i.equipment_id
                             WHERE u.batch_id = %(batch)s)
    AND p.received_at >= (SELECT min(u.started_at) FROM ebr_equipmentuse u WHERE u.batch_id = %(batch)s)
                         - %(future)s
+   AND p.received_at <= (SELECT CASE WHEN bool_or(u.ended_at IS NULL) THEN 'infinity'::timestamptz
+                                     ELSE max(u.ended_at) + %(max_age)s END
+                           FROM ebr_equipmentuse u WHERE u.batch_id = %(batch)s)
    AND p.accepted > 0
    AND NOT EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = p.id)
    AND EXISTS (SELECT 1 FROM ebr_reading r
-                WHERE r.post_id = p.id AND r.batch_id = %(batch)s AND r.ts BETWEEN p.first_ts AND p.last_ts)
+                WHERE r.post_id = p.id AND r.batch_id = %(batch)s
+                  AND (p.first_ts IS NULL OR r.ts BETWEEN p.first_ts AND p.last_ts))
 """
-# From the batch's instruments' posts since its first assignment (index on (instrument,
-# received_at)); a post is stamped on receipt, and its readings may lie up to the accepted future
-# tolerance after that.
+# From the batch's instruments' posts received while its readings could come (index on
+# (instrument, received_at)): a post is stamped on receipt, and its readings may lie up to the
+# accepted future tolerance after that; once every assignment ended, no reading older than
+# INSTRUMENT_MAX_AGE is accepted. Readings have no index on post_id: the post's ts range lets
+# the BRIN index on ts (and the batch's B-tree) find them.
+
+
+@dataclass(frozen=True)
+class EvaluationWaiting:
+    """The batch's instrument posts not yet evaluated against the alarm limits."""
+
+    posts: int
+    set_aside: int  # of them, evaluation failed EVALUATION_ATTEMPTS times: tried hourly
+    last_error: str | None
+
+
+def evaluation_waiting(batch: Batch) -> EvaluationWaiting:
+    """The instrument posts with readings of `batch` not evaluated against the alarm limits yet
+    (normally none a few seconds after a post; the overdue watch catches up within minutes), and
+    how many of them the watch set aside after repeated failures."""
+    with connection.cursor() as cursor:
+        cursor.execute(AWAITING_EVALUATION_SQL, {
+            "batch": batch.pk, "future": READINGS_FUTURE_TOLERANCE, "max_age": settings.INSTRUMENT_MAX_AGE,
+            "attempts": EVALUATION_ATTEMPTS})
+        posts, set_aside, last_error = cursor.fetchone()
+    return EvaluationWaiting(posts, set_aside, last_error)
 
 
 def posts_awaiting_evaluation(batch: Batch) -> int:
-    """How many instrument posts with readings of `batch` have not been evaluated against the
-    alarm limits yet (normally none a few seconds after a post; the overdue watch catches up
-    within minutes)."""
-    with connection.cursor() as cursor:
-        cursor.execute(AWAITING_EVALUATION_SQL, {"batch": batch.pk, "future": READINGS_FUTURE_TOLERANCE})
-        return cursor.fetchone()[0]
+    """How many instrument posts with readings of `batch` have not been evaluated yet."""
+    return evaluation_waiting(batch).posts
+
+
+def alarms_changed_since(batch: Batch, moment: datetime) -> int:
+    """How many changes to the batch's alarms (raised, escalated, worsened, closed, acknowledged)
+    were recorded after `moment` (their history, server time)."""
+    return Alarm.history.filter(batch_id=batch.pk, history_date__gt=moment).count()
 
 
 def alarms_unacknowledged(batch: Batch) -> list[Alarm]:

@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from ebr.instructions import FigureRef, instructions_html
 from ebr.models import (
+    Alarm,
     Batch,
     BatchStatus,
     CustodyEvent,
@@ -337,6 +338,7 @@ def batch_audit_events(batch: Batch) -> QuerySet[Any]:
         "ebr.custodyevent": ids(batch.custody_events.all()),
         "ebr.equipmentuse": ids(batch.equipment_uses.all()),
         "ebr.materialuse": ids(MaterialUse.objects.filter(batch=batch)),
+        "ebr.alarm": ids(Alarm.objects.filter(batch=batch)),  # process alarms and their acknowledgements
     }
     condition = Q()
     for target_type, target_ids in parts.items():

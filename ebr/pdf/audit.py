@@ -1,11 +1,12 @@
 """The batch's full audit trail, for the PDF appendix (21 CFR 11.10(e), EU GMP Annex 11 §9).
 
 "Full" means every event whose target is the batch or a row that belongs to it: its steps,
-entries (including corrections), chain-of-custody events, equipment and material uses (the
-set `ebr.selectors.batch_audit_events` gives the batch's audit-trail screen), plus the events
-of the deviations raised against it. Export events (EXPORT_CREATED) are reads of the record, not
-changes to it; they stay in the audit trail (the screen shows them) but are left out of the
-document so that the same record always yields the same document content and fingerprint.
+entries (including corrections), chain-of-custody events, equipment and material uses, process
+alarms and their acknowledgements (the set `ebr.selectors.batch_audit_events` gives the batch's
+audit-trail screen), plus the events of the deviations raised against it. Export events
+(EXPORT_CREATED) are reads of the record, not changes to it; they stay in the audit trail (the
+screen shows them) but are left out of the document so that the same record always yields the
+same document content and fingerprint.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ from ebr.models import (
     ReadingPostEvaluation,
     StepExecution,
 )
-from ebr.process_data import BatchLimits, Limits
+from ebr.process_data import EVALUATION_ATTEMPTS, BatchLimits, Limits
 from ebr.states import BATCH_CLOSED
 from qms.audit import Event, SystemActor, create_with_reason, record_event, save_with_reason
 from qms.models import User
@@ -513,7 +513,6 @@ SELECT p.id, p.received_at FROM ebr_readingpost p
 # A post whose evaluation failed this often is set aside: it no longer holds the watch's mark, so
 # a few posts that fail for good (a defect, data the evaluation cannot take) cannot keep the watch
 # from every newer lost post. It is tried again hourly, and holds back its batch's release.
-EVALUATION_ATTEMPTS = 5
 SET_ASIDE_RETRY = timedelta(hours=1)
 SET_ASIDE_PER_RUN = 20
 SET_ASIDE_SQL = """

@@ -114,14 +114,17 @@ def _token_rows(prefix: str) -> list[tuple[Any, ...]]:
     (CONN_HEALTH_CHECKS): a round trip on every instrument post. The token read is that first
     query, and it only reads, so it checks the connection itself: when the kept connection has
     gone (a database restart, a dropped socket) it is read again once on a new one, as the health
-    check would have done. Inside a transaction nothing is retried.
+    check would have done. Only then: inside a transaction, on a connection opened for this read
+    (a failed connect is not tried twice), or when the connection still works (a lock or statement
+    timeout), the error stands.
     """
-    if connection.connection is not None and not connection.in_atomic_block:
+    kept = connection.connection is not None and not connection.in_atomic_block
+    if kept:
         connection.health_check_done = True
     try:
         return _token_read(prefix)
     except (OperationalError, InterfaceError):
-        if connection.in_atomic_block:
+        if not kept or connection.is_usable():
             raise
         connection.close()
         return _token_read(prefix)

@@ -12,7 +12,13 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from ebr.models import Alarm, Batch, BatchStatus
-from ebr.process_data import alarms_unacknowledged, posts_awaiting_evaluation, readings_received_after
+from ebr.process_data import (
+    EVALUATION_ATTEMPTS,
+    alarms_changed_since,
+    alarms_unacknowledged,
+    evaluation_waiting,
+    readings_received_after,
+)
 from ebr.selectors import batch_executors
 from ebr.services.batches import _transition
 from qms.audit import Event, record_event
@@ -42,9 +48,12 @@ def batch_signatures(batch: Batch) -> list[Signature]:
 
 
 def audit_trail_review_valid(batch: Batch) -> bool:
-    """Reviewed, and nothing in the record changed since (the review signature is still valid)."""
+    """Reviewed, and nothing in the record changed since: the review signature is still valid
+    and no process alarm of the batch was raised or changed after it (the review covers the
+    alarms and their acknowledgements as they were; draft EU GMP Annex 11 §9)."""
     reviews = Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning=Meaning.REVIEWED)
-    return any(signature_is_valid(review, batch) for review in reviews)
+    return any(signature_is_valid(review, batch) and not alarms_changed_since(batch, review.signed_at)
+               for review in reviews)
 
 
 @transaction.atomic
@@ -58,6 +67,10 @@ def batch_audit_trail_review(*, actor: User, batch: Batch, password: str, reason
         raise ValidationError("The audit trail is reviewed once the batch record is in QA review.")
     if not reason.strip():
         raise ValidationError({"reason": "Summarise what the audit-trail review found."})
+    waiting = _process_data_blockers(batch)
+    if waiting:
+        raise ValidationError(["The audit trail is reviewed once every instrument post of the batch is evaluated "
+                               "and every process alarm acknowledged by a supervisor.", *waiting])
     signature = sign(signer=actor, password=password, meaning=Meaning.REVIEWED, target=batch, reason=reason,
                      username=username, session=session)
     record_event(actor=actor, event=Event.AUDIT_TRAIL_REVIEWED, target=batch, reason=reason,
@@ -76,7 +89,7 @@ def release_blockers(batch: Batch) -> list[str]:
     if open_deviations:
         blockers.append("Open deviations: " + ", ".join(d.number for d in open_deviations) + ".")
     if not audit_trail_review_valid(batch):
-        blockers.append("The audit trail has not been reviewed since the record last changed.")
+        blockers.append(_audit_trail_review_missing(batch))
     invalid = [s for s in batch_signatures(batch) if s.meaning != Meaning.REVIEWED and not signature_is_valid(s)]
     if invalid:
         blockers.append(f"{len(invalid)} signature(s) are invalid: the record changed after signing.")
@@ -85,16 +98,34 @@ def release_blockers(batch: Batch) -> list[str]:
     return blockers
 
 
+def _audit_trail_review_missing(batch: Batch) -> str:
+    latest = (Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning=Meaning.REVIEWED)
+              .order_by("-signed_at").first())
+    if latest is not None and signature_is_valid(latest, batch):
+        changes = alarms_changed_since(batch, latest.signed_at)
+        return (f"The process alarms changed after the audit-trail review of {format_local(latest.signed_at)} "
+                f"({changes} change(s): raised, escalated, closed or acknowledged): review the audit trail again.")
+    return "The audit trail has not been reviewed since the record last changed."
+
+
 def _process_data_blockers(batch: Batch) -> list[str]:
     """Every instrument reading judged against its limits, and every alarm looked at by a
     supervisor (EU GMP Annex 15 §9, Annex 1 §9.4: excursions investigated; Annex 16 1.7.4: the
     QP confirms deviations from the process were assessed)."""
     blockers = []
-    waiting = posts_awaiting_evaluation(batch)
-    if waiting:
-        blockers.append(f"{waiting} instrument post(s) of this batch have not been evaluated against the alarm "
-                        "limits yet. Evaluation normally follows within seconds and the overdue watch catches up "
-                        "within minutes; if this stays, the alarm evaluation is failing (see the worker's log).")
+    waiting = evaluation_waiting(batch)
+    if waiting.posts > waiting.set_aside:
+        blockers.append(f"{waiting.posts - waiting.set_aside} instrument post(s) of this batch have not been "
+                        "evaluated against the alarm limits yet. Evaluation normally follows within seconds and "
+                        "the overdue watch catches up within minutes; if this stays, the alarm evaluation is "
+                        "failing (see the worker's log).")
+    if waiting.set_aside:
+        error = (waiting.last_error or "")[:300]
+        blockers.append(f"{waiting.set_aside} instrument post(s) of this batch could not be evaluated against the "
+                        f"alarm limits after {EVALUATION_ATTEMPTS} attempts (last error: {error}). "
+                        "They are tried again every hour. Open a deviation, have the cause corrected (deploy/README "
+                        "'Alarm evaluation set aside'); the batch can be released once they are evaluated, or "
+                        "rejected.")
     unacknowledged = alarms_unacknowledged(batch)
     if unacknowledged:
         listed = ", ".join(_alarm_words(alarm) for alarm in unacknowledged[:5])

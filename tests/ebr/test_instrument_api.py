@@ -67,7 +67,7 @@ def test_post_stores_readings_with_the_original_body(client, site):
     assert {r.post_id for r in rows} == {post_row.pk}
 
 
-def test_alarm_evaluation_is_queued_after_commit_through_the_outbox(client, site):
+def test_each_storing_post_queues_one_alarm_evaluation_in_the_outbox(client, site):
     """Each post that stores readings queues exactly one evaluation of itself, whichever way it was
     stored (COPY for new readings, INSERT ... ON CONFLICT for a re-send with new ones); a post that
     stores nothing, or is refused, queues none."""

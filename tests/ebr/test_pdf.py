@@ -22,9 +22,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from ebr.models import Batch, Equipment, StepStatus
+from ebr.models import Alarm, Batch, Equipment, StepStatus
 from ebr.services import batches as batch_services
 from ebr.services import master_records as master_services
+from ebr.services.alarms import alarm_acknowledge
 from ebr.services.execution import entry_correct, entry_record, step_perform, step_verify
 from ebr.services.release import batch_audit_trail_review, batch_reject, batch_review_start
 from qms.audit import Event, SystemActor
@@ -189,6 +190,9 @@ def scenario(make_user, supervisor, qa_reviewer, qa_approver, resources, verifie
                  comments={"viability": "Viability low after thaw of the medium"})
     _sign_step(step, operator, verifier)
     _instrument_readings(batch, supervisor)
+    for alarm in Alarm.objects.filter(batch=batch):  # QA reviews the audit trail once alarms are acknowledged
+        alarm_acknowledge(actor=supervisor, alarm=alarm, comment="pH probe drift; culture checked, no impact",
+                          password=PASSWORD, username=supervisor.username)
     while (step := _open_step(batch)) is not None:
         _record_step(step, operator, VALUES)
         _sign_step(step, operator, verifier)

@@ -251,3 +251,34 @@ def test_an_instrument_post_skips_the_connection_health_check_its_token_read_mak
     response = client.post("/api/v1/readings", data=json.dumps(body), content_type="application/json", **site.auth)
     assert response.status_code == 201, response.content
     assert checks == []
+
+
+def test_a_token_read_that_fails_on_a_working_connection_is_not_read_again(committed):
+    """Only a dropped connection is worth a second read: a lock timeout (here, a migration holding
+    the instrument table) must not be tried again on a new connection without that timeout,
+    where the request would wait on the lock indefinitely, nor cost a reconnect."""
+    import threading
+
+    import psycopg
+    from django.db import OperationalError, connection
+
+    from ebr.services.instruments import instrument_for_token
+    from tests.conftest import database_url
+
+    site = plant()
+    connection.ensure_connection()
+    kept = connection.connection
+    with psycopg.connect(database_url()) as migration:
+        migration.execute("LOCK TABLE ebr_instrument IN ACCESS EXCLUSIVE MODE")
+        release = threading.Timer(3.0, migration.rollback)  # so that a second read on a new connection ends
+        release.start()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '200ms'")
+            with pytest.raises(OperationalError, match="lock timeout"):
+                instrument_for_token(site.token)
+        finally:
+            release.cancel()
+            migration.rollback()
+    assert connection.connection is kept, "the working connection was closed and opened again"
+    assert instrument_for_token(site.token) == site.instrument
