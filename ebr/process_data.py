@@ -381,29 +381,39 @@ def readings_received_after(batch: Batch, moment: datetime) -> list[LateReadings
 # --- what release waits for -------------------------------------------------------------------
 
 AWAITING_EVALUATION_SQL = """
+WITH unevaluated AS (
+    SELECT p.id FROM ebr_readingpost p
+     WHERE p.instrument_id IN (SELECT i.id FROM ebr_instrument i
+                                 JOIN ebr_equipmentuse u ON u.equipment_id = i.equipment_id
+                                WHERE u.batch_id = %(batch)s)
+       AND p.received_at >= (SELECT min(u.started_at) FROM ebr_equipmentuse u WHERE u.batch_id = %(batch)s)
+                            - %(future)s
+       AND p.received_at <= (SELECT CASE WHEN bool_or(u.ended_at IS NULL) THEN 'infinity'::timestamptz
+                                         ELSE max(u.ended_at) + %(max_age_ceiling)s END
+                               FROM ebr_equipmentuse u WHERE u.batch_id = %(batch)s)
+       AND p.accepted > 0
+       AND NOT EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = p.id)
+    UNION
+    SELECT f.post_id FROM ebr_evaluationfailure f
+     WHERE NOT EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = f.post_id)
+)
 SELECT count(*), count(f.post_id), (array_agg(f.last_error ORDER BY f.last_failed_at DESC)
                                     FILTER (WHERE f.post_id IS NOT NULL))[1]
-  FROM ebr_readingpost p
+  FROM unevaluated w
+  JOIN ebr_readingpost p ON p.id = w.id
   LEFT JOIN ebr_evaluationfailure f ON f.post_id = p.id AND f.attempts >= %(attempts)s
- WHERE p.instrument_id IN (SELECT i.id FROM ebr_instrument i
-                             JOIN ebr_equipmentuse u ON u.equipment_id = i.equipment_id
-                            WHERE u.batch_id = %(batch)s)
-   AND p.received_at >= (SELECT min(u.started_at) FROM ebr_equipmentuse u WHERE u.batch_id = %(batch)s)
-                        - %(future)s
-   AND p.received_at <= (SELECT CASE WHEN bool_or(u.ended_at IS NULL) THEN 'infinity'::timestamptz
-                                     ELSE max(u.ended_at) + %(max_age)s END
-                           FROM ebr_equipmentuse u WHERE u.batch_id = %(batch)s)
-   AND p.accepted > 0
-   AND NOT EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = p.id)
-   AND EXISTS (SELECT 1 FROM ebr_reading r
+ WHERE EXISTS (SELECT 1 FROM ebr_reading r
                 WHERE r.post_id = p.id AND r.batch_id = %(batch)s
-                  AND (p.first_ts IS NULL OR r.ts BETWEEN p.first_ts AND p.last_ts))
+                  AND r.ts BETWEEN coalesce(p.first_ts, '-infinity') AND coalesce(p.last_ts, 'infinity'))
 """
 # From the batch's instruments' posts received while its readings could come (index on
 # (instrument, received_at)): a post is stamped on receipt, and its readings may lie up to the
 # accepted future tolerance after that; once every assignment ended, no reading older than
-# INSTRUMENT_MAX_AGE is accepted. Readings have no index on post_id: the post's ts range lets
-# the BRIN index on ts (and the batch's B-tree) find them.
+# INSTRUMENT_MAX_AGE is accepted. The bound uses that setting's ceiling, not its value: the
+# setting may be lowered after posts were accepted, and an assignment may be ended before the
+# last readings of its time came in. Posts whose evaluation failed are few and counted
+# wherever they were received. Readings have no index on post_id: the post's ts range lets the
+# BRIN index on ts (and the batch's B-tree) find them.
 
 
 @dataclass(frozen=True)
@@ -421,8 +431,8 @@ def evaluation_waiting(batch: Batch) -> EvaluationWaiting:
     how many of them the watch set aside after repeated failures."""
     with connection.cursor() as cursor:
         cursor.execute(AWAITING_EVALUATION_SQL, {
-            "batch": batch.pk, "future": READINGS_FUTURE_TOLERANCE, "max_age": settings.INSTRUMENT_MAX_AGE,
-            "attempts": EVALUATION_ATTEMPTS})
+            "batch": batch.pk, "future": READINGS_FUTURE_TOLERANCE,
+            "max_age_ceiling": settings.INSTRUMENT_MAX_AGE_CEILING, "attempts": EVALUATION_ATTEMPTS})
         posts, set_aside, last_error = cursor.fetchone()
     return EvaluationWaiting(posts, set_aside, last_error)
 

@@ -308,8 +308,11 @@ PDF_FONT_DIR = Path(env_str("PDF_FONT_DIR", "/usr/share/fonts/truetype/dejavu"))
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                       "KEY_PREFIX": "ebr", "TIMEOUT": 300}}
 INSTRUMENT_RATE_LIMIT = env_str("INSTRUMENT_RATE_LIMIT", "600/min")
+# The most INSTRUMENT_MAX_AGE_DAYS may be set to: release checks look that far for late posts.
+INSTRUMENT_MAX_AGE_CEILING = timedelta(days=366)
 INSTRUMENT_MAX_BODY_BYTES = env_int("INSTRUMENT_MAX_BODY_MB", 8, minimum=1, maximum=64) * 1024 * 1024
-INSTRUMENT_MAX_AGE = timedelta(days=env_int("INSTRUMENT_MAX_AGE_DAYS", 30, minimum=1, maximum=366))
+INSTRUMENT_MAX_AGE = timedelta(days=env_int("INSTRUMENT_MAX_AGE_DAYS", 30, minimum=1,
+                                            maximum=INSTRUMENT_MAX_AGE_CEILING.days))
 INSTRUMENT_FEED_GAP = timedelta(minutes=env_int("INSTRUMENT_FEED_GAP_MINUTES", 10, minimum=1, maximum=1440))
 CELERY_BEAT_SCHEDULE["instrument-feed-gaps"] = {"task": "ebr.feed_gaps_check", "schedule": 60.0}
 # A run not started within 55 s is dropped: the next one looks at the same posts, so runs never queue up.

@@ -194,6 +194,13 @@ def _escalate(ctx: _Context, alarm: Alarm, limits: Limits, ts: datetime, value: 
 
 def _clear(ctx: _Context, alarm: Alarm, ts: datetime, value: float, pending: list[str],
            reason: str | None = None) -> None:
+    if alarm.closed_at is not None and ts >= alarm.closed_at:
+        # A late alarm raised already ending where a later one begins: closing it there (or
+        # after) again would be an audit entry that changes nothing.
+        if pending:
+            save_with_reason(alarm, actor=EVALUATOR, reason="Worst value of the excursion (readings received late)",
+                             update_fields=pending)
+        return
     alarm.closed_at = ts
     reason = reason or f"{ctx.parameter.code} = {value:g} back within the limits"
     save_with_reason(alarm, actor=EVALUATOR, reason=reason,

@@ -276,3 +276,21 @@ def test_late_readings_at_the_instant_a_recorded_alarm_closed_keep_their_action_
     assert [(a.kind, a.worst_value) for a in record if a.kind == AlarmKind.ACTION] == [(AlarmKind.ACTION, 6.7)]
     assert record[-1].closed_at <= feed.at(2)
     assert batch_deviations(site).count() == 1
+
+
+def test_a_late_excursion_before_an_open_alarm_is_recorded_closed_once(site, feed):
+    """A buffered post holds pH 6.85 at minute 0; pH 6.86 from minute 2 on was evaluated in time and
+    its alarm is still open. The late alarm is raised already ending where the open one begins (one
+    open excursion alarm per parameter): its audit trail and history say so once, with no second
+    'cleared' that changes nothing (an inspector reads each entry as a change of the record)."""
+    late = feed.post([(0, 6.85)], lost=True)
+    feed.post([(2, 6.86), (3, 6.87)])
+
+    alarms_evaluate(post_id=late.post_id)
+
+    late_alarm, open_alarm = excursion_record(site)
+    assert (late_alarm.opened_at, late_alarm.closed_at, open_alarm.closed_at) == (feed.at(0), feed.at(2), None)
+    events = list(AuditEvent.objects.filter(target_type="ebr.alarm", target_id=str(late_alarm.pk))
+                  .values_list("event_type", flat=True))
+    assert events == [Event.ALARM_RAISED]
+    assert late_alarm.history.count() == 1

@@ -16,6 +16,7 @@ from django.test import Client
 from django.utils import timezone
 
 from ebr.models import Alarm, BatchStatus, Reading
+from ebr.process_data import evaluation_waiting
 from ebr.selectors import batch_audit_events
 from ebr.services import batches as batch_services
 from ebr.services.alarms import alarm_acknowledge, alarms_evaluate
@@ -185,6 +186,25 @@ def test_an_alarm_raised_after_the_audit_trail_review_calls_for_a_new_review(mon
     assert {Event.ALARM_RAISED, Event.ALARM_ACKNOWLEDGED} <= set(alarm_events.values_list("event_type", flat=True))
     audit_trail_review(batch, qa_reviewer)
     assert release_blockers(batch) == []
+
+
+def test_a_post_received_long_after_the_batch_ended_still_holds_release_until_evaluated(monitored, qa_reviewer,
+                                                                                       settings):
+    """An instrument's buffer sent two days after the equipment was released, with readings from the
+    run, and a site that since lowered INSTRUMENT_MAX_AGE to one day: the post was accepted under
+    the age limit of its day, so the release check must still find it while it waits for evaluation
+    (it looks as far as the setting's ceiling, not its current value)."""
+    batch, registration, _ = monitored
+    result = readings_ingest(instrument=registration.instrument, received_at=timezone.now() + timedelta(days=2),
+                             body=orjson.dumps({"readings": [reading(2, timezone.now() - timedelta(minutes=30))]}))
+    assert result.batch_ids == [batch.pk]
+    settings.INSTRUMENT_MAX_AGE = timedelta(days=1)
+
+    assert evaluation_waiting(batch).posts == 1
+    assert WAITING in release_blockers(batch)
+
+    alarms_evaluate(post_id=result.post_id)
+    assert evaluation_waiting(batch).posts == 0
 
 
 def test_a_post_set_aside_after_failed_evaluations_tells_qa_how_to_go_on(monitored, qa_reviewer, monkeypatch):
