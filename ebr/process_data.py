@@ -442,9 +442,15 @@ def posts_awaiting_evaluation(batch: Batch) -> int:
     return evaluation_waiting(batch).posts
 
 
-def alarms_changed_since(batch: Batch, moment: datetime) -> int:
+def alarm_changes_recorded(batch: Batch) -> int:
     """How many changes to the batch's alarms (raised, escalated, worsened, closed, acknowledged)
-    were recorded after `moment` (their history, server time)."""
+    are recorded in their history, which is append-only."""
+    return Alarm.history.filter(batch_id=batch.pk).count()
+
+
+def alarms_changed_since(batch: Batch, moment: datetime) -> int:
+    """How many changes to the batch's alarms were recorded after `moment` (their history, server
+    time). For reviews signed before the review recorded the count (alarm_changes_recorded)."""
     return Alarm.history.filter(batch_id=batch.pk, history_date__gt=moment).count()
 
 

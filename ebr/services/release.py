@@ -14,6 +14,7 @@ from django.db import transaction
 from ebr.models import Alarm, Batch, BatchStatus
 from ebr.process_data import (
     EVALUATION_ATTEMPTS,
+    alarm_changes_recorded,
     alarms_changed_since,
     alarms_unacknowledged,
     evaluation_waiting,
@@ -22,7 +23,7 @@ from ebr.process_data import (
 from ebr.selectors import batch_executors
 from ebr.services.batches import _transition
 from qms.audit import Event, record_event
-from qms.models import Signature, User
+from qms.models import AuditEvent, Signature, User
 from qms.roles import Capability, can
 from qms.signatures import Meaning, ensure_releaser_not_executor, format_local, sign, signature_is_valid
 
@@ -52,8 +53,23 @@ def audit_trail_review_valid(batch: Batch) -> bool:
     and no process alarm of the batch was raised or changed after it (the review covers the
     alarms and their acknowledgements as they were; draft EU GMP Annex 11 §9)."""
     reviews = Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning=Meaning.REVIEWED)
-    return any(signature_is_valid(review, batch) and not alarms_changed_since(batch, review.signed_at)
+    return any(signature_is_valid(review, batch) and not alarm_changes_after_review(batch, review)
                for review in reviews)
+
+
+def alarm_changes_after_review(batch: Batch, review: Signature) -> int:
+    """How many alarm changes the audit-trail review `review` did not see.
+
+    The review records how many alarm changes its history held when QA signed; any difference
+    is a change it did not see. A count, not a time: an evaluation that saved its changes before
+    the signature but committed after it is caught too, whatever the clocks of the processes.
+    """
+    event = (AuditEvent.objects.filter(event_type=Event.AUDIT_TRAIL_REVIEWED, target_type="ebr.batch",
+                                       target_id=str(batch.pk), data__signature=review.pk)
+             .values_list("data", flat=True).first())
+    if event is None or "alarm_changes" not in event:
+        return alarms_changed_since(batch, review.signed_at)  # a review signed before the count was kept
+    return alarm_changes_recorded(batch) - int(event["alarm_changes"])
 
 
 @transaction.atomic
@@ -74,7 +90,7 @@ def batch_audit_trail_review(*, actor: User, batch: Batch, password: str, reason
     signature = sign(signer=actor, password=password, meaning=Meaning.REVIEWED, target=batch, reason=reason,
                      username=username, session=session)
     record_event(actor=actor, event=Event.AUDIT_TRAIL_REVIEWED, target=batch, reason=reason,
-                 data={"signature": signature.pk})
+                 data={"signature": signature.pk, "alarm_changes": alarm_changes_recorded(batch)})
     return signature
 
 
@@ -102,7 +118,7 @@ def _audit_trail_review_missing(batch: Batch) -> str:
     latest = (Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning=Meaning.REVIEWED)
               .order_by("-signed_at").first())
     if latest is not None and signature_is_valid(latest, batch):
-        changes = alarms_changed_since(batch, latest.signed_at)
+        changes = alarm_changes_after_review(batch, latest)
         return (f"The process alarms changed after the audit-trail review of {format_local(latest.signed_at)} "
                 f"({changes} change(s): raised, escalated, closed or acknowledged): review the audit trail again.")
     return "The audit trail has not been reviewed since the record last changed."

@@ -188,6 +188,36 @@ def test_an_alarm_raised_after_the_audit_trail_review_calls_for_a_new_review(mon
     assert release_blockers(batch) == []
 
 
+def test_an_alarm_change_committed_after_the_review_is_caught_whatever_time_it_carries(monitored, supervisor,
+                                                                                       qa_reviewer, monkeypatch):
+    """An evaluation that began before QA signed the audit-trail review saves its alarm (and the
+    supervisor acknowledges it) with times before the signature, but commits after it: the review
+    did not see it. The review keeps the number of alarm changes it saw, so the difference, not
+    the clock, makes it stale; nothing else stands in the way here (post evaluated, alarm
+    acknowledged), so without that check the QP could certify on a review that missed an alarm."""
+    batch, registration, _ = monitored
+    ingest(registration, reading(2, timezone.now() - timedelta(minutes=60)))
+    ready_for_release(batch, qa_reviewer)
+    batch.refresh_from_db()
+    review = Signature.objects.get(target_type="ebr.batch", target_id=str(batch.pk), meaning="reviewed")
+    assert release_blockers(batch) == []
+
+    late = ingest(registration, reading(3, timezone.now() - timedelta(minutes=15)), evaluate=False)  # a 45-min hole
+    before_signature = review.signed_at - timedelta(seconds=2)
+    monkeypatch.setattr(timezone, "now", lambda: before_signature)
+    alarms_evaluate(post_id=late.post_id)
+    (alarm,) = Alarm.objects.filter(batch=batch)
+    alarm_acknowledge(actor=supervisor, alarm=alarm, comment="Network outage, culture checked at the bioreactor",
+                      **sign_args(supervisor))
+    monkeypatch.undo()
+    review_by_exception(batch, qa_reviewer)  # the record review reads the late reading
+
+    assert Alarm.history.filter(batch_id=batch.pk, history_date__gt=review.signed_at).count() == 0
+    assert release_blockers(batch) == [
+        f"The process alarms changed after the audit-trail review of {format_local(review.signed_at)} (2 change(s): "
+        "raised, escalated, closed or acknowledged): review the audit trail again."]
+
+
 def test_a_post_received_long_after_the_batch_ended_still_holds_release_until_evaluated(monitored, qa_reviewer,
                                                                                        settings):
     """An instrument's buffer sent two days after the equipment was released, with readings from the
