@@ -143,10 +143,13 @@ class Plan:
     excursions: list[Excursion] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     resume_from: datetime | None = None  # a restart: what was posted before this moment is not sent again
+    # Instrument time per culture time: 1 normally. Below 1 when the bioreactor was assigned too
+    # recently to hold the culture in the past: the culture is compressed into the time there is.
+    time_scale: float = 1.0
 
     @property
     def end(self) -> datetime:
-        return self.start + timedelta(hours=self.hours)
+        return self.start + timedelta(hours=self.hours) * self.time_scale
 
     @property
     def first(self) -> datetime:
@@ -160,9 +163,9 @@ def rfc3339(moment: datetime) -> str:
 def ticks(plan: Plan, model: BioreactorModel) -> Iterator[tuple[datetime, list[tuple[str, float]]]]:
     """(time, [(parameter, value)]) for every tick of the plan, gaps left out, excursions applied."""
     sample_ticks = max(1, round(plan.sample_every / plan.interval))
-    tick, moment = 0, plan.start
-    while moment < plan.end:
-        elapsed = moment - plan.start
+    tick, moment, culture = 0, plan.start, timedelta(hours=plan.hours)
+    while tick * plan.interval < culture:
+        elapsed = tick * plan.interval  # culture time: the kinetics, excursions and gaps run on it
         values = model.values(elapsed.total_seconds() / 86400)  # drawn even when skipped: same noise on resume
         names = ONLINE + (AT_LINE if tick % sample_ticks == 0 else ())
         for excursion in plan.excursions:
@@ -174,7 +177,7 @@ def ticks(plan: Plan, model: BioreactorModel) -> Iterator[tuple[datetime, list[t
         if not skipped and not any(gap.covers(elapsed) for gap in plan.gaps):
             yield moment, [(name, round(values[name], DECIMALS[name])) for name in names]
         tick += 1
-        moment = plan.start + tick * plan.interval
+        moment = plan.start + tick * plan.interval * plan.time_scale
 
 
 class Clock:
@@ -215,13 +218,14 @@ class SequenceState:
     token: str | None = None
     batch: str | None = None
     culture_start: str | None = None
+    time_scale: float = 1.0
 
     @classmethod
     def load(cls, path: Path) -> SequenceState:
         if path.exists():
             data = json.loads(path.read_text())
             return cls(path, int(data["next_seq"]), data.get("last_ts"), data.get("token"), data.get("batch"),
-                       data.get("culture_start"))
+                       data.get("culture_start"), float(data.get("time_scale", 1.0)))
         # No state: start from the clock in milliseconds, always above any earlier run's seqs.
         return cls(path, int(time.time() * 1000))
 
@@ -229,7 +233,8 @@ class SequenceState:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps({"next_seq": self.next_seq, "last_ts": self.last_ts, "token": self.token,
-                                         "batch": self.batch, "culture_start": self.culture_start}))
+                                         "batch": self.batch, "culture_start": self.culture_start,
+                                         "time_scale": self.time_scale}))
         os.chmod(temporary, 0o600)
         temporary.replace(self.path)
 

@@ -80,6 +80,19 @@ def test_ticks_leave_gaps_out_and_apply_excursions():
     assert "vcd" in dict(emitted[0][1]) and "vcd" not in dict(emitted[1][1])  # at-line values hourly
 
 
+def test_a_compressed_culture_keeps_its_kinetics_and_excursions_in_less_instrument_time():
+    """A bioreactor assigned only minutes ago: two hours of culture in two minutes of instrument
+    time, the same readings and the excursion at the same point of the culture."""
+    excursion = [Excursion.parse("ph:6.6@30m+10m")]
+    normal = list(ticks(Plan(start=START, hours=2, excursions=excursion), BioreactorModel(seed=1)))
+    compressed = list(ticks(Plan(start=START, hours=2, excursions=excursion, time_scale=1 / 60),
+                            BioreactorModel(seed=1)))
+
+    assert [values for _, values in compressed] == [values for _, values in normal]
+    assert [moment for moment, _ in compressed] == [START + timedelta(seconds=n) for n in range(120)]
+    assert Plan(start=START, hours=2, time_scale=1 / 60).end == START + timedelta(minutes=2)
+
+
 def test_the_clock_runs_faster_than_real_time_but_never_reports_the_future():
     real = [datetime(2026, 11, 27, 12, 0, tzinfo=UTC)]
     slept: list[float] = []
@@ -264,3 +277,43 @@ def test_a_simulated_run_with_a_ph_excursion_raises_one_alarm_and_one_deviation(
     assert gap.closed_at - gap.opened_at == timedelta(minutes=31)  # last reading before, first after
     assert timezone.now() - max(Reading.objects.filter(batch=batch).values_list("ts", flat=True)) < timedelta(
         minutes=5)  # the simulated day ends about now
+
+
+@pytest.mark.worker
+def test_a_run_right_after_the_bioreactor_was_assigned_compresses_the_culture_and_ends_on_time(
+        committed, worker, relay, broker, tmp_path):
+    """As after seed_demo: the bioreactor was assigned a moment ago, and an integrator runs two
+    hours of culture at 3600x. The run takes seconds, not two hours; every reading lies between
+    the assignment and now (none refused as from the future or from before the assignment); the
+    pH excursion still gives one alarm and one deviation."""
+    from qms.models import Deviation
+    from tests.ebr.process_builders import LiveServer, bioreactor, expansion_version, people, running_batch
+
+    who = people()
+    equipment = bioreactor()
+    batch = running_batch(who, expansion_version(who), equipment, assigned_since=timedelta(0))
+    assigned = batch.equipment_uses.get().started_at
+    server = LiveServer(tmp_path / "server.log", broker_url=broker.url).wait_ready()
+    began = time.monotonic()
+    try:
+        out = io.StringIO()
+        call_command("simulate_bioreactor", "--batch", batch.number, "--hours", "2", "--speed", "3600",
+                     "--url", server.url, "--excursion", "ph:6.6@1h", "--seed", "7",
+                     "--state", str(tmp_path / "state.json"), stdout=out, stderr=io.StringIO())
+    finally:
+        server.stop()
+    took = time.monotonic() - began
+    posts = ReadingPost.objects.filter(instrument__equipment=equipment)
+    deadline = time.monotonic() + 120
+    while ReadingPostEvaluation.objects.filter(post__in=posts).count() < posts.count():
+        assert time.monotonic() < deadline, worker.log.read_text()[-3000:]
+        time.sleep(0.5)
+
+    assert took < 60, f"two hours at 3600x took {took:.0f} s"
+    readings = Reading.objects.filter(batch=batch)
+    assert readings.count() == 120 * 5 + 2 * 6  # online every minute, at-line hourly: none refused
+    assert assigned <= min(readings.values_list("ts", flat=True))
+    assert max(readings.values_list("ts", flat=True)) <= timezone.now()
+    (alarm,) = Alarm.objects.filter(batch=batch)
+    assert (alarm.kind, alarm.parameter.code, alarm.is_open) == ("action", "ph", False)
+    assert Deviation.objects.filter(subjects__subject_type="ebr.batch", subjects__subject_id=str(batch.pk)).count() == 1

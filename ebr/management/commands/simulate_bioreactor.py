@@ -5,7 +5,9 @@ A bioreactor posting CAR-T expansion data through the real HTTP API (ebr/simulat
 its token and sequence in .local/simulator/NAME.json, so a restart continues where it stopped.
 
 The simulated clock runs --speed times real time (3600: one simulated hour per second) and ends
-about now; it never reports the future, so once it has caught up it runs in real time.
+about when the run does; it never reports the future. A bioreactor assigned to the batch too
+recently to hold the whole culture in the past gets it compressed into the time since the
+assignment (see Command._plan), so a run right after seed_demo still takes hours / speed.
 """
 
 from __future__ import annotations
@@ -131,27 +133,41 @@ class Command(BaseCommand):
 
     def _plan(self, options: dict[str, Any], state: SequenceState, use: EquipmentUse | None) -> Plan:
         """The culture to simulate. A restart for the same batch resumes the same culture up to
-        its end; a finished one, or --start, begins a new culture."""
+        its end; a finished one, or --start, begins a new culture.
+
+        The culture ends about when the run does (now plus hours / speed). When the bioreactor
+        was assigned to the batch more recently than the culture would have begun (right after
+        seed_demo, say), the culture is compressed into the time since the assignment: readings
+        keep real instrument times, never before the assignment and never in the future, and the
+        run still takes hours / speed.
+        """
         hours, speed, interval = options["hours"], options["speed"], options["interval"]
         if options["start"] is not None:
             if options["start"].tzinfo is None:
                 raise CommandError("--start needs a time zone, e.g. 2026-11-27T08:00:00Z")
             return self._new_culture(options, state, options["start"])
-        now = datetime.now(UTC)
-        start = now - timedelta(hours=hours) + timedelta(hours=hours) / speed  # ends about now
-        if use is not None:
-            start = max(start, use.started_at)
+        now, culture = datetime.now(UTC), timedelta(hours=hours)
+        ends = now + culture / speed
+        start, scale = ends - culture, 1.0
+        if use is not None and use.started_at > start:
+            start = use.started_at
+            scale = (ends - start - timedelta(seconds=1)) / culture
         start = start.replace(microsecond=0) + timedelta(seconds=1)  # readings carry milliseconds at most
         if state.batch == options["batch"] and state.culture_start and state.last_ts:
-            culture = datetime.fromisoformat(state.culture_start)
-            resume = datetime.fromisoformat(state.last_ts.replace("Z", "+00:00")) + interval
-            if resume < culture + timedelta(hours=hours):
-                return Plan(start=culture, hours=hours, interval=interval, excursions=options["excursion"],
-                            gaps=options["gap"], resume_from=resume)
+            began = datetime.fromisoformat(state.culture_start)
+            resume = datetime.fromisoformat(state.last_ts.replace("Z", "+00:00")) + interval * state.time_scale
+            if resume < began + culture * state.time_scale:
+                return Plan(start=began, hours=hours, interval=interval, excursions=options["excursion"],
+                            gaps=options["gap"], resume_from=resume, time_scale=state.time_scale)
             start = max(start, resume)
-        return self._new_culture(options, state, start)
+        return self._new_culture(options, state, start, scale=scale)
 
-    def _new_culture(self, options: dict[str, Any], state: SequenceState, start: datetime) -> Plan:
-        state.culture_start = start.isoformat()
+    def _new_culture(self, options: dict[str, Any], state: SequenceState, start: datetime,
+                     scale: float = 1.0) -> Plan:
+        state.culture_start, state.time_scale = start.isoformat(), scale
+        if scale < 1.0:
+            self.stderr.write(f"the bioreactor holds batch {options['batch']} only since {start:%Y-%m-%d %H:%M:%S} "
+                              f"UTC: {options['hours']:g} h of culture are compressed into {scale * 100:.3g} % of "
+                              "their time (readings keep real times)")
         return Plan(start=start, hours=options["hours"], interval=options["interval"],
-                    excursions=options["excursion"], gaps=options["gap"])
+                    excursions=options["excursion"], gaps=options["gap"], time_scale=scale)
