@@ -7,7 +7,19 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ebr.settings")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+        execute_from_command_line(sys.argv)
+        return
+    # No servers named: use the embedded ones under .local/ (started for this command and stopped
+    # after it, unless `make run` or `localservices start` keeps them running), as make does.
+    from ebr.localservices import LocalServiceError, services
+
+    try:
+        with services() as env:
+            os.environ.update(env)
+            execute_from_command_line(sys.argv)
+    except LocalServiceError as error:
+        sys.exit(f"manage.py: set DATABASE_URL and REDIS_URL, or let the embedded servers start: {error}")
 
 
 if __name__ == "__main__":

@@ -108,3 +108,14 @@ def test_rules_only_and_baseline_keep_the_same_shape() -> None:
     assert set(baseline) == {"id", "risk", "flags"}
     assert all(set(flag) == {"category", "severity", "start", "end", "evidence", "rule"}
                for flag in baseline["flags"])  # type: ignore[union-attr]
+
+
+def test_it_runs_with_no_server_configured() -> None:
+    """As an integrator runs it on a fresh checkout: no DATABASE_URL or REDIS_URL at all. manage.py
+    then uses the embedded servers under .local/ (started for the command if none runs, stopped
+    after), and nothing but the answers reaches standard output."""
+    env = {name: value for name, value in os.environ.items() if name not in ("DATABASE_URL", "REDIS_URL")}
+    done = subprocess.run([sys.executable, "manage.py", "review_text"], cwd=ROOT, env=env, capture_output=True,
+                          input=b'{"id": "e1", "text": "Glove torn during transfer in BSC, changed gloves."}\n',
+                          check=True, timeout=300)
+    assert [json.loads(line) for line in done.stdout.decode().splitlines()] == [SPEC_OUTPUT]
