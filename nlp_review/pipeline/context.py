@@ -63,12 +63,13 @@ PAST_UNITS = ("batch|batches|run|runs|lot|order|orders|manufacture|manufacturing
 # words separated by spaces, alternatives for one word separated by "|", "?" for optional.
 # Contractions arrive as two words: "can't" and "cannot" are "can not", "couldn't" is "could not".
 TRIGGERS: tuple[tuple[TriggerKind, tuple[str, ...]], ...] = (
-    (NEG_BOTH, ("not",)),
+    # "none" and "nil" negate what precedes them too: "Growth: none", "Leaks - nil".
+    (NEG_BOTH, ("not", "none|nil")),
     (NEG_RULED_OUT, ("ruled out", "excluded", "not confirmed|detected|found")),
-    (NEG_FWD, ("no|without|never|nor|neither|zero|0|nil|none|avoid|prevent|preventing|avoiding",
+    (NEG_FWD, ("no|without|never|nor|neither|zero|0|nothing|avoid|prevent|preventing|avoiding",
                "none of", "absence of", "free of|from", "negative for", "no evidence|sign|signs of", "rules out",
                "to avoid|prevent")),
-    (NEG_BACK, ("negative|absent|none|nil", "not seen|observed|present|noted|evident|identified|visible|shown")),
+    (NEG_BACK, ("negative|absent", "not seen|observed|present|noted|evident|identified|visible|shown")),
     (NEG_NORMAL, ("free|passed|pass|ok|okay|intact|normal|clear|satisfactory|unremarkable|conforms|conform|compliant|"
                   "acceptable|fine|nad", "within|in limit|limits|range|spec|specification|specifications|tolerance")),
     (PSEUDO, ("no change|changes|longer|doubt|further|increase|decrease", "not only|necessarily|just|always|applicable",

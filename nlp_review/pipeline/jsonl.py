@@ -53,9 +53,7 @@ def _review_all(pending: list[tuple[int, object, str]], review: ReviewMany) -> l
         return []
     try:
         reviews = list(review([text for _, _, text in pending]))
-    except Exception:  # one bad text must not stop the stream: retry one by one
-        if len(pending) == 1:
-            raise
+    except Exception:  # one bad text must not stop the stream: one by one, a failing one gets an error line
         return [_review_one(entry_id, text, review) for _, entry_id, text in pending]
     return [_result(entry_id, text_review) for (_, entry_id, _), text_review in zip(pending, reviews, strict=True)]
 

@@ -176,6 +176,8 @@ class ReviewRules:
         in_spec = [(c.start, c.end) for c in checks if c.in_spec]
         for index, start, end in _rule_matches(hits, self.keys):
             if any(start < x_end and x_start < end for x_start, x_end in excluded.get(index, ())):
+                # Said on the passing side ("endotoxin below limit"): ruled out, as an in-spec value is.
+                result.cleared.add(ALL_RULES[index].category)
                 continue
             rule = ALL_RULES[index]
             if rule.category is Category.OUT_OF_SPEC and any(start < c_end and c_start < end

@@ -33,6 +33,15 @@ from nlp_review.pipeline.version import PIPELINE_VERSION
 
 MODEL_SEVERITY = Severity.MAJOR
 CLAUSE_BREAKS = frozenset({".", ";", ",", "!", "but", "however", "whereas", "\n"})
+# A clause that only states a check came out right ("label verified against COI", "bag label
+# matches patient ID") is no finding: the classifier, which reads words rather than what is said
+# of them, must not flag it. A clause with a word of trouble in it still may be flagged.
+CONFIRMATIONS = frozenset({"verified", "matches", "matched", "match", "confirmed", "correct", "correctly",
+                           "reconciled", "agrees", "agreed", "consistent", "passed", "intact", "acceptable",
+                           "satisfactory", "conforms", "compliant"})
+TROUBLE = frozenset({"not", "no", "never", "without", "mismatch", "mismatched", "wrong", "incorrect", "incorrectly",
+                     "failed", "fail", "fails", "unable", "missing", "unlabeled", "unlabelled", "illegible",
+                     "discrepancy", "different", "only", "after", "later", "but"})
 DEFAULT_BATCH_SIZE = 256
 CACHE_SIZE = 4096
 CATEGORY_BY_LABEL = {str(category): category for category in Category}
@@ -122,6 +131,9 @@ class Reviewer:
                 column = list(Category).index(category)
                 best = max(range(len(clauses)), key=lambda i: (clause_scores[i][column], -i))
             span = doc[clauses[best][0]:clauses[best][1]]
+            words = {token.norm_ for token in span}
+            if not words.isdisjoint(CONFIRMATIONS) and words.isdisjoint(TROUBLE):
+                continue
             flags.append(Flag(category=category, severity=MODEL_SEVERITY, start=span.start_char, end=span.end_char,
                               evidence=span.text, rule=self.model.rule_id, score=score,
                               explanation=f"The classifier gives {category} a probability of {score:.2f} (threshold "

@@ -46,8 +46,19 @@ def _plain(text: str) -> str:
 
 
 def _power(match: re.Match[str]) -> int | None:
-    raw = match.group("x") or match.group("e") or match.groupdict().get("p")
-    return int(raw) if raw is not None else None
+    power = _small_power(match.group("x") or match.group("e") or match.groupdict().get("p"))
+    return None if power is False else power
+
+
+def _small_power(raw: str | None) -> int | bool | None:
+    """The power of ten written `raw`, None if there is none, False if it is no measurement's
+    (beyond MAX_POWER; thousands of digits are refused before int() has to read them)."""
+    if raw is None:
+        return None
+    if len(raw.lstrip("+-−0")) > len(str(MAX_POWER)):
+        return False
+    power = int(raw.replace("−", "-"))
+    return False if abs(power) > MAX_POWER else power
 
 
 class Bound(StrEnum):
@@ -137,10 +148,10 @@ def parse_number(text: str) -> tuple[float, int | None] | None:
         return None
     raw = match.group("num").replace("−", "-")
     raw = raw.replace(",", "") if THOUSANDS_RE.fullmatch(raw) else raw.replace(",", ".")
-    power = match.group("e") or match.group("x")
-    if power is not None and abs(int(power)) > MAX_POWER:
+    power = _small_power(match.group("e") or match.group("x"))
+    if power is False:
         return None  # "1e999" is not a measurement
-    return float(raw), (int(power) if power is not None else None)
+    return float(raw), power
 
 
 def _number_at(words: Sequence[str], i: int) -> tuple[float, int | None, int] | None:
@@ -155,8 +166,9 @@ def _number_at(words: Sequence[str], i: int) -> tuple[float, int | None, int] | 
     if power is None and after < len(words):
         if words[after] in TIMES and after + 1 < len(words):  # "1.2 x 10^6"
             spaced = MULTIPLIER_RE.match(_plain(words[after + 1]))
-            if spaced and spaced.group("p") is not None and abs(int(spaced.group("p"))) <= MAX_POWER:
-                return value, int(spaced.group("p")), after + 2
+            spaced_power = _small_power(spaced.group("p")) if spaced else None
+            if spaced_power is not None and spaced_power is not False:
+                return value, spaced_power, after + 2
         multiplier = MULTIPLIER_RE.match(_plain(words[after]))
         exponent = _power(multiplier) if multiplier else None
         if exponent is not None and abs(exponent) <= MAX_POWER:

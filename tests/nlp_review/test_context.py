@@ -22,6 +22,12 @@ NEGATED_EVENTS = [
     ("step 19 not skipped, see p.4", C.PROCEDURE), ("no deviation", C.PROCEDURE),
     ("no corrections on this page", C.DATA_INTEGRITY),
     ("no label issues", C.IDENTITY), ("no labelling discrepancies found", C.IDENTITY),
+    # "nothing" negates what follows; "none" and "nil" also what precedes them
+    ("Nothing deleted.", C.DATA_INTEGRITY), ("Nothing skipped.", C.PROCEDURE), ("Growth: none.", C.CONTAMINATION),
+    ("Growth - none.", C.CONTAMINATION), ("Leaks: nil", C.CONTAMINATION),
+    # said on the passing side of a limit
+    ("Endotoxin below limit.", C.OUT_OF_SPEC), ("endotoxin below the action limit", C.OUT_OF_SPEC),
+    ("Viability above minimum.", C.OUT_OF_SPEC), ("lactate below limit", C.OUT_OF_SPEC),
 ]
 
 
@@ -111,3 +117,26 @@ def test_typos_and_shorthand_are_read(rules_only: Reviewer) -> None:
     assert rules_only.review_text("glvoe torn in bsc").risk is Severity.CRITICAL
     assert C.OUT_OF_SPEC in rules_only.review_text("viab 55% (lim ≥70%)").categories
     assert rules_only.review_text("myco -ve").flags == ()
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    ("Endotoxin above limit.", C.OUT_OF_SPEC), ("Viability below minimum.", C.OUT_OF_SPEC),
+    ("cell count below target", C.OUT_OF_SPEC), ("Glove torn, none observed on the bag.", C.CONTAMINATION),
+    ("None. Glove torn.", C.CONTAMINATION), ("Nothing recorded. Glove torn.", C.CONTAMINATION),
+])
+def test_the_failing_side_and_events_outside_a_negation_still_raise(rules_only: Reviewer, text: str,
+                                                                     category: Category) -> None:
+    assert category in rules_only.review_text(text).categories
+
+
+@pytest.mark.parametrize("text", ["Label verified against COI.", "Bag label matches patient ID.",
+                                  "Label verified, matches COI.", "Endotoxin below limit.", "Nothing deleted."])
+def test_a_confirmation_is_no_finding_for_the_classifier_either(reviewer: Reviewer, text: str) -> None:
+    """The shipped pipeline (rules and classifier): a check that came out right is not flagged."""
+    review = reviewer.review_text(text)
+    assert review.flags == (), review.flags
+
+
+def test_a_confirmation_with_a_word_of_trouble_is_left_to_the_classifier(reviewer: Reviewer) -> None:
+    review = reviewer.review_text("Label checked, wrong patient ID.")
+    assert Category.IDENTITY in review.categories

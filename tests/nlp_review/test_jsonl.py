@@ -24,6 +24,18 @@ def test_a_text_the_pipeline_fails_on_gets_an_error_line_and_the_rest_go_on(rule
     assert answers[2] == {"id": 3, "risk": "none", "flags": []}
 
 
+def test_a_failing_text_alone_in_its_batch_gets_an_error_line_too(rules_only: Reviewer) -> None:
+    """A line that arrives on its own (an interactive or slow producer) and fails: an error line,
+    and the stream goes on; the command must not die on it."""
+    def fragile(texts: list[str]) -> list[TextReview]:
+        if any("boom" in text for text in texts):
+            raise RuntimeError("boom")
+        return rules_only.review_texts(texts)
+
+    assert [json.loads(answer) for answer in answer_lines([b'{"id": 2, "text": "boom"}'], fragile)] == [
+        {"id": 2, "error": "review failed: RuntimeError: boom"}]
+
+
 def test_stream_in_small_batches_keeps_order(rules_only: Reviewer) -> None:
     source = io.BytesIO(b"".join(json.dumps({"id": i, "text": "glove torn" if i % 3 else "ok"}).encode() + b"\r\n"
                                  for i in range(50)))

@@ -67,6 +67,10 @@ def test_numbers_are_parsed(text: str, expected: tuple[float, int | None] | None
 
 
 @pytest.mark.parametrize("text", ["1e999 cells/mL (min 1e-999)", "viability 5x10^999 (min 1x10^99999)",
-                                  "9" * 400 + " (limit ≥1)", "NaN% (limit ≥70%)", "limit ≥", "pH 6.6 (7.0-)"])
+                                  "9" * 400 + " (limit ≥1)", "NaN% (limit ≥70%)", "limit ≥", "pH 6.6 (7.0-)",
+                                  # more digits than int() reads (4,300) in a power of ten
+                                  "vcd 7.2e" + "9" * 5000 + " cells/mL (limit ≥1e6)",
+                                  "count 1x10^" + "9" * 5000 + " cells (min 1x10^6)",
+                                  "count 1.2 x 10^" + "9" * 5000 + " cells (min 1x10^6)"])
 def test_absurd_numbers_do_not_break_the_review(rules_only: Reviewer, text: str) -> None:
     assert rules_only.review_text(text).risk in set(Severity)

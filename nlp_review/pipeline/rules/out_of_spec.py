@@ -16,6 +16,16 @@ from nlp_review.pipeline.rules.words import IN_PROCESS_PARAMETERS, RELEASE_PARAM
 from nlp_review.pipeline.types import Category, Severity
 
 OOS, CRIT, MAJ = Category.OUT_OF_SPEC, Severity.CRITICAL, Severity.MAJOR
+# Results with an upper limit only: below it is a pass ("endotoxin below limit").
+UPPER_LIMITED = ("endotoxin|endotoxins|bioburden|particles|particle|particulates|cfu|mycoplasma|residual|residuals|"
+                 "impurity|impurities|ammonia|ammonium|lactate|osmolality|beads|bead|hcp")
+# Said in the direction of a pass, whatever the parameter: above a minimum, below a maximum.
+PASSING_SIDE = (
+    "above|over|exceeds|exceeded|exceeding _{0,2} minimum|min|lsl|lower",
+    "below|under _{0,2} maximum|max|usl|upper",
+    f"{UPPER_LIMITED} _{{0,5}} below|under|less|lower _{{0,1}} than? _{{0,2}} limit|limits|spec|specification|"
+    "threshold|maximum|max|usl|alert|action|target",
+)
 PARAMETERS = f"{RELEASE_WORDS}|{IN_PROCESS_PARAMETERS}"
 DIRECTION = ("low|lower|lowered|high|higher|below|under|above|over|exceeds|exceeded|exceeding|drifted|drift|drifting|"
              "dropped|drop|dropping|fell|falling|decreased|decreasing|declined|declining|increased|rising|rose|"
@@ -59,7 +69,7 @@ RULES: tuple[Rule, ...] = (
         f"low|high|poor|reduced|elevated|insufficient|inadequate|suboptimal|short _{{0,2}} {RELEASE_WORDS}",
         "short of|below|under _{0,3} target|minimum|min|required _{0,1} dose",
     ), "A release parameter is stated to be off target: the product may fail its release specification.",
-        exclude=("te|car|count _{0,1} high|higher|above|elevated",)),
+        exclude=("te|car|count _{0,1} high|higher|above|elevated", *PASSING_SIDE)),
     Rule("oos.in_process_word", OOS, MAJ, (
         f"{IN_PROCESS_PARAMETERS} _{{0,3}} {DIRECTION}",
         f"low|high|poor|reduced|elevated|insufficient|inadequate|suboptimal _{{0,2}} {IN_PROCESS_PARAMETERS}",
@@ -68,5 +78,5 @@ RULES: tuple[Rule, ...] = (
     ), "An in-process value is stated to be off target.",
         unless_near=frozenset({"alarm", "incubator", "freezer", "fridge", "shipper", "action", "alert", "co2", "ln2",
                                "nitrogen", "dewar", "level"}),
-        critical_if_near=RELEASE_PARAMETERS),
+        critical_if_near=RELEASE_PARAMETERS, exclude=PASSING_SIDE),
 )
