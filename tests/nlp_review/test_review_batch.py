@@ -169,10 +169,12 @@ def test_a_re_run_that_reaches_the_worker_after_release_adds_no_review(completed
     assert review_batch.run(completed.pk, request_id) == {"refused": f"Batch {completed.number} is released: its "
                                                           "review is part of that decision's record and is not run "
                                                           "again."}
-    with pytest.raises(SystemExit) as exit_:
-        call_command("review_batch", completed.number)
+    call_command("review_batch", completed.number)  # the command shows the review the release rested on, exit 0
 
-    assert exit_.value.code == 1 and "released" in capsys.readouterr().err
+    shown = capsys.readouterr()
+    assert "released" in shown.err and f"Shown: review v{decided_on.version}, the latest." in shown.err
+    assert shown.out.startswith(f"{completed.number}: review v{decided_on.version}, risk score "
+                                f"{decided_on.risk_score}")
     assert latest_review(completed.pk) == decided_on
     assert BatchReview.objects.filter(batch=completed).count() == 1
 
