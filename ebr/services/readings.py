@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import math
 import re
 import time
@@ -206,6 +207,7 @@ def _parse(body: bytes) -> tuple[str | None, list[Any]]:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
+        _non_finite_refuse(body)
         raise ReadingsRefused(400, [_error(None, None, f"The body is not valid JSON: {error}")]) from None
     if type(document) is not dict:
         raise ReadingsRefused(400, [_error(None, None, "The body must be a JSON object with a readings list.")])
@@ -224,6 +226,36 @@ def _parse(body: bytes) -> tuple[str | None, list[Any]]:
     if errors:
         raise ReadingsRefused(400, errors)
     return cast(str | None, batch), cast(list[Any], readings)
+
+
+NON_FINITE = re.compile(rb"-?\b(?:NaN|Infinity)\b")
+
+
+def _non_finite_refuse(body: bytes) -> None:
+    """A body that is JSON but for NaN or Infinity literals (what many JSON encoders write for
+    non-finite floats, Python's among them): refused with the readings and fields they are in, as
+    any other bad value, so that an integrator sees which sensor sent them. Never stored: the body
+    is only read here to name them, and the request is refused whatever else it holds."""
+    if NON_FINITE.search(body) is None:
+        return
+    non_finite: list[str] = []
+
+    def constant(name: str) -> float:
+        non_finite.append(name)
+        return math.nan
+
+    try:
+        document = json.loads(body, parse_constant=constant)
+    except (ValueError, RecursionError):
+        return
+    items = document.get("readings") if type(document) is dict else None
+    if not non_finite or type(items) is not list:
+        return
+    errors = [_error(index, name, f"{name} must be a finite number (no NaN, no Infinity).")
+              for index, item in enumerate(items[:MAX_READINGS]) if type(item) is dict
+              for name, value in item.items() if type(value) is float and math.isnan(value)]
+    raise ReadingsRefused(400, errors or [_error(None, None, "The body holds NaN or Infinity, which JSON does not "
+                                                            "allow; send finite numbers.")])
 
 
 # --- the fast path: a body with nothing wrong ---------------------------------------------------

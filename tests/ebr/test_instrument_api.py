@@ -319,6 +319,24 @@ def test_one_bad_reading_refuses_the_whole_request_listing_every_problem(client,
     assert stored(site) == before
 
 
+def test_nan_and_infinity_as_most_json_encoders_write_them_are_named_by_reading_and_field(client, site):
+    """Python's json.dumps (and many instrument gateways) write non-finite floats as bare NaN and
+    Infinity, which is not JSON: the answer still says which readings and fields hold them."""
+    import json
+
+    readings = [reading(i, now_minus(minutes=1)) for i in range(1, 5)]
+    readings[1]["value"], readings[3]["value"] = float("nan"), float("-inf")
+    before = stored(site)
+
+    response = post(client, site, json.dumps({"readings": readings}).encode(), raw=True)
+
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert [(e["index"], e["field"]) for e in errors] == [(1, "value"), (3, "value")]
+    assert "finite" in errors[0]["message"]
+    assert stored(site) == before
+
+
 def test_future_tolerance_is_five_minutes(client, site):
     response = post(client, site, {"readings": [reading(1, timezone.now() + timedelta(minutes=4))]})
 
