@@ -153,27 +153,39 @@ def alarm_json(alarm: Alarm) -> dict[str, Any]:
     }
 
 
+NEVER = datetime.max.replace(tzinfo=UTC)
 OPEN_ALARMS_SQL = """
-SELECT a.id, b.number, i.name, p.code, a.kind, a.critical, a.opened_at, a.worst_value, a.limit_text,
+SELECT a.id, b.number, i.name, p.code, a.kind, a.critical, a.opened_at, a.closed_at, a.worst_value, a.limit_text,
        a.acknowledged_at IS NOT NULL, a.deviation_number
   FROM ebr_alarm a JOIN ebr_batch b ON b.id = a.batch_id JOIN ebr_instrument i ON i.id = a.instrument_id
   LEFT JOIN ebr_instrumentparameter p ON p.id = a.parameter_id
- WHERE a.closed_at IS NULL AND a.batch_id = ANY(%s::bigint[])
-   AND (a.parameter_id = ANY(%s::bigint[]) OR (a.kind = 'feed_gap' AND a.instrument_id = %s))
+ WHERE a.batch_id = ANY(%(batches)s::bigint[])
+   AND (a.parameter_id = ANY(%(parameters)s::bigint[]) OR (a.kind = 'feed_gap' AND a.instrument_id = %(instrument)s))
+   AND (a.closed_at IS NULL
+        OR (a.instrument_id = %(instrument)s AND a.raised_at >= %(evaluated_since)s
+            AND a.opened_at <= %(last_ts)s AND a.closed_at >= %(first_ts)s))
  ORDER BY a.opened_at, a.id
 """
 
 
-def alarms_open(*, batch_ids: list[int], parameter_ids: list[int], instrument: Instrument) -> list[dict[str, Any]]:
+def alarms_open(*, batch_ids: list[int], parameter_ids: list[int], instrument: Instrument,
+                raised_since: datetime | None = None, first_ts: datetime | None = None,
+                last_ts: datetime | None = None) -> list[dict[str, Any]]:
     """Open alarms on these batches for these parameters, and the instrument's open feed gaps, as
-    `alarm_json` gives them (one plain query: it runs on every post)."""
+    `alarm_json` gives them (one plain query: it runs on every post). With `raised_since` and the
+    post's time range, also the instrument's alarms raised since then over that range and already
+    closed again: an excursion that began and ended within the post."""
     with prepared_cursor() as cursor:
-        cursor.execute(OPEN_ALARMS_SQL, [batch_ids, parameter_ids, instrument.pk], prepare=True)
+        cursor.execute(OPEN_ALARMS_SQL, {
+            "batches": batch_ids, "parameters": parameter_ids, "instrument": instrument.pk,
+            "evaluated_since": raised_since or NEVER, "first_ts": first_ts or NEVER, "last_ts": last_ts or NEVER},
+            prepare=True)
         rows = cursor.fetchall()
     return [{"id": pk, "batch": number, "instrument": name, "parameter": code, "kind": kind, "critical": critical,
-             "opened_at": rfc3339(opened_at), "closed_at": None, "worst_value": worst, "limit": limit,
-             "acknowledged": acknowledged, "deviation": deviation or None}
-            for pk, number, name, code, kind, critical, opened_at, worst, limit, acknowledged, deviation in rows]
+             "opened_at": rfc3339(opened_at), "closed_at": rfc3339(closed_at) if closed_at else None,
+             "worst_value": worst, "limit": limit, "acknowledged": acknowledged, "deviation": deviation or None}
+            for pk, number, name, code, kind, critical, opened_at, closed_at, worst, limit, acknowledged, deviation
+            in rows]
 
 
 def alarms_for_batch(batch: Batch) -> list[Alarm]:

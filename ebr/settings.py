@@ -313,6 +313,10 @@ INSTRUMENT_MAX_AGE_CEILING = timedelta(days=366)
 INSTRUMENT_MAX_BODY_BYTES = env_int("INSTRUMENT_MAX_BODY_MB", 8, minimum=1, maximum=64) * 1024 * 1024
 INSTRUMENT_MAX_AGE = timedelta(days=env_int("INSTRUMENT_MAX_AGE_DAYS", 30, minimum=1,
                                             maximum=INSTRUMENT_MAX_AGE_CEILING.days))
+# Posts of up to this many readings are evaluated against the alarm limits before the API answers,
+# so that the answer lists the alarms they raised (specs/instrument-api.md); larger posts (a
+# buffer, a backfill) are left to the worker, as every post is queued anyway. 0: never inline.
+INSTRUMENT_EVALUATE_INLINE_MAX = env_int("INSTRUMENT_EVALUATE_INLINE_MAX", 500, minimum=0, maximum=5000)
 INSTRUMENT_FEED_GAP = timedelta(minutes=env_int("INSTRUMENT_FEED_GAP_MINUTES", 10, minimum=1, maximum=1440))
 CELERY_BEAT_SCHEDULE["instrument-feed-gaps"] = {"task": "ebr.feed_gaps_check", "schedule": 60.0}
 # A run not started within 55 s is dropped: the next one looks at the same posts, so runs never queue up.

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -48,6 +49,7 @@ from ebr.process_data import (
     reading_buckets,
     readings_page,
 )
+from ebr.services.alarms import alarms_evaluate_now
 from ebr.services.readings import MAX_READINGS, RFC3339, ReadingsRefused, readings_ingest
 
 BUCKET = re.compile(r"^([1-9][0-9]{0,5})([smh])$")
@@ -99,9 +101,12 @@ class AlarmSerializer(serializers.Serializer):
 class ReadingsPostResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField(help_text="Readings stored by this request.")
     duplicates = serializers.IntegerField(help_text="Readings already stored (same seq, same content).")
-    alarms = AlarmSerializer(many=True, help_text="Alarms open on these batches and parameters. Readings are "
-                                                  "evaluated right after they are stored, so an excursion in this "
-                                                  "request shows here from the next request on.")
+    alarms = AlarmSerializer(many=True, help_text="The alarms these readings raised (one per excursion, also "
+                                                  "one that already ended within the request) and the alarms open "
+                                                  "on these batches and parameters. A request of up to "
+                                                  "INSTRUMENT_EVALUATE_INLINE_MAX readings (default 500) is "
+                                                  "evaluated before the answer; a larger one by the worker right "
+                                                  "after, its alarms showing from the next request on.")
 
 
 class ErrorItemSerializer(serializers.Serializer):
@@ -238,7 +243,12 @@ class ReadingsPostView(APIView):
             result = readings_ingest(instrument=instrument, body=body)
         except ReadingsRefused as refused:
             return Response({"errors": refused.errors}, status=refused.status)
-        alarms = alarms_open(batch_ids=result.batch_ids, parameter_ids=result.parameter_ids, instrument=instrument)
+        evaluated_since = None
+        if 0 < result.accepted <= settings.INSTRUMENT_EVALUATE_INLINE_MAX:
+            started = timezone.now()
+            evaluated_since = started if alarms_evaluate_now(post_id=result.post_id) else None
+        alarms = alarms_open(batch_ids=result.batch_ids, parameter_ids=result.parameter_ids, instrument=instrument,
+                             raised_since=evaluated_since, first_ts=result.first_ts, last_ts=result.last_ts)
         return Response({"accepted": result.accepted, "duplicates": result.duplicates, "alarms": alarms},
                         status=status.HTTP_201_CREATED)
 

@@ -428,6 +428,25 @@ def alarms_evaluate(*, post_id: int, overdue_at: datetime | None = None) -> Eval
     return _post_evaluate(post, overdue_at)
 
 
+def alarms_evaluate_now(*, post_id: int) -> bool:
+    """Evaluate a small post in the request that stored it (already committed), so that the
+    instrument's answer lists the alarms its readings raised (specs/instrument-api.md). The
+    queued task then finds it done. Gives way, and leaves the post to the worker and the overdue
+    watch, when another evaluation holds the instrument's lock for more than a moment or
+    anything fails: the answer to the instrument must not depend on the evaluation. Whether it
+    was evaluated here."""
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '500ms'")
+            alarms_evaluate(post_id=post_id)
+    except Exception:  # the post stays queued: the worker evaluates it and reports what fails
+        log.warning("alarm evaluation of post %s in the request failed; left to the worker", post_id,
+                       exc_info=True)
+        return False
+    return True
+
+
 # Posts of the same instrument received shortly before, still waiting for their evaluation.
 EARLIER_WAITING_SQL = """
 SELECT p.id FROM ebr_readingpost p

@@ -14,7 +14,7 @@ from django.test import Client
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from ebr.models import Instrument, InstrumentParameter, Reading, ReadingPost
+from ebr.models import Instrument, InstrumentParameter, Reading, ReadingPost, ReadingPostEvaluation
 from ebr.services import batches as batch_services
 from ebr.services.instruments import instrument_register, instrument_revoke, token_digest
 from qms.audit import Event
@@ -65,6 +65,41 @@ def test_post_stores_readings_with_the_original_body(client, site):
     assert post_row.body_sha256 == hashlib.sha256(raw).hexdigest()
     assert (post_row.readings, post_row.accepted, post_row.duplicates) == (2, 2, 0)
     assert {r.post_id for r in rows} == {post_row.pk}
+
+
+def test_the_answer_lists_the_alarm_an_excursion_in_the_request_raised(client, site):
+    """specs/instrument-api.md: readings outside the limits raise alarms, one per excursion, and the
+    201 answer lists them; an alarm on a critical parameter (pH here) opens a deviation. A small
+    post is evaluated before the answer, so the instrument learns of the excursion at once, even
+    one that began and ended within the request."""
+    values = [7.1, 7.1, 6.6, 6.5, 6.6, 7.1, 7.1]
+    response = post(client, site, {"readings": [reading(n, now_minus(minutes=30 - n), value=value)
+                                                 for n, value in enumerate(values, start=1)]})
+
+    assert response.status_code == 201
+    (alarm,) = response.json()["alarms"]
+    assert (alarm["parameter"], alarm["kind"], alarm["critical"], alarm["worst_value"]) == ("ph", "action", True, 6.5)
+    assert alarm["closed_at"] is not None and alarm["deviation"]
+
+    going_on = post(client, site, {"readings": [reading(10 + n, now_minus(minutes=20 - n), value=7.55)
+                                                for n in range(3)]}).json()["alarms"]
+    assert [(a["kind"], a["closed_at"]) for a in going_on] == [("alert", None)]  # one excursion, still open
+
+    back = post(client, site, {"readings": [reading(20, now_minus(minutes=10), value=7.1)]}).json()["alarms"]
+    assert back == []  # nothing open, nothing raised by this request
+
+
+def test_a_large_post_is_evaluated_by_the_worker_and_its_alarm_shows_from_the_next_answer(client, site, settings):
+    settings.INSTRUMENT_EVALUATE_INLINE_MAX = 2
+    excursion = [reading(n, now_minus(minutes=30 - n), value=7.55) for n in range(1, 4)]
+
+    assert post(client, site, {"readings": excursion}).json()["alarms"] == []
+    assert not ReadingPostEvaluation.objects.filter(post__instrument=site.instrument).exists()
+
+    from ebr.services.alarms import alarms_evaluate  # what the worker runs, queued on commit
+    alarms_evaluate(post_id=ReadingPost.objects.get(instrument=site.instrument).pk)
+    later = post(client, site, {"readings": [reading(4, now_minus(minutes=20), value=7.56)]}).json()["alarms"]
+    assert [(a["kind"], a["closed_at"]) for a in later] == [("alert", None)]
 
 
 def test_each_storing_post_queues_one_alarm_evaluation_in_the_outbox(client, site):
