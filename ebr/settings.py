@@ -219,8 +219,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Electronic batch record and quality system for ATMP manufacturing.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Every page needs a login except /login/ and /healthz; the schema is no exception.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema is the instrument API's published contract: readable without a login (it holds
+    # no data). The browsable docs at /api/docs/ need a login like every other page.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

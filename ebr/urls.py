@@ -1,6 +1,8 @@
 from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.permissions import IsAuthenticated
 
 from ebr import health
 from ebr.api import readings as readings_api
@@ -50,7 +52,10 @@ urlpatterns = [
     # API
     path("api/v1/readings", readings_api.readings_post, name="api_readings"),
     path("api/v1/batches/<str:batch>/readings", readings_api.batch_readings, name="api_batch_readings"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api_docs"),
+    # The published contract of the instrument API (specs/instrument-api.md): integrators and
+    # their tools read it without a session, as the API is the only thing it describes.
+    path("api/schema/", login_not_required(SpectacularAPIView.as_view()), name="schema"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema", permission_classes=[IsAuthenticated]),
+         name="api_docs"),
     path("admin/", admin.site.urls),
 ]

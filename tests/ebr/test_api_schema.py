@@ -50,6 +50,16 @@ def test_the_schema_documents_the_posting_contract(client, site):
     assert set(result["required"]) == {"accepted", "duplicates", "alarms"}
 
 
+def test_the_schema_is_published_to_integrators_without_a_login(client):
+    """An integrator's tooling (a code generator, schemathesis) reads /api/schema/ with no session
+    and no token; the documentation pages still need a login."""
+    response = client.get("/api/schema/?format=json")
+
+    assert response.status_code == 200
+    assert {"/api/v1/readings", "/api/v1/batches/{batch}/readings"} <= set(response.json()["paths"])
+    assert client.get("/api/docs/").status_code in (302, 403)
+
+
 def test_the_schema_documents_reading_back(client, site):
     login(client, site.who.auditor)
     schema = client.get("/api/schema/?format=json").json()
