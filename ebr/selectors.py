@@ -22,6 +22,8 @@ from ebr.models import (
     Material,
     MaterialUse,
     ParameterSpec,
+    Reading,
+    ReadingPost,
     StepExecution,
     StepStatus,
     StepTemplate,
@@ -339,12 +341,31 @@ def batch_audit_events(batch: Batch) -> QuerySet[Any]:
         "ebr.equipmentuse": ids(batch.equipment_uses.all()),
         "ebr.materialuse": ids(MaterialUse.objects.filter(batch=batch)),
         "ebr.alarm": ids(Alarm.objects.filter(batch=batch)),  # process alarms and their acknowledgements
+        # instrument posts with readings of the batch whose alarm evaluation came late or failed
+        "ebr.readingpost": _posts_with_events(batch),
     }
     condition = Q()
     for target_type, target_ids in parts.items():
         if target_ids:
             condition |= Q(target_type=target_type, target_id__in=target_ids)
     return AuditEvent.objects.filter(condition).order_by("-id")
+
+
+def _posts_with_events(batch: Batch) -> list[str]:
+    """The instrument posts holding readings of `batch` that have audit events of their own (an
+    evaluation overdue or set aside: few; a post that went well has none)."""
+    from django.db.models import Exists, OuterRef
+
+    from qms.models import AuditEvent
+
+    with_events = {int(pk) for pk in AuditEvent.objects.filter(target_type="ebr.readingpost")
+                   .values_list("target_id", flat=True).distinct() if pk.isdigit()}
+    if not with_events:
+        return []
+    of_batch = Reading.objects.filter(post_id=OuterRef("pk"), batch=batch, ts__gte=OuterRef("first_ts"),
+                                      ts__lte=OuterRef("last_ts"))
+    return [str(pk) for pk in ReadingPost.objects.filter(pk__in=with_events).filter(Exists(of_batch))
+            .values_list("pk", flat=True)]
 
 
 def batch_audit_rows(batch: Batch) -> list[Any]:

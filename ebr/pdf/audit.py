@@ -2,7 +2,8 @@
 
 "Full" means every event whose target is the batch or a row that belongs to it: its steps,
 entries (including corrections), chain-of-custody events, equipment and material uses, process
-alarms and their acknowledgements (the set `ebr.selectors.batch_audit_events` gives the batch's
+alarms and their acknowledgements, instrument posts of the batch whose alarm evaluation came late
+or was set aside (the set `ebr.selectors.batch_audit_events` gives the batch's
 audit-trail screen), plus the events of the deviations raised against it. Export events
 (EXPORT_CREATED) are reads of the record, not changes to it; they stay in the audit trail (the
 screen shows them) but are left out of the document so that the same record always yields the

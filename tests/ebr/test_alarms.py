@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from ebr.models import Alarm, AlarmKind, EvaluatedUntil, EvaluationWatchMark, ReadingPostEvaluation, StepExecution
+from ebr.selectors import batch_audit_events
 from ebr.services import batches as batch_services
 from ebr.services.alarms import alarm_acknowledge, alarms_evaluate, alarms_evaluate_overdue, feed_gaps_check
 from ebr.services.readings import readings_ingest
@@ -663,6 +664,7 @@ def test_a_post_that_keeps_failing_is_set_aside_so_the_watch_reaches_newer_lost_
     (event,) = AuditEvent.objects.filter(event_type=Event.ALARM_EVALUATION_FAILED)
     assert (event.target_type, event.target_id) == ("ebr.readingpost", str(broken))
     assert "failed 5 times" in event.reason and "RuntimeError" in event.data["error"]
+    assert batch_audit_events(site.batch).filter(pk=event.pk).exists()  # in the batch's audit trail
     assert posts_awaiting_evaluation(site.batch) == 1  # release waits for it
 
     monkeypatch.setattr(alarm_services, "alarms_evaluate", evaluate)  # mended
@@ -691,6 +693,8 @@ def test_the_overdue_watch_catches_up_however_long_ago_the_message_was_lost(site
     assert (event.target_type, event.target_id, event.actor_label) == (
         "ebr.readingpost", str(lost.post_id), "system:alarm-evaluation")
     assert "270 min after receipt" in event.reason
+    # QA's audit-trail review of the batch reads it: its alarms were raised late, and why.
+    assert batch_audit_events(site.batch).filter(pk=event.pk).exists()
 
 
 def test_a_full_run_of_overdue_posts_is_followed_by_the_next_from_where_it_stopped(site, feed, monkeypatch):
