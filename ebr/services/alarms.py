@@ -643,7 +643,12 @@ def alarms_evaluate_each(post_ids: list[int], *, overdue_at: datetime | None = N
     for post_id in post_ids:
         try:
             evaluations.append(alarms_evaluate(post_id=post_id, overdue_at=overdue_at))
-        except STOP_EVALUATING:
+        except STOP_EVALUATING as error:
+            if _post_at_fault(error):
+                # A statement or time limit hit while the database answers: this post may hit it
+                # every time, so it counts towards setting it aside, or it would hold the watch.
+                log.exception("alarm evaluation of post %s stopped", post_id)
+                _evaluation_failure_record(post_id, error)
             raise
         except Exception as error:
             log.exception("alarm evaluation of post %s failed", post_id)
@@ -654,7 +659,18 @@ def alarms_evaluate_each(post_ids: list[int], *, overdue_at: datetime | None = N
     return evaluations
 
 
-def _evaluation_failure_record(post_id: int, error: Exception) -> None:
+def _post_at_fault(error: BaseException) -> bool:
+    """Whether an error that stops a run may be the post's own doing (Celery's time limit, or a
+    statement or lock timeout) rather than the database being away (then it answers no query)."""
+    if isinstance(error, SoftTimeLimitExceeded):
+        return True
+    try:
+        return connection.is_usable()
+    except DatabaseError:
+        return False
+
+
+def _evaluation_failure_record(post_id: int, error: BaseException) -> None:
     """Count a failed evaluation of the post; at EVALUATION_ATTEMPTS it is set aside, an audit
     event (ALCOA+ complete: the record shows readings that were not evaluated, and why)."""
     now = timezone.now()

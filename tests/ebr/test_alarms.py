@@ -674,6 +674,36 @@ def test_a_post_that_keeps_failing_is_set_aside_so_the_watch_reaches_newer_lost_
     assert AuditEvent.objects.filter(event_type=Event.ALARM_EVALUATION_FAILED).count() == 1
 
 
+def test_a_post_that_keeps_hitting_a_statement_timeout_is_set_aside_too(site, feed, monkeypatch):
+    """A timeout stops a run at once (the next post could hit it as well), but while the database
+    answers it may be the post's own doing, every time: it counts towards setting the post aside,
+    or it would hold the watch for good."""
+    from django.db import OperationalError
+
+    from ebr.process_data import evaluation_waiting
+    from ebr.services import alarms as alarm_services
+
+    now = timezone.now()
+    heavy = _lost_post(site, feed, now - timedelta(minutes=40), 7.1).post_id
+    evaluate = alarm_services.alarms_evaluate
+
+    def evaluate_or_time_out(*, post_id: int, **kwargs):  # type: ignore[no-untyped-def]
+        if post_id == heavy:
+            raise OperationalError("canceling statement due to statement timeout")
+        return evaluate(post_id=post_id, **kwargs)
+
+    monkeypatch.setattr(alarm_services, "alarms_evaluate", evaluate_or_time_out)
+    for minute in range(alarm_services.EVALUATION_ATTEMPTS):
+        with pytest.raises(OperationalError):
+            alarms_evaluate_overdue(now=now + timedelta(minutes=minute))
+
+    lost = _lost_post(site, feed, now - timedelta(minutes=25)).post_id
+    assert alarms_evaluate_overdue(now=now + timedelta(minutes=5)) == [lost]  # past the set-aside post
+    assert AuditEvent.objects.filter(event_type=Event.ALARM_EVALUATION_FAILED, target_id=str(heavy)).count() == 1
+    waiting = evaluation_waiting(site.batch)
+    assert (waiting.set_aside, "statement timeout" in (waiting.last_error or "")) == (1, True)
+
+
 def _lost_post(site, feed, received_at, value: float = 6.4):  # type: ignore[no-untyped-def]
     feed.seq += 1
     body = orjson.dumps({"readings": [reading(feed.seq, feed.at(feed.seq), "ph", value)]})
