@@ -66,6 +66,17 @@ def test_spec_hedged_or_historical_language_still_needs_a_human(reviewer: Review
     ("two patients' material in one BSC", Category.IDENTITY),
     ("EM count above action limit", Category.CONTAMINATION),
     ("bag leaking at the spike port", Category.CONTAMINATION),
+    # the spec's bare "mycoplasma" and "endotoxin", as entries say them
+    ("Possible mycoplasma.", Category.CONTAMINATION),
+    ("Endotoxin result high.", Category.CONTAMINATION),
+    ("Endotoxin above the limit.", Category.CONTAMINATION),
+    ("Bioburden elevated.", Category.CONTAMINATION),
 ])
 def test_spec_examples_of_language_raise_their_category(reviewer: Reviewer, text: str, category: Category) -> None:
     assert category in reviewer.review_text(text).categories
+
+
+@pytest.mark.parametrize("text", ["Mycoplasma sample taken for QC.", "Endotoxin sample sent to QC.",
+                                  "Endotoxin below limit.", "Endotoxin within limits."])
+def test_routine_mentions_of_a_test_are_not_a_flag(reviewer: Reviewer, text: str) -> None:
+    assert reviewer.review_text(text).flags == ()

@@ -48,6 +48,13 @@ RULES: tuple[Rule, ...] = (
         "positive|detected|reactive|flagged _{0,2} mycoplasma|sterility|culture|bottle|gram|endotoxin|bactalert",
         "returned|gave|showed|reported|yielded|came|turned _{0,2} back? _{0,1} a? positive|reactive|detected",
         "(sterility|mycoplasma|endotoxin|bacterial|fungal) (failure|positive|positivity|hit)",
+        # a result said to be too high ("endotoxin above the limit", "endotoxin result high")
+        "endotoxin|endotoxins|lal|bioburden _{0,2} result|level|value? _{0,1} high|higher|elevated|above|over|"
+        "exceeded|exceeds|exceeding|raised|increased",
+        # named as a contamination, or as suspected ("possible mycoplasma", "suspected endotoxin")
+        "mycoplasma|endotoxin|bacterial|fungal|yeast|mould|mold _{0,1} contamination|contaminated|infection|spike",
+        "possible|suspected|suspect|suspicion|probable|likely|query|queried _{0,1} of? _{0,1} mycoplasma|"
+        "endotoxin|bacterial|fungal",
     ), "A positive sterility, mycoplasma or endotoxin test is a release specification failure (Ph. Eur. 2.6.1/2.6.7)."),
     Rule("aseptic.turbidity", C, CRIT, (
         "turbid|turbidity|cloudy|cloudiness|hazy|haze|milky|murky|opaque|pellicle", "clumps floating",
