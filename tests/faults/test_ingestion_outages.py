@@ -3,7 +3,8 @@
 Redis: readings keep being accepted and stored while the broker is down (the alarm evaluation
 each post needs is an outbox row in the post's own transaction); once Redis is back, the outbox
 relay sends what waited and the worker evaluates it: an excursion posted during the outage ends
-as exactly one alarm. This is the instrument case of tests/qms/test_background_work.py (which
+as exactly one alarm. A small post is evaluated before the answer as well, which needs no broker:
+its alarm is raised at once, and the work delivered later finds it done. This is the instrument case of tests/qms/test_background_work.py (which
 proves the same for a plain outbox message, with the same `broker` fixture).
 
 PostgreSQL: the simulator (`manage.py simulate_bioreactor`) posts through gunicorn to a
@@ -55,8 +56,11 @@ def post_readings(url: str, token: str, readings: list[dict[str, Any]], batch: s
 @pytest.mark.worker
 def test_readings_posted_while_redis_is_down_are_stored_and_their_alarm_raised_once_it_is_back(
         committed, broker, relay, processes, tmp_path):
+    """The worker's path: evaluation before the answer is off here (INSTRUMENT_EVALUATE_INLINE_MAX
+    0), as for posts too large for it; the next test covers a small post during the outage."""
     site = plant()
-    server = processes.add(WebServer(tmp_path / "web.log", redis=broker.url)).wait_ready()
+    server = processes.add(WebServer(tmp_path / "web.log", redis=broker.url,
+                                     INSTRUMENT_EVALUATE_INLINE_MAX="0")).wait_ready()
     worker = processes.add(CeleryWorker(tmp_path / "worker.log", broker.url)).wait_ready()
     posts = ReadingPost.objects.filter(instrument=site.instrument, accepted__gt=0)  # duplicates only: no work
     start = timezone.now() - timedelta(hours=2)
@@ -129,6 +133,40 @@ def test_readings_posted_while_redis_is_down_are_stored_and_their_alarm_raised_o
     outage = f"outbox-{pending_while_down[0]}-{pending_while_down[-1]}"
     assert [carried_by[pk] for pk in pending_while_down] == [outage] * 3
     assert received(worker.log, outage) == 1
+
+
+@pytest.mark.worker
+def test_a_small_post_during_a_redis_outage_is_alarmed_at_once_and_once(committed, broker, relay, processes,
+                                                                         tmp_path):
+    """A small post is evaluated before the answer, which needs no broker: the excursion posted
+    while Redis is down is in the answer, with its deviation. Once Redis is back the queued work
+    is delivered, finds the post evaluated, and raises nothing more."""
+    site = plant()
+    server = processes.add(WebServer(tmp_path / "web.log", redis=broker.url)).wait_ready()
+    worker = processes.add(CeleryWorker(tmp_path / "worker.log", broker.url)).wait_ready()
+    start = timezone.now() - timedelta(hours=2)
+    values = [7.1] * 5 + [6.5] * 5 + [7.1] * 5
+    chunk = [reading(n, start + timedelta(minutes=n), "ph", value) for n, value in enumerate(values, start=1)]
+
+    broker.stop()
+    try:
+        status, answer = post_readings(server.url, site.token, chunk)
+    finally:
+        broker.start()
+
+    assert status == 201
+    (alarm,) = answer["alarms"]
+    assert (alarm["parameter"], alarm["kind"], alarm["closed_at"] is not None) == ("ph", "action", True)
+    assert alarm["deviation"]
+    post = ReadingPost.objects.get(instrument=site.instrument)
+    (message,) = OutboxMessage.objects.filter(task_name="ebr.alarms_evaluate", kwargs__post_id=post.pk)
+    wait_for(lambda: OutboxMessage.objects.get(pk=message.pk).dispatched_at is not None,
+             what="the queued evaluation sent once Redis is back", log=worker.log)
+    task_id = OutboxMessage.objects.get(pk=message.pk).celery_task_id
+    wait_for(lambda: not in_broker(broker.url, {task_id}), what="the evaluation acknowledged", log=worker.log)
+    assert Alarm.objects.filter(batch=site.batch).exclude(kind=AlarmKind.FEED_GAP).count() == 1
+    assert Deviation.objects.filter(subjects__subject_type="ebr.batch", subjects__subject_id=str(site.batch.pk)
+                                    ).count() == 1
 
 
 # --- PostgreSQL restarting under the simulator -----------------------------------------------------------
