@@ -331,6 +331,8 @@ def run(*, plan: Plan, client: ApiClient, state: SequenceState, batch: str | Non
         if clock.due_in(moment) > flush_every / 2:
             flush()  # caught up with real time: send what is buffered before waiting
         clock.wait_until(moment)
+        if len(buffer) + len(values) > batch_size:
+            flush()  # never more than batch_size readings in a request
         stamp = rfc3339(moment)
         for name, value in values:
             buffer.append({"seq": seq, "ts": stamp, "parameter": name, "value": value, "unit": UNITS[name]})

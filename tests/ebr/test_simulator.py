@@ -317,3 +317,35 @@ def test_a_run_right_after_the_bioreactor_was_assigned_compresses_the_culture_an
     (alarm,) = Alarm.objects.filter(batch=batch)
     assert (alarm.kind, alarm.parameter.code, alarm.is_open) == ("action", "ph", False)
     assert Deviation.objects.filter(subjects__subject_type="ebr.batch", subjects__subject_id=str(batch.pk)).count() == 1
+
+
+def test_a_finished_compressed_culture_is_followed_by_a_new_one_not_an_empty_run(tmp_path: Path):
+    """Readings carry milliseconds, so the last reading of a compressed culture ends a hair before
+    the culture's computed end: a second run must start a new culture, not resume an empty rest."""
+    from ebr.management.commands.simulate_bioreactor import Command
+    from ebr.simulator import rfc3339
+
+    scale = 0.003553944166666667  # 2 h into 25.6 s, as after seed_demo
+    began = datetime(2026, 11, 28, 16, 46, 10, tzinfo=UTC)
+    last = list(ticks(Plan(start=began, hours=2, time_scale=scale), BioreactorModel(seed=1)))[-1][0]
+    state = SequenceState.load(tmp_path / "state.json")
+    state.batch, state.culture_start, state.time_scale, state.last_ts = "B-1", began.isoformat(), scale, rfc3339(last)
+    options = {"hours": 2.0, "speed": 3600.0, "interval": timedelta(seconds=60), "start": None, "excursion": [],
+               "gap": [], "batch": "B-1"}
+
+    plan = Command(stdout=io.StringIO(), stderr=io.StringIO())._plan(options, state, None)
+
+    assert plan.resume_from is None
+    assert len(list(ticks(plan, BioreactorModel(seed=1)))) == 120
+
+
+def test_no_request_holds_more_than_the_batch_size(tmp_path: Path):
+    """A tick adds five to eleven readings at once; a request must still stay within --batch-size
+    (the server evaluates posts up to INSTRUMENT_EVALUATE_INLINE_MAX before answering)."""
+    client = FakeClient()
+    state = SequenceState.load(tmp_path / "state.json")
+    run(plan=Plan(start=START, hours=3), client=client, state=state, batch="B-1", speed=1e9, batch_size=12,
+        **_past_clock())
+
+    sizes = [len(payload["readings"]) for payload in client.payloads]
+    assert max(sizes) <= 12 and sum(sizes) == 180 * 5 + 3 * 6  # 3 h: online every minute, at-line hourly

@@ -4,8 +4,9 @@ Redis: readings keep being accepted and stored while the broker is down (the ala
 each post needs is an outbox row in the post's own transaction); once Redis is back, the outbox
 relay sends what waited and the worker evaluates it: an excursion posted during the outage ends
 as exactly one alarm. A small post is evaluated before the answer as well, which needs no broker:
-its alarm is raised at once, and the work delivered later finds it done. This is the instrument case of tests/qms/test_background_work.py (which
-proves the same for a plain outbox message, with the same `broker` fixture).
+its alarm is raised at once, and the work delivered later finds it done. This is the instrument
+case of tests/qms/test_background_work.py (which proves the same for a plain outbox message, with
+the same `broker` fixture).
 
 PostgreSQL: the simulator (`manage.py simulate_bioreactor`) posts through gunicorn to a
 throwaway PostgreSQL cluster, which is stopped in the middle of the run until the simulator has

@@ -57,7 +57,9 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=duration, default=timedelta(seconds=60),
                             help="Online reading interval, default 60s")
         parser.add_argument("--start", type=datetime.fromisoformat, help="Simulated start (RFC 3339 with zone)")
-        parser.add_argument("--batch-size", type=int, default=1000, help="Readings per request (at most 4000)")
+        parser.add_argument("--batch-size", type=int, default=500,
+                            help="Readings per request (at most 4000); default 500, so that the server evaluates "
+                                 "each post before answering and the alarms it raised are printed")
         parser.add_argument("--state", type=Path, help="Sequence state file (default .local/simulator/NAME.json)")
         parser.add_argument("--seed", type=int, help="Random seed of the measurement noise")
         parser.add_argument("--max-retries", type=int, default=8)
@@ -148,26 +150,29 @@ class Command(BaseCommand):
             return self._new_culture(options, state, options["start"])
         now, culture = datetime.now(UTC), timedelta(hours=hours)
         ends = now + culture / speed
-        start, scale = ends - culture, 1.0
-        if use is not None and use.started_at > start:
-            start = use.started_at
-            scale = (ends - start - timedelta(seconds=1)) / culture
-        start = start.replace(microsecond=0) + timedelta(seconds=1)  # readings carry milliseconds at most
+        start = ideal = ends - culture
+        if use is not None:
+            start = max(start, use.started_at)
         if state.batch == options["batch"] and state.culture_start and state.last_ts:
             began = datetime.fromisoformat(state.culture_start)
             resume = datetime.fromisoformat(state.last_ts.replace("Z", "+00:00")) + interval * state.time_scale
-            if resume < began + culture * state.time_scale:
+            # Times are kept to the millisecond: a culture whose last reading was sent ends within
+            # half an interval of `resume`, not exactly at it (a compressed interval is short).
+            if began + culture * state.time_scale - resume > interval * state.time_scale / 2:
                 return Plan(start=began, hours=hours, interval=interval, excursions=options["excursion"],
                             gaps=options["gap"], resume_from=resume, time_scale=state.time_scale)
             start = max(start, resume)
+        start = start.replace(microsecond=0) + timedelta(seconds=1)  # readings carry milliseconds at most
+        scale = 1.0 if start <= ideal + timedelta(seconds=1) else min(1.0, (ends - start) / culture)
         return self._new_culture(options, state, start, scale=scale)
 
     def _new_culture(self, options: dict[str, Any], state: SequenceState, start: datetime,
                      scale: float = 1.0) -> Plan:
         state.culture_start, state.time_scale = start.isoformat(), scale
         if scale < 1.0:
-            self.stderr.write(f"the bioreactor holds batch {options['batch']} only since {start:%Y-%m-%d %H:%M:%S} "
-                              f"UTC: {options['hours']:g} h of culture are compressed into {scale * 100:.3g} % of "
-                              "their time (readings keep real times)")
+            self.stderr.write(f"{options['hours']:g} h of culture compressed into "
+                              f"{timedelta(hours=options['hours']) * scale} from {start:%Y-%m-%d %H:%M:%S} UTC: the "
+                              "bioreactor was assigned to the batch (or the last culture ended) too recently to hold "
+                              "it in the past; readings keep real times")
         return Plan(start=start, hours=options["hours"], interval=options["interval"],
                     excursions=options["excursion"], gaps=options["gap"], time_scale=scale)
