@@ -120,7 +120,8 @@ def _audit_trail_review_missing(batch: Batch) -> str:
     if latest is not None and signature_is_valid(latest, batch):
         changes = alarm_changes_after_review(batch, latest)
         return (f"The process alarms changed after the audit-trail review of {format_local(latest.signed_at)} "
-                f"({changes} change(s): raised, escalated, closed or acknowledged): review the audit trail again.")
+                f"({changes} change(s): raised, escalated, worsened, closed or acknowledged): review the audit "
+                "trail again.")
     return "The audit trail has not been reviewed since the record last changed."
 
 

@@ -177,7 +177,7 @@ def test_an_alarm_raised_after_the_audit_trail_review_calls_for_a_new_review(mon
 
     assert release_blockers(batch) == [
         f"The process alarms changed after the audit-trail review of {format_local(review.signed_at)} (2 change(s): "
-        "raised, escalated, closed or acknowledged): review the audit trail again."]
+        "raised, escalated, worsened, closed or acknowledged): review the audit trail again."]
     with pytest.raises(ValidationError):
         batch_release(actor=qa_approver, batch=batch, reason="Meets specifications", **sign_args(qa_approver))
 
@@ -215,7 +215,7 @@ def test_an_alarm_change_committed_after_the_review_is_caught_whatever_time_it_c
     assert Alarm.history.filter(batch_id=batch.pk, history_date__gt=review.signed_at).count() == 0
     assert release_blockers(batch) == [
         f"The process alarms changed after the audit-trail review of {format_local(review.signed_at)} (2 change(s): "
-        "raised, escalated, closed or acknowledged): review the audit trail again."]
+        "raised, escalated, worsened, closed or acknowledged): review the audit trail again."]
 
 
 def test_a_post_received_long_after_the_batch_ended_still_holds_release_until_evaluated(monitored, qa_reviewer,
