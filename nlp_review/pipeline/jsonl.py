@@ -8,6 +8,7 @@ feeding one line at a time gets each answer straight away.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import BinaryIO
 
@@ -66,8 +67,15 @@ def _review_one(entry_id: object, text: str, review: ReviewMany) -> bytes:
 
 
 def _result(entry_id: object, text_review: TextReview) -> bytes:
-    return orjson.dumps({"id": entry_id, "risk": str(text_review.risk),
-                         "flags": [flag.as_contract_dict() for flag in text_review.flags]})
+    return _dumps({"id": entry_id, "risk": str(text_review.risk),
+                   "flags": [flag.as_contract_dict() for flag in text_review.flags]})
+
+
+def _dumps(answer: dict[str, object]) -> bytes:
+    try:
+        return orjson.dumps(answer)
+    except TypeError:  # an id beyond 64 bits: echoed exactly, as the caller sent it
+        return json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _parse(line: bytes) -> tuple[object, str] | bytes:
@@ -79,6 +87,8 @@ def _parse(line: bytes) -> tuple[object, str] | bytes:
     if not isinstance(entry, dict):
         return _error(None, "a line must be a JSON object with a \"text\"")
     entry_id = entry.get("id")
+    if type(entry_id) is float:  # orjson reads an integer beyond 64 bits as a float: read it exactly
+        entry_id = json.loads(line).get("id")
     text = entry.get("text")
     if text is None:
         return _error(entry_id, "missing \"text\"")
@@ -88,7 +98,7 @@ def _parse(line: bytes) -> tuple[object, str] | bytes:
 
 
 def _error(entry_id: object, message: str) -> bytes:
-    return orjson.dumps({"id": entry_id, "error": message})
+    return _dumps({"id": entry_id, "error": message})
 
 
 def _available_lines(source: BinaryIO) -> Iterator[list[bytes]]:

@@ -44,3 +44,15 @@ def test_stream_in_small_batches_keeps_order(rules_only: Reviewer) -> None:
     answers = [json.loads(line) for line in sink.getvalue().splitlines()]
     assert [answer["id"] for answer in answers] == list(range(50))
     assert [answer["risk"] for answer in answers[:3]] == ["none", "critical", "critical"]
+
+
+def test_ids_are_echoed_exactly_even_beyond_64_bits(rules_only: Reviewer) -> None:
+    """An id is the caller's key for matching answers to entries: it comes back as sent, not as a
+    rounded float."""
+    lines = [b'{"id": 123456789012345678901234567890, "text": "glove torn"}',
+             b'{"id": -9223372036854775809}', b'{"id": 1.5, "text": "no leaks"}']
+    answers = answer_lines(lines, rules_only.review_texts)
+
+    assert answers[0].startswith(b'{"id":123456789012345678901234567890,"risk":"critical"')
+    assert answers[1] == b'{"id":-9223372036854775809,"error":"missing \\"text\\""}'
+    assert json.loads(answers[2])["id"] == 1.5
