@@ -20,7 +20,7 @@ from ebr.models import Entry, StepExecution
 from ebr.process_data import LateReadings, readings_received_after
 from ebr.selectors import BatchRecord
 
-CHECKS_VERSION = "structured.1.1.0"
+CHECKS_VERSION = "structured.1.1.1"
 
 
 @dataclass(frozen=True)
@@ -97,9 +97,15 @@ def value_outside_limits(data: CheckInput) -> list[CheckFlag]:
 
 
 def late_entry(data: CheckInput) -> list[CheckFlag]:
-    """Entered longer after the work than the threshold (ALCOA+ contemporaneous)."""
+    """Entered longer after the work than the threshold (ALCOA+ contemporaneous).
+
+    A correction is not a late entry: it is made after the value it corrects by its nature, keeps
+    that value's time of work, and is reported as a correction (who, when, why); the value it
+    corrects was judged on its own entry."""
     flags = []
     for entry in data.entries:
+        if entry.supersedes is not None:
+            continue
         delay = entry.entered_at - entry.performed_at
         if delay <= data.late_threshold:
             continue

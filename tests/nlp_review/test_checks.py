@@ -65,6 +65,15 @@ def test_late_entry_only_past_the_threshold():
     assert "45 min" in flags[0].evidence
 
 
+def test_a_correction_is_not_also_a_late_entry():
+    """A correction keeps the corrected value's time of work; QA sees it once, as a correction."""
+    corrected = an_entry(2, delay=timedelta(hours=2), supersedes=NS(value_text="5"), reason="transcription error")
+    entries = [an_entry(1), corrected]
+
+    assert checks.late_entry(data(entries=entries)) == []
+    assert [f.source_id for f in checks.corrections(data(entries=entries))] == ["2"]
+
+
 def test_critical_step_without_verification_is_flagged():
     steps = [a_step(1, critical=True), a_step(2, verification=True, verified_by=2), a_step(3)]
 
