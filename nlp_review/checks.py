@@ -20,7 +20,7 @@ from ebr.models import Entry, StepExecution
 from ebr.process_data import LateReadings, readings_received_after
 from ebr.selectors import BatchRecord
 
-CHECKS_VERSION = "structured.1.1.1"
+CHECKS_VERSION = "structured.1.2.0"
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ class CheckInput:
     alarms: list[object] = field(default_factory=list)  # ebr.models.instruments.Alarm rows
     late_readings: list[LateReadings] = field(default_factory=list)  # stored after the batch completed
     late_threshold: timedelta = timedelta(minutes=30)
+    record_end: datetime | None = None  # the batch's completion: the end of a use left open
 
     @property
     def steps(self) -> list[StepExecution]:
@@ -57,7 +58,7 @@ def check_input(record: BatchRecord) -> CheckInput:
                    .select_related("parameter", "entered_by", "step__template", "supersedes").order_by("id"))
     late = readings_received_after(batch, batch.completed_at) if batch.completed_at else []
     return CheckInput(record=record, entries=entries, alarms=_alarms(batch), late_readings=late,
-                      late_threshold=settings.LATE_ENTRY_THRESHOLD)
+                      late_threshold=settings.LATE_ENTRY_THRESHOLD, record_end=batch.completed_at)
 
 
 def _alarms(batch: object) -> list[object]:
@@ -201,13 +202,21 @@ def expired_material_or_equipment(data: CheckInput) -> list[CheckFlag]:
                 rule="structured.material_expired", category="material", severity="critical", step=use.step,
                 source_id=str(use.pk), evidence=f"Lot {use.lot.lot_number} used {used_on}, expired {use.expiry_date}"))
     for equipment_use in data.record.equipment_uses:
+        due = equipment_use.calibration_due
         used_on = timezone.localtime(equipment_use.started_at).date()
-        if equipment_use.calibration_due and equipment_use.calibration_due < used_on:
+        # A bioreactor runs for days: its calibration may lapse during the use, not only before it.
+        ended = getattr(equipment_use, "ended_at", None) or data.record_end
+        used_until = timezone.localtime(ended).date() if ended else used_on
+        if due and due < used_until:
+            during = due >= used_on
             flags.append(CheckFlag(
                 rule="structured.calibration_overdue", category="equipment", severity="major",
                 step=equipment_use.step, source_id=str(equipment_use.pk),
-                evidence=f"{equipment_use.equipment.code} used {used_on}, calibration due "
-                         f"{equipment_use.calibration_due}"))
+                evidence=(f"{equipment_use.equipment.code} used {used_on} to {used_until}, calibration due {due}"
+                          if during else f"{equipment_use.equipment.code} used {used_on}, calibration due {due}"),
+                explanation=("The calibration lapsed while the equipment was in use for the batch; if it was "
+                             "recalibrated in time, the equipment's record shows it." if during else
+                             "The equipment was out of calibration when the batch began to use it.")))
     return flags
 
 

@@ -65,6 +65,24 @@ def test_late_entry_only_past_the_threshold():
     assert "45 min" in flags[0].evidence
 
 
+def test_a_calibration_that_lapses_during_a_long_use_is_flagged():
+    """A bioreactor assigned for nine days whose calibration fell due on day four."""
+    lapsed = NS(pk=3, started_at=T0, ended_at=T0 + timedelta(days=9), calibration_due=date(2026, 3, 5), step=None,
+                equipment=NS(code="BR-01"))
+    in_date = NS(pk=4, started_at=T0, ended_at=T0 + timedelta(days=9), calibration_due=date(2026, 3, 11), step=None,
+                 equipment=NS(code="BR-02"))
+    left_open = NS(pk=5, started_at=T0, ended_at=None, calibration_due=date(2026, 3, 5), step=None,
+                   equipment=NS(code="INC-01"))
+    rec = record(equipment_uses=[lapsed, in_date, left_open])
+
+    flags = checks.expired_material_or_equipment(CheckInput(record=rec, record_end=T0 + timedelta(days=9)))
+
+    assert [(f.source_id, f.rule) for f in flags] == [("3", "structured.calibration_overdue"),
+                                                      ("5", "structured.calibration_overdue")]
+    assert flags[0].evidence == "BR-01 used 2026-03-02 to 2026-03-11, calibration due 2026-03-05"
+    assert "lapsed while the equipment was in use" in flags[0].explanation
+
+
 def test_a_correction_is_not_also_a_late_entry():
     """A correction keeps the corrected value's time of work; QA sees it once, as a correction."""
     corrected = an_entry(2, delay=timedelta(hours=2), supersedes=NS(value_text="5"), reason="transcription error")
