@@ -512,7 +512,7 @@ def test_the_rate_counter_of_a_window_expires_with_it(client, site):
 
 def test_an_instrument_token_can_do_nothing_else(client, site):
     auth = site.auth
-    assert client.get("/api/schema/", **auth).status_code in (401, 403)
+    assert client.get("/api/docs/", **auth).status_code in (401, 403)
     assert client.get("/batches/", **auth).status_code == 302  # to the login page
     assert client.get(f"/api/v1/batches/{site.batch.number}/readings", **auth).status_code == 200
     assert client.post(f"/batches/{site.batch.number}/hold/", {"reason": "x"}, **auth).status_code in (302, 403)

@@ -230,7 +230,10 @@ def test_postgres_restart_under_the_simulator_stores_every_seq_exactly_once(
             f"lost {sent - distinct}; simulator retries {retries}")
 
     assert retries >= 1
-    assert rows == distinct == sent == accepted
+    assert rows == distinct == sent
+    # A post stored just before PostgreSQL stopped can lose its answer (or the alarms read after
+    # it): the simulator sends it again, and the spec counts those readings as duplicates.
+    assert accepted + duplicates == sent
     assert last - first + 1 == sent  # the simulator's seqs are consecutive: no gap, nothing lost
 
 

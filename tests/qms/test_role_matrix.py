@@ -40,7 +40,7 @@ def test_anonymous_is_sent_to_login(client, page):
 
 
 def test_anonymous_api_call_is_refused_with_an_error_list(client):
-    response = client.get("/api/schema/", headers={"Accept": "application/json"})
+    response = client.get("/api/v1/batches/B-2026-0001/readings", headers={"Accept": "application/json"})
 
     assert response.status_code in (401, 403)
     assert response.json()["errors"][0]["message"]
