@@ -69,6 +69,8 @@ class RawFlag:
 class RuleResult:
     flags: list[RawFlag] = field(default_factory=list)
     cleared: set[Category] = field(default_factory=set)  # an event of this category was ruled out
+    # Ruled out in these words only (token offsets): the rest of the text may still say it happened.
+    cleared_spans: list[tuple[Category, int, int]] = field(default_factory=list)
 
 
 def vocabulary() -> set[str]:
@@ -176,8 +178,9 @@ class ReviewRules:
         in_spec = [(c.start, c.end) for c in checks if c.in_spec]
         for index, start, end in _rule_matches(hits, self.keys):
             if any(start < x_end and x_start < end for x_start, x_end in excluded.get(index, ())):
-                # Said on the passing side ("endotoxin below limit"): ruled out, as an in-spec value is.
-                result.cleared.add(ALL_RULES[index].category)
+                # Said on the passing side ("endotoxin below limit"): ruled out there, and only there
+                # ("Endotoxin below limit. Viability 52 % at harvest." still has a result to look at).
+                result.cleared_spans.append((ALL_RULES[index].category, start, end))
                 continue
             rule = ALL_RULES[index]
             if rule.category is Category.OUT_OF_SPEC and any(start < c_end and c_start < end

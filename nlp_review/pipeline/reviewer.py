@@ -16,11 +16,12 @@ How the two parts combine, so that the critical path stays deterministic and exp
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 
 from nlp_review.pipeline import context as context_module
 from nlp_review.pipeline.lexicon import install_normalizer
@@ -41,7 +42,13 @@ CONFIRMATIONS = frozenset({"verified", "matches", "matched", "match", "confirmed
                            "satisfactory", "conforms", "compliant"})
 TROUBLE = frozenset({"not", "no", "never", "without", "mismatch", "mismatched", "wrong", "incorrect", "incorrectly",
                      "failed", "fail", "fails", "unable", "missing", "unlabeled", "unlabelled", "illegible",
-                     "discrepancy", "different", "only", "after", "later", "but"})
+                     "discrepancy", "different", "only", "after", "later", "but",
+                     # a check that came out right against the wrong record is a mix-up, not a confirmation
+                     "previous", "prior", "earlier", "other", "another", "instead", "swapped", "switched",
+                     "mixed", "mix-up", "mixup", "someone"})
+# Two different identifiers in one confirming clause ("confirmed as P-1002 on bag for patient
+# P-1020") say the check compared two records: it is no confirmation of one.
+IDENTIFIER = re.compile(r"\b[A-Za-z]{1,5}[-_]?\d{2,}(?:[-_]\d+)*\b")
 DEFAULT_BATCH_SIZE = 256
 CACHE_SIZE = 4096
 CATEGORY_BY_LABEL = {str(category): category for category in Category}
@@ -104,7 +111,8 @@ class Reviewer:
         scores: tuple[tuple[Category, float], ...] = ()
         if self.model is not None and doc.cats:
             scores = tuple((CATEGORY_BY_LABEL[label], round(score, 4)) for label, score in sorted(doc.cats.items()))
-            flags += self._model_flags(doc, scores, {f.category for f in flags} | result.cleared)
+            flags += self._model_flags(doc, scores, {f.category for f in flags} | result.cleared,
+                                       result.cleared_spans)
         flags.sort(key=lambda f: (f.start, -f.severity.rank, f.category))
         return TextReview(risk=highest([f.severity for f in flags]), flags=tuple(flags),
                           pipeline_version=self.pipeline_version, scores=scores)
@@ -115,7 +123,8 @@ class Reviewer:
         return Flag(category=raw.category, severity=raw.severity, start=span.start_char, end=span.end_char,
                     evidence=span.text, rule=raw.rule, context=raw.context, explanation=raw.explanation)
 
-    def _model_flags(self, doc: Doc, scores: tuple[tuple[Category, float], ...], taken: set[Category]) -> list[Flag]:
+    def _model_flags(self, doc: Doc, scores: tuple[tuple[Category, float], ...], taken: set[Category],
+                     cleared_spans: list[tuple[Category, int, int]]) -> list[Flag]:
         assert self.model is not None
         wanted = [(category, score) for category, score in scores
                   if score >= self.model.threshold and category not in taken]
@@ -132,7 +141,9 @@ class Reviewer:
                 best = max(range(len(clauses)), key=lambda i: (clause_scores[i][column], -i))
             span = doc[clauses[best][0]:clauses[best][1]]
             words = {token.norm_ for token in span}
-            if not words.isdisjoint(CONFIRMATIONS) and words.isdisjoint(TROUBLE):
+            if _confirmation_only(span, words) or any(
+                    cleared is category and start < span.end and span.start < end
+                    for cleared, start, end in cleared_spans):
                 continue
             flags.append(Flag(category=category, severity=MODEL_SEVERITY, start=span.start_char, end=span.end_char,
                               evidence=span.text, rule=self.model.rule_id, score=score,
@@ -146,6 +157,13 @@ class Reviewer:
         predicted = textcat.predict([doc[a:b].as_doc() for a, b in clauses])  # type: ignore[attr-defined]
         order = [textcat.labels.index(str(category)) for category in Category]  # type: ignore[attr-defined]
         return [[float(row[i]) for i in order] for row in predicted.tolist()]
+
+
+def _confirmation_only(span: Span, words: set[str]) -> bool:
+    """Does the clause only state that a check came out right (no trouble word, one record)?"""
+    if words.isdisjoint(CONFIRMATIONS) or not words.isdisjoint(TROUBLE):
+        return False
+    return len({match.casefold() for match in IDENTIFIER.findall(span.text)}) < 2
 
 
 def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -140,3 +140,22 @@ def test_a_confirmation_is_no_finding_for_the_classifier_either(reviewer: Review
 def test_a_confirmation_with_a_word_of_trouble_is_left_to_the_classifier(reviewer: Reviewer) -> None:
     review = reviewer.review_text("Label checked, wrong patient ID.")
     assert Category.IDENTITY in review.categories
+
+
+@pytest.mark.parametrize("text", ["Bag label matches the previous patient.",
+                                  "Patient ID confirmed as P-1002 on bag for patient P-1020.",
+                                  "Label reconciled with COI of previous batch.",
+                                  "Label reconciled with COI of another patient."])
+def test_a_check_that_came_out_right_against_the_wrong_record_is_flagged(reviewer: Reviewer, text: str) -> None:
+    """A match with another patient's or batch's record is a mix-up: the confirmation word must
+    not hide it."""
+    assert Category.IDENTITY in reviewer.review_text(text).categories
+
+
+@pytest.mark.parametrize("text", ["Endotoxin below limit. Cell viability 52% at harvest.",
+                                  "Bioburden below action limit. Viability 55 % at harvest."])
+def test_a_passing_result_rules_out_only_itself(reviewer: Reviewer, text: str) -> None:
+    """One analyte said to pass does not clear another result of the same record."""
+    review = reviewer.review_text(text)
+    (flag,) = [f for f in review.flags if f.category is Category.OUT_OF_SPEC]
+    assert "iability" in flag.evidence
