@@ -10,6 +10,11 @@ def main() -> None:
     if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
         execute_from_command_line(sys.argv)
         return
+    if os.environ.get("DJANGO_ENV") == "production":
+        # A production unit with a URL missing is misconfigured: it must not quietly run against
+        # an empty embedded database or broker of its own.
+        missing = " and ".join(name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name))
+        sys.exit(f"manage.py: {missing} must be set when DJANGO_ENV=production (no embedded servers)")
     # No servers named: use the embedded ones under .local/ (started for this command and stopped
     # after it, unless `make run` or `localservices start` keeps them running), as make does.
     from ebr.localservices import LocalServiceError, services

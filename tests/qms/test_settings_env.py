@@ -108,3 +108,20 @@ def test_passwords_are_hashed_with_argon2_in_the_product():
 
     assert result.returncode == 0
     assert hasher.stdout.strip() == "django.contrib.auth.hashers.Argon2PasswordHasher"
+
+
+@pytest.mark.parametrize("missing", ["REDIS_URL", "DATABASE_URL"])
+def test_production_with_a_server_url_missing_refuses_instead_of_starting_embedded_servers(tmp_path, missing):
+    """A production unit (the relay, a worker) with one URL missing would otherwise run against an
+    empty embedded server of its own, and its work would silently go nowhere."""
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DJANGO_ENV", "ALLOWED_HOSTS", missing}}
+    env.update({**GOOD, "DJANGO_ENV": "production", "SECRET_KEY": STRONG_KEY, "ALLOWED_HOSTS": "ebr.example.org",
+                "EBR_LOCAL_DIR": str(tmp_path)})
+    env.pop(missing)
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"manage.py: {missing} must be set when DJANGO_ENV=production (no embedded servers)"]
+    assert not (tmp_path / "postgres").exists() and not (tmp_path / "redis").exists()
