@@ -122,10 +122,21 @@ class Evaluation:
                 "cleared": self.cleared, "deviations": self.deviations}
 
 
-def _lock(instrument_id: int) -> None:
-    """Serialise alarm work per instrument (evaluation tasks and the feed-gap beat)."""
+def _lock(instrument_id: int, wait: str | None = None) -> None:
+    """Serialise alarm work per instrument (evaluation tasks and the feed-gap beat).
+
+    `wait`: give up after that long (a PostgreSQL interval, e.g. '500ms') with a lock timeout;
+    the limit applies to this lock only, not to the locks the work takes after it (the audit
+    chain's at commit)."""
     with connection.cursor() as cursor:
+        if wait is None:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s::int, %s::int)", [ALARM_LOCK, instrument_id])
+            return
+        cursor.execute("SELECT current_setting('lock_timeout')")
+        (before,) = cursor.fetchone()
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [wait])
         cursor.execute("SELECT pg_advisory_xact_lock(%s::int, %s::int)", [ALARM_LOCK, instrument_id])
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
 
 
 # --- deviations -----------------------------------------------------------------------------
@@ -424,34 +435,51 @@ def alarms_evaluate(*, post_id: int, overdue_at: datetime | None = None) -> Eval
     _lock(post.instrument_id)
     if ReadingPostEvaluation.objects.filter(post_id=post_id).exists():
         return Evaluation(already_done=True)
-    _earlier_posts_evaluate(post)
+    _earlier_posts_evaluate(post, _earlier_waiting(post))
     return _post_evaluate(post, overdue_at)
+
+
+class _GiveWay(Exception):
+    """The request leaves the post to the worker."""
 
 
 def alarms_evaluate_now(*, post_id: int) -> bool:
     """Evaluate a small post in the request that stored it (already committed), so that the
     instrument's answer lists the alarms its readings raised (specs/instrument-api.md). The
-    queued task then finds it done. Gives way, and leaves the post to the worker and the overdue
-    watch, when another evaluation holds the instrument's lock for more than a moment or
-    anything fails: the answer to the instrument must not depend on the evaluation. Whether it
-    was evaluated here."""
+    queued task then finds it done. Whether it was evaluated here.
+
+    Gives way, and leaves the post to the worker and the overdue watch, when another evaluation
+    holds the instrument's lock for more than a moment, when earlier posts of the instrument
+    still wait (they go first, in time order, and may be large: not in a web request), or when
+    anything fails: the answer to the instrument must not depend on the evaluation.
+    """
     try:
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = '500ms'")
-            alarms_evaluate(post_id=post_id)
+            post = ReadingPost.objects.select_related("instrument__equipment").get(pk=post_id)
+            _lock(post.instrument_id, wait="500ms")
+            if ReadingPostEvaluation.objects.filter(post_id=post_id).exists():
+                return True
+            if _earlier_waiting(post, at_most=1):
+                raise _GiveWay
+            _post_evaluate(post, None)
+    except _GiveWay:
+        log.info("alarm evaluation of post %s left to the worker: earlier posts of its instrument wait", post_id)
+        return False
     except Exception:  # the post stays queued: the worker evaluates it and reports what fails
         log.warning("alarm evaluation of post %s in the request failed; left to the worker", post_id,
-                       exc_info=True)
+                    exc_info=True)
         return False
     return True
 
 
-# Posts of the same instrument received shortly before, still waiting for their evaluation.
+# Posts of the same instrument received shortly before, still waiting for their evaluation. A
+# post whose evaluation has failed is left to its own retries and to the overdue watch (which
+# set it aside after EVALUATION_ATTEMPTS): it must not fail the posts that follow it.
 EARLIER_WAITING_SQL = """
 SELECT p.id FROM ebr_readingpost p
  WHERE p.instrument_id = %s AND p.received_at >= %s AND p.received_at <= %s AND p.id <> %s AND p.accepted > 0
    AND NOT EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = p.id)
+   AND NOT EXISTS (SELECT 1 FROM ebr_evaluationfailure f WHERE f.post_id = p.id)
  ORDER BY p.received_at, p.id
  LIMIT %s
 """
@@ -459,25 +487,33 @@ EARLIER_WINDOW = timedelta(minutes=10)
 EARLIER_AT_MOST = 20
 
 
-def _earlier_posts_evaluate(post: ReadingPost) -> None:
+def _earlier_waiting(post: ReadingPost, at_most: int = EARLIER_AT_MOST) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(EARLIER_WAITING_SQL, [post.instrument_id, post.received_at - EARLIER_WINDOW, post.received_at,
+                                             post.pk, at_most])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _earlier_posts_evaluate(post: ReadingPost, earlier: list[int]) -> None:
     """Evaluate first the instrument's posts received just before `post` that still wait.
 
     Two workers, or a retried group, can take a later post before an earlier one. Evaluated in
     time order, an excursion ends at the earlier post's first value back within the limits
     instead of running on over it (a late value never shortens a recorded alarm). A message
     lost within the window is recovered here too. Each in a savepoint: one that cannot be
-    evaluated is left to its own task and to the overdue watch, which report it.
+    evaluated is left to its own task and to the overdue watch, which report it. A statement
+    or lock timeout on an earlier post counts as that post's failure (the next posts no longer
+    wait for it); the database gone, or the task out of time, stops the run.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(EARLIER_WAITING_SQL, [post.instrument_id, post.received_at - EARLIER_WINDOW, post.received_at,
-                                             post.pk, EARLIER_AT_MOST])
-        earlier = [row[0] for row in cursor.fetchall()]
     for earlier_id in earlier:
         try:
             with transaction.atomic():
                 _post_evaluate(ReadingPost.objects.select_related("instrument__equipment").get(pk=earlier_id), None)
-        except STOP_EVALUATING:
-            raise
+        except STOP_EVALUATING as error:
+            if isinstance(error, SoftTimeLimitExceeded) or not _post_at_fault(error):
+                raise
+            log.exception("alarm evaluation of post %s (before post %s) stopped", earlier_id, post.pk)
+            _evaluation_failure_record(earlier_id, error)
         except Exception:
             log.exception("alarm evaluation of post %s (before post %s) failed", earlier_id, post.pk)
 

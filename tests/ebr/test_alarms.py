@@ -290,6 +290,50 @@ def test_celery_s_time_limit_stops_the_evaluation_of_earlier_posts_instead_of_be
         alarms_evaluate(post_id=later.post_id)
 
 
+def test_a_timeout_on_an_earlier_post_counts_against_it_and_does_not_fail_the_posts_after_it(site, feed,
+                                                                                            monkeypatch):
+    """A post whose evaluation hits a statement or lock timeout may hit it every time: it must
+    not fail every post of the instrument received in the ten minutes after it. Its failure is
+    counted (it is set aside after five), and the next posts leave it to its own retries."""
+    from django.db import OperationalError
+
+    from ebr.models import EvaluationFailure
+    from ebr.services import alarms as alarm_services
+
+    earlier = feed.post([(1, 6.88)], evaluate=False)
+    later = feed.post([(2, 7.1)], evaluate=False)
+    evaluate, tried = alarm_services._post_evaluate, []
+
+    def times_out(post, overdue_at):  # type: ignore[no-untyped-def]
+        tried.append(post.pk)
+        if post.pk == earlier.post_id:
+            raise OperationalError("canceling statement due to statement timeout")
+        return evaluate(post, overdue_at)
+
+    monkeypatch.setattr(alarm_services, "_post_evaluate", times_out)
+
+    assert not alarms_evaluate(post_id=later.post_id).already_done
+    assert EvaluationFailure.objects.get(post_id=earlier.post_id).attempts == 1
+    assert not EvaluationFailure.objects.filter(post_id=later.post_id).exists()
+    third = feed.post([(3, 7.1)], evaluate=False)
+    alarms_evaluate(post_id=third.post_id)
+    assert tried == [earlier.post_id, later.post_id, third.post_id]  # the failing one is not tried again here
+    assert not ReadingPostEvaluation.objects.filter(post_id=earlier.post_id).exists()
+
+
+def test_the_request_s_short_wait_for_the_instrument_lock_is_not_left_on_the_work_after_it(site):
+    from django.db import connection, transaction
+
+    from ebr.services.alarms import _lock
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SHOW lock_timeout")
+        (before,) = cursor.fetchone()
+        _lock(site.instrument.pk, wait="500ms")
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == before != "500ms"
+
+
 def test_in_order_evaluation_keeps_track_of_how_far_it_got(site, feed):
     feed.post([(0, 7.1), (1, 7.2)])
     feed.post([(2, 7.1)])

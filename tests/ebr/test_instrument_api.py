@@ -102,6 +102,25 @@ def test_a_large_post_is_evaluated_by_the_worker_and_its_alarm_shows_from_the_ne
     assert [(a["kind"], a["closed_at"]) for a in later] == [("alert", None)]
 
 
+def test_a_small_post_after_a_waiting_large_one_is_left_to_the_worker_in_time_order(client, site, settings):
+    """The request does not evaluate a large earlier post (it may hold thousands of readings), nor
+    the small one before it: the worker evaluates both, in time order."""
+    settings.INSTRUMENT_EVALUATE_INLINE_MAX = 2
+    excursion = [reading(n, now_minus(minutes=30 - n), value=7.55) for n in range(1, 4)]
+    assert post(client, site, {"readings": excursion}).json()["alarms"] == []
+
+    small = post(client, site, {"readings": [reading(4, now_minus(minutes=20), value=7.2)]})
+
+    assert small.status_code == 201 and small.json()["alarms"] == []
+    assert not ReadingPostEvaluation.objects.filter(post__instrument=site.instrument).exists()
+    from ebr.models import Alarm
+    from ebr.services.alarms import alarms_evaluate  # what the worker runs, queued on commit
+    alarms_evaluate(post_id=ReadingPost.objects.filter(instrument=site.instrument).latest("pk").pk)
+    (alarm,) = Alarm.objects.filter(batch=site.batch)
+    assert alarm.kind == "alert" and alarm.closed_at is not None  # the small post's value ended it
+    assert ReadingPostEvaluation.objects.filter(post__instrument=site.instrument).count() == 2
+
+
 def test_each_storing_post_queues_one_alarm_evaluation_in_the_outbox(client, site):
     """Each post that stores readings queues exactly one evaluation of itself, whichever way it was
     stored (COPY for new readings, INSERT ... ON CONFLICT for a re-send with new ones); a post that
