@@ -256,6 +256,9 @@ def _non_finite_refuse(body: bytes) -> None:
     errors = [_error(index, name, f"{name} must be a finite number (no NaN, no Infinity).")
               for index, item in enumerate(items[:MAX_READINGS]) if type(item) is dict
               for name, value in item.items() if type(value) is float and math.isnan(value)]
+    if len(errors) > MAX_ERRORS:
+        errors = [*errors[:MAX_ERRORS],
+                  _error(None, None, f"Stopped after {MAX_ERRORS} problems; fix these and send again.")]
     raise ReadingsRefused(400, errors or [_error(None, None, "The body holds NaN or Infinity, which JSON does not "
                                                             "allow; send finite numbers.")])
 

@@ -391,6 +391,19 @@ def test_nan_and_infinity_as_most_json_encoders_write_them_are_named_by_reading_
     assert stored(site) == before
 
 
+def test_a_post_full_of_nan_gets_at_most_the_usual_hundred_errors(client, site):
+    import json
+
+    readings = [reading(i, now_minus(minutes=1), value=float("nan")) for i in range(1, 1001)]
+
+    response = post(client, site, json.dumps({"readings": readings}).encode(), raw=True)
+
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert len(errors) == 101 and errors[99]["index"] == 99 and errors[-1]["index"] is None
+    assert "Stopped after 100" in errors[-1]["message"]
+
+
 def test_future_tolerance_is_five_minutes(client, site):
     response = post(client, site, {"readings": [reading(1, timezone.now() + timedelta(minutes=4))]})
 
