@@ -339,6 +339,25 @@ def test_a_finished_compressed_culture_is_followed_by_a_new_one_not_an_empty_run
     assert len(list(ticks(plan, BioreactorModel(seed=1)))) == 120
 
 
+@pytest.mark.parametrize("assigned_in", [timedelta(hours=1), timedelta(seconds=1)])
+def test_no_room_for_the_culture_is_a_clear_error_not_a_culture_running_backwards(tmp_path: Path, assigned_in):
+    """An assignment (or a last reading) at or after the run's end leaves no time to compress the
+    culture into: one line saying so, nothing posted (before, a negative scale ran time backwards)."""
+    from types import SimpleNamespace
+
+    from django.core.management.base import CommandError
+
+    from ebr.management.commands.simulate_bioreactor import Command
+
+    state = SequenceState.load(tmp_path / "state.json")
+    options = {"hours": 2.0, "speed": 3600.0, "interval": timedelta(seconds=60), "start": None, "excursion": [],
+               "gap": [], "batch": "B-1"}
+    use = SimpleNamespace(started_at=datetime.now(UTC) + assigned_in)
+
+    with pytest.raises(CommandError, match="no room for 2 h of culture"):
+        Command(stdout=io.StringIO(), stderr=io.StringIO())._plan(options, state, use)
+
+
 def test_no_request_holds_more_than_the_batch_size(tmp_path: Path):
     """A tick adds five to eleven readings at once; a request must still stay within --batch-size
     (the server evaluates posts up to INSTRUMENT_EVALUATE_INLINE_MAX before answering)."""

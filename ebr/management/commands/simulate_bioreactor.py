@@ -27,6 +27,7 @@ from ebr.services.instruments import instrument_for_token, instrument_register
 from ebr.simulator import ApiClient, Excursion, Gap, Plan, SequenceState, SimulatorError, duration, run
 
 MAX_BATCH_SIZE = 4000
+MIN_COMPRESSED_INTERVAL = timedelta(milliseconds=10)
 
 
 def _bioreactor_use(batch: Batch, equipment: Equipment | None = None) -> EquipmentUse | None:
@@ -163,6 +164,11 @@ class Command(BaseCommand):
                             gaps=options["gap"], resume_from=resume, time_scale=state.time_scale)
             start = max(start, resume)
         start = start.replace(microsecond=0) + timedelta(seconds=1)  # readings carry milliseconds at most
+        # Each compressed interval must keep readings apart at the millisecond the API keeps.
+        if start > ideal + timedelta(seconds=1) and ends - start < culture / interval * MIN_COMPRESSED_INTERVAL:
+            raise CommandError(f"no room for {hours:g} h of culture between {start:%Y-%m-%d %H:%M:%S} UTC (the "
+                               "bioreactor's assignment or its last reading) and the end of this run: run it "
+                               "longer (a lower --speed) or later")
         scale = 1.0 if start <= ideal + timedelta(seconds=1) else min(1.0, (ends - start) / culture)
         return self._new_culture(options, state, start, scale=scale)
 
