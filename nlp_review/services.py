@@ -304,6 +304,11 @@ def latest_review(batch_id: int) -> BatchReview | None:
     return BatchReview.objects.filter(batch_id=batch_id).order_by("-version").first()
 
 
+def latest_finished_review(batch_id: int) -> BatchReview | None:
+    """The latest run that finished: a run queued, running or failed has no complete set of flags."""
+    return BatchReview.objects.filter(batch_id=batch_id, status=ReviewStatus.DONE).order_by("-version").first()
+
+
 def open_flags_count(batch_id: int) -> int:
     """Flags of the batch's latest review not yet dispositioned (release blocker, Annex 16 §1.7)."""
     review = latest_review(batch_id)

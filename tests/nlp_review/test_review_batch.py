@@ -179,6 +179,22 @@ def test_a_re_run_that_reaches_the_worker_after_release_adds_no_review(completed
     assert BatchReview.objects.filter(batch=completed).count() == 1
 
 
+def test_a_closed_batch_shows_its_latest_finished_review_not_a_run_that_never_finished(completed, capsys):
+    from ebr.models import Batch
+
+    finished = run(completed)
+    BatchReview.objects.create(batch=completed, version=finished.version + 1, status=ReviewStatus.QUEUED,
+                               request_id=f"rerun-{uuid.uuid4()}", requested_by_label="qa")  # never ran
+    Batch.objects.filter(pk=completed.pk).update(status="aborted")  # a decided batch, set up directly
+
+    call_command("review_batch", completed.number)
+
+    shown = capsys.readouterr()
+    assert (f"Shown: review v{finished.version}, the latest finished (v{finished.version + 1} is queued)."
+            in shown.err)
+    assert shown.out.startswith(f"{completed.number}: review v{finished.version}, risk score")
+
+
 def test_re_run_needs_a_reason_and_a_batch_awaiting_its_decision(completed, qa_reviewer):
     from ebr.models import Batch
     from nlp_review.services import review_rerun_request
