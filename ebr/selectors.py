@@ -358,7 +358,10 @@ def _posts_with_events(batch: Batch) -> list[str]:
 
     from qms.models import AuditEvent
 
-    with_events = {int(pk) for pk in AuditEvent.objects.filter(target_type="ebr.readingpost")
+    # Only events since the batch was created can be about posts holding its readings: the scan
+    # does not grow with the years of posts of earlier batches.
+    with_events = {int(pk) for pk in AuditEvent.objects.filter(target_type="ebr.readingpost",
+                                                               occurred_at__gte=batch.created_at)
                    .values_list("target_id", flat=True).distinct() if pk.isdigit()}
     if not with_events:
         return []
