@@ -101,8 +101,9 @@ class AlarmSerializer(serializers.Serializer):
 class ReadingsPostResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField(help_text="Readings stored by this request.")
     duplicates = serializers.IntegerField(help_text="Readings already stored (same seq, same content).")
-    alarms = AlarmSerializer(many=True, help_text="The alarms these readings raised (one per excursion, also "
-                                                  "one that already ended within the request) and the alarms open "
+    alarms = AlarmSerializer(many=True, help_text="The alarms these readings raised or escalated (one per "
+                                                  "excursion, also one that already ended within the request) and "
+                                                  "the alarms open "
                                                   "on these batches and parameters. A request of up to "
                                                   "INSTRUMENT_EVALUATE_INLINE_MAX readings (default 500) is "
                                                   "evaluated before the answer; a larger one by the worker right "
@@ -243,12 +244,14 @@ class ReadingsPostView(APIView):
             result = readings_ingest(instrument=instrument, body=body)
         except ReadingsRefused as refused:
             return Response({"errors": refused.errors}, status=refused.status)
-        evaluated_since = None
+        evaluated_since, changed = None, None
         if 0 < result.accepted <= settings.INSTRUMENT_EVALUATE_INLINE_MAX:
             started = timezone.now()
-            evaluated_since = started if alarms_evaluate_now(post_id=result.post_id) else None
+            changed = alarms_evaluate_now(post_id=result.post_id)
+            evaluated_since = started if changed is not None else None
         alarms = alarms_open(batch_ids=result.batch_ids, parameter_ids=result.parameter_ids, instrument=instrument,
-                             raised_since=evaluated_since, first_ts=result.first_ts, last_ts=result.last_ts)
+                             raised_since=evaluated_since, first_ts=result.first_ts, last_ts=result.last_ts,
+                             changed=changed or frozenset())
         return Response({"accepted": result.accepted, "duplicates": result.duplicates, "alarms": alarms},
                         status=status.HTTP_201_CREATED)
 

@@ -116,6 +116,8 @@ class Evaluation:
     escalated: int = 0
     cleared: int = 0
     deviations: list[str] = field(default_factory=list)
+    # Raised or escalated by this evaluation: the alarms its readings caused (cleared ones are not).
+    alarm_ids: set[int] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
         return {"already_done": self.already_done, "raised": self.raised, "escalated": self.escalated,
@@ -179,12 +181,14 @@ def _raise(ctx: _Context, limits: Limits, level: str, ts: datetime, value: float
                                     limits=limits, ts=ts, value=value)
         ctx.result.deviations.append(deviation)
     ctx.result.raised += 1
-    return create_with_reason(
+    alarm = create_with_reason(
         Alarm, actor=EVALUATOR, reason=f"{ctx.parameter.code} = {value:g} outside the {level} limits",
         event=Event.ALARM_RAISED, data={"value": value, "ts": ts.isoformat(), "deviation": deviation},
         batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter, step_id=limits.step_id, kind=level,
         critical=limits.critical, opened_at=ts, raised_at=timezone.now(), worst_value=value, worst_at=ts,
         limit_text=limits.text[:200], deviation_number=deviation, closed_at=closed_at)
+    ctx.result.alarm_ids.add(alarm.pk)
+    return alarm
 
 
 def _escalate(ctx: _Context, alarm: Alarm, limits: Limits, ts: datetime, value: float, pending: list[str]) -> None:
@@ -201,6 +205,7 @@ def _escalate(ctx: _Context, alarm: Alarm, limits: Limits, ts: datetime, value: 
                      event=Event.ALARM_ESCALATED, update_fields=fields,
                      data={"value": value, "ts": ts.isoformat(), "deviation": alarm.deviation_number})
     ctx.result.escalated += 1
+    ctx.result.alarm_ids.add(alarm.pk)
 
 
 def _clear(ctx: _Context, alarm: Alarm, ts: datetime, value: float, pending: list[str],
@@ -409,7 +414,7 @@ def _data_gaps(batch: Batch, post: ReadingPost, moments: list[datetime], result:
         spans = []  # the hole before this post is the outage that alarm already records
     spans += [(earlier, later) for earlier, later in pairwise(moments) if later - earlier > gap]
     for start, end in spans:
-        _gap_raise(batch, instrument, start, end, "Gap in the instrument's data")
+        result.alarm_ids.add(_gap_raise(batch, instrument, start, end, "Gap in the instrument's data").pk)
         result.raised += 1
 
 
@@ -443,10 +448,11 @@ class _GiveWay(Exception):
     """The request leaves the post to the worker."""
 
 
-def alarms_evaluate_now(*, post_id: int) -> bool:
+def alarms_evaluate_now(*, post_id: int) -> set[int] | None:
     """Evaluate a small post in the request that stored it (already committed), so that the
     instrument's answer lists the alarms its readings raised (specs/instrument-api.md). The
-    queued task then finds it done. Whether it was evaluated here.
+    queued task then finds it done. The alarms this evaluation raised or escalated, or None when
+    the post was not evaluated here.
 
     Gives way, and leaves the post to the worker and the overdue watch, when another evaluation
     holds the instrument's lock for more than a moment, when earlier posts of the instrument
@@ -458,18 +464,17 @@ def alarms_evaluate_now(*, post_id: int) -> bool:
             post = ReadingPost.objects.select_related("instrument__equipment").get(pk=post_id)
             _lock(post.instrument_id, wait="500ms")
             if ReadingPostEvaluation.objects.filter(post_id=post_id).exists():
-                return True
+                return None  # by the worker, already: what it changed is not this request's to list
             if _earlier_waiting(post, at_most=1):
                 raise _GiveWay
-            _post_evaluate(post, None)
+            return _post_evaluate(post, None).alarm_ids
     except _GiveWay:
         log.info("alarm evaluation of post %s left to the worker: earlier posts of its instrument wait", post_id)
-        return False
+        return None
     except Exception:  # the post stays queued: the worker evaluates it and reports what fails
         log.warning("alarm evaluation of post %s in the request failed; left to the worker", post_id,
                     exc_info=True)
-        return False
-    return True
+        return None
 
 
 # Posts of the same instrument received shortly before, still waiting for their evaluation. A

@@ -89,6 +89,21 @@ def test_the_answer_lists_the_alarm_an_excursion_in_the_request_raised(client, s
     assert back == []  # nothing open, nothing raised by this request
 
 
+def test_the_answer_lists_an_alarm_the_request_escalated_and_closed_again(client, site):
+    """An excursion open since an earlier post, worsened to the action limit and back within the
+    limits in this one: the instrument learns of the action-limit excursion and its deviation."""
+    alert = post(client, site, {"readings": [reading(1, now_minus(minutes=30), value=7.55)]}).json()["alarms"]
+    assert [(a["kind"], a["closed_at"]) for a in alert] == [("alert", None)]
+
+    values = [7.55, 7.7, 7.1]
+    answer = post(client, site, {"readings": [reading(n, now_minus(minutes=30 - n), value=value)
+                                              for n, value in enumerate(values, start=2)]}).json()["alarms"]
+
+    (alarm,) = answer
+    assert (alarm["id"], alarm["kind"], alarm["worst_value"]) == (alert[0]["id"], "action", 7.7)
+    assert alarm["closed_at"] is not None and alarm["deviation"]
+
+
 def test_a_large_post_is_evaluated_by_the_worker_and_its_alarm_shows_from_the_next_answer(client, site, settings):
     settings.INSTRUMENT_EVALUATE_INLINE_MAX = 2
     excursion = [reading(n, now_minus(minutes=30 - n), value=7.55) for n in range(1, 4)]
