@@ -74,8 +74,14 @@ def alarm_changes_after_review(batch: Batch, review: Signature) -> int:
 
 @transaction.atomic
 def batch_audit_trail_review(*, actor: User, batch: Batch, password: str, reason: str,
-                             username: str | None = None, session: Any = None) -> Signature:
-    """QA signs that it reviewed the batch's audit trail (draft EU GMP Annex 11 §9, a release precondition)."""
+                             username: str | None = None, session: Any = None,
+                             alarm_changes_seen: int | None = None) -> Signature:
+    """QA signs that it reviewed the batch's audit trail (draft EU GMP Annex 11 §9, a release precondition).
+
+    `alarm_changes_seen`: how many alarm changes the page QA reviewed on showed. A change since
+    (an alarm raised, escalated, closed or acknowledged while QA read) refuses the signature:
+    what is signed must be what was seen (21 CFR 11.50, 11.70).
+    """
     if not can(actor, Capability.AUDIT_TRAIL_REVIEW):
         raise PermissionDenied("Only QA reviews audit trails.")
     batch = _locked(batch)
@@ -87,10 +93,15 @@ def batch_audit_trail_review(*, actor: User, batch: Batch, password: str, reason
     if waiting:
         raise ValidationError(["The audit trail is reviewed once every instrument post of the batch is evaluated "
                                "and every process alarm acknowledged by a supervisor.", *waiting])
+    changes = alarm_changes_recorded(batch)
+    if alarm_changes_seen is not None and alarm_changes_seen != changes:
+        missed = abs(changes - alarm_changes_seen)
+        raise ValidationError(f"The process alarms changed while the audit trail was open ({missed} change(s): "
+                              "raised, escalated, worsened, closed or acknowledged): look at them, then sign again.")
     signature = sign(signer=actor, password=password, meaning=Meaning.REVIEWED, target=batch, reason=reason,
                      username=username, session=session)
     record_event(actor=actor, event=Event.AUDIT_TRAIL_REVIEWED, target=batch, reason=reason,
-                 data={"signature": signature.pk, "alarm_changes": alarm_changes_recorded(batch)})
+                 data={"signature": signature.pk, "alarm_changes": changes})
     return signature
 
 

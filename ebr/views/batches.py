@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from ebr.forms import BatchCreateForm, CustodyForm, ReasonedSignatureForm, ReasonForm
 from ebr.models import Batch, BatchStatus
+from ebr.process_data import alarm_changes_recorded
 from ebr.selectors import batch_record, batches_list
 from ebr.services import batches as batch_services
 from ebr.services import release as release_services
@@ -66,6 +67,7 @@ def _detail_context(request: HttpRequest, batch: Batch, **forms: Any) -> dict[st
         "sign_form": forms.get("sign_form") or ReasonedSignatureForm(username_required=needs_username),
         "reason_form": forms.get("reason_form") or ReasonForm(),
         "active_action": forms.get("action", ""),
+        "alarm_changes_seen": alarm_changes_recorded(batch) if batch.status == BatchStatus.IN_REVIEW else None,
     }
 
 
@@ -89,6 +91,13 @@ REASON_ACTIONS = {
 }
 
 
+def _seen(request: HttpRequest, action: str) -> dict[str, int]:
+    """What the page the audit-trail review is signed on showed: the service refuses the
+    signature if the alarms changed since."""
+    seen = request.POST.get("alarm_changes_seen", "")
+    return {"alarm_changes_seen": int(seen)} if action == "audit_review" and seen.isdigit() else {}
+
+
 @require_POST
 @capability_required(Capability.BATCH_VIEW)
 def batch_action(request: HttpRequest, number: str, action: str) -> HttpResponse:
@@ -98,7 +107,8 @@ def batch_action(request: HttpRequest, number: str, action: str) -> HttpResponse
         service, done = SIGNED_ACTIONS[action]
         form: Any = ReasonedSignatureForm(request.POST, username_required=username_required(request.session))
         kwargs = lambda data: {"password": data["password"], "reason": data["reason"],  # noqa: E731
-                               "username": form.signing_username(), "session": request.session}
+                               "username": form.signing_username(), "session": request.session,
+                               **_seen(request, action)}
         form_key = "sign_form"
     elif action in REASON_ACTIONS:
         service, done = REASON_ACTIONS[action]
@@ -156,4 +166,5 @@ def batch_audit_trail(request: HttpRequest, number: str) -> HttpResponse:
         "can_review": can(request.user, Capability.AUDIT_TRAIL_REVIEW) and batch.status == BatchStatus.IN_REVIEW,
         "sign_form": ReasonedSignatureForm(username_required=username_required(request.session)),
         "active_action": "audit_review",
+        "alarm_changes_seen": alarm_changes_recorded(batch) if batch.status == BatchStatus.IN_REVIEW else None,
     })

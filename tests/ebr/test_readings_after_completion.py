@@ -331,3 +331,40 @@ def test_only_production_roles_release_equipment_from_a_batch(batch, supervisor,
 
     use.refresh_from_db()
     assert use.ended_at is None
+
+
+def test_an_alarm_change_while_qa_reads_the_audit_trail_refuses_the_signature(monitored, supervisor, qa_reviewer):
+    """The signature states what QA saw: an alarm acknowledged by a supervisor (or raised by late
+    data) between the page QA read and the signature is not covered by it. Reloaded, the page
+    shows the change, and QA signs then."""
+    import re
+
+    from tests.conftest import PASSWORD, login
+
+    batch, registration, _ = monitored
+    ingest(registration, reading(2, timezone.now() - timedelta(minutes=20)))  # a 40-minute hole: feed gap
+    (alarm,) = Alarm.objects.filter(batch=batch)
+    review_by_exception(batch, qa_reviewer)
+    batch_review_start(actor=qa_reviewer, batch=batch)
+    client = login(Client(), qa_reviewer)
+
+    def seen() -> str:
+        page = client.get(f"/batches/{batch.number}/audit-trail/").content.decode()
+        return re.search(r'name="alarm_changes_seen" value="(\d+)"', page).group(1)
+
+    def sign(count: str):  # type: ignore[no-untyped-def]
+        return client.post(f"/batches/{batch.number}/audit_review/", {
+            "reason": "Audit trail reviewed", "password": PASSWORD, "username": qa_reviewer.username,
+            "alarm_changes_seen": count})
+
+    read = seen()  # QA reads the trail; meanwhile the supervisor acknowledges the alarm
+    alarm_acknowledge(actor=supervisor, alarm=alarm, comment="Network switch restarted; no impact",
+                      **sign_args(supervisor))
+
+    refused = sign(read)
+
+    assert refused.status_code == 422
+    assert "The process alarms changed while the audit trail was open (1 change(s)" in refused.content.decode()
+    assert not Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning="reviewed").exists()
+    assert sign(seen()).status_code == 302
+    assert Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning="reviewed").exists()
