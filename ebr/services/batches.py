@@ -29,7 +29,7 @@ from ebr.models import (
     StepTemplate,
     VersionStatus,
 )
-from ebr.states import BATCH_CLOSED, BATCH_READ_ONLY, batch_transition_check
+from ebr.states import BATCH_READ_ONLY, batch_transition_check
 from qms.audit import Event, create_with_reason, save_with_reason
 from qms.models import User
 from qms.roles import Capability, can
@@ -150,11 +150,15 @@ def batch_abort(*, actor: User, batch: Batch, reason: str, password: str, userna
 def custody_event_record(*, actor: User, batch: Batch, from_party: str, to_party: str, location: str,
                          occurred_at: datetime, temperature_c: Decimal | None = None,
                          condition: str = "intact") -> CustodyEvent:
-    """Record a hand-off of the patient's material (who, to whom, where, when, how cold, in what state)."""
+    """Record a hand-off of the patient's material (who, to whom, where, when, how cold, in what state).
+
+    Open in every state of the record: the chain of custody runs from the donor to the patient
+    (EC GMP for ATMPs 15.4, traceability), so it goes on after release (shipment to the ward,
+    receipt, administration) and after a rejection or abort (quarantine, destruction). A hand-off
+    changes no signed content: the release signature stays valid; the audit trail holds it.
+    """
     ensure_can(actor, Capability.BATCH_EXECUTE, "record custody events")
     batch = locked(batch)
-    if batch.status in BATCH_CLOSED:
-        raise ValidationError("The batch record is closed.")
     errors = {name: "Required." for name, value in
               (("from_party", from_party), ("to_party", to_party), ("location", location)) if not value.strip()}
     if occurred_at > timezone.now():

@@ -79,6 +79,32 @@ def test_clean_batch_is_released_with_signature_and_becomes_read_only(reviewed_b
                      idempotency_key=uuid.uuid4().hex)
 
 
+def test_the_chain_of_custody_goes_on_after_release_without_touching_the_release_signature(
+        reviewed_batch, qa_approver, operator, client):
+    """Shipment to the ward and receipt there come after the QP's certification: the hand-off is
+    recorded (and audited) on the released record, and the release signature stays valid."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ebr.services.batches import custody_event_record
+    from qms.models import Signature
+    from qms.signatures import signature_is_valid
+    from tests.conftest import login
+
+    released = batch_release(actor=qa_approver, batch=reviewed_batch, reason="Meets all specifications",
+                             **sign_args(qa_approver))
+    shipped = custody_event_record(actor=operator, batch=released, from_party="Cell therapy unit",
+                                   to_party="Courier (dry shipper)", location="Dispatch",
+                                   occurred_at=timezone.now() - timedelta(minutes=5), temperature_c=-180)
+
+    assert AuditEvent.objects.filter(event_type=Event.CUSTODY_RECORDED, target_id=str(shipped.pk)).exists()
+    release = Signature.objects.get(target_type="ebr.batch", target_id=str(released.pk), meaning="released")
+    assert signature_is_valid(release)
+    page = login(client, operator).get(f"/batches/{released.number}/").content.decode()
+    assert "Courier (dry shipper)" in page and "Record a hand-off" in page
+
+
 def test_release_refused_without_audit_trail_review(batch, operator, verifier, qa_reviewer, qa_approver):
     run_batch(batch, operator, verifier)
     batch_review_start(actor=qa_reviewer, batch=batch)
