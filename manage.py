@@ -3,17 +3,33 @@ import os
 import sys
 
 
+def _given(name: str) -> bool:
+    """Set directly or through NAME_FILE, as ebr/config.py reads every variable."""
+    return bool(os.environ.get(name) or os.environ.get(f"{name}_FILE"))
+
+
+def _production() -> bool:
+    value = os.environ.get("DJANGO_ENV")
+    if value is None and os.environ.get("DJANGO_ENV_FILE"):
+        try:
+            with open(os.environ["DJANGO_ENV_FILE"], encoding="utf-8") as file:
+                value = file.read().strip()
+        except OSError:
+            return True  # unreadable: settings will say why; never fall back to embedded servers
+    return value == "production"
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ebr.settings")
     from django.core.management import execute_from_command_line
 
-    if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"):
+    if _given("DATABASE_URL") and _given("REDIS_URL"):
         execute_from_command_line(sys.argv)
         return
-    if os.environ.get("DJANGO_ENV") == "production":
+    if _production():
         # A production unit with a URL missing is misconfigured: it must not quietly run against
         # an empty embedded database or broker of its own.
-        missing = " and ".join(name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name))
+        missing = " and ".join(name for name in ("DATABASE_URL", "REDIS_URL") if not _given(name))
         sys.exit(f"manage.py: {missing} must be set when DJANGO_ENV=production (no embedded servers)")
     # No servers named: use the embedded ones under .local/ (started for this command and stopped
     # after it, unless `make run` or `localservices start` keeps them running), as make does.

@@ -125,3 +125,19 @@ def test_production_with_a_server_url_missing_refuses_instead_of_starting_embedd
     assert result.stderr.strip().splitlines() == [
         f"manage.py: {missing} must be set when DJANGO_ENV=production (no embedded servers)"]
     assert not (tmp_path / "postgres").exists() and not (tmp_path / "redis").exists()
+
+
+def test_production_reads_the_server_urls_from_files_too(tmp_path):
+    """DATABASE_URL_FILE / REDIS_URL_FILE (Docker secrets, systemd credentials) count as set."""
+    env = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DJANGO_ENV", "ALLOWED_HOSTS",
+                                                             "DATABASE_URL", "REDIS_URL"}}
+    env.update({**GOOD, "DJANGO_ENV": "production", "SECRET_KEY": STRONG_KEY, "ALLOWED_HOSTS": "ebr.example.org",
+                "EBR_LOCAL_DIR": str(tmp_path)})
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        (tmp_path / name).write_text(GOOD[name])
+        env.pop(name, None)
+        env[f"{name}_FILE"] = str(tmp_path / name)
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+
+    assert result.returncode == 0, result.stderr
