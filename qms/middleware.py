@@ -1,4 +1,4 @@
-"""Session idle timeout and the Content-Security-Policy header."""
+"""Session idle timeout, the Content-Security-Policy header, and no NUL bytes in paths."""
 
 from __future__ import annotations
 
@@ -8,12 +8,25 @@ from collections.abc import Callable
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.shortcuts import redirect
 
 from qms.audit import Event, record_event
 
 LAST_ACTIVITY = "last_activity"
+
+
+class NulPathMiddleware:
+    """A NUL byte in the path names no record (PostgreSQL text cannot hold one, so a lookup with
+    it would fail as a server error): answer 404 before any view reads it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path:
+            return HttpResponseNotFound("Not found.", content_type="text/plain")
+        return self.get_response(request)
 
 
 class IdleTimeoutMiddleware:

@@ -272,3 +272,15 @@ def test_a_revoked_token_reads_and_posts_nothing(world, client):
 
     assert read.status_code == post.status_code == 401
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("path", ["/batches/%00/", "/batches/%00/audit-trail/", "/qms/deviations/%00/",
+                                  "/qms/capa/%00/", "/qms/change-control/%00/", "/review/batches/%00/",
+                                  "/master-records/%00/v1/", "/audit/record/ebr.batch/%00/", "/execute/B%00/"])
+def test_a_nul_byte_in_a_record_id_is_not_found_not_a_server_error(world, path):
+    from qms.roles import Role
+
+    client = Client()
+    client.force_login(world.person(Role.QA_REVIEWER))
+
+    assert client.get(path).status_code == 404
