@@ -72,6 +72,9 @@ def alarm_changes_after_review(batch: Batch, review: Signature) -> int:
     return alarm_changes_recorded(batch) - int(event["alarm_changes"])
 
 
+ALARMS_CHANGED = "alarms_changed"
+
+
 @transaction.atomic
 def batch_audit_trail_review(*, actor: User, batch: Batch, password: str, reason: str,
                              username: str | None = None, session: Any = None,
@@ -97,7 +100,8 @@ def batch_audit_trail_review(*, actor: User, batch: Batch, password: str, reason
     if alarm_changes_seen is not None and alarm_changes_seen != changes:
         missed = abs(changes - alarm_changes_seen)
         raise ValidationError(f"The process alarms changed while the audit trail was open ({missed} change(s): "
-                              "raised, escalated, worsened, closed or acknowledged): look at them, then sign again.")
+                              "raised, escalated, worsened, closed or acknowledged): look at them, then sign again.",
+                              code=ALARMS_CHANGED)
     signature = sign(signer=actor, password=password, meaning=Meaning.REVIEWED, target=batch, reason=reason,
                      username=username, session=session)
     record_event(actor=actor, event=Event.AUDIT_TRAIL_REVIEWED, target=batch, reason=reason,

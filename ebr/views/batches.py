@@ -91,11 +91,11 @@ REASON_ACTIONS = {
 }
 
 
-def _seen(request: HttpRequest, action: str) -> dict[str, int]:
-    """What the page the audit-trail review is signed on showed: the service refuses the
-    signature if the alarms changed since."""
+def _seen(request: HttpRequest) -> int | None:
+    """How many alarm changes the page the audit-trail review is signed on showed (its hidden
+    field): the service refuses the signature if the alarms changed since."""
     seen = request.POST.get("alarm_changes_seen", "")
-    return {"alarm_changes_seen": int(seen)} if action == "audit_review" and seen.isdigit() else {}
+    return int(seen) if seen.isascii() and seen.isdigit() else None
 
 
 @require_POST
@@ -106,26 +106,38 @@ def batch_action(request: HttpRequest, number: str, action: str) -> HttpResponse
     if action in SIGNED_ACTIONS:
         service, done = SIGNED_ACTIONS[action]
         form: Any = ReasonedSignatureForm(request.POST, username_required=username_required(request.session))
+        seen = _seen(request) if action == "audit_review" else None
         kwargs = lambda data: {"password": data["password"], "reason": data["reason"],  # noqa: E731
                                "username": form.signing_username(), "session": request.session,
-                               **_seen(request, action)}
+                               **({"alarm_changes_seen": seen} if action == "audit_review" else {})}
         form_key = "sign_form"
     elif action in REASON_ACTIONS:
         service, done = REASON_ACTIONS[action]
         form = ReasonForm(request.POST)
         kwargs = lambda data: {"reason": data["reason"]}  # noqa: E731
-        form_key = "reason_form"
+        form_key, seen = "reason_form", None
     else:
         return HttpResponse(status=404)
-    if form.is_valid():
+    valid = form.is_valid()
+    if action == "audit_review" and seen is None:
+        form.add_error(None, "The page this was signed on is out of date: open the audit trail again and sign there.")
+    elif valid:
         try:
             service(actor=request.user, batch=batch, **kwargs(form.cleaned_data))
-        except (ValidationError, PermissionDenied, SignatureRefused) as error:
+        except ValidationError as error:
+            if error.code == release_services.ALARMS_CHANGED:
+                # What QA read is not what would be signed: back to the trail as it is now.
+                messages.error(request, " ".join(error.messages))
+                return redirect("batch_audit_trail", number=number)
+            form.add_error(None, " ".join(error.messages))
+        except (PermissionDenied, SignatureRefused) as error:
             form.add_error(None, " ".join(getattr(error, "messages", [str(error)])))
         else:
             messages.success(request, done)
             return redirect("batch_detail", number=number)
     context = _detail_context(request, batch, **{form_key: form, "action": action})
+    if action == "audit_review" and seen is not None:
+        context["alarm_changes_seen"] = seen  # still what the signer saw, not what is there now
     return render(request, "ebr/batch_detail.html", context, status=422)
 
 
@@ -160,11 +172,14 @@ def batch_audit_trail(request: HttpRequest, number: str) -> HttpResponse:
     from ebr.selectors import batch_audit_rows
 
     batch = get_object_or_404(Batch, number=number)
+    # Counted before the rows are read: a change in between then refuses the signature (the safe
+    # side) instead of being signed unseen.
+    seen = alarm_changes_recorded(batch) if batch.status == BatchStatus.IN_REVIEW else None
     return render(request, "ebr/batch_audit_trail.html", {
         "batch": batch, "rows": batch_audit_rows(batch),
         "audit_reviewed": release_services.audit_trail_review_valid(batch),
         "can_review": can(request.user, Capability.AUDIT_TRAIL_REVIEW) and batch.status == BatchStatus.IN_REVIEW,
         "sign_form": ReasonedSignatureForm(username_required=username_required(request.session)),
         "active_action": "audit_review",
-        "alarm_changes_seen": alarm_changes_recorded(batch) if batch.status == BatchStatus.IN_REVIEW else None,
+        "alarm_changes_seen": seen,
     })

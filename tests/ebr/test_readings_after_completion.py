@@ -361,10 +361,18 @@ def test_an_alarm_change_while_qa_reads_the_audit_trail_refuses_the_signature(mo
     alarm_acknowledge(actor=supervisor, alarm=alarm, comment="Network switch restarted; no impact",
                       **sign_args(supervisor))
 
+    typo = client.post(f"/batches/{batch.number}/audit_review/", {
+        "reason": "", "password": PASSWORD, "username": qa_reviewer.username, "alarm_changes_seen": read})
+    assert typo.status_code == 422  # the form again: it still carries what QA saw, not the new count
+    assert re.search(r'name="alarm_changes_seen" value="(\d+)"', typo.content.decode()).group(1) == read
     refused = sign(read)
 
-    assert refused.status_code == 422
-    assert "The process alarms changed while the audit trail was open (1 change(s)" in refused.content.decode()
+    assert refused.status_code == 302 and refused["Location"] == f"/batches/{batch.number}/audit-trail/"
+    page = client.get(refused["Location"]).content.decode()
+    assert "The process alarms changed while the audit trail was open (1 change(s)" in page
     assert not Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning="reviewed").exists()
+    assert sign("").status_code == 422  # no count: a page from before this check, or a hand-made post
+    for crafted in ("²", "-1"):
+        assert sign(crafted).status_code == 422
     assert sign(seen()).status_code == 302
     assert Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning="reviewed").exists()
