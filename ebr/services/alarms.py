@@ -124,21 +124,20 @@ class Evaluation:
                 "cleared": self.cleared, "deviations": self.deviations}
 
 
-def _lock(instrument_id: int, wait: str | None = None) -> None:
+def _lock(instrument_id: int, wait: str | None = None, then: str = "5s") -> None:
     """Serialise alarm work per instrument (evaluation tasks and the feed-gap beat).
 
     `wait`: give up after that long (a PostgreSQL interval, e.g. '500ms') with a lock timeout;
-    the limit applies to this lock only, not to the locks the work takes after it (the audit
-    chain's at commit)."""
+    the locks the work takes after it (alarm rows, the audit chain's at commit) may wait up to
+    `then`, longer but still bounded: a web request must give way, not hang."""
     with connection.cursor() as cursor:
         if wait is None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s::int, %s::int)", [ALARM_LOCK, instrument_id])
             return
-        cursor.execute("SELECT current_setting('lock_timeout')")
-        (before,) = cursor.fetchone()
+        assert connection.in_atomic_block, "a transaction-level lock and setting need a transaction"
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [wait])
         cursor.execute("SELECT pg_advisory_xact_lock(%s::int, %s::int)", [ALARM_LOCK, instrument_id])
-        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [before])
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [then])
 
 
 # --- deviations -----------------------------------------------------------------------------
@@ -428,7 +427,6 @@ def _post_rows(post: ReadingPost) -> list[tuple[int, int, datetime, float]]:
         return cursor.fetchall()
 
 
-@transaction.atomic
 def alarms_evaluate(*, post_id: int, overdue_at: datetime | None = None) -> Evaluation:
     """Evaluate the readings one post stored against the batch's limits; once per post.
 
@@ -436,11 +434,25 @@ def alarms_evaluate(*, post_id: int, overdue_at: datetime | None = None) -> Eval
     evaluation is recorded in the audit trail with how late it is (ALCOA+ complete: the record
     shows that the alarms of these readings were raised late, not when they were received).
     """
+    stopped: list[tuple[int, BaseException]] = []
+    try:
+        return _alarms_evaluate(post_id, overdue_at, stopped)
+    except BaseException:
+        # The earlier posts' timeouts were counted in the transaction that just rolled back:
+        # count them again outside it, or the post at fault would never be set aside.
+        for earlier_id, error in stopped:
+            _evaluation_failure_record(earlier_id, error)
+        raise
+
+
+@transaction.atomic
+def _alarms_evaluate(post_id: int, overdue_at: datetime | None, stopped: list[tuple[int, BaseException]]
+                     ) -> Evaluation:
     post = ReadingPost.objects.select_related("instrument__equipment").get(pk=post_id)
     _lock(post.instrument_id)
     if ReadingPostEvaluation.objects.filter(post_id=post_id).exists():
         return Evaluation(already_done=True)
-    _earlier_posts_evaluate(post, _earlier_waiting(post))
+    _earlier_posts_evaluate(post, _earlier_waiting(post), stopped)
     return _post_evaluate(post, overdue_at)
 
 
@@ -478,13 +490,15 @@ def alarms_evaluate_now(*, post_id: int) -> set[int] | None:
 
 
 # Posts of the same instrument received shortly before, still waiting for their evaluation. A
-# post whose evaluation has failed is left to its own retries and to the overdue watch (which
-# set it aside after EVALUATION_ATTEMPTS): it must not fail the posts that follow it.
+# post whose evaluation hit a statement or lock timeout, or failed twice, is left to its own
+# retries and to the overdue watch (which sets it aside after EVALUATION_ATTEMPTS): it must not
+# fail the posts that follow it. One ordinary failure (a deadlock, say) keeps it in time order.
 EARLIER_WAITING_SQL = """
 SELECT p.id FROM ebr_readingpost p
  WHERE p.instrument_id = %s AND p.received_at >= %s AND p.received_at <= %s AND p.id <> %s AND p.accepted > 0
    AND NOT EXISTS (SELECT 1 FROM ebr_readingpostevaluation e WHERE e.post_id = p.id)
-   AND NOT EXISTS (SELECT 1 FROM ebr_evaluationfailure f WHERE f.post_id = p.id)
+   AND NOT EXISTS (SELECT 1 FROM ebr_evaluationfailure f WHERE f.post_id = p.id
+                    AND (f.attempts >= 2 OR f.last_error LIKE '%%canceling statement due to%%'))
  ORDER BY p.received_at, p.id
  LIMIT %s
 """
@@ -499,7 +513,8 @@ def _earlier_waiting(post: ReadingPost, at_most: int = EARLIER_AT_MOST) -> list[
         return [row[0] for row in cursor.fetchall()]
 
 
-def _earlier_posts_evaluate(post: ReadingPost, earlier: list[int]) -> None:
+def _earlier_posts_evaluate(post: ReadingPost, earlier: list[int],
+                            stopped: list[tuple[int, BaseException]] | None = None) -> None:
     """Evaluate first the instrument's posts received just before `post` that still wait.
 
     Two workers, or a retried group, can take a later post before an earlier one. Evaluated in
@@ -519,6 +534,8 @@ def _earlier_posts_evaluate(post: ReadingPost, earlier: list[int]) -> None:
                 raise
             log.exception("alarm evaluation of post %s (before post %s) stopped", earlier_id, post.pk)
             _evaluation_failure_record(earlier_id, error)
+            if stopped is not None:
+                stopped.append((earlier_id, error))
         except Exception:
             log.exception("alarm evaluation of post %s (before post %s) failed", earlier_id, post.pk)
 

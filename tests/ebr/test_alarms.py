@@ -322,16 +322,53 @@ def test_a_timeout_on_an_earlier_post_counts_against_it_and_does_not_fail_the_po
 
 
 def test_the_request_s_short_wait_for_the_instrument_lock_is_not_left_on_the_work_after_it(site):
+    """0.5 s for the instrument's lock; the work after it (the audit chain's lock at commit) may
+    wait longer, but not without bound: a web request gives way rather than hang."""
     from django.db import connection, transaction
 
     from ebr.services.alarms import _lock
 
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SHOW lock_timeout")
-        (before,) = cursor.fetchone()
         _lock(site.instrument.pk, wait="500ms")
         cursor.execute("SHOW lock_timeout")
-        assert cursor.fetchone()[0] == before != "500ms"
+        assert cursor.fetchone()[0] == "5s"
+
+
+def test_a_timeout_is_counted_against_the_earlier_post_even_when_the_later_one_fails_too(site, feed,
+                                                                                          monkeypatch):
+    from django.db import OperationalError
+
+    from ebr.models import EvaluationFailure
+    from ebr.services import alarms as alarm_services
+
+    earlier = feed.post([(1, 6.88)], evaluate=False)
+    later = feed.post([(2, 7.1)], evaluate=False)
+
+    def both_fail(post, overdue_at):  # type: ignore[no-untyped-def]
+        if post.pk == earlier.post_id:
+            raise OperationalError("canceling statement due to statement timeout")
+        raise ValueError("the later post's own trouble")
+
+    monkeypatch.setattr(alarm_services, "_post_evaluate", both_fail)
+
+    with pytest.raises(ValueError):
+        alarms_evaluate(post_id=later.post_id)
+    assert EvaluationFailure.objects.get(post_id=earlier.post_id).attempts == 1
+
+
+def test_one_ordinary_failure_keeps_a_post_in_time_order(site, feed):
+    """A deadlock or another passing error once: the next post still evaluates it first (only a
+    timeout, or a second failure, sets it apart)."""
+    from ebr.services.alarms import _evaluation_failure_record
+
+    feed.post([(1, 6.88)])  # an alarm from 1
+    earlier = feed.post([(2, 7.1)], evaluate=False)  # back within limits
+    _evaluation_failure_record(earlier.post_id, RuntimeError("deadlock detected"))
+    later = feed.post([(3, 6.87)], evaluate=False)
+
+    alarms_evaluate(post_id=later.post_id)
+
+    assert [(a.opened_at, a.closed_at) for a in alarms(site)] == [(feed.at(1), feed.at(2)), (feed.at(3), None)]
 
 
 def test_in_order_evaluation_keeps_track_of_how_far_it_got(site, feed):
