@@ -21,10 +21,16 @@ from psycopg import sql
 
 APPEND_ONLY_TRIGGER = "qms_append_only_row"  # qms.audit.dbtriggers.protect_sql
 
+# Membership counts as being: a member of the owner (or of a superuser) can act as it.
 ROLE_SQL = """
-SELECT r.rolsuper, r.rolname = current_user, r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls,
+SELECT r.rolsuper OR EXISTS (SELECT 1 FROM pg_roles s WHERE s.rolsuper AND s.oid <> r.oid
+                                AND pg_has_role(r.oid, s.oid, 'MEMBER')),
+       r.rolname = current_user OR pg_has_role(r.oid, current_user, 'MEMBER'),
+       r.rolcreaterole OR r.rolcreatedb OR r.rolbypassrls
+           OR EXISTS (SELECT 1 FROM pg_roles s WHERE (s.rolcreaterole OR s.rolcreatedb OR s.rolbypassrls)
+                         AND s.oid <> r.oid AND pg_has_role(r.oid, s.oid, 'MEMBER')),
        EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE c.relowner = r.oid AND n.nspname = current_schema())
+                WHERE pg_has_role(r.oid, c.relowner, 'MEMBER') AND n.nspname = current_schema())
   FROM pg_roles r WHERE r.rolname = %s
 """
 APPEND_ONLY_TABLES_SQL = """
@@ -64,11 +70,11 @@ def runtime_role_grant(role: str) -> RuntimeGrant:
                                  unknown=True)
     superuser, is_current, powerful, owns = row
     if superuser or powerful:
-        raise RuntimeRoleRefused(f"role {role} is a superuser or may create roles or databases or bypass row "
-                                 "security: the runtime role must be an ordinary role")
+        raise RuntimeRoleRefused(f"role {role} is (or is a member of) a superuser or a role that may create roles "
+                                 "or databases or bypass row security: the runtime role must be an ordinary role")
     if is_current:
-        raise RuntimeRoleRefused(f"role {role} is the role running this command, which owns the schema: the "
-                                 "runtime role must be another one")
+        raise RuntimeRoleRefused(f"role {role} is (or is a member of) the role running this command, which owns "
+                                 "the schema: the runtime role must be another one")
     if owns:
         raise RuntimeRoleRefused(f"role {role} owns tables of the schema, so it could drop their triggers: "
                                  "give them to the owner role first (REASSIGN OWNED)")

@@ -116,6 +116,13 @@ def test_the_command_refuses_a_role_that_could_undo_the_protection(capsys):
         call_command("grant_runtime_role", owner)
     assert owns.value.code == 1 and "owns tables" in capsys.readouterr().err
 
+    member = _role()  # a member of the owner can act as the owner: drop or disable its triggers
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(owner), sql.Identifier(member)))
+    with pytest.raises(SystemExit) as through_membership:
+        call_command("grant_runtime_role", member)
+    assert through_membership.value.code == 1 and "owns tables" in capsys.readouterr().err
+
 
 def test_the_command_says_what_it_granted(capsys):
     role = _role()
