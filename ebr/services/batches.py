@@ -22,6 +22,7 @@ from ebr.models import (
     BatchStatus,
     CustodyEvent,
     Equipment,
+    EquipmentType,
     EquipmentUse,
     MasterRecordVersion,
     StepExecution,
@@ -34,7 +35,10 @@ from qms.audit import Event, create_with_reason, save_with_reason
 from qms.models import User
 from qms.roles import Capability, can
 from qms.services._guards import ensure_can, locked
-from qms.signatures import sign
+from qms.signatures import format_local, sign
+
+# A patient's culture is in one of these at a time (its instrument data follows the assignment).
+CULTURE_VESSELS = frozenset({EquipmentType.BIOREACTOR})
 
 
 def _ensure_manager(actor: User, what: str) -> None:
@@ -193,6 +197,17 @@ def equipment_assign(*, actor: User, batch: Batch, equipment: Equipment, started
     current = EquipmentUse.objects.filter(equipment=equipment, batch=batch, ended_at__isnull=True).first()
     if current is not None:
         return current
+    if equipment.equipment_type in CULTURE_VESSELS:
+        # Instrument data follows the assignment: two vessels of one kind at once would mix two
+        # cultures' data (and alarms, and deviations) in one patient's record.
+        other = (EquipmentUse.objects.filter(batch=batch, ended_at__isnull=True,
+                                             equipment__equipment_type=equipment.equipment_type)
+                 .select_related("equipment").first())
+        if other is not None:
+            raise ValidationError({"equipment": f"Batch {batch.number} is in {other.equipment.code} since "
+                                                f"{format_local(other.started_at)}: a culture is in one "
+                                                f"{equipment.get_equipment_type_display().lower()} at a time. "
+                                                f"End that assignment first, with the reason for the move."})
     return create_with_reason(EquipmentUse, actor=actor, reason=reason, event=Event.EQUIPMENT_ASSIGNED, batch=batch,
                               equipment=equipment, step=step, started_at=started_at, assigned_by=actor,
                               calibration_due=equipment.calibration_due)

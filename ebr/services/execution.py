@@ -23,6 +23,7 @@ from ebr.models import (
     BatchStatus,
     Entry,
     Equipment,
+    EquipmentType,
     EquipmentUse,
     MaterialLot,
     MaterialUse,
@@ -94,6 +95,16 @@ def _existing(idempotency_key: str) -> Entry | None:
     return Entry.objects.filter(idempotency_key=idempotency_key).select_related("step", "parameter").first()
 
 
+def _equipment_type_wanted(parameter: ParameterSpec) -> str:
+    """The type the step's master record asks for, when this is the step's only equipment field
+    (a step names one equipment type; with several equipment fields, which is which is not said)."""
+    template = parameter.step
+    if not template.equipment_type:
+        return ""
+    fields = template.parameters.filter(kind=ParameterKind.EQUIPMENT_ID).count()
+    return template.equipment_type if fields == 1 else ""
+
+
 def _resource_check(parameter: ParameterSpec, raw: str, today: Any) -> tuple[CheckedValue, Any]:
     code = raw.strip().upper()
     if parameter.kind == ParameterKind.MATERIAL_LOT:
@@ -110,6 +121,11 @@ def _resource_check(parameter: ParameterSpec, raw: str, today: Any) -> tuple[Che
     equipment = Equipment.objects.filter(code__iexact=code).first()
     if equipment is None:
         raise ValueRefused(f"Unknown equipment {raw.strip()}: scan the asset label again.")
+    wanted = _equipment_type_wanted(parameter)
+    if wanted and equipment.equipment_type != wanted:
+        # As a wrong material lot is: refused at the scan, not first noticed at signing.
+        raise ValueRefused(f"{equipment.code} is a {equipment.get_equipment_type_display()}; this step needs a "
+                           f"{EquipmentType(wanted).label}.")
     problem = equipment.unusable_reason(today)
     if problem:
         raise ValueRefused(problem)

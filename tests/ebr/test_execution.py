@@ -327,6 +327,35 @@ def test_equipment_out_of_calibration_or_under_maintenance_is_refused(batch, ope
     assert EquipmentUse.objects.filter(batch=batch, equipment=resources["bsc"], ended_at__isnull=True).exists()
 
 
+def test_equipment_of_the_wrong_type_is_refused_at_the_scan(batch, operator, verifier, resources):
+    """As a wrong material lot is: the step asks for a BSC, a bioreactor is no BSC, and it is not
+    assigned to the batch."""
+    step = finish_step_one(batch, operator, verifier)
+
+    with pytest.raises(ValidationError, match="BR-T1 is a Bioreactor; this step needs a Biosafety cabinet"):
+        record(operator, step, "bsc", "BR-T1")
+    assert not EquipmentUse.objects.filter(batch=batch, equipment=resources["bioreactor"]).exists()
+
+
+def test_a_second_bioreactor_is_refused_while_the_culture_is_in_one(batch, supervisor, resources):
+    """Instrument data follows the assignment: two bioreactors at once would put two vessels'
+    readings, alarms and deviations in one patient's record."""
+    from ebr.models import Equipment
+    from ebr.services.batches import equipment_assign, equipment_release
+    from qms.audit import create_with_reason
+    from tests.conftest import SEED
+
+    second = create_with_reason(Equipment, actor=SEED, reason="test", code="BR-T2", name="BR-T2",
+                                equipment_type="bioreactor", calibration_due=timezone.localdate() + timedelta(days=9),
+                                status="released")
+    first = equipment_assign(actor=supervisor, batch=batch, equipment=resources["bioreactor"])
+
+    with pytest.raises(ValidationError, match=r"is in BR-T1 since .*End that assignment first"):
+        equipment_assign(actor=supervisor, batch=batch, equipment=second)
+    equipment_release(actor=supervisor, use=first, reason="Bag moved to BR-T2: rocker fault on BR-T1")
+    assert equipment_assign(actor=supervisor, batch=batch, equipment=second).equipment == second
+
+
 def test_exceeded_hold_time_is_recorded_on_the_next_step(batch, operator, verifier):
     step = finish_step_one(batch, operator, verifier)
     previous = batch.steps.get(sequence=1)
