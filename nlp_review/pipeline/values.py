@@ -26,6 +26,17 @@ MULTIPLIER_RE = re.compile(r"^(?:[xX×]10(?:\^|e|E)?(?P<x>[+\-]?\d+)|[eE](?P<e>[
                            r"(?:/\S*)?$")
 TIMES = frozenset({"x", "X", "×", "*"})
 SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
+# UCUM writes powers of ten as 10*6 (the unit of cell counts, "10*6/mL"): tokens "10", "*", "6".
+UCUM_POWER_RE = re.compile(r"^(?P<p>[+\-]?\d{1,2})(?:/\S*)?$")
+
+
+def _ucum_power(words: Sequence[str], i: int) -> int | None:
+    """The power of a UCUM "10*N" starting at token i ("10", "*", "N" or "N/mL"), if there is one."""
+    if i + 2 < len(words) and words[i] == "10" and words[i + 1] == "*":
+        match = UCUM_POWER_RE.match(words[i + 2])
+        if match and abs(int(match.group("p"))) <= MAX_POWER:
+            return int(match.group("p"))
+    return None
 
 
 def _plain(text: str) -> str:
@@ -163,6 +174,8 @@ def _number_at(words: Sequence[str], i: int) -> tuple[float, int | None, int] | 
         return None
     value, power = parsed
     after = i + 1
+    if power is None and (ucum := _ucum_power(words, after)) is not None:  # "600 10*6": 600 x 10^6
+        return value, ucum, after + 3
     if power is None and after < len(words):
         if words[after] in TIMES and after + 1 < len(words):  # "1.2 x 10^6"
             spaced = MULTIPLIER_RE.match(_plain(words[after + 1]))
@@ -239,6 +252,8 @@ def _measured(words: Sequence[str], norms: Sequence[str], limit_start: int, floo
     for k in range(limit_start - 1, floor - 1, -1):
         if parse_number(words[k]) is None or MULTIPLIER_RE.match(_plain(words[k])):
             continue
+        if _ucum_power(words, k) is not None or (k >= 2 and _ucum_power(words, k - 2) is not None):
+            continue  # the "10" or the "6" of a unit 10*6, not a measurement
         if k > floor and words[k - 1] in TIMES and k - 1 > floor and parse_number(words[k - 2]) is not None:
             continue  # the "10^6" of "1.2 x 10^6"
         if k > floor and norms[k - 1] in NOT_A_MEASUREMENT:

@@ -74,3 +74,16 @@ def test_numbers_are_parsed(text: str, expected: tuple[float, int | None] | None
                                   "count 1.2 x 10^" + "9" * 5000 + " cells (min 1x10^6)"])
 def test_absurd_numbers_do_not_break_the_review(rules_only: Reviewer, text: str) -> None:
     assert rules_only.review_text(text).risk in set(Severity)
+
+
+@pytest.mark.parametrize(("text", "out_of_spec"), [
+    ("Total viable cells harvested recorded as 600 10*6 in step 6.1; specification ≥ 500 10*6.", False),
+    ("Viable cell density 1.8 10*6/mL, limit ≥ 1 10*6/mL", False),
+    ("cell count 430 10*6, limit ≥500 10*6", True),
+    ("Viable cell density 0.8 10*6/mL, limit ≥ 1 10*6/mL", True),
+])
+def test_a_ucum_power_of_ten_is_part_of_the_unit_not_the_value(rules_only: Reviewer, text: str,
+                                                                 out_of_spec: bool) -> None:
+    """The system's own deviation texts write cell counts in UCUM (10*6): the "10" and the "6"
+    are the unit's, so 600 10*6 against ≥ 500 10*6 is in specification (1.2.4 read "10")."""
+    assert (Category.OUT_OF_SPEC in rules_only.review_text(text).categories) is out_of_spec
