@@ -44,11 +44,16 @@ TROUBLE = frozenset({"not", "no", "never", "without", "mismatch", "mismatched", 
                      "failed", "fail", "fails", "unable", "missing", "unlabeled", "unlabelled", "illegible",
                      "discrepancy", "different", "only", "after", "later", "but",
                      # a check that came out right against the wrong record is a mix-up, not a confirmation
-                     "previous", "prior", "earlier", "other", "another", "instead", "swapped", "switched",
-                     "mixed", "mix-up", "mixup", "someone"})
-# Two different identifiers in one confirming clause ("confirmed as P-1002 on bag for patient
-# P-1020") say the check compared two records: it is no confirmation of one.
-IDENTIFIER = re.compile(r"\b[A-Za-z]{1,5}[-_]?\d{2,}(?:[-_]\d+)*\b")
+                     "instead", "swapped", "switched", "mix-up", "mixup"})
+# "Matches the previous patient", "COI of another batch": another record named, a mix-up. Not
+# "verified prior to infusion" or "verification by another operator" (a routine four-eyes check).
+ANOTHER = frozenset({"previous", "prior", "earlier", "other", "another", "next", "someone"})
+RECORD_WORDS = frozenset({"patient", "patients", "batch", "batches", "bag", "bags", "donor", "coi", "label",
+                          "labels", "record", "product", "subject", "id", "din", "else", "s"})
+# The same kind of identifier with two different numbers in one entry ("confirmed as P-1002 on bag
+# for patient P-1020") says the check compared two records. A patient ID beside the DIN, COI or
+# batch number of the same record is one record named twice.
+IDENTIFIER = re.compile(r"\b([A-Za-z]{1,5})[-_]?(\d{2,}(?:[-_]\d+)*)\b")
 DEFAULT_BATCH_SIZE = 256
 CACHE_SIZE = 4096
 CATEGORY_BY_LABEL = {str(category): category for category in Category}
@@ -163,7 +168,13 @@ def _confirmation_only(span: Span, words: set[str]) -> bool:
     """Does the clause only state that a check came out right (no trouble word, one record)?"""
     if words.isdisjoint(CONFIRMATIONS) or not words.isdisjoint(TROUBLE):
         return False
-    return len({match.casefold() for match in IDENTIFIER.findall(span.text)}) < 2
+    norms = [token.norm_ for token in span]
+    if any(norm in ANOTHER and not RECORD_WORDS.isdisjoint(norms[i + 1:i + 3]) for i, norm in enumerate(norms)):
+        return False
+    numbers: dict[str, set[str]] = {}
+    for prefix, number in IDENTIFIER.findall(span.doc.text):  # the whole entry: a comma splits no record
+        numbers.setdefault(prefix.casefold(), set()).add(re.sub(r"\D", "", number))
+    return all(len(found) < 2 for found in numbers.values())
 
 
 def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -159,3 +159,14 @@ def test_a_passing_result_rules_out_only_itself(reviewer: Reviewer, text: str) -
     review = reviewer.review_text(text)
     (flag,) = [f for f in review.flags if f.category is Category.OUT_OF_SPEC]
     assert "iability" in flag.evidence
+
+
+@pytest.mark.parametrize("text", ["Patient ID verified prior to infusion.",
+                                  "Patient identity confirmed prior to infusion.",
+                                  "Second person verification by another operator: patient ID matches.",
+                                  "Patient ID P-1002 and DIN W1234 confirmed on bag.",
+                                  "Patient ID P-1002 and COI-2026-0007 confirmed on bag label."])
+def test_a_routine_confirmation_naming_one_record_stays_no_finding(reviewer: Reviewer, text: str) -> None:
+    """'Prior to infusion', a four-eyes check 'by another operator', a patient ID beside the DIN or
+    COI of the same record: no mix-up (1.2.4 flagged these)."""
+    assert reviewer.review_text(text).flags == ()
