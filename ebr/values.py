@@ -37,6 +37,10 @@ def _number(raw: str, unit: str) -> tuple[Decimal, str]:
     match = _NUMBER.match(raw)
     if not match:
         raise ValueRefused("Enter a number, e.g. 7.2 (a unit is optional).")
+    if re.fullmatch(r"[-+]?\d{1,3},\d{3}", match.group(1)):
+        # "1,000": a thousand to one reader, one to another (decimal comma). Never guess a value.
+        raise ValueRefused(f"{match.group(1)} is ambiguous (a thousand, or one with a decimal comma?): type it "
+                           "without a thousands separator, with a point for decimals, e.g. 1000 or 1.000.")
     typed_unit = match.group(2)
     if typed_unit and typed_unit != unit:
         raise ValueRefused(f"The unit must be {unit or 'none'}, not {typed_unit}.")

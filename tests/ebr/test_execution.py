@@ -64,7 +64,10 @@ def test_wrong_unit_and_wrong_type_are_refused_and_nothing_is_stored(batch, oper
         record(operator, step, "temp", "cold")
     with pytest.raises(ValidationError, match="yes or no"):
         record(operator, step, "label_ok", "maybe")
+    with pytest.raises(ValidationError, match="1,000 is ambiguous"):  # a thousand, or 1.000?
+        record(operator, step, "temp", "1,000")
     assert not Entry.objects.filter(step=step).exists()
+    assert record(operator, step, "temp", "4,5").entry.value_number == 4.5  # a decimal comma is no thousands separator
 
 
 def test_out_of_spec_needs_a_comment_keeps_the_value_and_opens_a_deviation(batch, operator):
