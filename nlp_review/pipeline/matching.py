@@ -233,7 +233,7 @@ def triggers_of(rules: ReviewRules, hits: list[tuple[int, int, int]]) -> list[Tr
                              for mid, start, end in hits if rules.keys[mid][0] in ("trigger", "negation")])
 
 
-PATIENT_ID_RE = re.compile(r"\b(PT|PAT|PID|COI|UPN|MRN)-?(\d+(?:-\d+)*)\b", re.IGNORECASE)
+PATIENT_ID_RE = re.compile(r"\b(PT|PAT|PID|COI|UPN|MRN|P(?=-\d{3}))-?(\d+(?:-\d+)*)\b", re.IGNORECASE)
 SEQUENCE_WORDS = frozenset({"separate", "separated", "separately", "apart", "segregated", "sequentially",
                             "consecutive", "consecutively", "after", "before", "then", "next", "following", "previous",
                             "prior"})
@@ -241,11 +241,18 @@ SEQUENCE_WORDS = frozenset({"separate", "separated", "separately", "apart", "seg
 ID_RULE = "identity.two_identifiers"
 
 
+def _patient_ids(text: str) -> list[re.Match[str]]:
+    """The patient identifiers of an entry; the bare "P-1002" form only where it speaks of a patient
+    (elsewhere P-100 is as likely a plate or a passage)."""
+    about_patient = "patient" in text.lower()
+    return [match for match in PATIENT_ID_RE.finditer(text) if about_patient or match.group(1).upper() != "P"]
+
+
 def _two_patient_ids(text: str) -> bool:
     """Two different identifiers of one kind in one entry ("label PT-0412 ... traveller PT-0421")."""
     seen: dict[str, set[str]] = {}
-    for kind, number in PATIENT_ID_RE.findall(text):
-        seen.setdefault(kind.upper(), set()).add(number)
+    for match in _patient_ids(text):
+        seen.setdefault(match.group(1).upper(), set()).add(match.group(2))
     return any(len(numbers) > 1 for numbers in seen.values())
 
 
@@ -256,7 +263,7 @@ def _identifier_conflict(doc: Doc, norms: list[str], triggers: list[TriggerHit],
         return
     if any(flag.category is Category.IDENTITY and flag.severity is Severity.CRITICAL for flag in result.flags):
         return
-    matches = list(PATIENT_ID_RE.finditer(doc.text))
+    matches = _patient_ids(doc.text)
     span = doc.char_span(matches[-1].start(), matches[-1].end(), alignment_mode="expand")
     if span is None:
         return

@@ -170,3 +170,13 @@ def test_a_routine_confirmation_naming_one_record_stays_no_finding(reviewer: Rev
     """'Prior to infusion', a four-eyes check 'by another operator', a patient ID beside the DIN or
     COI of the same record: no mix-up (1.2.4 flagged these)."""
     assert reviewer.review_text(text).flags == ()
+
+
+@pytest.mark.parametrize(("text", "flagged"), [
+    ("Patient ID confirmed as P-1002, bag for patient P-1020.", True),
+    ("Patient ID confirmed as P-1002 on bag for patient P-1020.", True),
+    ("Plate P-100 and P-200 read.", False),  # not about a patient: plates, passages
+])
+def test_two_patient_numbers_of_the_p_form_are_a_conflict_even_across_a_comma(rules_only: Reviewer, text: str,
+                                                                                flagged: bool) -> None:
+    assert (Category.IDENTITY in rules_only.review_text(text).categories) is flagged
