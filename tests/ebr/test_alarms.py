@@ -525,6 +525,18 @@ def test_a_supervisor_acknowledges_an_alarm_with_a_comment_and_a_signature(site,
     assert signature_is_valid(signature)
 
 
+def test_the_acknowledgement_shows_who_signed_what_it_means_and_when(client, site, alarm):
+    """21 CFR 11.50: name, date and time, and the meaning of the signature, wherever it is shown."""
+    supervisor = site.who.supervisor
+    alarm_acknowledge(actor=supervisor, alarm=alarm, comment="Probe recalibrated, culture checked.",
+                      password=PASSWORD, username=supervisor.username)
+
+    login(client, supervisor)
+    page = client.get(f"/batches/{site.batch.number}/alarms/", HTTP_HX_REQUEST="true").content.decode()
+
+    assert f"{supervisor.full_name} · acknowledged · " in page
+
+
 def test_acknowledgement_needs_a_supervisor_a_comment_and_the_right_password(site, alarm):
     with pytest.raises(PermissionDenied):
         alarm_acknowledge(actor=site.who.operator, alarm=alarm, comment="ok", password=PASSWORD,
