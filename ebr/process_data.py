@@ -153,7 +153,6 @@ def alarm_json(alarm: Alarm) -> dict[str, Any]:
     }
 
 
-NEVER = datetime.max.replace(tzinfo=UTC)
 OPEN_ALARMS_SQL = """
 SELECT a.id, b.number, i.name, p.code, a.kind, a.critical, a.opened_at, a.closed_at, a.worst_value, a.limit_text,
        a.acknowledged_at IS NOT NULL, a.deviation_number
@@ -161,27 +160,19 @@ SELECT a.id, b.number, i.name, p.code, a.kind, a.critical, a.opened_at, a.closed
   LEFT JOIN ebr_instrumentparameter p ON p.id = a.parameter_id
  WHERE a.batch_id = ANY(%(batches)s::bigint[])
    AND (a.parameter_id = ANY(%(parameters)s::bigint[]) OR (a.kind = 'feed_gap' AND a.instrument_id = %(instrument)s))
-   AND (a.closed_at IS NULL OR a.id = ANY(%(changed)s::bigint[])
-        OR (a.instrument_id = %(instrument)s AND a.raised_at >= %(evaluated_since)s
-            AND a.opened_at <= %(last_ts)s AND a.closed_at >= %(first_ts)s))
+   AND (a.closed_at IS NULL OR a.id = ANY(%(changed)s::bigint[]))
  ORDER BY a.opened_at, a.id
 """
 
 
 def alarms_open(*, batch_ids: list[int], parameter_ids: list[int], instrument: Instrument,
-                raised_since: datetime | None = None, first_ts: datetime | None = None,
-                last_ts: datetime | None = None, changed: set[int] | frozenset[int] = frozenset()
-                ) -> list[dict[str, Any]]:
+                changed: set[int] | frozenset[int] = frozenset()) -> list[dict[str, Any]]:
     """Open alarms on these batches for these parameters, and the instrument's open feed gaps, as
-    `alarm_json` gives them (one plain query: it runs on every post). With `raised_since` and the
-    post's time range, also the instrument's alarms raised since then over that range and already
-    closed again: an excursion that began and ended within the post; and the alarms in `changed`
-    (those the post's readings raised or escalated: one it escalated and closed again, too)."""
+    `alarm_json` gives them (one plain query: it runs on every post); and the alarms in `changed`,
+    those the post's readings raised or escalated, also when they ended within the post."""
     with prepared_cursor() as cursor:
-        cursor.execute(OPEN_ALARMS_SQL, {
-            "batches": batch_ids, "parameters": parameter_ids, "instrument": instrument.pk, "changed": sorted(changed),
-            "evaluated_since": raised_since or NEVER, "first_ts": first_ts or NEVER, "last_ts": last_ts or NEVER},
-            prepare=True)
+        cursor.execute(OPEN_ALARMS_SQL, {"batches": batch_ids, "parameters": parameter_ids,
+                                         "instrument": instrument.pk, "changed": sorted(changed)}, prepare=True)
         rows = cursor.fetchall()
     return [{"id": pk, "batch": number, "instrument": name, "parameter": code, "kind": kind, "critical": critical,
              "opened_at": rfc3339(opened_at), "closed_at": rfc3339(closed_at) if closed_at else None,

@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -244,13 +243,10 @@ class ReadingsPostView(APIView):
             result = readings_ingest(instrument=instrument, body=body)
         except ReadingsRefused as refused:
             return Response({"errors": refused.errors}, status=refused.status)
-        evaluated_since, changed = None, None
+        changed = None
         if 0 < result.accepted <= settings.INSTRUMENT_EVALUATE_INLINE_MAX:
-            started = timezone.now()
             changed = alarms_evaluate_now(post_id=result.post_id)
-            evaluated_since = started if changed is not None else None
         alarms = alarms_open(batch_ids=result.batch_ids, parameter_ids=result.parameter_ids, instrument=instrument,
-                             raised_since=evaluated_since, first_ts=result.first_ts, last_ts=result.last_ts,
                              changed=changed or frozenset())
         return Response({"accepted": result.accepted, "duplicates": result.duplicates, "alarms": alarms},
                         status=status.HTTP_201_CREATED)

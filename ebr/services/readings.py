@@ -194,8 +194,6 @@ class IngestResult:
     duplicates: int
     batch_ids: list[int]
     parameter_ids: list[int]
-    first_ts: datetime | None = None  # of the readings in the post (stored or duplicate)
-    last_ts: datetime | None = None
 
     @cached_property
     def post(self) -> ReadingPost:
@@ -616,8 +614,7 @@ def _store_once(instrument: Instrument, body: bytes, readings: Readings, batch_n
             if accepted:
                 enqueue(ALARMS_EVALUATE, post_id=post_id)
     return IngestResult(post_id=post_id, accepted=accepted, duplicates=len(readings) - accepted + repeats,
-                        batch_ids=sorted(set(readings.batch_ids)), parameter_ids=sorted(set(readings.parameter_ids)),
-                        first_ts=original["first_ts"], last_ts=original["last_ts"])
+                        batch_ids=sorted(set(readings.batch_ids)), parameter_ids=sorted(set(readings.parameter_ids)))
 
 
 def _copy(instrument: Instrument, post_id: int, readings: Readings) -> None:
