@@ -9,14 +9,14 @@ def _given(name: str) -> bool:
 
 
 def _production() -> bool:
-    value = os.environ.get("DJANGO_ENV")
-    if value is None and os.environ.get("DJANGO_ENV_FILE"):
-        try:
-            with open(os.environ["DJANGO_ENV_FILE"], encoding="utf-8") as file:
-                value = file.read().strip()
-        except OSError:
-            return True  # unreadable: settings will say why; never fall back to embedded servers
-    return value == "production"
+    from django.core.exceptions import ImproperlyConfigured
+
+    from ebr.config import env_str
+
+    try:
+        return env_str("DJANGO_ENV", "development") == "production"
+    except ImproperlyConfigured:
+        return True  # an unreadable DJANGO_ENV_FILE: settings say why; never fall back to embedded servers
 
 
 def main() -> None:

@@ -82,8 +82,8 @@ def runtime_role_grant(role: str) -> RuntimeGrant:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(APPEND_ONLY_TABLES_SQL, [APPEND_ONLY_TRIGGER])
         append_only = [table for (table,) in cursor.fetchall()]
-        cursor.execute(sql.SQL("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"))
-        (tables,) = cursor.fetchone()
+        cursor.execute("SELECT count(*), current_schema() FROM pg_tables WHERE schemaname = current_schema()")
+        tables, schema = cursor.fetchone()
         for statement in (
             "GRANT CONNECT ON DATABASE {database} TO {role}",
             "GRANT USAGE ON SCHEMA {schema} TO {role}",
@@ -94,13 +94,8 @@ def runtime_role_grant(role: str) -> RuntimeGrant:
             "REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA {schema} FROM {role}",
         ):
             cursor.execute(sql.SQL(statement).format(database=sql.Identifier(connection.settings_dict["NAME"]),
-                                                     schema=sql.Identifier(_schema(cursor)), role=name))
+                                                     schema=sql.Identifier(schema), role=name))
         for table in append_only:
             cursor.execute(sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM {role}")
                            .format(table=sql.Identifier(table), role=name))
     return RuntimeGrant(role=role, tables=tables, append_only=append_only)
-
-
-def _schema(cursor) -> str:  # type: ignore[no-untyped-def]
-    cursor.execute("SELECT current_schema()")
-    return str(cursor.fetchone()[0])

@@ -59,6 +59,7 @@ from qms.prepared import prepared_cursor
 MAX_READINGS = 5000
 FUTURE_TOLERANCE = READINGS_FUTURE_TOLERANCE
 MAX_ERRORS = 100
+STOPPED_AFTER_MAX_ERRORS = f"Stopped after {MAX_ERRORS} problems; fix these and send again."
 MAX_SEQ = 2**63 - 1
 READING_FIELDS = frozenset({"seq", "ts", "parameter", "value", "unit"})
 BODY_FIELDS = frozenset({"batch", "readings"})
@@ -256,7 +257,7 @@ def _non_finite_refuse(body: bytes) -> None:
               for name, value in item.items() if type(value) is float and math.isnan(value)]
     if len(errors) > MAX_ERRORS:
         errors = [*errors[:MAX_ERRORS],
-                  _error(None, None, f"Stopped after {MAX_ERRORS} problems; fix these and send again.")]
+                  _error(None, None, STOPPED_AFTER_MAX_ERRORS)]
     raise ReadingsRefused(400, errors or [_error(None, None, "The body holds NaN or Infinity, which JSON does not "
                                                             "allow; send finite numbers.")])
 
@@ -423,7 +424,7 @@ def _validate(items: list[Any], registry: dict[str, tuple[int, str]], now: datet
                 continue
         errors.extend(_reading_errors(index, item, moment, registry))
         if len(errors) >= MAX_ERRORS:
-            errors.append(_error(None, None, f"Stopped after {MAX_ERRORS} problems; fix these and send again."))
+            errors.append(_error(None, None, STOPPED_AFTER_MAX_ERRORS))
             break
     if errors:
         raise ReadingsRefused(400, errors)

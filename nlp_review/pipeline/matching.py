@@ -248,12 +248,18 @@ def _patient_ids(text: str) -> list[re.Match[str]]:
     return [match for match in PATIENT_ID_RE.finditer(text) if about_patient or match.group(1).upper() != "P"]
 
 
+def two_numbers_of_one_kind(identifiers: Iterable[tuple[str, str]]) -> bool:
+    """Among (kind, number) pairs, one kind with two different numbers (PT-0412 and PT0421): two
+    records. Kinds are compared without case, numbers by their digits."""
+    seen: dict[str, set[str]] = {}
+    for kind, number in identifiers:
+        seen.setdefault(kind.upper(), set()).add(re.sub(r"\D", "", number))
+    return any(len(numbers) > 1 for numbers in seen.values())
+
+
 def _two_patient_ids(text: str) -> bool:
     """Two different identifiers of one kind in one entry ("label PT-0412 ... traveller PT-0421")."""
-    seen: dict[str, set[str]] = {}
-    for match in _patient_ids(text):
-        seen.setdefault(match.group(1).upper(), set()).add(match.group(2))
-    return any(len(numbers) > 1 for numbers in seen.values())
+    return two_numbers_of_one_kind((match.group(1), match.group(2)) for match in _patient_ids(text))
 
 
 def _identifier_conflict(doc: Doc, norms: list[str], triggers: list[TriggerHit], result: RuleResult) -> None:

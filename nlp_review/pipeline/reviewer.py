@@ -25,7 +25,7 @@ from spacy.tokens import Doc, Span
 
 from nlp_review.pipeline import context as context_module
 from nlp_review.pipeline.lexicon import install_normalizer
-from nlp_review.pipeline.matching import USER_DATA_KEY, RawFlag, RuleResult, vocabulary
+from nlp_review.pipeline.matching import USER_DATA_KEY, RawFlag, RuleResult, two_numbers_of_one_kind, vocabulary
 from nlp_review.pipeline.rules import rules_fingerprint
 from nlp_review.pipeline.textcat import MODEL_DIR, PIPE_NAME, ModelInfo, load_textcat
 from nlp_review.pipeline.tokenizer import blank_english
@@ -171,10 +171,7 @@ def _confirmation_only(span: Span, words: set[str]) -> bool:
     norms = [token.norm_ for token in span]
     if any(norm in ANOTHER and not RECORD_WORDS.isdisjoint(norms[i + 1:i + 3]) for i, norm in enumerate(norms)):
         return False
-    numbers: dict[str, set[str]] = {}
-    for prefix, number in IDENTIFIER.findall(span.doc.text):  # the whole entry: a comma splits no record
-        numbers.setdefault(prefix.casefold(), set()).add(re.sub(r"\D", "", number))
-    return all(len(found) < 2 for found in numbers.values())
+    return not two_numbers_of_one_kind(IDENTIFIER.findall(span.doc.text))  # the whole entry: a comma splits none
 
 
 def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:
