@@ -8,6 +8,7 @@ Secrets may also come from a file named by `<NAME>_FILE` (Docker and systemd cre
 from __future__ import annotations
 
 import os
+import re
 import zoneinfo
 from pathlib import Path
 
@@ -60,8 +61,24 @@ def env_int(name: str, default: int, *, minimum: int, maximum: int) -> int:
     return value
 
 
-def env_list(name: str, default: str) -> list[str]:
-    return [part.strip() for part in env_str(name, default).split(",") if part.strip()]
+def env_list(name: str, default: str, *, separator: str = ",") -> list[str]:
+    return [part.strip() for part in env_str(name, default).split(separator) if part.strip()]
+
+
+def env_pattern(name: str, default: str, *, example: str) -> re.Pattern[str]:
+    """A regular expression the whole value must match; it must accept its own example and
+    refuse anything with a space or a lower-case letter, so a typed name can never pass."""
+    text = env_str(name, default)
+    try:
+        pattern = re.compile(text)
+    except re.error as error:
+        raise ImproperlyConfigured(f"{name}={text!r} is not a regular expression: {error}") from error
+    if not pattern.fullmatch(example):
+        raise ImproperlyConfigured(f"{name}={text!r} does not accept its own example {example!r}")
+    for name_like in ("JEAN DUPONT", "Dupont", "DUPONT"):
+        if pattern.fullmatch(name_like):
+            raise ImproperlyConfigured(f"{name}={text!r} accepts a name ({name_like!r}); require digits")
+    return pattern
 
 
 def env_time_zone(name: str, default: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django import forms
+from django.conf import settings
 from django.utils import timezone
 
 from ebr.models import MasterRecordVersion, VersionStatus
@@ -58,10 +59,16 @@ class BatchCreateForm(forms.Form):
                                        widget=forms.TextInput(attrs={"autocomplete": "off"}))
     din = forms.CharField(label="Donation identification number (ISBT 128)", max_length=32,
                           help_text="e.g. W1234 26 123456 with its check character")
-    patient_ref = forms.CharField(label="Pseudonymised patient reference", max_length=32,
-                                  help_text="Never the patient's name.")
-    collecting_hospital = forms.CharField(max_length=200)
+    patient_ref = forms.CharField(label="Pseudonymised patient reference", max_length=32)
+    collecting_hospital = forms.ChoiceField(choices=())
     collected_at = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        # Read per form so a test or a reconfigured facility sees its own list.
+        self.fields["patient_ref"].help_text = f"e.g. {settings.PATIENT_REF_EXAMPLE}. Never the patient's name."
+        self.fields["collecting_hospital"].choices = [("", "Choose the hospital"), *(
+            (name, name) for name in settings.COLLECTING_HOSPITALS)]
 
     def clean_collected_at(self):  # type: ignore[no-untyped-def]
         value = self.cleaned_data["collected_at"]

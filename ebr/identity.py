@@ -12,6 +12,7 @@ import secrets
 MOD37_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*"
 DIN_PATTERN = re.compile(r"^[A-Z0-9]{5}\d{2}\d{6}$")
 COI_PATTERN = re.compile(r"^COI-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9*]$")
+# Whatever format the facility sets, a reference is also letters, digits and hyphens with a digit.
 PATIENT_REF_PATTERN = re.compile(r"^(?=.*\d)[A-Z0-9][A-Z0-9-]{3,31}$")
 _COI_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no O/0, I/1: read aloud and typed with gloves
 
@@ -79,10 +80,17 @@ def coi_validate(first: str, second: str) -> str:
 
 
 def patient_ref_validate(raw: str) -> str:
-    """A pseudonymised reference (letters, digits, hyphens, at least one digit): never a name."""
+    """A pseudonymised reference in the facility's format (PATIENT_REF_FORMAT): never a name.
+
+    EU GMP Annex 2 / Regulation (EC) 1394/2007 traceability without identifying the patient:
+    the format is closed so that "DUPONT-1958" (a name and a birth year) cannot pass.
+    """
+    from django.conf import settings
+
     value = raw.strip().upper()
-    if not PATIENT_REF_PATTERN.match(value):
-        raise IdentityError("Use the pseudonymised patient reference (e.g. PT-4821), never the patient's name.")
+    if not (PATIENT_REF_PATTERN.match(value) and settings.PATIENT_REF_FORMAT.fullmatch(value)):
+        raise IdentityError(f"Use the pseudonymised patient reference ({settings.PATIENT_REF_EXAMPLE}), "
+                            "never the patient's name.")
     return value
 
 

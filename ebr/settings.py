@@ -16,6 +16,7 @@ from ebr.config import (
     env_choice,
     env_int,
     env_list,
+    env_pattern,
     env_postgres_url,
     env_redis_url,
     env_secret_key,
@@ -45,6 +46,17 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # Facility identity: used in batch numbers, PDFs and the page header.
 FACILITY_NAME = env_str("FACILITY_NAME", "Demo Hospital ATMP Unit")
 FACILITY_SITE_CODE = env_str("FACILITY_SITE_CODE", "B")
+# Chain of identity: the facility's pseudonymised patient reference format, and the hospitals
+# that send starting material (a closed list, so free text cannot carry a patient's name).
+PATIENT_REF_EXAMPLE = env_str("PATIENT_REF_EXAMPLE", "PT-4821")
+PATIENT_REF_FORMAT = env_pattern("PATIENT_REF_FORMAT", r"PT-\d{2,10}", example=PATIENT_REF_EXAMPLE)
+COLLECTING_HOSPITALS = env_list(
+    "COLLECTING_HOSPITALS", "City Hospital;University Hospital Haematology, Apheresis unit;"
+    "Regional Cancer Centre, Cell Therapy unit", separator=";")
+if not COLLECTING_HOSPITALS:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("COLLECTING_HOSPITALS must name at least one hospital (separated by ';')")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

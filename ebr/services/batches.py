@@ -69,8 +69,9 @@ def batch_create(*, actor: User, version: MasterRecordVersion, coi: str, coi_con
             values[field] = check()
         except IdentityError as error:
             errors[field] = str(error)
-    if not collecting_hospital.strip():
-        errors["collecting_hospital"] = "Name the collecting hospital."
+    if collecting_hospital.strip() not in settings.COLLECTING_HOSPITALS:
+        errors["collecting_hospital"] = ("Choose the collecting hospital from the facility's list "
+                                         "(COLLECTING_HOSPITALS).")
     if collected_at > timezone.now():
         errors["collected_at"] = "The collection cannot be in the future."
     version = MasterRecordVersion.objects.select_related("master_record").get(pk=version.pk)

@@ -41,6 +41,18 @@ def test_identity_errors_are_all_reported_and_nothing_is_saved(supervisor, versi
     assert Batch.objects.count() == before
 
 
+@pytest.mark.parametrize("hospital", ["Jean Dupont, City Hospital", "city hospital ward 4", ""])
+def test_the_collecting_hospital_comes_from_the_facilitys_list(supervisor, version, hospital):
+    """Free text here could carry a patient's name into the record and the PDF."""
+    before = Batch.objects.count()
+
+    with pytest.raises(ValidationError) as refused:
+        create_batch(supervisor, version, collecting_hospital=hospital)
+
+    assert "facility's list" in refused.value.message_dict["collecting_hospital"][0]
+    assert Batch.objects.count() == before
+
+
 def test_a_coi_cannot_be_used_for_two_batches(supervisor, version):
     first = create_batch(supervisor, version)
 

@@ -1,6 +1,9 @@
 """Chain-of-identity helpers: ISBT 128 DIN check characters, COI double entry, no names."""
 
+import re
+
 import pytest
+from django.test import override_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -59,7 +62,7 @@ def test_coi_must_be_entered_twice_identically_with_a_valid_check():
         coi_validate(broken, broken)
 
 
-@pytest.mark.parametrize("name", ["Jean Dupont", "DUPONT", "Marie-Claire", ""])
+@pytest.mark.parametrize("name", ["Jean Dupont", "DUPONT", "Marie-Claire", "", "DUPONT-1958", "JD-19580412"])
 def test_patient_names_are_not_accepted_as_references(name):
     with pytest.raises(IdentityError, match="never the patient's name"):
         patient_ref_validate(name)
@@ -67,3 +70,12 @@ def test_patient_names_are_not_accepted_as_references(name):
 
 def test_pseudonymised_reference_is_accepted():
     assert patient_ref_validate("pt-4821") == "PT-4821"
+
+
+def test_the_reference_format_is_the_facilitys():
+    hospital_format = re.compile(r"HSP\d{6}")
+
+    with override_settings(PATIENT_REF_FORMAT=hospital_format, PATIENT_REF_EXAMPLE="HSP004821"):
+        assert patient_ref_validate(" hsp004821 ") == "HSP004821"
+        with pytest.raises(IdentityError, match=r"\(HSP004821\), never the patient's name"):
+            patient_ref_validate("PT-4821")

@@ -36,6 +36,11 @@ def _load_settings(**overrides: str) -> subprocess.CompletedProcess[str]:
     ("DJANGO_DEBUG", "maybe", "DJANGO_DEBUG='maybe' is not a yes/no value"),
     # Redis must never re-deliver a task that may still be running (time limit 900 s).
     ("CELERY_VISIBILITY_TIMEOUT", "600", "CELERY_VISIBILITY_TIMEOUT=600 must be between 960 and 86400"),
+    # A patient reference format that would let a typed name through is refused.
+    ("PATIENT_REF_FORMAT", r"[A-Z -]+\d*", "PATIENT_REF_FORMAT='[A-Z -]+\\\\d*' accepts a name"),
+    ("PATIENT_REF_FORMAT", "PT-(", "PATIENT_REF_FORMAT='PT-(' is not a regular expression"),
+    ("PATIENT_REF_FORMAT", r"HSP\d{6}", "does not accept its own example 'PT-4821'"),
+    ("COLLECTING_HOSPITALS", " ; ", "COLLECTING_HOSPITALS must name at least one hospital"),
 ])
 def test_bad_value_stops_start_up_naming_the_variable(variable, value, message):
     result = _load_settings(**{variable: value})

@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -201,7 +202,7 @@ def test_passwords_never_reach_the_logs_nor_the_failure_records(world, caplog):
 def test_chain_of_identity_codes_and_dins_stay_out_of_info_logs(world, caplog):
     """A batch created, started, executed and handed over through the screens, with readings."""
     caplog.set_level(logging.DEBUG)
-    coi, din, patient = coi_generate(), a_din(), unique("PT")
+    coi, din, patient = coi_generate(), a_din(), f"PT-{uuid.uuid4().int % 10**10:010d}"
     supervisor, operator = Client(), Client()
     supervisor.force_login(world.person(Role.SUPERVISOR))
     operator.force_login(world.person(Role.OPERATOR))
