@@ -33,7 +33,7 @@ from ebr.models import (
     StepStatus,
 )
 from ebr.values import CheckedValue, ValueRefused, formula_evaluate, value_check
-from qms.audit import Event, create_with_reason, record_event, save_with_reason
+from qms.audit import Event, create_with_reason, record_event, record_security_event, save_with_reason
 from qms.models import User
 from qms.roles import Capability, can
 from qms.signatures import Meaning, ensure_not_among, ensure_verifier_not_performer, sign
@@ -105,6 +105,11 @@ def _equipment_type_wanted(parameter: ParameterSpec) -> str:
     return template.equipment_type if fields == 1 else ""
 
 
+class ResourceRefused(ValueRefused):
+    """A known lot or instrument that must not be used for this step (wrong material or type,
+    quarantined, expired, out of calibration): the attempt itself is GMP evidence."""
+
+
 def _resource_check(parameter: ParameterSpec, raw: str, today: Any) -> tuple[CheckedValue, Any]:
     code = raw.strip().upper()
     if parameter.kind == ParameterKind.MATERIAL_LOT:
@@ -112,11 +117,11 @@ def _resource_check(parameter: ParameterSpec, raw: str, today: Any) -> tuple[Che
         if lot is None:
             raise ValueRefused(f"Unknown lot {raw.strip()}: scan the lot label again.")
         if parameter.material_id and lot.material_id != parameter.material_id:
-            raise ValueRefused(f"Lot {lot.lot_number} is {lot.material.name}; this step needs "
+            raise ResourceRefused(f"Lot {lot.lot_number} is {lot.material.name}; this step needs "
                                f"{parameter.material.name}.")
         problem = lot.unusable_reason(today)
         if problem:
-            raise ValueRefused(problem)
+            raise ResourceRefused(problem)
         return CheckedValue(lot.lot_number, None, "", True, False), lot
     equipment = Equipment.objects.filter(code__iexact=code).first()
     if equipment is None:
@@ -124,11 +129,11 @@ def _resource_check(parameter: ParameterSpec, raw: str, today: Any) -> tuple[Che
     wanted = _equipment_type_wanted(parameter)
     if wanted and equipment.equipment_type != wanted:
         # As a wrong material lot is: refused at the scan, not first noticed at signing.
-        raise ValueRefused(f"{equipment.code} is a {equipment.get_equipment_type_display()}; this step needs a "
+        raise ResourceRefused(f"{equipment.code} is a {equipment.get_equipment_type_display()}; this step needs a "
                            f"{EquipmentType(wanted).label}.")
     problem = equipment.unusable_reason(today)
     if problem:
-        raise ValueRefused(problem)
+        raise ResourceRefused(problem)
     return CheckedValue(equipment.code, None, "", True, False), equipment
 
 
@@ -146,11 +151,24 @@ def _entry_checks(*, actor: User, step: StepExecution, parameter: ParameterSpec,
             raise ValueRefused("A calculated value is computed by the system, not entered.")
         else:
             checked = value_check(parameter, value)
+    except ResourceRefused as refused:
+        _entry_refused_record(actor=actor, step=step, parameter=parameter, scanned=value, refusal=str(refused))
+        raise ValidationError({"value": str(refused)}) from refused
     except ValueRefused as refused:
         raise ValidationError({"value": str(refused)}) from refused
     if checked.in_spec is False and not comment.strip():
         raise ValidationError({"comment": _oos_comment_request(parameter)})
     return checked, resource, performed
+
+
+def _entry_refused_record(*, actor: User, step: StepExecution, parameter: ParameterSpec, scanned: str,
+                          refusal: str) -> None:
+    """Keep the refused scan in the batch's audit trail although nothing of the entry is saved:
+    QA reviewing the record sees that a quarantined lot or an unusable instrument was presented
+    (EU GMP Part I ch. 5, quarantined materials; Annex 11 §9; ALCOA+ complete)."""
+    record_security_event(actor=actor, event=Event.ENTRY_REFUSED, target=step, reason=refusal,
+                          target_label=f"{step.batch.number} step {step.template.code}",
+                          data={"parameter": parameter.code, "scanned": scanned.strip()[:64]})
 
 
 def _oos_comment_request(parameter: ParameterSpec) -> str:

@@ -108,4 +108,5 @@ class Event(StrEnum):
 # Events that matter even when the surrounding business transaction is rolled back.
 SECURITY_EVENTS = frozenset({
     Event.LOGIN_FAILED, Event.USER_LOCKED, Event.SIGNATURE_REFUSED, Event.AUDIT_TRAIL_BROKEN,
+    Event.ENTRY_REFUSED,  # a quarantined lot or an unusable instrument scanned for a batch
 })

@@ -319,6 +319,24 @@ def test_expired_quarantined_and_wrong_material_lots_are_refused(batch, operator
     assert MaterialUse.objects.get(step=step).lot == resources["good_lot"]
 
 
+def test_a_refused_lot_or_instrument_stays_in_the_batch_audit_trail(batch, operator, verifier, resources):
+    """Nothing of the refused entry is saved, but QA sees that a quarantined lot and an
+    out-of-calibration cabinet were presented for this patient's batch; a typo is not evidence."""
+    from ebr.selectors import batch_audit_events
+
+    step = finish_step_one(batch, operator, verifier)
+    for code, scanned in (("medium", "MED-Q"), ("bsc", "BSC-T2"), ("bsc", "BR-T1"), ("medium", "NOPE-1")):
+        with pytest.raises(ValidationError):
+            record(operator, step, code, scanned)
+
+    refused = AuditEvent.objects.using("security").filter(event_type=Event.ENTRY_REFUSED, target_id=str(step.pk))
+    assert [(e.data["parameter"], e.data["scanned"], e.actor_id) for e in refused.order_by("id")] == [
+        ("medium", "MED-Q", operator.pk), ("bsc", "BSC-T2", operator.pk), ("bsc", "BR-T1", operator.pk)]
+    assert "quarantined" in refused.order_by("id").first().reason
+    assert not Entry.objects.filter(step=step).exists()
+    assert {e.pk for e in refused} <= {e.pk for e in batch_audit_events(batch)}
+
+
 def test_equipment_out_of_calibration_or_under_maintenance_is_refused(batch, operator, verifier, resources):
     step = finish_step_one(batch, operator, verifier)
 
