@@ -1,9 +1,12 @@
-"""How the quality system finds manufacturing records a person names in a deviation."""
+"""How the quality system finds manufacturing records a person names in a deviation or a
+training record."""
 
 from __future__ import annotations
 
 from django.urls import reverse
 
+from qms.models import DocumentKind
+from qms.services.training import training_document_register
 from qms.subjects import BATCH, EQUIPMENT, MATERIAL, Subject, subject_kind_register
 
 
@@ -32,3 +35,19 @@ def subject_kinds_register() -> None:
     subject_kind_register(BATCH, "Batch", _batch, url=lambda s: reverse("batch_detail", args=[s.label]))
     subject_kind_register(EQUIPMENT, "Equipment", _equipment)
     subject_kind_register(MATERIAL, "Material lot", _lot)
+
+
+def _master_record_version(code: str, version: str) -> dict[str, str] | None:
+    from ebr.models import MasterRecord
+
+    record = MasterRecord.objects.filter(code__iexact=code).first()
+    if record is None:
+        return {"document_code": f"There is no master record {code}."}
+    if not version.isdigit() or not record.versions.filter(version=int(version)).exists():
+        known = ", ".join(str(v) for v in record.versions.order_by("version").values_list("version", flat=True))
+        return {"version": f"{record.code} has no version {version} (versions: {known or 'none'})."}
+    return None
+
+
+def training_documents_register() -> None:
+    training_document_register(DocumentKind.MASTER_RECORD, _master_record_version)

@@ -5,6 +5,7 @@ until when (EU GMP Part I 2.8-2.12: personnel trained on the procedures they car
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from django.core.exceptions import ValidationError
@@ -17,6 +18,20 @@ from qms.models import DocumentKind, TrainingRecord, User
 from qms.roles import Capability
 from qms.services._guards import choice_required, created_once, ensure_can, text_required
 
+# A register of controlled documents answers "does this code and version exist?" with None, or
+# with what is wrong ({"field": message}). The manufacturing app registers its master records
+# (qms never imports ebr); SOPs live in the facility's document system and are not checked.
+DocumentCheck = Callable[[str, str], "dict[str, str] | None"]
+_document_registers: dict[str, DocumentCheck] = {}
+
+
+def training_document_register(document_kind: str, check: DocumentCheck) -> None:
+    _document_registers[document_kind] = check
+
+
+def training_document_unregister(document_kind: str) -> DocumentCheck | None:
+    return _document_registers.pop(document_kind, None)
+
 
 def _clean_document(document_kind: str, document_code: str, version: str) -> tuple[str, str, str]:
     kind = choice_required(document_kind, DocumentKind, "document_kind", "kind of document")
@@ -24,6 +39,12 @@ def _clean_document(document_kind: str, document_code: str, version: str) -> tup
     version = text_required(str(version) if version is not None else "", "version", "Give the document version.")
     if len(code) > 64 or len(version) > 32:
         raise ValidationError({"document_code": "The code (64) or version (32 characters) is too long."})
+    check = _document_registers.get(kind)
+    problem = check(code, version) if check else None
+    if problem:
+        # Training on a document that does not exist would satisfy nothing, or later satisfy a
+        # version it was never given on.
+        raise ValidationError(problem)
     return kind, code, version
 
 

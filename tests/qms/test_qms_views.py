@@ -288,7 +288,7 @@ def test_opening_a_capa_and_a_change_through_their_forms(client, qa_reviewer, op
     assert "not assessed" in page and "Before approval, assess" in page
 
 
-def test_training_form_matrix_and_expiring_pages(client, supervisor, operator, qa_reviewer):
+def test_training_form_matrix_and_expiring_pages(client, supervisor, operator, qa_reviewer, documents_unchecked):
     login(client, supervisor)
 
     response = client.post("/qms/training/new/", {

@@ -19,7 +19,7 @@ from qms.selectors_training import (
 )
 from qms.services.training import training_is_current, training_record_add
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("documents_unchecked")]
 
 
 def _days(n: int):
