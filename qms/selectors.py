@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from qms.audit.display import audit_change_display
 from qms.models import AuditEvent, Signature, User
 from qms.selectors_deviations import deviations_for, deviations_open_for  # noqa: F401  (used by ebr)
 from qms.signatures import SignatureManifestation, format_local, signature_is_valid
@@ -40,9 +41,10 @@ class AuditRow:
     target_id: str
     target_label: str
     reason: str
-    changes: list[dict[str, Any]]
+    changes: list[dict[str, str]]  # as a reader sees them: local time, related records by name
     signature: SignatureManifestation | None
     data: dict[str, Any] = field(default_factory=dict)
+    changes_recorded: list[dict[str, Any]] = field(default_factory=list)  # as stored
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,9 @@ def audit_row(event: AuditEvent, signature: Signature | None) -> AuditRow:
         id=event.pk, occurred_at=event.occurred_at, occurred_at_display=format_local(event.occurred_at),
         actor=event.actor_label, event_type=event.event_type, target_type=event.target_type,
         target_id=event.target_id, target_label=event.target_label, reason=event.reason,
-        changes=list(data.get("changes", [])), signature=manifestation, data=data,
+        changes=[audit_change_display(c) for c in data.get("changes", []) if isinstance(c, dict)],
+        changes_recorded=[c for c in data.get("changes", []) if isinstance(c, dict)],
+        signature=manifestation, data=data,
     )
 
 

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from qms.audit.display import audit_change_display
 from qms.forms import AuditFilterForm, LoginForm, ReasonForm, UserCreateForm, errors_onto
 from qms.models import User
 from qms.permissions import capability_required
@@ -111,11 +112,14 @@ CSV_HEADER = ["id", "occurred_at", "actor", "event", "record_type", "record_id",
 
 
 def _csv_line(row: AuditRow) -> list[str]:
-    changes = "; ".join(f"{c['field']}: {c['old']} → {c['new']}" for c in row.changes)
+    """Every time in the export is ISO 8601 UTC, as occurred_at is: one zone in one file."""
+    changes = "; ".join(f"{c['field']}: {c['old']} → {c['new']}" for c in (
+        audit_change_display(recorded, local=False) for recorded in row.changes_recorded))
     signature = row.signature
+    signed = (f"{signature.meaning.capitalize()} by {signature.printed_name} on {signature.signed_at.isoformat()}"
+              if signature else "")
     return [str(row.id), row.occurred_at.isoformat(), row.actor, row.event_type, row.target_type,
-            row.target_id, row.target_label, row.reason, changes,
-            str(signature) if signature else "", signature.status if signature else ""]
+            row.target_id, row.target_label, row.reason, changes, signed, signature.status if signature else ""]
 
 
 @capability_required(Capability.AUDIT_TRAIL_EXPORT)

@@ -12,7 +12,6 @@ same document content and fingerprint.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -24,6 +23,7 @@ from django.utils import timezone
 from ebr.models import Batch
 from ebr.selectors import batch_audit_events
 from qms.audit import Event
+from qms.audit.display import EMPTY, audit_change_display, audit_value_display
 from qms.models import AuditEvent, Signature
 from qms.signatures import SignatureManifestation, format_local, signature_is_valid
 
@@ -59,26 +59,19 @@ def _events(batch: Batch) -> QuerySet[AuditEvent]:
     return (batch_audit_events(batch) | deviations).exclude(event_type__in=LEFT_OUT)
 
 
-def _details(event_type: str, data: dict[str, Any]) -> str:
-    """Changes as `field: old → new`; a creation's starting values as `field=value`; then the event's data."""
-    changes = [c for c in data.get("changes", []) or [] if isinstance(c, dict)]
+def _details(event_type: str, data: dict[str, Any], zone: tzinfo) -> str:
+    """Changes as `field: old → new`; a creation's starting values as `field=value`; then the
+    event's data. Moments in the facility's zone, related records by name (qms/audit/display.py)."""
+    changes = [audit_change_display(c, zone=zone) for c in data.get("changes", []) or [] if isinstance(c, dict)]
     parts = []
-    if changes and all(c.get("old") in (None, "") for c in changes):
-        parts.append("Created with " + ", ".join(f"{c.get('field')}={_plain(c.get('new'))}" for c in changes))
+    if changes and all(c["old"] == EMPTY for c in changes):
+        parts.append("Created with " + ", ".join(f"{c['field']}={c['new']}" for c in changes))
     elif changes:
-        parts.append("; ".join(f"{c.get('field')}: {_plain(c.get('old'))} → {_plain(c.get('new'))}" for c in changes))
+        parts.append("; ".join(f"{c['field']}: {c['old']} → {c['new']}" for c in changes))
     rest = {k: v for k, v in data.items() if k not in {"changes", "signature"}}
     if rest:
-        parts.append(", ".join(f"{k}={_plain(v)}" for k, v in sorted(rest.items())))
+        parts.append(", ".join(f"{k}={audit_value_display(v, zone=zone)}" for k, v in sorted(rest.items())))
     return "\n".join(parts)
-
-
-def _plain(value: Any) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def _signature_text(signature: Signature | None, known: dict[int, SignatureManifestation]) -> str:
@@ -114,6 +107,6 @@ def batch_audit_trail(batch: Batch, manifestations: Iterable[SignatureManifestat
         lines.append(AuditLine(
             id=pk, occurred_at=occurred, occurred_at_display=_local(occurred, zone), actor=actor,
             event_type=event_type, target_type=target_type, target_id=target_id, target_label=label,
-            reason=reason, details=_details(event_type, data),
+            reason=reason, details=_details(event_type, data, zone),
             signature=_signature_text(signatures.get(int(data.get("signature") or 0)), known)))
     return lines

@@ -29,6 +29,13 @@ class FieldChange:
     field: str
     old: Any
     new: Any
+    old_label: str | None = None
+    new_label: str | None = None
+
+    def as_recorded(self) -> dict[str, Any]:
+        recorded = {"field": self.field, "old": self.old, "new": self.new}
+        recorded.update({k: v for k, v in (("old_label", self.old_label), ("new_label", self.new_label)) if v})
+        return recorded
 
 
 def _stamp(instance: models.Model, actor: Actor, reason: str) -> None:
@@ -41,6 +48,14 @@ def _value(instance: models.Model, field: models.Field) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
 
 
+def _label(instance: models.Model, field: models.Field) -> str | None:
+    """The related record's name as it reads now, kept beside its id: a reader of the audit trail
+    sees "BSC-02", not 7, even after the record is renamed (ALCOA+: legible, contemporaneous)."""
+    if not field.is_relation or field.value_from_object(instance) is None:
+        return None
+    return str(getattr(instance, field.name))[:200]
+
+
 def field_changes(instance: models.Model, fields: list[str] | None = None) -> list[FieldChange]:
     """What differs between `instance` and its stored row."""
     stored = type(instance)._default_manager.get(pk=instance.pk)
@@ -48,7 +63,7 @@ def field_changes(instance: models.Model, fields: list[str] | None = None) -> li
     if fields is not None:
         concrete = [f for f in concrete if f.name in fields or f.attname in fields]
     return [
-        FieldChange(f.name, _value(stored, f), _value(instance, f))
+        FieldChange(f.name, _value(stored, f), _value(instance, f), _label(stored, f), _label(instance, f))
         for f in concrete
         if f.name not in NEVER_RECORDED and _value(stored, f) != _value(instance, f)
     ]
@@ -62,7 +77,8 @@ def create_with_reason(model: type[M], *, actor: Actor, reason: str,
     _stamp(instance, actor, reason)
     instance.save(force_insert=True)
     # The starting values, so the audit trail shows what the record was created with (ALCOA+ original).
-    initial = [{"field": f.name, "old": None, "new": _value(instance, f)} for f in instance._meta.concrete_fields
+    initial = [FieldChange(f.name, None, _value(instance, f), None, _label(instance, f)).as_recorded()
+               for f in instance._meta.concrete_fields
                if not f.primary_key and f.name not in NEVER_RECORDED and _value(instance, f) not in (None, "", [], {})]
     record_event(actor=actor, event=event, target=instance, reason=reason, data={"changes": initial, **(data or {})})
     return instance
@@ -78,6 +94,6 @@ def save_with_reason(instance: M, *, actor: Actor, reason: str, update_fields: l
     instance.save(update_fields=update_fields)
     record_event(
         actor=actor, event=event, target=instance, reason=reason,
-        data={"changes": [{"field": c.field, "old": c.old, "new": c.new} for c in changes], **(data or {})},
+        data={"changes": [c.as_recorded() for c in changes], **(data or {})},
     )
     return changes

@@ -290,7 +290,7 @@ def test_capa_decision_needs_a_capa_or_a_rationale(operator, qa_reviewer, superv
     assert deviation.capa == capa and capa.deviation_links.filter(deviation=deviation).exists()
     assert _events(deviation, Event.DEVIATION_CAPA_DECIDED).get().data == {
         "changes": [{"field": "capa_decision", "old": "", "new": "required"},
-                    {"field": "capa", "old": None, "new": capa.pk}],
+                    {"field": "capa", "old": None, "new": capa.pk, "new_label": capa.number}],
         "decision": "required", "capa": capa.number}
 
 

@@ -1,0 +1,48 @@
+"""How a recorded old → new value reads: the stored value stays as written (UTC, database ids),
+the reader sees the facility's time and the record's name (21 CFR 11.10(b): accurate and
+complete copies in human-readable form).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, tzinfo
+from typing import Any
+
+from django.utils import timezone
+
+EMPTY = "—"
+# How audit/history.py stores a moment: str() of an aware datetime, always UTC.
+_STORED_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:\+00:00|Z)$")
+
+
+def audit_value_display(value: Any, label: str | None = None, *, zone: tzinfo | None = None,
+                        local: bool = True) -> str:
+    """A stored value as a reader should see it: the related record's name recorded beside its
+    id, a moment in the facility's zone (or ISO 8601 UTC when `local` is False, for exports
+    meant for machines), yes/no, lists joined."""
+    if label:
+        return str(label)
+    if value is None or value == "" or value == [] or value == {}:
+        return EMPTY
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str):
+        if _STORED_MOMENT.match(value):
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if not local:
+                return moment.isoformat()
+            shown = moment.astimezone(zone or timezone.get_current_timezone())
+            return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname()}"
+        return value
+    if isinstance(value, list):
+        return ", ".join(audit_value_display(item, zone=zone, local=local) for item in value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def audit_change_display(change: dict[str, Any], *, zone: tzinfo | None = None,
+                         local: bool = True) -> dict[str, str]:
+    return {"field": str(change.get("field", "")),
+            "old": audit_value_display(change.get("old"), change.get("old_label"), zone=zone, local=local),
+            "new": audit_value_display(change.get("new"), change.get("new_label"), zone=zone, local=local)}

@@ -1,0 +1,59 @@
+"""The audit trail reads as people read it: a changed moment in the facility's zone, a related
+record by its name; the stored value stays as written (UTC, the id), and the CSV export keeps
+one zone, UTC, in every column."""
+
+import csv
+import io
+from datetime import UTC, date, datetime
+
+import pytest
+
+from qms.audit import Event, create_with_reason, save_with_reason
+from qms.models import AuditEvent, TrainingRecord
+from qms.selectors import audit_row
+from tests.conftest import login
+
+pytestmark = pytest.mark.django_db
+MOMENT = datetime(2026, 7, 1, 6, 30, tzinfo=UTC)  # 08:30 in Paris (CEST)
+
+
+def _latest(event_type, target):
+    return AuditEvent.objects.filter(event_type=event_type, target_id=str(target.pk)).latest("id")
+
+
+def test_related_records_are_recorded_with_their_name_and_shown_by_it(operator, admin_user):
+    record = create_with_reason(
+        TrainingRecord, actor=admin_user, reason="Training", event=Event.TRAINING_RECORDED, user=operator,
+        document_kind="sop", document_code="SOP-017", version="3", trained_on=date(2026, 6, 1), trainer=admin_user,
+        recorded_by=admin_user, recorded_at=MOMENT)
+
+    event = _latest(Event.TRAINING_RECORDED, record)
+    stored = {c["field"]: c for c in event.data["changes"]}
+    assert stored["trainer"] == {"field": "trainer", "old": None, "new": admin_user.pk, "new_label": str(admin_user)}
+    shown = {c["field"]: c for c in audit_row(event, None).changes}
+    assert shown["trainer"]["new"] == str(admin_user) and shown["user"]["new"] == str(operator)
+    assert shown["recorded_at"]["new"] == "2026-07-01 08:30:00 CEST"
+    assert shown["trained_on"]["new"] == "2026-06-01"
+
+
+def test_a_changed_moment_is_shown_in_the_facility_zone_and_exported_in_utc(operator, admin_user, auditor, client):
+    operator.last_login = MOMENT
+    save_with_reason(operator, actor=admin_user, reason="Last login imported", update_fields=["last_login"])
+    event = _latest(Event.RECORD_CHANGED, operator)
+    assert event.data["changes"] == [{"field": "last_login", "old": None, "new": "2026-07-01 06:30:00+00:00"}]
+
+    assert audit_row(event, None).changes == [{"field": "last_login", "old": "—", "new": "2026-07-01 08:30:00 CEST"}]
+    page = client_page(client, auditor, operator)
+    assert "2026-07-01 08:30:00 CEST" in page and "06:30:00+00:00" not in page
+
+    response = client.get("/audit/export.csv", {"username": admin_user.username, "event_type": "RECORD_CHANGED"})
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    line = next(r for r in rows[1:] if int(r[0]) == event.pk)
+    assert line[1].endswith("+00:00") and line[8] == "last_login: — → 2026-07-01T06:30:00+00:00"
+
+
+def client_page(client, auditor, operator):
+    login(client, auditor)
+    response = client.get(f"/audit/record/qms.user/{operator.pk}/")
+    assert response.status_code == 200
+    return response.content.decode()
