@@ -36,10 +36,12 @@ class NlpReviewConfig(AppConfig):
             review=review, rule="structured.readings_after_completion").values_list("source_id", flat=True)}
 
     def review_flags_for_pdf(self, batch_pk: int) -> list[dict[str, object]] | None:
-        """The latest finished review's flags for the signed PDF record (ebr/pdf/providers.py contract)."""
-        from nlp_review.models import BatchReview, ReviewFlag
+        """The flags of the review the record holds (the latest finished, or for a decided batch the
+        one finished by the decision) for the signed PDF record (ebr/pdf/providers.py contract)."""
+        from nlp_review.models import ReviewFlag
+        from nlp_review.services import decision_review
 
-        review = BatchReview.objects.filter(batch_id=batch_pk, status="done").order_by("-version").first()
+        review = decision_review(batch_pk)
         if review is None:
             return None
         flags = ReviewFlag.objects.filter(review=review).select_related("step__template", "dispositioned_by")

@@ -304,9 +304,27 @@ def latest_review(batch_id: int) -> BatchReview | None:
     return BatchReview.objects.filter(batch_id=batch_id).order_by("-version").first()
 
 
-def latest_finished_review(batch_id: int) -> BatchReview | None:
-    """The latest run that finished: a run queued, running or failed has no complete set of flags."""
-    return BatchReview.objects.filter(batch_id=batch_id, status=ReviewStatus.DONE).order_by("-version").first()
+DECISION_EVENTS = (Event.BATCH_RELEASED, Event.BATCH_REJECTED, Event.BATCH_ABORTED)
+
+
+def decision_review(batch_id: int) -> BatchReview | None:
+    """The review a decided batch's record holds: the latest run finished by the time of the
+    release, rejection or abort. A run that was already under way and finished afterwards was
+    not before QA or the QP when they decided (EU GMP Annex 16 §1.7: certification on the
+    record as reviewed), so it is not presented as that record's review. Before any decision,
+    or when nothing finished by then, the latest finished run (a run queued, running or failed
+    has no complete set of flags)."""
+    from qms.models import AuditEvent
+
+    decided_at = (AuditEvent.objects.filter(target_type="ebr.batch", target_id=str(batch_id),
+                                            event_type__in=DECISION_EVENTS)
+                  .order_by("-id").values_list("occurred_at", flat=True).first())
+    finished = BatchReview.objects.filter(batch_id=batch_id, status=ReviewStatus.DONE).order_by("-version")
+    if decided_at is not None:
+        before = finished.filter(finished_at__lte=decided_at).first()
+        if before is not None:
+            return before
+    return finished.first()
 
 
 def open_flags_count(batch_id: int) -> int:

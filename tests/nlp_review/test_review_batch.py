@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -193,6 +194,34 @@ def test_a_closed_batch_shows_its_latest_finished_review_not_a_run_that_never_fi
     assert (f"Shown: review v{finished.version}, the latest finished (v{finished.version + 1} is queued)."
             in shown.err)
     assert shown.out.startswith(f"{completed.number}: review v{finished.version}, risk score")
+
+
+def test_a_decided_batch_shows_the_review_finished_by_the_decision_not_one_that_finished_later(
+        completed, supervisor, capsys):
+    """A run already under way when the batch was aborted finished afterwards: nobody decided on it."""
+    from django.apps import apps
+    from django.utils import timezone
+
+    from ebr.models import Batch
+    from nlp_review.services import decision_review
+    from qms.audit import Event, record_event
+
+    decided_on = run(completed)
+    Batch.objects.filter(pk=completed.pk).update(status="aborted")  # a decided batch, set up directly
+    record_event(actor=supervisor, event=Event.BATCH_ABORTED, target=completed, reason="Bag damaged")
+    later = BatchReview.objects.create(batch=completed, version=decided_on.version + 1, status=ReviewStatus.DONE,
+                                       request_id=f"rerun-{uuid.uuid4()}", requested_by_label="qa",
+                                       finished_at=timezone.now() + timedelta(seconds=5))
+
+    call_command("review_batch", completed.number)
+
+    shown = capsys.readouterr()
+    assert (f"Shown: review v{decided_on.version}, the latest finished before the decision (v{later.version} is "
+            "done)." in shown.err)
+    assert shown.out.startswith(f"{completed.number}: review v{decided_on.version}, risk score")
+    assert decision_review(completed.pk) == decided_on
+    pdf_flags = apps.get_app_config("nlp_review").review_flags_for_pdf(completed.pk)
+    assert len(pdf_flags) == decided_on.flags.count()
 
 
 def test_re_run_needs_a_reason_and_a_batch_awaiting_its_decision(completed, qa_reviewer):

@@ -2,8 +2,9 @@
 
 Prints its flags and risk score (specs/commands.md). Exit 0; 2 (with one line) on an unknown
 batch. A released, rejected or aborted batch is not reviewed again (its review is part of that
-decision's record): the latest finished review is printed instead, with a line on stderr saying so (exit
-1 only if it never had one). Each run is a new review version (request id ``cli-<uuid>``), kept beside earlier ones;
+decision's record): the review that decision rested on (the latest finished by then) is printed
+instead, with a line on stderr saying so (exit 1 only if it never had one). Each run is a new
+review version (request id ``cli-<uuid>``), kept beside earlier ones;
 the flags are advice for QA to disposition (draft EU GMP Annex 22).
 """
 
@@ -28,8 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from nlp_review.models import ReviewStatus
         from nlp_review.selectors import review_flags
-        from nlp_review.services import ReviewRefused, batch_review_run, latest_finished_review, latest_review
+        from nlp_review.services import ReviewRefused, batch_review_run, decision_review, latest_review
 
         number = options["batch_no"]
         batch = Batch.objects.filter(number=number).first()
@@ -40,11 +42,13 @@ class Command(BaseCommand):
             review = batch_review_run(batch=batch, actor=SystemActor("system:cli"), request_id=f"cli-{uuid.uuid4()}")
         except ReviewRefused as refused:
             # Released, rejected or aborted: the review the decision rested on is the batch's review.
-            review, latest = latest_finished_review(batch.pk), latest_review(batch.pk)
+            review, latest = decision_review(batch.pk), latest_review(batch.pk)
             if review is None:
                 self.stderr.write(f"{refused.messages[0]} It has no finished review to show.")
                 sys.exit(1)
             which = ("the latest" if latest is None or latest.pk == review.pk
+                     else f"the latest finished before the decision (v{latest.version} is {latest.status})"
+                     if latest.status == ReviewStatus.DONE
                      else f"the latest finished (v{latest.version} is {latest.status})")
             self.stderr.write(f"{refused.messages[0]} Shown: review v{review.version}, {which}.")
         flags = review_flags(review)
