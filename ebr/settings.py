@@ -147,6 +147,9 @@ AUTH_PASSWORD_VALIDATORS = [
      "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # The similarity ratio above lets the username typed twice through; this refuses it.
+    {"NAME": "qms.passwords.ContainsUserAttributeValidator",
+     "OPTIONS": {"user_attributes": ("username", "full_name"), "min_length": 4}},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

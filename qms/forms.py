@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.password_validation import password_validators_help_text_html
 from django.core.exceptions import ValidationError
 from django.http import Http404
 
@@ -67,6 +68,33 @@ class UserCreateForm(forms.Form):
                                       widget=forms.CheckboxSelectMultiple)
     password = forms.CharField(widget=forms.PasswordInput(render_value=True), min_length=12)
     reason = forms.CharField(max_length=2000, initial="New account")
+
+
+class PasswordChangeForm(forms.Form):
+    """The holder's own password change. Passwords are never sent back into the page on an error."""
+
+    current_password = forms.CharField(strip=False, max_length=256, widget=forms.PasswordInput(
+        attrs={"autocomplete": "current-password"}))
+    new_password = forms.CharField(strip=False, max_length=256, widget=forms.PasswordInput(
+        attrs={"autocomplete": "new-password"}), help_text=password_validators_help_text_html())
+    new_password_again = forms.CharField(strip=False, max_length=256, label="New password (again)",
+                                         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean(self) -> dict:  # type: ignore[type-arg]
+        cleaned = super().clean() or {}
+        again = cleaned.get("new_password_again")
+        if again is not None and again != cleaned.get("new_password"):
+            self.add_error("new_password_again", "The two new passwords differ.")
+        return cleaned
+
+
+class UserRolesForm(forms.Form):
+    roles = forms.MultipleChoiceField(
+        choices=[(r.value, r.value) for r in Role if r is not Role.INSTRUMENT], required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="No role at all withdraws every capability; the account stays active.")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000,
+                             help_text="Recorded in the audit trail with the roles before and after.")
 
 
 def errors_onto(form: forms.Form, error: Exception, *, unplaced_field: str | None = None) -> None:

@@ -12,7 +12,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from qms.audit.display import audit_change_display
-from qms.forms import AuditFilterForm, LoginForm, ReasonForm, UserCreateForm, errors_onto
+from qms.forms import (
+    AuditFilterForm,
+    LoginForm,
+    PasswordChangeForm,
+    ReasonForm,
+    UserCreateForm,
+    UserRolesForm,
+    errors_onto,
+)
 from qms.models import User
 from qms.permissions import capability_required
 from qms.roles import Capability
@@ -34,6 +42,25 @@ def logout_view(request: HttpRequest) -> HttpResponse:
         logout(request)
         messages.info(request, "You are logged out.")
     return redirect("login")
+
+
+def password_change(request: HttpRequest) -> HttpResponse:
+    """Any logged-in person changes their own password (the login is the middleware's)."""
+    from django.contrib.auth import update_session_auth_hash
+
+    form = PasswordChangeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = user_services.password_change(actor=request.user, current_password=data["current_password"],
+                                                 new_password=data["new_password"], request=request)
+        except ValidationError as error:
+            errors_onto(form, error, unplaced_field="new_password")
+        else:
+            update_session_auth_hash(request, user)  # this session stays; the holder's others end
+            messages.success(request, "Your password is changed.")
+            return redirect("home")
+    return render(request, "qms/password_change.html", {"form": form}, status=422 if form.errors else 200)
 
 
 # --- user administration --------------------------------------------------------------------
@@ -84,6 +111,23 @@ def user_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     else:
         messages.success(request, f"{user.username} {done}.")
     return redirect("user_list")
+
+
+@capability_required(Capability.USER_MANAGE)
+def user_roles(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_object_or_404(User, pk=pk)
+    form = UserRolesForm(request.POST or None, initial={"roles": sorted(account.role_names)})
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_services.user_roles_set(actor=request.user, user=account, roles=form.cleaned_data["roles"],
+                                         reason=form.cleaned_data["reason"])
+        except (ValidationError, PermissionDenied) as error:  # e.g. an administrator's own roles
+            errors_onto(form, error)
+        else:
+            messages.success(request, f"Roles of {account.username} changed.")
+            return redirect("user_list")
+    return render(request, "qms/user_roles.html", {"account": account, "form": form},
+                  status=422 if form.errors else 200)
 
 
 # --- audit trail ----------------------------------------------------------------------------

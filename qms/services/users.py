@@ -1,4 +1,5 @@
-"""Accounts: created, given roles, deactivated, unlocked, always with the administrator's reason.
+"""Accounts: created, given roles, deactivated, unlocked, always with the administrator's reason;
+and the holder's own password change.
 
 Users are never deleted (21 CFR 11.10(e)): a deactivated user keeps every record attributable.
 """
@@ -7,16 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.contrib.auth import authenticate
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from qms.audit import Event, SystemActor, create_with_reason, record_event, save_with_reason
 from qms.models import User
 from qms.roles import Capability, Role, can
 from qms.services._guards import locked, reason_required
+from qms.signatures import _request_for
 
 
 def _ensure_admin(actor: User | SystemActor) -> None:
@@ -67,6 +71,30 @@ def user_roles_set(*, actor: User, user: User, roles: Iterable[Role | str], reas
     after = _roles_apply(user, roles)
     record_event(actor=actor, event=Event.USER_ROLES_CHANGED, target=user, reason=reason,
                  data={"changes": [{"field": "roles", "old": before, "new": after}]})
+    return user
+
+
+@transaction.atomic
+def password_change(*, actor: User, current_password: str, new_password: str,
+                    request: HttpRequest | None = None) -> User:
+    """The account holder changes their own password (21 CFR 11.300(b): periodic revision).
+
+    The current password is checked through django-axes like a login or a signing, so a wrong one
+    is refused, recorded as LOGIN_FAILED on the security connection (auth_events.py) and counts
+    toward the lockout (11.300(d)). The event records who and when, never the password or its hash.
+    """
+    authenticated = authenticate(_request_for(request), username=actor.username, password=current_password,
+                                 purpose="password_change")
+    if authenticated is None or authenticated.pk != actor.pk:
+        raise ValidationError({"current_password": "The current password is not correct: nothing was changed."})
+    if new_password == current_password:
+        raise ValidationError({"new_password": "The new password must differ from the current one."})
+    user = User.objects.select_for_update().get(pk=actor.pk)  # `actor` may be request.user's lazy proxy
+    validate_password(new_password, user)
+    user.set_password(new_password)
+    # The password is never recorded (NEVER_RECORDED): the event says that it changed, not to what.
+    save_with_reason(user, actor=actor, reason="Password changed by the account holder",
+                     event=Event.PASSWORD_CHANGED, update_fields=["password"])
     return user
 
 

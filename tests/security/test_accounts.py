@@ -119,6 +119,7 @@ AUDITED = {
     "user_deactivate": Event.USER_DEACTIVATED,
     "user_reactivate": Event.USER_REACTIVATED,
     "user_unlock": Event.USER_UNLOCKED,
+    "password_change": Event.PASSWORD_CHANGED,
 }
 
 

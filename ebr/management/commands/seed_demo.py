@@ -14,13 +14,13 @@ SEEDER = SystemActor("system:seed_demo")
 
 # username, printed name, job title, roles, demo password
 DEMO_USERS: list[tuple[str, str, str, list[Role], str]] = [
-    ("operator", "Olivia Martin", "Cleanroom operator", [Role.OPERATOR], "atmp-demo-olivia"),
-    ("operator2", "Oscar Dubois", "Cleanroom operator", [Role.OPERATOR], "atmp-demo-oscar"),
-    ("supervisor", "Sofia Bernard", "Production supervisor", [Role.SUPERVISOR], "atmp-demo-sofia"),
-    ("qa_reviewer", "Quentin Robert", "QA specialist", [Role.QA_REVIEWER], "atmp-demo-quentin"),
-    ("qa_approver", "Claire Petit", "Qualified Person", [Role.QA_APPROVER], "atmp-demo-claire"),
-    ("auditor", "Arthur Moreau", "Inspector (read-only)", [Role.AUDITOR], "atmp-demo-arthur"),
-    ("admin", "Alice Laurent", "System administrator", [Role.ADMIN], "atmp-demo-alice"),
+    ("operator", "Olivia Martin", "Cleanroom operator", [Role.OPERATOR], "atmp-demo-key-01"),
+    ("operator2", "Oscar Dubois", "Cleanroom operator", [Role.OPERATOR], "atmp-demo-key-02"),
+    ("supervisor", "Sofia Bernard", "Production supervisor", [Role.SUPERVISOR], "atmp-demo-key-03"),
+    ("qa_reviewer", "Quentin Robert", "QA specialist", [Role.QA_REVIEWER], "atmp-demo-key-04"),
+    ("qa_approver", "Claire Petit", "Qualified Person", [Role.QA_APPROVER], "atmp-demo-key-05"),
+    ("auditor", "Arthur Moreau", "Inspector (read-only)", [Role.AUDITOR], "atmp-demo-key-06"),
+    ("admin", "Alice Laurent", "System administrator", [Role.ADMIN], "atmp-demo-key-07"),
 ]
 
 
