@@ -169,7 +169,7 @@ def alarms_open(*, batch_ids: list[int], parameter_ids: list[int], instrument: I
                 changed: set[int] | frozenset[int] = frozenset()) -> list[dict[str, Any]]:
     """Open alarms on these batches for these parameters, and the instrument's open feed gaps, as
     `alarm_json` gives them (one plain query: it runs on every post); and the alarms in `changed`,
-    those the post's readings raised or escalated, also when they ended within the post."""
+    those the post's readings raised, escalated, worsened or closed, open or not."""
     with prepared_cursor() as cursor:
         cursor.execute(OPEN_ALARMS_SQL, {"batches": batch_ids, "parameters": parameter_ids,
                                          "instrument": instrument.pk, "changed": sorted(changed)}, prepare=True)

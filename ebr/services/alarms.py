@@ -116,7 +116,8 @@ class Evaluation:
     escalated: int = 0
     cleared: int = 0
     deviations: list[str] = field(default_factory=list)
-    # Raised or escalated by this evaluation: the alarms its readings caused (cleared ones are not).
+    # Raised, escalated, worsened or closed by this evaluation: the alarms its readings changed,
+    # which the 201 answer lists beside the open ones (an integrator sees an alarm end, too).
     alarm_ids: set[int] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, Any]:
@@ -215,12 +216,14 @@ def _clear(ctx: _Context, alarm: Alarm, ts: datetime, value: float, pending: lis
         if pending:
             save_with_reason(alarm, actor=EVALUATOR, reason="Worst value of the excursion (readings received late)",
                              update_fields=pending)
+            ctx.result.alarm_ids.add(alarm.pk)
         return
     alarm.closed_at = ts
     reason = reason or f"{ctx.parameter.code} = {value:g} back within the limits"
     save_with_reason(alarm, actor=EVALUATOR, reason=reason,
                      event=Event.ALARM_CLEARED, update_fields=[*pending, "closed_at"])
     ctx.result.cleared += 1
+    ctx.result.alarm_ids.add(alarm.pk)
 
 
 def _worse(alarm: Alarm, limits: Limits, ts: datetime, value: float) -> bool:
@@ -273,6 +276,7 @@ def _excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: Batch
     if alarm is not None and pending:
         save_with_reason(alarm, actor=EVALUATOR, reason="Worst value of the excursion so far",
                          update_fields=pending)
+        ctx.result.alarm_ids.add(alarm.pk)
 
 
 def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: BatchLimits, post_id: int,
@@ -340,6 +344,7 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
     for alarm in worsened.values():
         save_with_reason(alarm, actor=EVALUATOR, reason="Worst value of the excursion (readings received late)",
                          update_fields=["worst_value", "worst_at"])
+        ctx.result.alarm_ids.add(alarm.pk)
     return raised
 
 
@@ -410,6 +415,7 @@ def _data_gaps(batch: Batch, post: ReadingPost, moments: list[datetime], result:
         save_with_reason(open_gap, actor=EVALUATOR, reason="Data received again", event=Event.ALARM_CLEARED,
                          update_fields=["closed_at"])
         result.cleared += 1
+        result.alarm_ids.add(open_gap.pk)
         spans = []  # the hole before this post is the outage that alarm already records
     spans += [(earlier, later) for earlier, later in pairwise(moments) if later - earlier > gap]
     for start, end in spans:

@@ -86,7 +86,10 @@ def test_the_answer_lists_the_alarm_an_excursion_in_the_request_raised(client, s
     assert [(a["kind"], a["closed_at"]) for a in going_on] == [("alert", None)]  # one excursion, still open
 
     back = post(client, site, {"readings": [reading(20, now_minus(minutes=10), value=7.1)]}).json()["alarms"]
-    assert back == []  # nothing open, nothing raised by this request
+    # The excursion this request ended is listed, closed: the instrument learns that it is over.
+    assert [(a["id"], a["kind"], a["closed_at"] is not None) for a in back] == [(going_on[0]["id"], "alert", True)]
+    quiet = post(client, site, {"readings": [reading(21, now_minus(minutes=9), value=7.1)]}).json()["alarms"]
+    assert quiet == []  # nothing open, nothing changed by this request
 
 
 def test_the_answer_lists_an_alarm_the_request_escalated_and_closed_again(client, site):
