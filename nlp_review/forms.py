@@ -8,12 +8,22 @@ from ebr.forms import ReasonedSignatureForm
 from ebr.models import Product
 from nlp_review.models import Disposition, FlagCategory
 
-OUTCOME_CHOICES = [(d.value, d.label) for d in Disposition if d != Disposition.NONE]
+# Worded as the reviewer's choice; the stored value is the Disposition.
+OUTCOME_CHOICES = [(Disposition.NO_IMPACT.value, "No impact"),
+                   (Disposition.DEVIATION_RAISED.value, "Raise a deviation"),
+                   (Disposition.DEVIATION_LINKED.value, "Link to deviation")]
 
 
 class DispositionForm(ReasonedSignatureForm):
+    """One per open flag on the review page. Field names stay plain (each flag has its own <form>),
+    but ids carry the flag, so every label points at its own flag's field and ids are unique."""
+
     outcome = forms.ChoiceField(choices=OUTCOME_CHOICES, widget=forms.RadioSelect)
-    deviation = forms.CharField(required=False, max_length=32, help_text="For a link: the deviation number.")
+    deviation = forms.CharField(required=False, max_length=32, label="Deviation number (for a link)")
+
+    def __init__(self, *args, flag_pk: int, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, auto_id=f"id_flag-{flag_pk}-%s", **kwargs)
+        self.flag_pk = flag_pk
 
     def clean(self) -> dict[str, object]:
         data = super().clean() or {}

@@ -15,8 +15,9 @@ from ebr.selectors import batch_record
 from ebr.states import BATCH_AWAITING_DECISION
 from nlp_review import selectors, services
 from nlp_review.forms import DispositionForm, SearchForm
-from nlp_review.models import ReviewFlag
+from nlp_review.models import Disposition, ReviewFlag
 from nlp_review.search import SearchFilters, record_search
+from qms.forms import errors_onto
 from qms.permissions import capability_required
 from qms.roles import Capability
 from qms.signatures import SignatureRefused, username_required
@@ -27,16 +28,22 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     return render(request, "nlp_review/queue.html", {"batches": list(selectors.review_queue()[:200])})
 
 
-def _review_context(request: HttpRequest, batch: Batch, **extra: Any) -> dict[str, Any]:
+def _review_context(request: HttpRequest, batch: Batch, refused: DispositionForm | None = None) -> dict[str, Any]:
+    """The review page; `refused` is a disposition the service or the form turned down, shown on its
+    own flag with what the reviewer typed (never the password) and why."""
     review = services.latest_review(batch.pk)
     flags = list(selectors.review_flags(review)) if review else []
+    open_flags = [f for f in flags if f.disposition == Disposition.NONE]
+    needs_username = username_required(request.session)
+    disposition_forms = {f.pk: DispositionForm(flag_pk=f.pk, username_required=needs_username) for f in open_flags}
+    if refused is not None and refused.flag_pk in disposition_forms:
+        disposition_forms[refused.flag_pk] = refused
     return {
         "batch": batch, "review": review, "reviews": list(selectors.reviews_for(batch)),
         "groups": selectors.flags_by_step(batch_record(batch), flags) if review else [],
-        "open_count": sum(1 for f in flags if f.disposition == "none"),
+        "open_count": len(open_flags),
         "rerun_allowed": batch.status in BATCH_AWAITING_DECISION,
-        "form": DispositionForm(username_required=username_required(request.session)),
-        **extra,
+        "disposition_forms": disposition_forms,
     }
 
 
@@ -51,19 +58,26 @@ def batch_review_page(request: HttpRequest, number: str) -> HttpResponse:
 def flag_disposition_submit(request: HttpRequest, number: str, pk: int) -> HttpResponse:
     batch = get_object_or_404(Batch, number=number)
     flag = get_object_or_404(ReviewFlag, pk=pk, batch=batch)
-    form = DispositionForm(request.POST, username_required=username_required(request.session))
+    form = DispositionForm(request.POST, flag_pk=flag.pk, username_required=username_required(request.session))
     if form.is_valid():
         data = form.cleaned_data
         try:
             services.flag_disposition(actor=request.user, flag=flag, outcome=data["outcome"], reason=data["reason"],
                                       password=data["password"], username=form.signing_username(),
                                       session=request.session, deviation=data["deviation"] or None)
-        except (ValidationError, PermissionDenied, SignatureRefused) as error:
-            form.add_error(None, " ".join(getattr(error, "messages", [str(error)])))
+        except ValidationError as error:
+            errors_onto(form, error)
+        except SignatureRefused as error:
+            errors_onto(form, error, unplaced_field="password")
+        except PermissionDenied as error:
+            form.add_error(None, str(error))
         else:
             messages.success(request, "Flag dispositioned and signed.")
             return redirect("batch_review", number=number)
-    context = _review_context(request, batch, form=form, active_flag=flag.pk)
+    context = _review_context(request, batch, refused=form)
+    if flag.pk not in context["disposition_forms"]:
+        # Dispositioned by someone else meanwhile, or superseded by a new review: no form to show it on.
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     return render(request, "nlp_review/batch_review.html", context, status=422)
 
 
