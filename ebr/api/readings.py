@@ -54,6 +54,7 @@ from ebr.services.readings import MAX_READINGS, RFC3339, ReadingsRefused, readin
 BUCKET = re.compile(r"^([1-9][0-9]{0,5})([smh])$")
 BUCKET_UNITS = {"s": 1, "m": 60, "h": 3600}
 MAX_BUCKET_SECONDS = 7 * 86400
+BUCKET_HELP = "A whole number of seconds, minutes or hours (s, m or h), at most 7 days: e.g. 60s, 5m or 1h."
 BATCH_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 DEFAULT_LIMIT, MAX_LIMIT = 1000, 10000
 
@@ -165,7 +166,8 @@ class ReadingsQuerySerializer(serializers.Serializer):
     to = ZonedDateTimeField(required=False, help_text="Before this time (exclusive).")
     bucket = serializers.RegexField(BUCKET.pattern, required=False,
                                     help_text="Downsample to min/mean/max/n per bucket, e.g. 60s, 5m, 1h "
-                                              "(needs parameter).")
+                                              "(needs parameter).",
+                                    error_messages={"invalid": BUCKET_HELP, "max_length": BUCKET_HELP})
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
     cursor = serializers.CharField(required=False, max_length=200, help_text="From `next`; opaque.")
 
@@ -183,10 +185,10 @@ class ReadingsQuerySerializer(serializers.Serializer):
         if attrs.get("bucket"):
             match = BUCKET.fullmatch(attrs["bucket"])
             if match is None:
-                raise ValidationError({"bucket": "A number and s, m or h, e.g. 5m."})
+                raise ValidationError({"bucket": BUCKET_HELP})
             attrs["bucket_seconds"] = int(match.group(1)) * BUCKET_UNITS[match.group(2)]
             if attrs["bucket_seconds"] > MAX_BUCKET_SECONDS:
-                raise ValidationError({"bucket": "At most 7 days per bucket."})
+                raise ValidationError({"bucket": "At most 7 days (168h) per bucket, e.g. 60s, 5m or 1h."})
         return attrs
 
 

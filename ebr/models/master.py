@@ -12,6 +12,7 @@ from django.db.models.functions import Upper
 from simple_history.models import HistoricalRecords
 
 from ebr.models.resources import EquipmentType
+from ebr.units import unit_display
 
 
 class Product(models.Model):
@@ -167,11 +168,13 @@ class ParameterSpec(models.Model):
         constraints = [models.UniqueConstraint(fields=["step", "code"], name="parameter_code_unique")]
 
     def __str__(self) -> str:
-        return f"{self.label}{f' ({self.unit})' if self.unit else ''}"
+        shown = unit_display(self.unit)
+        return f"{self.label}{f' ({shown})' if shown else ''}"
 
     def limits_text(self) -> str:
         low, high = self.lower_limit, self.upper_limit
-        unit = f" {self.unit}" if self.unit else ""
+        shown = unit_display(self.unit)
+        unit = f" {shown}" if shown else ""
         if low is not None and low == high:
             return f"= {_plain(low)}{unit}"
         if low is not None and high is not None:

@@ -65,6 +65,7 @@ from ebr.pdf.styles import (
     styles_make,
 )
 from ebr.selectors import EntryView, ParameterRecord, StepRecord
+from ebr.units import duration_display, unit_display
 from qms.signatures import format_local
 
 Progress = Callable[[float, str], None]
@@ -205,7 +206,7 @@ def _when_entered(view: EntryView) -> Cell | str:
 
 
 def _entry_row(parameter: ParameterRecord, view: EntryView, data: RecordData, first: bool) -> list[Cell | str]:
-    value = f"{view.value} {view.unit}".strip()
+    value = f"{view.value} {unit_display(view.unit)}".strip()
     return [
         Cell(parameter.parameter.label, font=BOLD) if first else Cell("″", colour=MUTED),
         parameter.parameter.limits_text() if first else "",
@@ -262,8 +263,8 @@ def _step(step: StepRecord, data: RecordData, context: RenderContext, total: int
     flow: list[Flowable] = [CondPageBreak(110), Paragraph(esc(f"{template.code} {template.title}"), styles.h3),
                             TextBlock([Run(_step_facts(step, total), colour=MUTED)], width=width, space_after=1)]
     if step.step.hold_time_exceeded_by:
-        flow.append(TextBlock([Run(f"Hold time before this step exceeded by {step.step.hold_time_exceeded_by}.",
-                                   BOLD, RED)], width=width))
+        over = duration_display(step.step.hold_time_exceeded_by)
+        flow.append(TextBlock([Run(f"Hold time before this step exceeded by {over}.", BOLD, RED)], width=width))
     flow += instructions_flowables(template.instructions, data.figures.get(template.pk, []), context)
     table = _entries_table(step, data, context)
     if table is not None:

@@ -32,6 +32,7 @@ from ebr.models import (
     StepExecution,
     StepStatus,
 )
+from ebr.units import duration_display
 from ebr.values import CheckedValue, ValueRefused, formula_evaluate, value_check
 from qms.audit import Event, create_with_reason, record_event, record_security_event, save_with_reason
 from qms.models import User
@@ -84,8 +85,8 @@ def _performed_at_check(performed_at: datetime | None, step: StepExecution, now:
     if performed_at > now + timedelta(minutes=1):
         raise ValidationError({"performed_at": "The time the work was done cannot be in the future."})
     if now - performed_at > settings.ENTRY_BACKDATE_LIMIT:
-        raise ValidationError({"performed_at": f"It can be set back at most {settings.ENTRY_BACKDATE_LIMIT}; "
-                                               "older work needs a deviation."})
+        limit = duration_display(settings.ENTRY_BACKDATE_LIMIT)
+        raise ValidationError({"performed_at": f"It can be set back at most {limit}; older work needs a deviation."})
     if step.opened_at and performed_at < step.opened_at - timedelta(minutes=1):
         raise ValidationError({"performed_at": "The work cannot predate the opening of this step."})
     return performed_at

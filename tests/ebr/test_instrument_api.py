@@ -635,6 +635,17 @@ def test_bad_queries_are_400(client, site, query):
     assert client.get(f"/api/v1/batches/{site.batch.number}/readings", query).status_code == 400
 
 
+@pytest.mark.parametrize("bucket", ["5x", "1.5h", "0m", "200h"])
+def test_a_bad_bucket_says_what_a_bucket_looks_like(client, site, bucket):
+    login(client, site.who.auditor)
+
+    answer = client.get(f"/api/v1/batches/{site.batch.number}/readings", {"parameter": "ph", "bucket": bucket})
+
+    assert answer.status_code == 400
+    (error,) = answer.json()["errors"]
+    assert error["field"] == "bucket" and "e.g. 60s, 5m or 1h" in error["message"]
+
+
 def test_unknown_batch_is_404(client, site):
     login(client, site.who.auditor)
 

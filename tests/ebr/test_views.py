@@ -1,6 +1,7 @@
 """Tablet and desktop pages: one step at a time, nothing typed is lost, roles enforced."""
 
 import uuid
+from decimal import Decimal
 
 import pytest
 
@@ -28,6 +29,45 @@ def test_step_page_shows_only_the_current_step(client, batch, operator):
     assert "Seed the culture" not in page
     assert "Step 1 of 3" in page
     assert "Specification 2–8 Cel" in page
+
+
+def test_a_held_batch_shows_its_values_but_nothing_to_type_into_or_sign(client, batch, operator, supervisor):
+    """The service refuses entries on a held batch; the tablet must not offer forms that can only fail."""
+    from ebr.services.batches import batch_hold
+
+    login(client, operator)
+    step = open_step(batch)
+    url, prefix = entry_url(batch, step, "temp")
+    client.post(url, {f"{prefix}-value": "5", f"{prefix}-idempotency_key": uuid.uuid4().hex})
+    batch_hold(actor=supervisor, batch=batch, reason="Cleanroom excursion under investigation")
+
+    page = client.get(f"/execute/{batch.number}/").content.decode()
+
+    assert f"Batch {batch.number} is on hold: nothing can be recorded." in page
+    assert '<span class="value">5 Cel</span>' in page
+    assert "entry-form" not in page and "Sign: performed" not in page
+
+
+def test_a_pure_number_shows_no_unit():
+    """UCUM's "1" (a count such as bags filled) is not written after the number."""
+    from ebr.models import ParameterSpec
+    from ebr.templatetags.ebr_extras import unit
+
+    bags = ParameterSpec(label="Bags filled", unit="1", lower_limit=Decimal(1), upper_limit=Decimal(4))
+    assert (bags.limits_text(), str(bags)) == ("1–4", "Bags filled")
+    assert ParameterSpec(unit="Cel", lower_limit=Decimal(2), upper_limit=Decimal(8)).limits_text() == "2–8 Cel"
+    assert (unit("1"), unit("10*6/mL"), unit("")) == ("", "10*6/mL", "")
+
+
+def test_durations_read_as_durations_not_times_of_day():
+    from datetime import timedelta
+
+    from ebr.templatetags.ebr_extras import duration
+
+    assert [duration(timedelta(**span)) for span in (
+        {"hours": 12}, {"hours": 1, "minutes": 5}, {"days": 2, "hours": 3}, {"minutes": 45}, {"seconds": 30},
+        {"days": 1})] == ["12 h", "1 h 05 min", "2 d 3 h", "45 min", "30 s", "1 d"]
+    assert duration(None) == ""
 
 
 def test_htmx_entry_returns_the_updated_parameter_block(client, batch, operator):
