@@ -65,17 +65,31 @@ def env_list(name: str, default: str, *, separator: str = ",") -> list[str]:
     return [part.strip() for part in env_str(name, default).split(separator) if part.strip()]
 
 
-def env_pattern(name: str, default: str, *, example: str) -> re.Pattern[str]:
-    """A regular expression the whole value must match; it must accept its own example and
-    refuse anything with a space or a lower-case letter, so a typed name can never pass."""
+# Names as a person might type them where a reference belongs; a reference format accepting any
+# of them would let a patient's identity into the record.
+NAME_LIKE = ("JEAN DUPONT", "DUPONT", "JEAN-DUPONT", "DUPONT-1958", "DUPONT1958", "DUPONT-JEAN-1958")
+
+
+def env_patient_ref_format(name: str, default: str, *, example: str) -> re.Pattern[str]:
+    """The facility's pseudonymised patient reference format: a regular expression a reference
+    must match in full after upper-casing (as ebr.identity.patient_ref_validate checks it). Its
+    own example must pass that check, and no name-like value may."""
+    from ebr.identity import PATIENT_REF_PATTERN
+
     text = env_str(name, default)
     try:
         pattern = re.compile(text)
     except re.error as error:
         raise ImproperlyConfigured(f"{name}={text!r} is not a regular expression: {error}") from error
-    if not pattern.fullmatch(example):
-        raise ImproperlyConfigured(f"{name}={text!r} does not accept its own example {example!r}")
-    for name_like in ("JEAN DUPONT", "Dupont", "DUPONT"):
+
+    def accepted(value: str) -> bool:
+        value = value.strip().upper()
+        return bool(PATIENT_REF_PATTERN.match(value) and pattern.fullmatch(value))
+
+    if not accepted(example):
+        raise ImproperlyConfigured(f"{name}={text!r} does not accept its own example {example!r} (references are "
+                                   "upper-cased, 4-32 letters, digits and hyphens with a digit)")
+    for name_like in NAME_LIKE:
         if pattern.fullmatch(name_like):
             raise ImproperlyConfigured(f"{name}={text!r} accepts a name ({name_like!r}); require digits")
     return pattern

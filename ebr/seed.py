@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -107,6 +109,18 @@ def training_ensure(version: MasterRecordVersion, people: dict[str, tuple[User, 
                                 reason="Demo facility: initial training")
 
 
+def _demo_patient_ref(n: int) -> str:
+    """A reference in the facility's format: its example with the last digits numbered (PT-4821
+    gives PT-4801, PT-4802; HSP004821 gives HSP004801)."""
+    example = settings.PATIENT_REF_EXAMPLE.strip().upper()
+    return re.sub(r"\d{2}$", f"{n:02d}", example) if re.search(r"\d{2}$", example) else example
+
+
+def _demo_hospital(name: str) -> str:
+    """The demo's hospital where the facility lists it, else the facility's first."""
+    return name if name in settings.COLLECTING_HOSPITALS else settings.COLLECTING_HOSPITALS[0]
+
+
 def _batch(n: int, version: MasterRecordVersion, supervisor: User, hospital: str) -> Batch:
     coi = demo_coi(n)
     existing = Batch.objects.filter(coi=coi).first()
@@ -114,7 +128,7 @@ def _batch(n: int, version: MasterRecordVersion, supervisor: User, hospital: str
         return existing
     return batch_services.batch_create(
         actor=supervisor, version=version, coi=coi, coi_confirmation=coi, din=demo_din(n),
-        patient_ref=f"PT-{4800 + n}", collecting_hospital=hospital,
+        patient_ref=_demo_patient_ref(n), collecting_hospital=_demo_hospital(hospital),
         collected_at=timezone.now() - timedelta(hours=20))
 
 

@@ -43,7 +43,9 @@ def _master_record_version(code: str, version: str) -> dict[str, str] | None:
     record = MasterRecord.objects.filter(code__iexact=code).first()
     if record is None:
         return {"document_code": f"There is no master record {code}."}
-    if not version.isdigit() or not record.versions.filter(version=int(version)).exists():
+    # Written as the version is numbered ("1", not "01" or "v1"): training_is_current compares the text.
+    canonical = version.isascii() and version.isdigit() and str(int(version)) == version
+    if not canonical or not record.versions.filter(version=int(version)).exists():
         known = ", ".join(str(v) for v in record.versions.order_by("version").values_list("version", flat=True))
         return {"version": f"{record.code} has no version {version} (versions: {known or 'none'})."}
     return None

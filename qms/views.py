@@ -119,8 +119,11 @@ def user_roles(request: HttpRequest, pk: int) -> HttpResponse:
     form = UserRolesForm(request.POST or None, initial={"roles": sorted(account.role_names)})
     if request.method == "POST" and form.is_valid():
         try:
-            user_services.user_roles_set(actor=request.user, user=account, roles=form.cleaned_data["roles"],
-                                         reason=form.cleaned_data["reason"])
+            # Roles the form does not offer (an instrument's) stay as they are, not silently removed.
+            offered = {value for value, _label in form.fields["roles"].choices}
+            kept = [role for role in account.role_names if role not in offered]
+            user_services.user_roles_set(actor=request.user, user=account,
+                                         roles=[*form.cleaned_data["roles"], *kept], reason=form.cleaned_data["reason"])
         except (ValidationError, PermissionDenied) as error:  # e.g. an administrator's own roles
             errors_onto(form, error)
         else:

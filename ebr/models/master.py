@@ -171,9 +171,10 @@ class ParameterSpec(models.Model):
         shown = unit_display(self.unit)
         return f"{self.label}{f' ({shown})' if shown else ''}"
 
-    def limits_text(self) -> str:
+    def limits_text(self, *, unit_as_stored: bool = False) -> str:
+        """'2–8 Cel'; `unit_as_stored` keeps UCUM's pure number '1' (the PDF fingerprint's form)."""
         low, high = self.lower_limit, self.upper_limit
-        shown = unit_display(self.unit)
+        shown = self.unit if unit_as_stored else unit_display(self.unit)
         unit = f" {shown}" if shown else ""
         if low is not None and low == high:
             return f"= {_plain(low)}{unit}"

@@ -12,6 +12,7 @@ same document content and fingerprint.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -41,13 +42,15 @@ class AuditLine:
     target_id: str
     target_label: str
     reason: str
-    details: str
+    details: str  # as printed: moments in the facility's zone, related records by name
     signature: str
+    details_recorded: str = ""  # as stored: what the fingerprint covers
 
     def content(self) -> list[Any]:
-        """What enters the record fingerprint (times in UTC, so the facility's zone does not change it)."""
+        """What enters the record fingerprint: the details as stored (times in UTC, ids), so that
+        neither the facility's zone nor a change in how values are printed changes it."""
         return [self.id, self.occurred_at.isoformat(), self.actor, self.event_type, self.target_type, self.target_id,
-                self.reason, self.details, self.signature]
+                self.reason, self.details_recorded, self.signature]
 
 
 def _events(batch: Batch) -> QuerySet[AuditEvent]:
@@ -72,6 +75,30 @@ def _details(event_type: str, data: dict[str, Any], zone: tzinfo) -> str:
     if rest:
         parts.append(", ".join(f"{k}={audit_value_display(v, zone=zone)}" for k, v in sorted(rest.items())))
     return "\n".join(parts)
+
+
+def _details_recorded(data: dict[str, Any]) -> str:
+    """The details as stored, for the fingerprint (ebr-batch-record-pdf/1: unchanged since it
+    was defined, so an unchanged record exports with the same fingerprint)."""
+    changes = [c for c in data.get("changes", []) or [] if isinstance(c, dict)]
+    parts = []
+    if changes and all(c.get("old") in (None, "") for c in changes):
+        parts.append("Created with " + ", ".join(f"{c.get('field')}={_stored(c.get('new'))}" for c in changes))
+    elif changes:
+        parts.append("; ".join(f"{c.get('field')}: {_stored(c.get('old'))} → {_stored(c.get('new'))}"
+                               for c in changes))
+    rest = {k: v for k, v in data.items() if k not in {"changes", "signature"}}
+    if rest:
+        parts.append(", ".join(f"{k}={_stored(v)}" for k, v in sorted(rest.items())))
+    return "\n".join(parts)
+
+
+def _stored(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 def _signature_text(signature: Signature | None, known: dict[int, SignatureManifestation]) -> str:
@@ -107,6 +134,6 @@ def batch_audit_trail(batch: Batch, manifestations: Iterable[SignatureManifestat
         lines.append(AuditLine(
             id=pk, occurred_at=occurred, occurred_at_display=_local(occurred, zone), actor=actor,
             event_type=event_type, target_type=target_type, target_id=target_id, target_label=label,
-            reason=reason, details=_details(event_type, data, zone),
+            reason=reason, details=_details(event_type, data, zone), details_recorded=_details_recorded(data),
             signature=_signature_text(signatures.get(int(data.get("signature") or 0)), known)))
     return lines

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from django.utils import timezone
 
 EMPTY = "—"
-# How audit/history.py stores a moment: str() of an aware datetime, always UTC.
-_STORED_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:\+00:00|Z)$")
+# How audit/history.py stores a moment: str() of an aware datetime, in UTC (rows recorded before
+# it converted to UTC may carry the facility's offset).
+_STORED_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:\d{2}|Z)$")
 
 
 def audit_value_display(value: Any, label: str | None = None, *, zone: tzinfo | None = None,
@@ -32,7 +33,7 @@ def audit_value_display(value: Any, label: str | None = None, *, zone: tzinfo | 
         if _STORED_MOMENT.match(value):
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
             if not local:
-                return moment.isoformat()
+                return moment.astimezone(UTC).isoformat()
             shown = moment.astimezone(zone or timezone.get_current_timezone())
             return f"{shown:%Y-%m-%d %H:%M:%S} {shown.tzname()}"
         return value

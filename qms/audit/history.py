@@ -8,6 +8,7 @@ only (tests/qms/test_no_bulk_writes.py scans the code for the forbidden calls).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from django.db import models
@@ -45,6 +46,9 @@ def _stamp(instance: models.Model, actor: Actor, reason: str) -> None:
 
 def _value(instance: models.Model, field: models.Field) -> Any:
     value = field.value_from_object(instance)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        # A moment from a form is in the facility's zone: recorded in UTC like every stored time.
+        value = value.astimezone(UTC)
     return value if isinstance(value, (str, int, float, bool, type(None), list, dict)) else str(value)
 
 

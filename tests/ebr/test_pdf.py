@@ -644,3 +644,22 @@ def test_review_flags_and_their_dispositions_come_from_the_review_app(scenario, 
     assert "Review flags" in flat and "2 flags of the latest review, 1 not dispositioned." in flat
     assert "late_entry" in flat and "Accepted Probe value confirmed by the verifier by Quentin Reviewer" in flat
     assert "oos_value" in flat and "NOT DISPOSITIONED" in flat
+
+
+def test_the_fingerprint_covers_audit_values_as_stored_not_as_printed(batch, settings):
+    """Printing moments in the facility's zone and records by name must not change the
+    fingerprint of an unchanged record (every export of the same record has the same one)."""
+    from django.utils import timezone as tz
+
+    from ebr.pdf.audit import batch_audit_trail
+
+    with tz.override("Europe/Paris"):
+        paris = batch_audit_trail(batch)
+    with tz.override("America/New_York"):
+        new_york = batch_audit_trail(batch)
+
+    assert [line.content() for line in paris] == [line.content() for line in new_york]
+    assert [line.details for line in paris] != [line.details for line in new_york]  # printed locally
+    created = next(line for line in paris if line.event_type == "BATCH_CREATED")
+    assert "collected_at=" in created.details_recorded and "+00:00" in created.details_recorded
+    assert "CET" in created.details or "CEST" in created.details

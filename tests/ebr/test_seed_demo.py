@@ -1,6 +1,8 @@
 """seed_demo creates one user per role, prints the logins, builds the demo facility (batches,
 open, overdue and closed quality records) and can run again without change."""
 
+import re
+
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -105,3 +107,15 @@ def test_demo_quality_system_has_open_overdue_and_closed_records_and_seeds_them_
     call_command("seed_demo")
     assert (Deviation.objects.count(), Capa.objects.count(), CapaAction.objects.count(),
             ChangeControl.objects.count()) == counts
+
+
+def test_demo_references_and_hospitals_follow_the_facilitys_settings(settings):
+    """seed_demo works on a site that set its own reference format and hospital list."""
+    from ebr.identity import patient_ref_validate
+    from ebr.seed import _demo_hospital, _demo_patient_ref
+
+    settings.PATIENT_REF_EXAMPLE, settings.PATIENT_REF_FORMAT = "HSP004821", re.compile(r"HSP\d{6}")
+    settings.COLLECTING_HOSPITALS = ["Hôpital Nord, aphérèse"]
+
+    assert [patient_ref_validate(_demo_patient_ref(n)) for n in (1, 2)] == ["HSP004801", "HSP004802"]
+    assert _demo_hospital("City Hospital") == "Hôpital Nord, aphérèse"

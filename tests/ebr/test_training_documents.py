@@ -25,6 +25,8 @@ def _train(actor, user, trainer, code, version, kind="master_record"):
     ("MBR-NOPE-001", "1", "document_code", "There is no master record MBR-NOPE-001."),
     ("{code}", "7", "version", "{code} has no version 7 (versions: 1)."),
     ("{code}", "v1", "version", "{code} has no version v1"),
+    ("{code}", "01", "version", "{code} has no version 01"),  # would never match training_is_current("1")
+    ("{code}", "²", "version", "{code} has no version ²"),
 ])
 def test_training_on_a_master_record_that_does_not_exist_is_refused(version, qa_approver, make_user, verifier,
                                                                      code, number, field, message):

@@ -205,6 +205,19 @@ def test_role_change_is_audited_with_who_why_and_the_roles_before_and_after(clie
     assert event.data["changes"] == [{"field": "roles", "old": ["operator"], "new": ["operator", "supervisor"]}]
 
 
+def test_a_role_the_page_does_not_offer_is_kept(client, admin_user, make_user):
+    """The instrument role is not on the page; saving the page must not silently withdraw it."""
+    from qms.roles import Role
+
+    account = make_user(roles=[Role.INSTRUMENT, Role.OPERATOR])
+    login(client, admin_user)
+
+    response = client.post(_roles_page(account), {"roles": ["supervisor"], "reason": "Moved to supervision"})
+
+    assert response.status_code == 302
+    assert User.objects.get(pk=account.pk).role_names == {"instrument", "supervisor"}
+
+
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_role_change_without_a_reason_changes_nothing_and_keeps_the_choices(client, admin_user, operator, reason):
     login(client, admin_user)

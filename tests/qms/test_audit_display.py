@@ -57,3 +57,21 @@ def client_page(client, auditor, operator):
     response = client.get(f"/audit/record/qms.user/{operator.pk}/")
     assert response.status_code == 200
     return response.content.decode()
+
+
+def test_a_moment_entered_in_the_facility_zone_is_recorded_in_utc(operator, admin_user):
+    """A time from a form arrives in the facility's zone; the audit trail records it in UTC."""
+    from zoneinfo import ZoneInfo
+
+    operator.last_login = MOMENT.astimezone(ZoneInfo("Europe/Paris"))
+    save_with_reason(operator, actor=admin_user, reason="Last login imported", update_fields=["last_login"])
+
+    event = _latest(Event.RECORD_CHANGED, operator)
+    assert event.data["changes"][0]["new"] == "2026-07-01 06:30:00+00:00"
+
+
+def test_a_moment_recorded_with_an_offset_is_still_shown_locally_and_exported_in_utc():
+    from qms.audit.display import audit_value_display
+
+    assert audit_value_display("2026-07-01 08:30:00+02:00") == "2026-07-01 08:30:00 CEST"
+    assert audit_value_display("2026-07-01 08:30:00+02:00", local=False) == "2026-07-01T06:30:00+00:00"

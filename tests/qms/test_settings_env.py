@@ -40,6 +40,9 @@ def _load_settings(**overrides: str) -> subprocess.CompletedProcess[str]:
     ("PATIENT_REF_FORMAT", r"[A-Z -]+\d*", "PATIENT_REF_FORMAT='[A-Z -]+\\\\d*' accepts a name"),
     ("PATIENT_REF_FORMAT", "PT-(", "PATIENT_REF_FORMAT='PT-(' is not a regular expression"),
     ("PATIENT_REF_FORMAT", r"HSP\d{6}", "does not accept its own example 'PT-4821'"),
+    ("PATIENT_REF_FORMAT", r"[A-Z]+-\d{4}", "accepts a name ('DUPONT-1958')"),
+    ("PATIENT_REF_FORMAT", r"pt-\d{4}", "does not accept its own example 'PT-4821'"),  # references are upper-cased
+    ("PATIENT_REF_FORMAT", r"PT_\d{4}", "does not accept its own example"),
     ("COLLECTING_HOSPITALS", " ; ", "COLLECTING_HOSPITALS must name at least one hospital"),
 ])
 def test_bad_value_stops_start_up_naming_the_variable(variable, value, message):
