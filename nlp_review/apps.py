@@ -23,6 +23,13 @@ class NlpReviewConfig(AppConfig):
         review = latest_review(batch_pk)
         return review is not None and review.status == ReviewStatus.DONE
 
+    def review_version_finished(self, batch_pk: int) -> int | None:
+        """The version of the batch's latest finished review (recorded with a batch decision)."""
+        from nlp_review.models import BatchReview, ReviewStatus
+
+        return (BatchReview.objects.filter(batch_id=batch_pk, status=ReviewStatus.DONE).order_by("-version")
+                .values_list("version", flat=True).first())
+
     def review_readings_seen(self, batch_pk: int) -> set[int]:
         """Release gate: the instrument posts whose late readings the batch's latest review flagged
         (structured.readings_after_completion); late readings of any other post were not seen by it."""

@@ -308,22 +308,25 @@ DECISION_EVENTS = (Event.BATCH_RELEASED, Event.BATCH_REJECTED, Event.BATCH_ABORT
 
 
 def decision_review(batch_id: int) -> BatchReview | None:
-    """The review a decided batch's record holds: the latest run finished by the time of the
-    release, rejection or abort. A run that was already under way and finished afterwards was
-    not before QA or the QP when they decided (EU GMP Annex 16 §1.7: certification on the
-    record as reviewed), so it is not presented as that record's review. Before any decision,
-    or when nothing finished by then, the latest finished run (a run queued, running or failed
-    has no complete set of flags)."""
+    """The review a decided batch's record holds: the one its release, rejection or abort named
+    (the latest finished when it was decided, ebr.services.batches._decision_data). A run already
+    under way that finished afterwards was not before QA or the QP when they decided (EU GMP
+    Annex 16 §1.7: certification on the record as reviewed). Decisions recorded before they named
+    it: the latest run finished by the decision's time. Before any decision, or when nothing had
+    finished, the latest finished run (a run queued, running or failed has no complete set of flags)."""
     from qms.models import AuditEvent
 
-    decided_at = (AuditEvent.objects.filter(target_type="ebr.batch", target_id=str(batch_id),
-                                            event_type__in=DECISION_EVENTS)
-                  .order_by("-id").values_list("occurred_at", flat=True).first())
+    decision = (AuditEvent.objects.filter(target_type="ebr.batch", target_id=str(batch_id),
+                                          event_type__in=DECISION_EVENTS)
+                .order_by("-id").values_list("occurred_at", "data").first())
     finished = BatchReview.objects.filter(batch_id=batch_id, status=ReviewStatus.DONE).order_by("-version")
-    if decided_at is not None:
-        before = finished.filter(finished_at__lte=decided_at).first()
-        if before is not None:
-            return before
+    if decision is not None:
+        decided_at, data = decision
+        named = data.get("review_version") if isinstance(data, dict) else None
+        chosen = (finished.filter(version=named).first() if isinstance(named, int)
+                  else finished.filter(finished_at__lte=decided_at).first())
+        if chosen is not None:
+            return chosen
     return finished.first()
 
 

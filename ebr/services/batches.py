@@ -106,9 +106,22 @@ def _transition(batch: Batch, target: BatchStatus, *, actor: User, reason: str, 
     batch.status_reason = reason
     for name, value in (extra_fields or {}).items():
         setattr(batch, name, value)
-    save_with_reason(batch, actor=actor, reason=reason, event=event,
+    save_with_reason(batch, actor=actor, reason=reason, event=event, data=_decision_data(batch, target),
                      update_fields=["status", "status_reason", *(extra_fields or {})])
     return batch
+
+
+DECISIONS = (BatchStatus.RELEASED, BatchStatus.REJECTED, BatchStatus.ABORTED)
+
+
+def _decision_data(batch: Batch, target: BatchStatus) -> dict[str, Any] | None:
+    """A release, rejection or abort names the record review it was decided on (the latest
+    finished run's version), so the record shows that review later whatever finishes after."""
+    if target not in DECISIONS:
+        return None
+    from django.apps import apps
+
+    return {"review_version": apps.get_app_config("nlp_review").review_version_finished(batch.pk)}
 
 
 @transaction.atomic

@@ -178,6 +178,8 @@ def test_a_re_run_that_reaches_the_worker_after_release_adds_no_review(completed
                                 f"{decided_on.risk_score}")
     assert latest_review(completed.pk) == decided_on
     assert BatchReview.objects.filter(batch=completed).count() == 1
+    released = AuditEvent.objects.filter(event_type="BATCH_RELEASED", target_id=str(completed.pk)).get()
+    assert released.data["review_version"] == decided_on.version
 
 
 def test_a_closed_batch_shows_its_latest_finished_review_not_a_run_that_never_finished(completed, capsys):
@@ -222,6 +224,25 @@ def test_a_decided_batch_shows_the_review_finished_by_the_decision_not_one_that_
     assert decision_review(completed.pk) == decided_on
     pdf_flags = apps.get_app_config("nlp_review").review_flags_for_pdf(completed.pk)
     assert len(pdf_flags) == decided_on.flags.count()
+
+
+def test_the_review_a_decision_names_is_the_records_whatever_the_clocks_say(completed, supervisor):
+    """A worker's clock ahead of the web server's must not let a later run pass for the one decided on."""
+    from django.utils import timezone
+
+    from ebr.models import Batch
+    from nlp_review.services import decision_review
+    from qms.audit import Event, record_event
+
+    decided_on = run(completed)
+    BatchReview.objects.create(batch=completed, version=decided_on.version + 1, status=ReviewStatus.DONE,
+                               request_id=f"rerun-{uuid.uuid4()}", requested_by_label="qa",
+                               finished_at=timezone.now() - timedelta(minutes=1))
+    Batch.objects.filter(pk=completed.pk).update(status="rejected")  # a decided batch, set up directly
+    record_event(actor=supervisor, event=Event.BATCH_REJECTED, target=completed, reason="Out of specification",
+                 data={"review_version": decided_on.version})
+
+    assert decision_review(completed.pk) == decided_on
 
 
 def test_re_run_needs_a_reason_and_a_batch_awaiting_its_decision(completed, qa_reviewer):
