@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "qms.middleware.IdleTimeoutMiddleware",
+    "qms.middleware.LockedAccountMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "qms.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -1,4 +1,5 @@
-"""Session idle timeout, the Content-Security-Policy header, and no NUL bytes in paths."""
+"""Session idle timeout, sessions of locked accounts, the Content-Security-Policy header, and no
+NUL bytes in paths."""
 
 from __future__ import annotations
 
@@ -54,12 +55,45 @@ class IdleTimeoutMiddleware:
                      reason=f"idle for more than {settings.SESSION_IDLE_TIMEOUT}")
         logout(request)
         messages.info(request, "Your session ended after a period of inactivity. Please log in again.")
-        login_url = f"{settings.LOGIN_URL_PATH}?next={request.path}"
-        if request.headers.get("HX-Request"):
-            response = HttpResponse(status=204)
-            response["HX-Redirect"] = login_url
-            return response
-        return redirect(login_url)
+        return _to_login(request)
+
+
+def _to_login(request: HttpRequest) -> HttpResponse:
+    login_url = f"{settings.LOGIN_URL_PATH}?next={request.path}"
+    if request.headers.get("HX-Request"):
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = login_url
+        return response
+    return redirect(login_url)
+
+
+class LockedAccountMiddleware:
+    """End the open sessions of a locked account (21 CFR 11.300(d)): five wrong passwords at a
+    signature, a password change or another login lock the account, and a session already open
+    must not go on creating records under it until an administrator unlocks it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.user.is_authenticated and account_locked(request.user.get_username()):
+            user = request.user
+            record_event(actor=user, event=Event.SESSION_ENDED_LOCKED, target=user,
+                         reason="The account is locked after too many failed authentication attempts")
+            logout(request)
+            messages.error(request, "Your account is locked after too many failed attempts: your session has "
+                                    "ended. An administrator must unlock it.")
+            return _to_login(request)
+        return self.get_response(request)
+
+
+def account_locked(username: str) -> bool:
+    """Locked by django-axes (by username, no cool-off): one indexed lookup per request."""
+    from axes.models import AccessAttempt
+    from django.db.models import Sum
+
+    failures = AccessAttempt.objects.filter(username=username).aggregate(n=Sum("failures_since_start"))["n"]
+    return (failures or 0) >= settings.AXES_FAILURE_LIMIT
 
 
 class ContentSecurityPolicyMiddleware:

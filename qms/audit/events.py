@@ -9,6 +9,7 @@ class Event(StrEnum):
     LOGIN_FAILED = "LOGIN_FAILED"
     LOGGED_OUT = "LOGGED_OUT"
     SESSION_EXPIRED = "SESSION_EXPIRED"
+    SESSION_ENDED_LOCKED = "SESSION_ENDED_LOCKED"  # the account was locked while the session was open
     USER_LOCKED = "USER_LOCKED"
     USER_UNLOCKED = "USER_UNLOCKED"
     USER_CREATED = "USER_CREATED"

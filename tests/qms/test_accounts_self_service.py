@@ -88,9 +88,25 @@ def test_five_wrong_current_passwords_lock_the_account_like_failed_logins(client
 
     assert operator.username in user_services.user_locked_list()
     assert Client().post("/login/", {"username": operator.username, "password": PASSWORD}).status_code == 429
-    assert _change(client).status_code == 429  # the right password no longer helps either
+    ended = _change(client)  # the right password no longer helps either: the session is over
+    assert ended.status_code == 302 and ended["Location"].startswith("/login/")
     operator.refresh_from_db()
     assert operator.check_password(PASSWORD)
+
+
+def test_locking_an_account_ends_its_open_sessions(client, operator):
+    """Found by exploratory QA: the locked account's open session went on reporting deviations."""
+    other = Client()
+    login(other, operator)  # e.g. the tablet, still logged in
+    login(client, operator)
+    for _ in range(5):
+        _change(client, current=WRONG)
+
+    for session in (client, other):
+        response = session.get("/qms/deviations/new/")
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
+        assert session.get("/batches/").status_code == 302  # logged out, not just refused once
+    assert len(_events(Event.SESSION_ENDED_LOCKED, operator)) == 2
 
 
 @pytest.mark.parametrize("new", ["short-pw1", "123456789012345", "password1234", "{username}{username}",
