@@ -66,7 +66,8 @@ class BatchCreateForm(forms.Form):
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         # Read per form so a test or a reconfigured facility sees its own list.
-        self.fields["patient_ref"].help_text = f"e.g. {settings.PATIENT_REF_EXAMPLE}. Never the patient's name."
+        self.fields["patient_ref"].help_text = (f"{settings.PATIENT_REF_DESCRIPTION}, e.g. "
+                                                f"{settings.PATIENT_REF_EXAMPLE}. Never the patient's name.")
         self.fields["collecting_hospital"].choices = [("", "Choose the hospital"), *(
             (name, name) for name in settings.COLLECTING_HOSPITALS)]
 

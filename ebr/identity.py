@@ -89,8 +89,8 @@ def patient_ref_validate(raw: str) -> str:
 
     value = raw.strip().upper()
     if not (PATIENT_REF_PATTERN.match(value) and settings.PATIENT_REF_FORMAT.fullmatch(value)):
-        raise IdentityError(f"Use the pseudonymised patient reference ({settings.PATIENT_REF_EXAMPLE}), "
-                            "never the patient's name.")
+        raise IdentityError(f"Use the pseudonymised patient reference: {settings.PATIENT_REF_DESCRIPTION}, e.g. "
+                            f"{settings.PATIENT_REF_EXAMPLE}; never the patient's name.")
     return value
 
 

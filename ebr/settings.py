@@ -49,6 +49,7 @@ FACILITY_SITE_CODE = env_str("FACILITY_SITE_CODE", "B")
 # Chain of identity: the facility's pseudonymised patient reference format, and the hospitals
 # that send starting material (a closed list, so free text cannot carry a patient's name).
 PATIENT_REF_EXAMPLE = env_str("PATIENT_REF_EXAMPLE", "PT-4821")
+PATIENT_REF_DESCRIPTION = env_str("PATIENT_REF_DESCRIPTION", "PT- followed by 2 to 10 digits")
 PATIENT_REF_FORMAT = env_patient_ref_format("PATIENT_REF_FORMAT", r"PT-\d{2,10}", example=PATIENT_REF_EXAMPLE)
 COLLECTING_HOSPITALS = env_list(
     "COLLECTING_HOSPITALS", "City Hospital;University Hospital Haematology, Apheresis unit;"

@@ -395,6 +395,10 @@ def flag_disposition(*, actor: User, flag: ReviewFlag, outcome: str, reason: str
     a trained person decides on every output of the model)."""
     flag = ReviewFlag.objects.select_for_update(of=("self",)).select_related("batch", "step__template").get(pk=flag.pk)
     _flag_guard(actor, flag, outcome, reason)
+    if deviation and outcome != Disposition.DEVIATION_LINKED:
+        # A number given with another outcome would be silently dropped: the reviewer meant something.
+        raise ValidationError({"deviation": "A deviation number goes with \"Link to deviation\" only: choose that "
+                                            "outcome, or clear the number."})
     if outcome == Disposition.DEVIATION_RAISED:
         flag.deviation_number = _deviation_raise(actor, flag, reason).number
     elif outcome == Disposition.DEVIATION_LINKED:

@@ -173,20 +173,29 @@ class ParameterSpec(models.Model):
 
     def limits_text(self, *, unit_as_stored: bool = False) -> str:
         """'2–8 Cel'; `unit_as_stored` keeps UCUM's pure number '1' (the PDF fingerprint's form)."""
-        low, high = self.lower_limit, self.upper_limit
-        shown = self.unit if unit_as_stored else unit_display(self.unit)
-        unit = f" {shown}" if shown else ""
-        if low is not None and low == high:
-            return f"= {_plain(low)}{unit}"
-        if low is not None and high is not None:
-            return f"{_plain(low)}–{_plain(high)}{unit}"
-        if low is not None:
-            return f"≥ {_plain(low)}{unit}"
-        if high is not None:
-            return f"≤ {_plain(high)}{unit}"
-        if self.expected:
-            return f"expected: {self.expected}"
-        return ""
+        text = range_text(self.lower_limit, self.upper_limit,
+                          self.unit if unit_as_stored else unit_display(self.unit))
+        if text:
+            return text
+        return f"expected: {self.expected}" if self.expected else ""
+
+    def alert_text(self) -> str:
+        """'2–8 Cel', '≥ 80 %', '≤ 36 h': the alert limits as the specification reads."""
+        return range_text(self.alert_low, self.alert_high, unit_display(self.unit))
+
+
+def range_text(low: Decimal | None, high: Decimal | None, unit: str = "") -> str:
+    """Limits as people write them: '2–8 Cel', '= 5', '≥ 80 %', '≤ 36' ('' when there are none)."""
+    unit = f" {unit}" if unit else ""
+    if low is not None and low == high:
+        return f"= {_plain(low)}{unit}"
+    if low is not None and high is not None:
+        return f"{_plain(low)}–{_plain(high)}{unit}"
+    if low is not None:
+        return f"≥ {_plain(low)}{unit}"
+    if high is not None:
+        return f"≤ {_plain(high)}{unit}"
+    return ""
 
 
 def _plain(number: Decimal) -> str:
@@ -269,6 +278,13 @@ class InstrumentLimit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.step.code} {self.parameter}"
+
+    def limits_text(self) -> str:
+        """'ph alert 6.9–7.5, action 6.8–7.6 (critical)'."""
+        parts = [f"{kind} {text}" for kind, text in (("alert", range_text(self.alert_low, self.alert_high)),
+                                                     ("action", range_text(self.action_low, self.action_high)))
+                 if text]
+        return f"{self.parameter} {', '.join(parts) or 'no limits'}{' (critical)' if self.critical else ''}"
 
 
 DEFAULT_LATE_ENTRY = timedelta(minutes=30)

@@ -75,7 +75,8 @@ def test_pseudonymised_reference_is_accepted():
 def test_the_reference_format_is_the_facilitys():
     hospital_format = re.compile(r"HSP\d{6}")
 
-    with override_settings(PATIENT_REF_FORMAT=hospital_format, PATIENT_REF_EXAMPLE="HSP004821"):
+    with override_settings(PATIENT_REF_FORMAT=hospital_format, PATIENT_REF_EXAMPLE="HSP004821",
+                           PATIENT_REF_DESCRIPTION="HSP and 6 digits"):
         assert patient_ref_validate(" hsp004821 ") == "HSP004821"
-        with pytest.raises(IdentityError, match=r"\(HSP004821\), never the patient's name"):
+        with pytest.raises(IdentityError, match=r"reference: HSP and 6 digits, e.g. HSP004821; never the patient's"):
             patient_ref_validate("PT-4821")

@@ -221,3 +221,36 @@ def test_nobody_signs_as_another_user_from_the_tablet(client, batch, operator, v
     step.refresh_from_db()
     assert step.performed_by is None
     assert not client.session.get(SESSION_USERNAME_CONFIRMED)
+
+
+def test_the_master_record_page_writes_alert_and_instrument_limits_as_people_do(client, version, qa_reviewer):
+    """Found by exploratory QA: '2.000000–8.000000' and '–36.000000' (read as minus 36)."""
+    from ebr.models import InstrumentLimit
+
+    step = version.stages.first().steps.first()
+    InstrumentLimit(step=step, parameter="ph", alert_low=Decimal("6.90"), alert_high=Decimal("7.50"),
+                    action_high=Decimal("7.60"), critical=True).save()
+    login(client, qa_reviewer)
+
+    page = client.get(f"/master-records/{version.master_record.code}/v{version.version}/").content.decode()
+
+    assert "<td>3–7 Cel</td>" in page
+    assert "ph alert 6.9–7.5, action ≤ 7.6 (critical)" in page
+    assert "000000" not in page
+
+
+
+def test_a_refused_scan_shows_in_the_batch_audit_trail_with_what_was_scanned(client, batch, operator, verifier,
+                                                                              qa_reviewer, resources):
+    from django.core.exceptions import ValidationError
+
+    from tests.ebr.test_execution import finish_step_one, record
+
+    step = finish_step_one(batch, operator, verifier)
+    with pytest.raises(ValidationError):
+        record(operator, step, "medium", "MED-Q")  # a quarantined lot
+    login(client, qa_reviewer)
+
+    page = client.get(f"/batches/{batch.number}/audit-trail/").content.decode()
+
+    assert "ENTRY_REFUSED" in page and 'medium: scanned <code>MED-Q</code> <span class="tag bad">refused</span>' in page

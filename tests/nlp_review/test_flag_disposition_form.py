@@ -93,13 +93,13 @@ def test_wrong_password_keeps_outcome_deviation_and_reason_but_not_the_password(
     flag, deviations = reviewed.flags.first(), Deviation.objects.count()
 
     response = client.post(flag_url(flag), {
-        "outcome": "deviation_raised", "deviation": "DEV-2026-0042", "reason": "Glove breach needs investigating",
+        "outcome": "deviation_raised", "deviation": "", "reason": "Glove breach needs investigating",
         "username": qa_reviewer.username, "password": TYPED_PASSWORD})
 
     html = response.content.decode()
     assert response.status_code == 422
     assert "Wrong password: the signature was not applied." in html
-    assert field_values(html, flag) == {"outcome": "deviation_raised", "deviation": "DEV-2026-0042",
+    assert field_values(html, flag) == {"outcome": "deviation_raised", "deviation": "",
                                         "reason": "Glove breach needs investigating", "password": ""}
     assert TYPED_PASSWORD not in html
     assert_untouched(flag, deviations)  # the deviation opened before signing was rolled back with it
@@ -138,6 +138,23 @@ def test_unknown_deviation_number_is_shown_on_the_deviation_field(client, qa_rev
     assert field_values(html, flag) == {"outcome": "deviation_linked", "deviation": "DEV-NOPE-9",
                                         "reason": "Same root cause as the open deviation", "password": ""}
     assert PASSWORD not in html
+    assert_untouched(flag, deviations)
+
+
+@pytest.mark.parametrize("outcome", ["no_impact", "deviation_raised"])
+def test_a_deviation_number_with_another_outcome_is_refused_not_dropped(client, qa_reviewer, reviewed, outcome):
+    """Found by exploratory QA: 'No impact' with DEV-2026-0002 was signed and the number silently lost."""
+    login(client, qa_reviewer)
+    flag, deviations = reviewed.flags.first(), Deviation.objects.count()
+
+    response = client.post(flag_url(flag), {
+        "outcome": outcome, "deviation": "DEV-2026-0002", "reason": "Covered by the open deviation",
+        "username": qa_reviewer.username, "password": PASSWORD})
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert 'A deviation number goes with &quot;Link to deviation&quot; only' in html
+    assert field_values(html, flag)["deviation"] == "DEV-2026-0002"
     assert_untouched(flag, deviations)
 
 
