@@ -26,6 +26,7 @@ from ebr.models import (
     Reading,
     StepExecution,
 )
+from ebr.models.master import range_text
 from qms.prepared import prepared_cursor
 
 BUCKET_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
@@ -37,18 +38,11 @@ def _number(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _plain(value: float) -> str:
-    return format(Decimal(repr(value)).normalize(), "f")
-
-
 def _range_text(low: float | None, high: float | None) -> str:
-    if low is not None and high is not None:
-        return f"{_plain(low)}–{_plain(high)}"
-    if low is not None:
-        return f"≥ {_plain(low)}"
-    if high is not None:
-        return f"≤ {_plain(high)}"
-    return "none"
+    def exact(value: float | None) -> Decimal | None:
+        return None if value is None else Decimal(repr(value))
+
+    return range_text(exact(low), exact(high)) or "none"
 
 
 @dataclass(frozen=True)
