@@ -163,8 +163,8 @@ def _csv_line(row: AuditRow) -> list[str]:
     changes = "; ".join(f"{c['field']}: {c['old']} → {c['new']}" for c in (
         audit_change_display(recorded, local=False) for recorded in row.changes_recorded))
     signature = row.signature
-    signed = (f"{signature.meaning.capitalize()} by {signature.printed_name} on {signature.signed_at.isoformat()}"
-              if signature else "")
+    signed = (f"{signature.meaning.capitalize()} by {signature.printed_name} on {signature.signed_at.isoformat()} "
+              f"({signature.status})" if signature else "")
     return [str(row.id), row.occurred_at.isoformat(), row.actor, row.event_type, row.target_type,
             row.target_id, row.target_label, row.reason, changes, signed, signature.status if signature else ""]
 

@@ -63,6 +63,13 @@ class Batch(models.Model):
     def __str__(self) -> str:
         return self.number
 
+    @property
+    def din_display(self) -> str:
+        """The DIN as printed on the bag's label, with its check character: 'W1234 26 000103 K'."""
+        from ebr.identity import din_display
+
+        return din_display(self.din)
+
     def signed_content(self) -> dict[str, Any]:
         from ebr.selectors import batch_signed_content
 

@@ -86,7 +86,7 @@ def cover(data: RecordData, styles: Styles, exported_at_display: str, exported_b
         ("Product", f"{product.name} ({product.code})"),
         ("Batch number", batch.number),
         ("Chain-of-identity code", batch.coi),
-        ("Donation identification (DIN)", batch.din),
+        ("Donation identification (DIN)", batch.din_display),
         ("Patient reference", f"{batch.patient_ref} (pseudonymised: no patient name is stored or printed)"),
         ("Collected", collected),
         ("Master record", f"{version.master_record.code} version {version.version}: {version.master_record.title}"),

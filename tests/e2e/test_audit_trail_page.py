@@ -182,11 +182,12 @@ def test_csv_export_matches_the_database_and_is_itself_audited(tablet_page, e2e_
     signatures = {event.data["signature"]: by_id[event.pk] for event in expected
                   if event.event_type == Event.SIGNATURE_APPLIED}
     approved, reviewed = signatures[inspected.approved.pk], signatures[inspected.reviewed.pk]
+    # Every time in the CSV is ISO 8601 UTC, the signature's too (one zone in one file).
     assert approved["signature"] == (
-        f"Approved by Claire Approver on {format_local(inspected.approved.signed_at)} (valid)")
+        f"Approved by Claire Approver on {inspected.approved.signed_at.isoformat()} (valid)")
     assert approved["signature_status"] == "valid"
     assert reviewed["signature"].startswith(
-        f"Reviewed by Claire Approver on {format_local(inspected.reviewed.signed_at)}")
+        f"Reviewed by Claire Approver on {inspected.reviewed.signed_at.isoformat()}")
     assert reviewed["signature_status"] == "invalid — record changed after signing"
 
     # Taking records out is an auditable act: who exported what, and how many rows.

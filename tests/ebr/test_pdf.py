@@ -262,8 +262,9 @@ def test_cover_names_product_batch_identity_master_decision_exporter_and_fingerp
     cover = pages_text(exported["path"])[0]
     fingerprint = fingerprint_in(exported["output"])
 
-    for expected in ("Electronic batch record", "Autologous anti-CD19 CAR-T", batch.number, batch.coi, batch.din,
-                     "PT-0042 (pseudonymised", "MBR-PDF-001 version 1: CAR-T manufacture (test)", "Rejected",
+    for expected in ("Electronic batch record", "Autologous anti-CD19 CAR-T", batch.number, batch.coi,
+                     batch.din_display, "PT-0042 (pseudonymised", "MBR-PDF-001 version 1: CAR-T manufacture (test)",
+                     "Rejected",
                      "Rejected by Claire Approver", "reason: Viability out of specification (61 %)",
                      "by system:cli", fingerprint):
         assert expected in cover, expected

@@ -43,7 +43,8 @@ def test_a_held_batch_shows_its_values_but_nothing_to_type_into_or_sign(client, 
 
     page = client.get(f"/execute/{batch.number}/").content.decode()
 
-    assert f"Batch {batch.number} is on hold: nothing can be recorded." in page
+    assert (f"Batch {batch.number} is on hold: nothing can be recorded. Reason: Cleanroom excursion under "
+            "investigation") in page
     assert '<span class="value">5 Cel</span>' in page
     assert "entry-form" not in page and "Sign: performed" not in page
 
@@ -254,3 +255,14 @@ def test_a_refused_scan_shows_in_the_batch_audit_trail_with_what_was_scanned(cli
     page = client.get(f"/batches/{batch.number}/audit-trail/").content.decode()
 
     assert "ENTRY_REFUSED" in page and 'medium: scanned <code>MED-Q</code> <span class="tag bad">refused</span>' in page
+
+
+def test_the_batch_page_shows_the_din_as_on_the_label_with_its_check_character(client, batch, supervisor):
+    from ebr.identity import din_validate
+
+    login(client, supervisor)
+
+    page = client.get(f"/batches/{batch.number}/").content.decode()
+
+    shown = batch.din_display
+    assert f"<code>{shown}</code>" in page and din_validate(shown) == batch.din
