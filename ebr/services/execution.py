@@ -35,6 +35,7 @@ from ebr.models import (
 from ebr.units import duration_display
 from ebr.values import CheckedValue, ValueRefused, formula_evaluate, value_check
 from qms.audit import Event, create_with_reason, record_event, record_security_event, save_with_reason
+from qms.audit.writer import SECURITY_DB
 from qms.models import User
 from qms.roles import Capability, can
 from qms.signatures import Meaning, ensure_not_among, ensure_verifier_not_performer, sign
@@ -139,7 +140,7 @@ def _resource_check(parameter: ParameterSpec, raw: str, today: Any) -> tuple[Che
 
 
 def _entry_checks(*, actor: User, step: StepExecution, parameter: ParameterSpec, value: str, comment: str,
-                  performed_at: datetime | None, now: datetime,
+                  performed_at: datetime | None, now: datetime, idempotency_key: str,
                   supersedes: Entry | None = None) -> tuple[CheckedValue, Any, datetime]:
     if parameter.step_id != step.template_id:
         raise ValidationError({"parameter": "This value does not belong to this step."})
@@ -153,7 +154,8 @@ def _entry_checks(*, actor: User, step: StepExecution, parameter: ParameterSpec,
         else:
             checked = value_check(parameter, value)
     except ResourceRefused as refused:
-        _entry_refused_record(actor=actor, step=step, parameter=parameter, scanned=value, refusal=str(refused))
+        _entry_refused_record(actor=actor, step=step, parameter=parameter, scanned=value, refusal=str(refused),
+                              idempotency_key=idempotency_key)
         raise ValidationError({"value": str(refused)}) from refused
     except ValueRefused as refused:
         raise ValidationError({"value": str(refused)}) from refused
@@ -163,13 +165,22 @@ def _entry_checks(*, actor: User, step: StepExecution, parameter: ParameterSpec,
 
 
 def _entry_refused_record(*, actor: User, step: StepExecution, parameter: ParameterSpec, scanned: str,
-                          refusal: str) -> None:
+                          refusal: str, idempotency_key: str) -> None:
     """Keep the refused scan in the batch's audit trail although nothing of the entry is saved:
     QA reviewing the record sees that a quarantined lot or an unusable instrument was presented
-    (EU GMP Part I ch. 5, quarantined materials; Annex 11 §9; ALCOA+ complete)."""
+    (EU GMP Part I ch. 5, quarantined materials; Annex 11 §9; ALCOA+ complete). The same form
+    sent again (a double tap, a retry: the same idempotency key) is the same attempt, recorded once."""
+    from qms.models import AuditEvent
+
+    resent = AuditEvent.objects.using(SECURITY_DB).filter(
+        target_type="ebr.stepexecution", target_id=str(step.pk), event_type=Event.ENTRY_REFUSED,
+        data__idempotency_key=idempotency_key).exists()
+    if resent:
+        return
     record_security_event(actor=actor, event=Event.ENTRY_REFUSED, target=step, reason=refusal,
                           target_label=f"{step.batch.number} step {step.template.code}",
-                          data={"parameter": parameter.code, "scanned": scanned.strip()[:64]})
+                          data={"parameter": parameter.code, "scanned": scanned.strip()[:64],
+                                "idempotency_key": idempotency_key})
 
 
 def _oos_comment_request(parameter: ParameterSpec) -> str:
@@ -218,7 +229,7 @@ def _record(*, actor: User, step: StepExecution, parameter: ParameterSpec, value
     now = timezone.now()
     checked, resource, performed = _entry_checks(actor=actor, step=step, parameter=parameter, value=value,
                                                  comment=comment, performed_at=performed_at, now=now,
-                                                 supersedes=supersedes)
+                                                 idempotency_key=idempotency_key, supersedes=supersedes)
     if supersedes is not None and performed == supersedes.performed_at:
         late = supersedes.late  # the work's record was as timely as the original; the correction has its own time
     else:

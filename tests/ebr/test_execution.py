@@ -337,6 +337,18 @@ def test_a_refused_lot_or_instrument_stays_in_the_batch_audit_trail(batch, opera
     assert {e.pk for e in refused} <= {e.pk for e in batch_audit_events(batch)}
 
 
+def test_the_same_refused_form_sent_twice_is_one_refused_attempt(batch, operator, verifier, resources):
+    """A double tap on a quarantined lot is one attempt; scanning it again (a new form) is another."""
+    step = finish_step_one(batch, operator, verifier)
+    tapped = key()
+    for idempotency_key in (tapped, tapped, key()):
+        with pytest.raises(ValidationError, match="quarantined"):
+            record(operator, step, "medium", "MED-Q", idempotency_key=idempotency_key)
+
+    refused = AuditEvent.objects.using("security").filter(event_type=Event.ENTRY_REFUSED, target_id=str(step.pk))
+    assert refused.count() == 2
+
+
 def test_equipment_out_of_calibration_or_under_maintenance_is_refused(batch, operator, verifier, resources):
     step = finish_step_one(batch, operator, verifier)
 
