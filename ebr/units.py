@@ -1,10 +1,8 @@
 """Units and durations as shown to people.
 
-UCUM unit codes next to a value:
-
 Units are stored, exchanged and shown as UCUM codes (Cel, 10*6/mL, [pH]) throughout, so the
 screen, the PDF and instrument data read alike. The one exception is UCUM's "1", a pure number
-(a count, a ratio): nobody writes "5 1" or "Value (1)".
+(a count, a ratio): nobody writes "5 1" or "Value (1)". Durations read "12 h", not "12:00:00".
 """
 
 from __future__ import annotations

@@ -25,10 +25,9 @@ class NlpReviewConfig(AppConfig):
 
     def review_version_finished(self, batch_pk: int) -> int | None:
         """The version of the batch's latest finished review (recorded with a batch decision)."""
-        from nlp_review.models import BatchReview, ReviewStatus
+        from nlp_review.services import finished_reviews
 
-        return (BatchReview.objects.filter(batch_id=batch_pk, status=ReviewStatus.DONE).order_by("-version")
-                .values_list("version", flat=True).first())
+        return finished_reviews(batch_pk).values_list("version", flat=True).first()
 
     def review_readings_seen(self, batch_pk: int) -> set[int]:
         """Release gate: the instrument posts whose late readings the batch's latest review flagged

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
@@ -307,19 +307,25 @@ def latest_review(batch_id: int) -> BatchReview | None:
 DECISION_EVENTS = (Event.BATCH_RELEASED, Event.BATCH_REJECTED, Event.BATCH_ABORTED)
 
 
+def finished_reviews(batch_id: int) -> QuerySet[BatchReview]:
+    """The batch's runs that finished, latest first: a run queued, running or failed has no
+    complete set of flags."""
+    return BatchReview.objects.filter(batch_id=batch_id, status=ReviewStatus.DONE).order_by("-version")
+
+
 def decision_review(batch_id: int) -> BatchReview | None:
     """The review a decided batch's record holds: the one its release, rejection or abort named
     (the latest finished when it was decided, ebr.services.batches._decision_data). A run already
     under way that finished afterwards was not before QA or the QP when they decided (EU GMP
     Annex 16 §1.7: certification on the record as reviewed). Decisions recorded before they named
     it: the latest run finished by the decision's time. Before any decision, or when nothing had
-    finished, the latest finished run (a run queued, running or failed has no complete set of flags)."""
+    finished, the latest finished run."""
     from qms.models import AuditEvent
 
     decision = (AuditEvent.objects.filter(target_type="ebr.batch", target_id=str(batch_id),
                                           event_type__in=DECISION_EVENTS)
                 .order_by("-id").values_list("occurred_at", "data").first())
-    finished = BatchReview.objects.filter(batch_id=batch_id, status=ReviewStatus.DONE).order_by("-version")
+    finished = finished_reviews(batch_id)
     if decision is not None:
         decided_at, data = decision
         named = data.get("review_version") if isinstance(data, dict) else None

@@ -46,13 +46,12 @@ def login_failed_record(sender: Any, credentials: dict[str, Any], request: Any =
 
 @receiver(user_locked_out, dispatch_uid="qms.user_locked")
 def user_locked_record(sender: Any, request: Any = None, username: str | None = None, **_: Any) -> None:
-    from axes.models import AccessAttempt
     from django.conf import settings
-    from django.db.models import Sum
+
+    from qms.services.users import failed_attempts
 
     # axes signals on every attempt against a locked account; the lock happened only once.
-    failures = AccessAttempt.objects.filter(username=username).aggregate(n=Sum("failures_since_start"))["n"] or 0
-    if failures > settings.AXES_FAILURE_LIMIT:
+    if failed_attempts(username or "") > settings.AXES_FAILURE_LIMIT:
         return
     user = _user_named(username)
     record_security_event(

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from qms.audit import Event
-from qms.roles import Role
+from qms.roles import MACHINE_ROLES, Role
 from qms.selectors import AuditFilters
 
 
@@ -90,7 +90,7 @@ class PasswordChangeForm(forms.Form):
 
 class UserRolesForm(forms.Form):
     roles = forms.MultipleChoiceField(
-        choices=[(r.value, r.value) for r in Role if r is not Role.INSTRUMENT], required=False,
+        choices=[(r.value, r.value) for r in Role if r not in MACHINE_ROLES], required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="No role at all withdraws every capability; the account stays active.")
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000,

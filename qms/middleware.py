@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.shortcuts import redirect
 
 from qms.audit import Event, record_event
+from qms.services.users import account_locked
 
 LAST_ACTIVITY = "last_activity"
 
@@ -85,15 +86,6 @@ class LockedAccountMiddleware:
                                     "ended. An administrator must unlock it.")
             return _to_login(request)
         return self.get_response(request)
-
-
-def account_locked(username: str) -> bool:
-    """Locked by django-axes (by username, no cool-off): one indexed lookup per request."""
-    from axes.models import AccessAttempt
-    from django.db.models import Sum
-
-    failures = AccessAttempt.objects.filter(username=username).aggregate(n=Sum("failures_since_start"))["n"]
-    return (failures or 0) >= settings.AXES_FAILURE_LIMIT
 
 
 class ContentSecurityPolicyMiddleware:

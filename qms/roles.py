@@ -26,6 +26,10 @@ class Role(StrEnum):
     INSTRUMENT = "instrument"  # machine accounts; they use API tokens, never the UI
 
 
+# Roles an instrument's registration gives (create_instrument), never a person's roles page.
+MACHINE_ROLES = frozenset({Role.INSTRUMENT})
+
+
 class Capability(StrEnum):
     BATCH_VIEW = "batch_view"
     BATCH_EXECUTE = "batch_execute"

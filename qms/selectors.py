@@ -43,8 +43,7 @@ class AuditRow:
     reason: str
     changes: list[dict[str, str]]  # as a reader sees them: local time, related records by name
     signature: SignatureManifestation | None
-    data: dict[str, Any] = field(default_factory=dict)
-    changes_recorded: list[dict[str, Any]] = field(default_factory=list)  # as stored
+    data: dict[str, Any] = field(default_factory=dict)  # as stored
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,6 @@ def audit_row(event: AuditEvent, signature: Signature | None) -> AuditRow:
         actor=event.actor_label, event_type=event.event_type, target_type=event.target_type,
         target_id=event.target_id, target_label=event.target_label, reason=event.reason,
         changes=[audit_change_display(c) for c in data.get("changes", []) if isinstance(c, dict)],
-        changes_recorded=[c for c in data.get("changes", []) if isinstance(c, dict)],
         signature=manifestation, data=data,
     )
 

@@ -78,7 +78,7 @@ def content_hash(target: models.Model) -> str:
     return hashlib.sha256(canonical_json(content_of(target)).encode("utf-8")).hexdigest()
 
 
-def _request_for(request: HttpRequest | None) -> HttpRequest:
+def request_for_authentication(request: HttpRequest | None) -> HttpRequest:
     # django-axes counts failures per request; commands and tasks sign without one.
     if request is not None:
         return request
@@ -108,7 +108,7 @@ def _check_identity(*, signer: User, password: str, username: str | None, meanin
         raise SignatureRefused("Enter your username and password to sign.")
     if username is not None and username != signer.username:
         raise _refuse(signer, target, meaning, "You can only sign as yourself: the username is not yours.")
-    authenticated = authenticate(_request_for(request), username=signer.username, password=password,
+    authenticated = authenticate(request_for_authentication(request), username=signer.username, password=password,
                                  purpose="signature")
     if authenticated is None or authenticated.pk != signer.pk:
         if user_is_locked(signer):

@@ -119,11 +119,8 @@ def user_roles(request: HttpRequest, pk: int) -> HttpResponse:
     form = UserRolesForm(request.POST or None, initial={"roles": sorted(account.role_names)})
     if request.method == "POST" and form.is_valid():
         try:
-            # Roles the form does not offer (an instrument's) stay as they are, not silently removed.
-            offered = {value for value, _label in form.fields["roles"].choices}
-            kept = [role for role in account.role_names if role not in offered]
-            user_services.user_roles_set(actor=request.user, user=account,
-                                         roles=[*form.cleaned_data["roles"], *kept], reason=form.cleaned_data["reason"])
+            user_services.user_roles_set(actor=request.user, user=account, roles=form.cleaned_data["roles"],
+                                         reason=form.cleaned_data["reason"])
         except (ValidationError, PermissionDenied) as error:  # e.g. an administrator's own roles
             errors_onto(form, error)
         else:
@@ -161,7 +158,8 @@ CSV_HEADER = ["id", "occurred_at", "actor", "event", "record_type", "record_id",
 def _csv_line(row: AuditRow) -> list[str]:
     """Every time in the export is ISO 8601 UTC, as occurred_at is: one zone in one file."""
     changes = "; ".join(f"{c['field']}: {c['old']} → {c['new']}" for c in (
-        audit_change_display(recorded, local=False) for recorded in row.changes_recorded))
+        audit_change_display(recorded, local=False) for recorded in row.data.get("changes", [])
+        if isinstance(recorded, dict)))
     signature = row.signature
     signed = (f"{signature.meaning.capitalize()} by {signature.printed_name} on {signature.signed_at.isoformat()} "
               f"({signature.status})" if signature else "")

@@ -13,7 +13,7 @@ same document content and fingerprint.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -24,7 +24,7 @@ from django.utils import timezone
 from ebr.models import Batch
 from ebr.selectors import batch_audit_events
 from qms.audit import Event
-from qms.audit.display import EMPTY, audit_change_display, audit_value_display
+from qms.audit.display import audit_value_display
 from qms.models import AuditEvent, Signature
 from qms.signatures import SignatureManifestation, format_local, signature_is_valid
 
@@ -62,38 +62,26 @@ def _events(batch: Batch) -> QuerySet[AuditEvent]:
     return (batch_audit_events(batch) | deviations).exclude(event_type__in=LEFT_OUT)
 
 
-def _details(event_type: str, data: dict[str, Any], zone: tzinfo) -> str:
+def _details(data: dict[str, Any], shown: Callable[[Any, str | None], str]) -> str:
     """Changes as `field: old → new`; a creation's starting values as `field=value`; then the
-    event's data. Moments in the facility's zone, related records by name (qms/audit/display.py)."""
-    changes = [audit_change_display(c, zone=zone) for c in data.get("changes", []) or [] if isinstance(c, dict)]
-    parts = []
-    if changes and all(c["old"] == EMPTY for c in changes):
-        parts.append("Created with " + ", ".join(f"{c['field']}={c['new']}" for c in changes))
-    elif changes:
-        parts.append("; ".join(f"{c['field']}: {c['old']} → {c['new']}" for c in changes))
-    rest = {k: v for k, v in data.items() if k not in {"changes", "signature"}}
-    if rest:
-        parts.append(", ".join(f"{k}={audit_value_display(v, zone=zone)}" for k, v in sorted(rest.items())))
-    return "\n".join(parts)
-
-
-def _details_recorded(data: dict[str, Any]) -> str:
-    """The details as stored, for the fingerprint (ebr-batch-record-pdf/1: unchanged since it
-    was defined, so an unchanged record exports with the same fingerprint)."""
+    event's data, each value as `shown` writes it."""
     changes = [c for c in data.get("changes", []) or [] if isinstance(c, dict)]
     parts = []
     if changes and all(c.get("old") in (None, "") for c in changes):
-        parts.append("Created with " + ", ".join(f"{c.get('field')}={_stored(c.get('new'))}" for c in changes))
+        parts.append("Created with " + ", ".join(f"{c.get('field')}={shown(c.get('new'), c.get('new_label'))}"
+                                                 for c in changes))
     elif changes:
-        parts.append("; ".join(f"{c.get('field')}: {_stored(c.get('old'))} → {_stored(c.get('new'))}"
-                               for c in changes))
+        parts.append("; ".join(f"{c.get('field')}: {shown(c.get('old'), c.get('old_label'))} → "
+                               f"{shown(c.get('new'), c.get('new_label'))}" for c in changes))
     rest = {k: v for k, v in data.items() if k not in {"changes", "signature"}}
     if rest:
-        parts.append(", ".join(f"{k}={_stored(v)}" for k, v in sorted(rest.items())))
+        parts.append(", ".join(f"{k}={shown(v, None)}" for k, v in sorted(rest.items())))
     return "\n".join(parts)
 
 
-def _stored(value: Any) -> str:
+def _stored(value: Any, _label: str | None = None) -> str:
+    """A value as stored (UTC, ids), for the fingerprint (ebr-batch-record-pdf/1: unchanged since
+    it was defined, so an unchanged record exports with the same fingerprint)."""
     if value is None or value == "":
         return "—"
     if isinstance(value, str):
@@ -134,6 +122,7 @@ def batch_audit_trail(batch: Batch, manifestations: Iterable[SignatureManifestat
         lines.append(AuditLine(
             id=pk, occurred_at=occurred, occurred_at_display=_local(occurred, zone), actor=actor,
             event_type=event_type, target_type=target_type, target_id=target_id, target_label=label,
-            reason=reason, details=_details(event_type, data, zone), details_recorded=_details_recorded(data),
+            reason=reason, details=_details(data, lambda value, label: audit_value_display(value, label, zone=zone)),
+            details_recorded=_details(data, _stored),
             signature=_signature_text(signatures.get(int(data.get("signature") or 0)), known)))
     return lines

@@ -120,7 +120,7 @@ def _resource_check(parameter: ParameterSpec, raw: str, today: Any) -> tuple[Che
             raise ValueRefused(f"Unknown lot {raw.strip()}: scan the lot label again.")
         if parameter.material_id and lot.material_id != parameter.material_id:
             raise ResourceRefused(f"Lot {lot.lot_number} is {lot.material.name}; this step needs "
-                               f"{parameter.material.name}.")
+                                  f"{parameter.material.name}.")
         problem = lot.unusable_reason(today)
         if problem:
             raise ResourceRefused(problem)
@@ -132,7 +132,7 @@ def _resource_check(parameter: ParameterSpec, raw: str, today: Any) -> tuple[Che
     if wanted and equipment.equipment_type != wanted:
         # As a wrong material lot is: refused at the scan, not first noticed at signing.
         raise ResourceRefused(f"{equipment.code} is a {equipment.get_equipment_type_display()}; this step needs a "
-                           f"{EquipmentType(wanted).label}.")
+                              f"{EquipmentType(wanted).label}.")
     problem = equipment.unusable_reason(today)
     if problem:
         raise ResourceRefused(problem)

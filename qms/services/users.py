@@ -7,20 +7,23 @@ Users are never deleted (21 CFR 11.10(e)): a deactivated user keeps every record
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import QuerySet, Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
 from qms.audit import Event, SystemActor, create_with_reason, record_event, save_with_reason
 from qms.models import User
-from qms.roles import Capability, Role, can
+from qms.roles import MACHINE_ROLES, Capability, Role, can
 from qms.services._guards import locked, reason_required
-from qms.signatures import _request_for
+from qms.signatures import request_for_authentication
 
 
 def _ensure_admin(actor: User | SystemActor) -> None:
@@ -60,7 +63,8 @@ def user_create(*, actor: User | SystemActor, username: str, full_name: str, pas
 
 @transaction.atomic
 def user_roles_set(*, actor: User, user: User, roles: Iterable[Role | str], reason: str) -> User:
-    """Change a user's roles, saying why; nobody changes their own (segregation of duties)."""
+    """Change a user's roles, saying why; nobody changes their own (segregation of duties). The
+    instrument role is neither given nor taken here (it belongs to instrument registration)."""
     _ensure_admin(actor)
     reason = reason_required(reason)
     if actor.pk == user.pk:
@@ -68,7 +72,13 @@ def user_roles_set(*, actor: User, user: User, roles: Iterable[Role | str], reas
     locked(user)  # one role change at a time; the caller's instance is updated below
     user.__dict__.pop("_role_names", None)  # read the roles as they are now that we hold the lock
     before = sorted(user.role_names)
-    after = _roles_apply(user, roles)
+    requested = {Role(role) for role in roles}
+    machine = {role for role in MACHINE_ROLES if role.value in before}
+    if (requested & MACHINE_ROLES) - machine:
+        raise ValidationError({"roles": "The instrument role comes with registering an instrument "
+                                        "(create_instrument), not with a role change."})
+    # A machine role the account holds stays: a role change is about what a person may do.
+    after = _roles_apply(user, (requested - MACHINE_ROLES) | machine)
     record_event(actor=actor, event=Event.USER_ROLES_CHANGED, target=user, reason=reason,
                  data={"changes": [{"field": "roles", "old": before, "new": after}]})
     return user
@@ -83,8 +93,8 @@ def password_change(*, actor: User, current_password: str, new_password: str,
     is refused, recorded as LOGIN_FAILED on the security connection (auth_events.py) and counts
     toward the lockout (11.300(d)). The event records who and when, never the password or its hash.
     """
-    authenticated = authenticate(_request_for(request), username=actor.username, password=current_password,
-                                 purpose="password_change")
+    authenticated = authenticate(request_for_authentication(request), username=actor.username,
+                                 password=current_password, purpose="password_change")
     if authenticated is None or authenticated.pk != actor.pk:
         raise ValidationError({"current_password": "The current password is not correct: nothing was changed."})
     if new_password == current_password:
@@ -140,11 +150,23 @@ def user_unlock(*, actor: User, user: User, reason: str) -> int:
     return cleared
 
 
-def user_locked_list() -> list[str]:
+def _failures() -> QuerySet[Any]:
+    """Failed authentications per username, as django-axes counts them (by username, no cool-off)."""
     from axes.models import AccessAttempt
-    from django.conf import settings
-    from django.db.models import Sum
 
-    rows = (AccessAttempt.objects.values("username").annotate(total=Sum("failures_since_start"))
-            .filter(total__gte=settings.AXES_FAILURE_LIMIT))
+    return AccessAttempt.objects.values("username").annotate(total=Sum("failures_since_start"))
+
+
+def failed_attempts(username: str) -> int:
+    totals = _failures().filter(username=username).values_list("total", flat=True)
+    return next(iter(totals), 0) or 0
+
+
+def account_locked(username: str) -> bool:
+    """Locked after AXES_FAILURE_LIMIT failed logins, signings or password changes (21 CFR 11.300(d))."""
+    return failed_attempts(username) >= settings.AXES_FAILURE_LIMIT
+
+
+def user_locked_list() -> list[str]:
+    rows = _failures().filter(total__gte=settings.AXES_FAILURE_LIMIT)
     return sorted(row["username"] for row in rows if row["username"])

@@ -234,6 +234,15 @@ def test_a_role_the_page_does_not_offer_is_kept(client, admin_user, make_user):
     assert User.objects.get(pk=account.pk).role_names == {"instrument", "supervisor"}
 
 
+def test_the_instrument_role_is_not_given_by_a_role_change(admin_user, operator):
+    from qms.roles import Role
+
+    with pytest.raises(ValidationError, match="registering an instrument"):
+        user_services.user_roles_set(actor=admin_user, user=operator, roles=[Role.INSTRUMENT], reason="Shortcut")
+
+    assert User.objects.get(pk=operator.pk).role_names == {"operator"}
+
+
 @pytest.mark.parametrize("reason", ["", "   "])
 def test_role_change_without_a_reason_changes_nothing_and_keeps_the_choices(client, admin_user, operator, reason):
     login(client, admin_user)
