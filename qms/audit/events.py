@@ -10,6 +10,8 @@ class Event(StrEnum):
     LOGGED_OUT = "LOGGED_OUT"
     SESSION_EXPIRED = "SESSION_EXPIRED"
     SESSION_ENDED_LOCKED = "SESSION_ENDED_LOCKED"  # the account was locked while the session was open
+    # the holder changed the password in another session (qms.services.users.password_change)
+    SESSION_ENDED_PASSWORD_CHANGED = "SESSION_ENDED_PASSWORD_CHANGED"  # noqa: S105  (an event name)
     USER_LOCKED = "USER_LOCKED"
     USER_UNLOCKED = "USER_UNLOCKED"
     USER_CREATED = "USER_CREATED"

@@ -7,10 +7,12 @@ Users are never deleted (21 CFR 11.10(e)): a deactivated user keeps every record
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import authenticate
+from django.contrib.auth import SESSION_KEY, authenticate
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -92,6 +94,14 @@ def password_change(*, actor: User, current_password: str, new_password: str,
     The current password is checked through django-axes like a login or a signing, so a wrong one
     is refused, recorded as LOGIN_FAILED on the security connection (auth_events.py) and counts
     toward the lockout (11.300(d)). The event records who and when, never the password or its hash.
+
+    The holder's other open sessions end with the change: a password is revised because it may be
+    known to someone else, so a session opened with it must not outlive it (11.10(d), 11.300(b)).
+    Each is deleted now, not at its next request, and recorded as one SESSION_ENDED_PASSWORD_CHANGED
+    attributed to the holder, after PASSWORD_CHANGED (11.10(e)): one event per session, like the
+    other session endings. The session of `request` stays (the view keeps it with
+    update_session_auth_hash); without a request every session ends. These are business events in
+    this transaction, not security events: if the change rolls back, no session ended.
     """
     authenticated = authenticate(request_for_authentication(request), username=actor.username,
                                  password=current_password, purpose="password_change")
@@ -105,7 +115,39 @@ def password_change(*, actor: User, current_password: str, new_password: str,
     # The password is never recorded (NEVER_RECORDED): the event says that it changed, not to what.
     save_with_reason(user, actor=actor, reason="Password changed by the account holder",
                      event=Event.PASSWORD_CHANGED, update_fields=["password"])
+    current = getattr(request, "session", None)
+    _sessions_end_other(user=user, keep=current.session_key if current is not None else None)
     return user
+
+
+def _sessions_end_other(*, user: User, keep: str | None) -> None:
+    """End `user`'s open sessions other than `keep`, one SESSION_ENDED_PASSWORD_CHANGED each.
+
+    Without this, the new password's session hash would only refuse them at their next request,
+    silently. A session idle past SESSION_IDLE_TIMEOUT has already ended by the idle rule and is
+    left alone. The stored sessions are decoded one by one: a facility has tens of them open.
+    """
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    now = timezone.now()
+    stored = store.get_model_class().objects.filter(expire_date__gt=now).exclude(session_key=keep or "")
+    for session_key, session_data in stored.values_list("session_key", "session_data"):
+        session = store().decode(session_data)
+        last_activity = _last_activity(session)
+        if session.get(SESSION_KEY) != str(user.pk) or (
+                last_activity is not None and now - last_activity > settings.SESSION_IDLE_TIMEOUT):
+            continue
+        store().delete(session_key)
+        record_event(actor=user, event=Event.SESSION_ENDED_PASSWORD_CHANGED, target=user,
+                     reason="The password was changed in another session of the account holder",
+                     data={"last_activity": last_activity})
+
+
+def _last_activity(session: dict[str, Any]) -> datetime | None:
+    """When the session last served a page (IdleTimeoutMiddleware), in UTC; None right after login."""
+    from qms.middleware import LAST_ACTIVITY  # not at the top: the middleware imports this module
+
+    moment = session.get(LAST_ACTIVITY)
+    return datetime.fromtimestamp(moment, UTC) if moment is not None else None
 
 
 @transaction.atomic
