@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from ebr.models import Alarm
 from ebr.process_data import Bucket, Limits, Series
+from ebr.units import unit_display
 
 WIDTH, HEIGHT = 720, 220
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 30
@@ -168,7 +169,7 @@ def chart_for(series: Series, start: datetime, end: datetime, step_seconds: int,
     parameter, buckets = series.parameter, series.buckets
     last = series.last
     chart = Chart(code=parameter.code, title=parameter.meaning, unit=parameter.unit,
-                  last_value=f"{last.mean:.4g} {parameter.unit}" if last else "—")
+                  last_value=f"{last.mean:.4g} {unit_display(parameter.unit)}".strip() if last else "—")
     if not buckets:
         return chart
     scale = _Scale(start, end, *_y_range(buckets, series.limits))

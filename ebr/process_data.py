@@ -27,6 +27,7 @@ from ebr.models import (
     StepExecution,
 )
 from ebr.models.master import range_text
+from ebr.units import unit_display
 from qms.prepared import prepared_cursor
 
 BUCKET_ORIGIN = datetime.fromisoformat("2000-01-01T00:00:00+00:00")
@@ -81,7 +82,16 @@ class Limits:
 
     @property
     def text(self) -> str:
-        unit = f" {self.unit}" if self.unit else ""
+        """'alert 6.9–7.5, action 6.8–7.6 pH', as people read it (the alarm's limit text)."""
+        return self._text(unit_display(self.unit))
+
+    @property
+    def text_stored(self) -> str:
+        """The same with the UCUM code: the record fingerprint's form (ebr/pdf/content.py)."""
+        return self._text(self.unit)
+
+    def _text(self, unit: str) -> str:
+        unit = f" {unit}" if unit else ""
         return (f"alert {_range_text(self.alert_low, self.alert_high)}, "
                 f"action {_range_text(self.action_low, self.action_high)}{unit}")
 

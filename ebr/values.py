@@ -15,6 +15,8 @@ from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
+from ebr.units import unit_display, unit_typed_matches
+
 YES = {"yes", "y", "oui", "true", "1"}
 NO = {"no", "n", "non", "false", "0"}
 _NUMBER = re.compile(r"^\s*([-+]?\d+(?:[.,]\d+)?(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
@@ -42,8 +44,8 @@ def _number(raw: str, unit: str) -> tuple[Decimal, str]:
         raise ValueRefused(f"{match.group(1)} is ambiguous (a thousand, or one with a decimal comma?): type it "
                            "without a thousands separator, with a point for decimals, e.g. 1000 or 1.000.")
     typed_unit = match.group(2)
-    if typed_unit and typed_unit != unit:
-        raise ValueRefused(f"The unit must be {unit or 'none'}, not {typed_unit}.")
+    if typed_unit and not unit_typed_matches(typed_unit, unit):
+        raise ValueRefused(f"The unit must be {unit_display(unit) or 'none'}, not {typed_unit}.")
     try:
         number = Decimal(match.group(1).replace(",", "."))
     except InvalidOperation as error:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from ebr.models import Entry, StepExecution
 from ebr.process_data import LateReadings, readings_received_after
 from ebr.selectors import BatchRecord
+from ebr.units import unit_display
 
 CHECKS_VERSION = "structured.1.2.0"
 
@@ -92,7 +93,7 @@ def value_outside_limits(data: CheckInput) -> list[CheckFlag]:
                 rule="structured.value_outside_limits", category="out_of_spec",
                 severity="critical" if parameter.critical else "major", step=step_record.step,
                 source_kind="entry_value", source_id=str(current.id),
-                evidence=f"{parameter.label} = {current.value} {current.unit}".strip(),
+                evidence=f"{parameter.label} = {current.value} {unit_display(current.unit)}".strip(),
                 explanation=f"Outside the specification {parameter.limits_text()}."))
     return flags
 

@@ -20,6 +20,7 @@ from simple_history.models import HistoricalRecords
 
 from ebr.models.batches import Batch, StepExecution
 from ebr.models.resources import Equipment
+from ebr.units import unit_display
 
 
 class InstrumentParameter(models.Model):
@@ -38,7 +39,8 @@ class InstrumentParameter(models.Model):
         ordering = ["code"]
 
     def __str__(self) -> str:
-        return f"{self.code} ({self.unit})"
+        shown = unit_display(self.unit)
+        return f"{self.code} ({shown})" if shown else self.code
 
 
 class Instrument(models.Model):

@@ -172,7 +172,7 @@ class ParameterSpec(models.Model):
         return f"{self.label}{f' ({shown})' if shown else ''}"
 
     def limits_text(self, *, unit_as_stored: bool = False) -> str:
-        """'2–8 Cel'; `unit_as_stored` keeps UCUM's pure number '1' (the PDF fingerprint's form)."""
+        """'2–8 °C'; `unit_as_stored` keeps UCUM's pure number '1' (the PDF fingerprint's form)."""
         text = range_text(self.lower_limit, self.upper_limit,
                           self.unit if unit_as_stored else unit_display(self.unit))
         if text:
@@ -180,12 +180,12 @@ class ParameterSpec(models.Model):
         return f"expected: {self.expected}" if self.expected else ""
 
     def alert_text(self) -> str:
-        """'2–8 Cel', '≥ 80 %', '≤ 36 h': the alert limits as the specification reads."""
+        """'2–8 °C', '≥ 80 %', '≤ 36 h': the alert limits as the specification reads."""
         return range_text(self.alert_low, self.alert_high, unit_display(self.unit))
 
 
 def range_text(low: Decimal | None, high: Decimal | None, unit: str = "") -> str:
-    """Limits as people write them: '2–8 Cel', '= 5', '≥ 80 %', '≤ 36' ('' when there are none)."""
+    """Limits as people write them: '2–8 °C', '= 5', '≥ 80 %', '≤ 36' ('' when there are none)."""
     unit = f" {unit}" if unit else ""
     if low is not None and low == high:
         return f"= {_plain(low)}{unit}"
@@ -224,7 +224,8 @@ class StepMaterial(models.Model):
         return f"{self.material.code} × {self.quantity_text()}"
 
     def quantity_text(self) -> str:
-        unit = f" {self.material.unit}" if self.material.unit else ""
+        shown = unit_display(self.material.unit)
+        unit = f" {shown}" if shown else ""
         tolerance = f" ± {_plain(self.tolerance)}" if self.tolerance else ""
         return f"{_plain(self.quantity)}{tolerance}{unit}"
 

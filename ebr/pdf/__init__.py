@@ -26,7 +26,11 @@ Operating it
 
 The record fingerprint (cover and every footer) is the SHA-256 of the canonical JSON of the
 record's content (ebr/pdf/content.py), not of the file: exporting the same record twice gives
-the same fingerprint; the export time, the exporter and export events are left out of it.
+the same fingerprint; the export time, the exporter and export events are left out of it. It
+holds the content in its stored form, not as printed: every moment in UTC, signatures, alarms
+and custody gaps as data, units as UCUM codes, so that the facility's TIME_ZONE or a change in
+how values print cannot change it (format ebr-batch-record-pdf/2; /1 held some times as printed
+in the facility's zone, so every fingerprint changed with /2).
 
 PDF/A-2b, honestly stated: what reportlab and pyHanko let us meet is done (all fonts are
 embedded DejaVu subsets, no standard-14 font is referenced; an XMP packet declaring

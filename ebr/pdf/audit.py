@@ -22,11 +22,12 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from ebr.models import Batch
+from ebr.pdf.sections import signature_recorded, utc_iso
 from ebr.selectors import batch_audit_events
 from qms.audit import Event
 from qms.audit.display import audit_value_display
 from qms.models import AuditEvent, Signature
-from qms.signatures import SignatureManifestation, format_local, signature_is_valid
+from qms.signatures import SignatureManifestation, manifestation
 
 LEFT_OUT = (Event.EXPORT_CREATED.value,)
 
@@ -43,14 +44,15 @@ class AuditLine:
     target_label: str
     reason: str
     details: str  # as printed: moments in the facility's zone, related records by name
-    signature: str
+    signature: str  # as printed: signed in the facility's zone
     details_recorded: str = ""  # as stored: what the fingerprint covers
+    signature_recorded: list[Any] | None = None  # as stored (`sections.signature_recorded`): what it covers
 
     def content(self) -> list[Any]:
-        """What enters the record fingerprint: the details as stored (times in UTC, ids), so that
-        neither the facility's zone nor a change in how values are printed changes it."""
-        return [self.id, self.occurred_at.isoformat(), self.actor, self.event_type, self.target_type, self.target_id,
-                self.reason, self.details_recorded, self.signature]
+        """What enters the record fingerprint: the time, details and signature as stored (UTC, ids),
+        so that neither the facility's zone nor a change in how values are printed changes it."""
+        return [self.id, utc_iso(self.occurred_at), self.actor, self.event_type, self.target_type, self.target_id,
+                self.reason, self.details_recorded, self.signature_recorded]
 
 
 def _events(batch: Batch) -> QuerySet[AuditEvent]:
@@ -80,8 +82,9 @@ def _details(data: dict[str, Any], shown: Callable[[Any, str | None], str]) -> s
 
 
 def _stored(value: Any, _label: str | None = None) -> str:
-    """A value as stored (UTC, ids), for the fingerprint (ebr-batch-record-pdf/1: unchanged since
-    it was defined, so an unchanged record exports with the same fingerprint)."""
+    """A value as stored (UTC, ids), for the fingerprint. Details have entered it in this form
+    since ebr-batch-record-pdf/1; /2 brought the row's time and signature to the same form (see
+    ebr/pdf/content.py)."""
     if value is None or value == "":
         return "—"
     if isinstance(value, str):
@@ -89,13 +92,18 @@ def _stored(value: Any, _label: str | None = None) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
-def _signature_text(signature: Signature | None, known: dict[int, SignatureManifestation]) -> str:
+def _manifestation(signature: Signature | None,
+                   known: dict[int, SignatureManifestation]) -> SignatureManifestation | None:
+    if signature is None:
+        return None
+    return known.get(signature.pk) or manifestation(signature)
+
+
+def _signature_text(signature: SignatureManifestation | None) -> str:
     if signature is None:
         return ""
-    shown = known.get(signature.pk)
-    valid = shown.valid if shown is not None else signature_is_valid(signature)
     return (f"{signature.meaning} by {signature.printed_name} ({signature.username}) "
-            f"{format_local(signature.signed_at)}, {'valid' if valid else 'INVALID: record changed after signing'}")
+            f"{signature.signed_at_display}, {'valid' if signature.valid else 'INVALID: record changed after signing'}")
 
 
 def _local(moment: datetime, zone: tzinfo) -> str:
@@ -119,10 +127,11 @@ def batch_audit_trail(batch: Batch, manifestations: Iterable[SignatureManifestat
     lines = []
     for pk, occurred, actor, event_type, target_type, target_id, label, reason, data in events:
         data = data if isinstance(data, dict) else {}
+        signature = _manifestation(signatures.get(int(data.get("signature") or 0)), known)
         lines.append(AuditLine(
             id=pk, occurred_at=occurred, occurred_at_display=_local(occurred, zone), actor=actor,
             event_type=event_type, target_type=target_type, target_id=target_id, target_label=label,
             reason=reason, details=_details(data, lambda value, label: audit_value_display(value, label, zone=zone)),
-            details_recorded=_details(data, _stored),
-            signature=_signature_text(signatures.get(int(data.get("signature") or 0)), known)))
+            details_recorded=_details(data, _stored), signature=_signature_text(signature),
+            signature_recorded=signature_recorded(signature) if signature else None))
     return lines

@@ -24,6 +24,7 @@ from ebr.models import Alarm, Batch
 from ebr.pdf.fonts import BODY, BOLD, text_width
 from ebr.process_data import Series
 from ebr.process_data import process_data as process_data_select
+from ebr.units import unit_display
 from qms.signatures import format_local
 
 DIGEST_SQL = """
@@ -147,7 +148,8 @@ class ProcessChart(Flowable):
         canvas.rotate(90)
         canvas.setFont(BOLD, 6.5)
         canvas.setFillColor(AXIS)
-        canvas.drawCentredString(0, 0, f"{self.series.parameter.code} ({self.series.parameter.unit})")
+        code, shown = self.series.parameter.code, unit_display(self.series.parameter.unit)
+        canvas.drawCentredString(0, 0, f"{code} ({shown})" if shown else code)
         canvas.restoreState()
 
     def _axes(self, canvas: Any, x: Any, y: Any, times: tuple[float, float], values: tuple[float, float],

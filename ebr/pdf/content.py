@@ -6,6 +6,16 @@ the audit-trail appendix, with times in UTC; it leaves out the export time, the 
 the PDF bytes (which differ with every signing). The same record exported twice therefore has
 the same fingerprint, and any change to the record changes it (21 CFR 11.10(b) accurate and
 complete copies; 11.70 record/signature linking; EU GMP Annex 11 §8.1).
+
+FORMAT names the form of the fingerprinted content. ebr-batch-record-pdf/2 (this one) holds
+every part as stored, never as printed: every moment in ISO 8601 UTC (`sections.utc_iso`,
+whatever zone a datetime carries), every signature manifestation with its UTC time
+(`sections.signature_recorded`: the record's, the steps', the deviations' and the audit rows'),
+deviation and CAPA times, chain-of-custody gaps and process alarms as data, limits and units
+with their UCUM codes. /1 held some of these as printed in the facility's zone (the audit rows'
+signature lines, deviation and CAPA times and signatures, custody gaps, alarm lines), so the
+same record had another fingerprint under another TIME_ZONE setting. /2 changed every
+fingerprint once; a PDF signed under /1 keeps the fingerprint it was signed with.
 """
 
 from __future__ import annotations
@@ -19,11 +29,11 @@ from ebr.instructions import ImageRefused, image_read
 from ebr.models import Batch, Entry
 from ebr.models.master import InstructionImage
 from ebr.pdf.audit import AuditLine, batch_audit_trail
-from ebr.pdf.sections import Section, sections_collect
+from ebr.pdf.sections import Section, sections_collect, signature_recorded, utc_iso
 from ebr.selectors import BatchRecord, EntryView, StepRecord, batch_record
-from qms.signatures import SignatureManifestation, canonical_json
+from qms.signatures import canonical_json
 
-FORMAT = "ebr-batch-record-pdf/1"
+FORMAT = "ebr-batch-record-pdf/2"
 
 
 @dataclass(frozen=True)
@@ -52,17 +62,9 @@ class RecordData:
     figures: dict[int, list[InstructionFigure]] = field(default_factory=dict)  # by step template id
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def _signature(s: SignatureManifestation) -> list[Any]:
-    return [s.signature_id, s.printed_name, s.username, s.meaning, s.signed_at.isoformat(), s.valid]
-
-
 def _entry(view: EntryView, entered_at: dict[int, datetime]) -> list[Any]:
-    return [view.id, view.value, view.unit, view.in_spec, view.alert, view.comment, view.performed_at.isoformat(),
-            _iso(entered_at.get(view.id)), view.late, view.entered_by, view.deviation_number,
+    return [view.id, view.value, view.unit, view.in_spec, view.alert, view.comment, utc_iso(view.performed_at),
+            utc_iso(entered_at.get(view.id)), view.late, view.entered_by, view.deviation_number,
             view.correction_reason, view.superseded]
 
 
@@ -76,12 +78,12 @@ def _step(step: StepRecord, entered_at: dict[int, datetime],
         "critical": template.critical, "verification": template.needs_verification,
         "instructions": template.instructions, "remarks": execution.remarks,
         "hold_time_exceeded_by": str(execution.hold_time_exceeded_by or ""),
-        "opened_at": _iso(execution.opened_at), "performed_at": _iso(execution.performed_at),
-        "verified_at": _iso(execution.verified_at),
+        "opened_at": utc_iso(execution.opened_at), "performed_at": utc_iso(execution.performed_at),
+        "verified_at": utc_iso(execution.verified_at),
         "parameters": [{"code": p.parameter.code, "label": p.parameter.label,
                         "limits": p.parameter.limits_text(unit_as_stored=True),
                         "entries": [_entry(v, entered_at) for v in p.history]} for p in step.parameters],
-        "signatures": [_signature(s) for s in step.signatures],
+        "signatures": [signature_recorded(s) for s in step.signatures],
         "equipment": step.equipment, "materials": step.materials,
     }
 
@@ -95,11 +97,11 @@ def record_content(record: BatchRecord, entered_at: dict[int, datetime],
     return {
         "number": batch.number, "status": batch.status, "coi": batch.coi, "din": batch.din,
         "patient_ref": batch.patient_ref, "collecting_hospital": batch.collecting_hospital,
-        "collected_at": _iso(batch.collected_at), "started_at": _iso(batch.started_at),
-        "completed_at": _iso(batch.completed_at), "status_reason": batch.status_reason,
+        "collected_at": utc_iso(batch.collected_at), "started_at": utc_iso(batch.started_at),
+        "completed_at": utc_iso(batch.completed_at), "status_reason": batch.status_reason,
         "product": [version.master_record.product.code, version.master_record.product.name],
         "master_version": [version.master_record.code, version.version, version.master_record.title],
-        "signatures": [_signature(s) for s in record.signatures],
+        "signatures": [signature_recorded(s) for s in record.signatures],
         "stages": [{"order": stage.order, "name": stage.name,
                     "steps": [_step(s, entered_at, figures) for s in stage.steps]} for stage in record.stages],
     }

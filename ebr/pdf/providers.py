@@ -17,13 +17,14 @@ from typing import Any
 from django.apps import apps
 from reportlab.platypus import CondPageBreak, Flowable, Paragraph, Spacer
 
-from ebr.models import Batch
+from ebr.models import Alarm, Batch
 from ebr.pdf.charts import ProcessChart, alarm_text, process_record
 from ebr.pdf.fonts import BOLD
 from ebr.pdf.grid import OOS_FILL, RED, Cell, Column, GridTable
-from ebr.pdf.sections import Section, section_provider
+from ebr.pdf.sections import Section, section_provider, signature_recorded, utc_iso
 from ebr.pdf.styles import RenderContext, esc
 from ebr.selectors import BatchRecord, custody_gaps
+from ebr.units import unit_display
 from qms.signatures import format_local, signatures_for
 
 
@@ -31,8 +32,27 @@ def _when(moment: datetime | None) -> str:
     return format_local(moment) if moment else "—"
 
 
+def _unit_suffix(code: str) -> str:
+    """' (°C)' after a parameter's name; nothing for a pure number."""
+    shown = unit_display(code)
+    return f" ({esc(shown)})" if shown else ""
+
+
 def _iso(moment: datetime | date | None) -> str | None:
+    """The fingerprint's form: a moment in ISO 8601 UTC, a date (which has no zone) in ISO 8601."""
+    if isinstance(moment, datetime):
+        return utc_iso(moment)
     return moment.isoformat() if moment else None
+
+
+# Printed in the facility's zone, so left out of the fingerprint; each row keeps the stored form
+# beside it (occurred_at, closed_at, signatures, effectiveness_recorded).
+_PRINTED = ("occurred", "closed", "signed", "effectiveness")
+
+
+def _recorded(row: dict[str, Any]) -> dict[str, Any]:
+    """A deviation or CAPA row as the fingerprint holds it."""
+    return {key: value for key, value in row.items() if key not in _PRINTED}
 
 
 def _heading(context: RenderContext, title: str) -> list[Flowable]:
@@ -51,7 +71,7 @@ def _capas_of(deviations: list[Any]) -> list[Any]:
 
 
 def _deviation_row(deviation: Any) -> dict[str, Any]:
-    signatures = [str(s) for s in signatures_for(deviation)]
+    signatures = signatures_for(deviation)
     return {
         "number": deviation.number, "title": deviation.title, "status": deviation.get_status_display(),
         "classification": deviation.get_classification_display() if deviation.classification else "not yet classified",
@@ -61,7 +81,8 @@ def _deviation_row(deviation: Any) -> dict[str, Any]:
         "product_impact": deviation.product_impact,
         "capa": (deviation.get_capa_decision_display() if deviation.capa_decision else "")
                 + (f" {deviation.capa.number}" if deviation.capa_id else ""),
-        "closed": _when(deviation.closed_at) if deviation.closed_at else "", "signatures": signatures,
+        "closed_at": _iso(deviation.closed_at), "closed": _when(deviation.closed_at) if deviation.closed_at else "",
+        "signatures": [signature_recorded(s) for s in signatures], "signed": [str(s) for s in signatures],
     }
 
 
@@ -75,7 +96,8 @@ def _capa_row(capa: Any) -> dict[str, Any]:
         "number": capa.number, "title": title, "status": capa.get_status_display(),
         "actions": f"{done} of {len(actions)} completed",
         "effectiveness": f"{latest.get_result_display()} ({_when(latest.checked_at)})" if latest else "not yet checked",
-        "closed": _when(capa.closed_at) if capa.closed_at else "",
+        "effectiveness_recorded": [latest.result, _iso(latest.checked_at)] if latest else None,
+        "closed_at": _iso(capa.closed_at), "closed": _when(capa.closed_at) if capa.closed_at else "",
     }
 
 
@@ -99,7 +121,7 @@ def deviations_section(batch: Batch, record: BatchRecord) -> Section:
               "\n".join(filter(None, [r["title"], f"Source: {r['source']}",
                                       r["product_impact"] and f"Impact: {r['product_impact']}",
                                       r["root_cause"] and f"Root cause: {r['root_cause']}",
-                                      *[f"Signed: {s}" for s in r["signatures"]]])),
+                                      *[f"Signed: {s}" for s in r["signed"]]])),
               r["status"], f"{r['classification']}\n{r['risk']}".strip(), r["occurred"],
               "\n".join(filter(None, [r["capa"], r["closed"] and f"Closed {r['closed']}"])) or "—"]
              for r in rows],
@@ -113,8 +135,8 @@ def deviations_section(batch: Batch, record: BatchRecord) -> Section:
                 width=context.width, frame_height=context.frame_height)]
         return flow
 
-    return Section(key="deviations", title="Deviations and CAPA", content={"deviations": rows, "capa": capas},
-                   render=render)
+    content = {"deviations": [_recorded(r) for r in rows], "capa": [_recorded(c) for c in capas]}
+    return Section(key="deviations", title="Deviations and CAPA", content=content, render=render)
 
 
 # --- review flags ----------------------------------------------------------------------------------
@@ -189,12 +211,15 @@ def _disposition(flag: Mapping[str, Any]) -> Cell | str:
 def custody_section(batch: Batch, record: BatchRecord) -> Section:
     """Every hand-off of the patient's material, gaps flagged (EC GMP for ATMPs: donor-to-patient traceability)."""
     events = record.custody
-    broken = [False, *[bool(custody_gaps([a, b])) for a, b in pairwise(events)]]
+    handoffs = list(pairwise(events))
+    broken = [False, *[bool(custody_gaps([a, b])) for a, b in handoffs]]
     content = {
         "events": [[e.pk, _iso(e.occurred_at), e.from_party, e.to_party, e.location,
                     str(e.temperature_c) if e.temperature_c is not None else None, e.condition,
                     e.recorded_by.username] for e in events],
-        "gaps": record.custody_gaps,
+        # (when, handed over by, last held by): record.custody_gaps says the same in the facility's zone.
+        "gaps": [[_iso(current.occurred_at), current.from_party, previous.to_party]
+                 for (previous, current), gap in zip(handoffs, broken[1:], strict=True) if gap],
     }
 
     def render(context: RenderContext) -> list[Flowable]:
@@ -260,6 +285,13 @@ def equipment_materials_section(batch: Batch, record: BatchRecord) -> Section:
 
 # --- process data ----------------------------------------------------------------------------------
 
+def _alarm_recorded(alarm: Alarm) -> list[Any]:
+    """What `alarm_text` prints, as stored: times in UTC, the kind's code, the acknowledger's username."""
+    acknowledged_by = alarm.acknowledged_by.username if alarm.acknowledged_by else None
+    return [alarm.kind, alarm.critical, _iso(alarm.opened_at), _iso(alarm.closed_at), alarm.worst_value,
+            alarm.limit_text, acknowledged_by, _iso(alarm.acknowledged_at), alarm.deviation_number]
+
+
 @section_provider("process_data", order=50)
 def process_data_section(batch: Batch, record: BatchRecord) -> Section | None:
     """Instrument readings per parameter with limits drawn and alarms listed (Annex 15 §9, Annex 11 §5)."""
@@ -267,8 +299,8 @@ def process_data_section(batch: Batch, record: BatchRecord) -> Section | None:
     if not data.series:
         return None
     content = {"readings": data.readings, "sha256": data.digest,
-               "parameters": [[s.parameter.code, s.parameter.unit, s.limits.text if s.limits else None,
-                               [alarm_text(a) for a in s.alarms]] for s in data.series]}
+               "parameters": [[s.parameter.code, s.parameter.unit, s.limits.text_stored if s.limits else None,
+                               [_alarm_recorded(a) for a in s.alarms]] for s in data.series]}
 
     def render(context: RenderContext) -> list[Flowable]:
         styles = context.styles
@@ -283,7 +315,7 @@ def process_data_section(batch: Batch, record: BatchRecord) -> Section | None:
             count = sum(bucket.n for bucket in series.buckets)
             first, last = series.buckets[0].start, series.buckets[-1].start
             flow += [CondPageBreak(200), Paragraph(
-                f"{esc(parameter.code)} — {esc(parameter.meaning)} ({esc(parameter.unit)}): {count:,} readings, "
+                f"{esc(parameter.code)} — {esc(parameter.meaning)} {_unit_suffix(parameter.unit)}: {count:,} readings, "
                 f"{_when(first)} to {_when(last)}", styles.h3), ProcessChart(series, context.width)]
             limits = (f"Limits: {esc(series.limits.text)}{' (critical parameter)' if series.limits.critical else ''}"
                       if series.limits else "The master record sets no limit for this parameter.")

@@ -11,9 +11,11 @@ other apps or issues plug in without touching the renderer:
         return Section(key="review_flags", title="Review flags", content=[...], render=draw)
 
 A provider returns the section's `content` (JSON-serialisable, canonical: it enters the
-record fingerprint, so it must not depend on the time of export) and a `render(context)`
-that returns reportlab flowables. Register from an AppConfig.ready() (nlp_review may import
-ebr, never the reverse); registering a key again replaces the earlier provider.
+record fingerprint, so it must depend neither on the time of export nor on the facility's
+zone: moments as `utc_iso`, signatures as `signature_recorded`, values as stored, never as
+printed) and a `render(context)` that returns reportlab flowables. Register from an
+AppConfig.ready() (nlp_review may import ebr, never the reverse); registering a key again
+replaces the earlier provider.
 
 Built-in providers (ebr/pdf/providers.py), by order: 20 deviations and CAPA, 30 review flags
 (through the nlp_review app's `review_flags_for_pdf` hook, when it has one), 40 chain of
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from ebr.models import Batch
     from ebr.pdf.styles import RenderContext
     from ebr.selectors import BatchRecord
+    from qms.signatures import SignatureManifestation
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,19 @@ class Section:
 
 
 SectionProvider = Callable[["Batch", "BatchRecord"], "Section | None"]
+
+
+def utc_iso(moment: datetime | None) -> str | None:
+    """A moment as the fingerprint holds it: ISO 8601 in UTC, whatever zone the datetime carries
+    (the same instant in Paris and in New York must fingerprint alike)."""
+    return moment.astimezone(UTC).isoformat() if moment else None
+
+
+def signature_recorded(signature: SignatureManifestation) -> list[Any]:
+    """A signature manifestation as the fingerprint holds it: what it prints (21 CFR 11.50), with
+    the signing time in UTC instead of the facility's zone."""
+    return [signature.signature_id, signature.printed_name, signature.username, signature.meaning,
+            utc_iso(signature.signed_at), signature.valid]
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ from ebr.models import (
 )
 from ebr.process_data import EVALUATION_ATTEMPTS, BatchLimits, Limits
 from ebr.states import BATCH_CLOSED
+from ebr.units import unit_display
 from qms.audit import Event, SystemActor, create_with_reason, record_event, save_with_reason
 from qms.models import User
 from qms.roles import Capability, can
@@ -156,7 +157,8 @@ def _deviation_open(*, batch: Batch, instrument: Instrument, parameter: Instrume
         actor=EVALUATOR, source="instrument_alarm", subjects=subjects,
         title=f"{parameter.meaning} outside action limits on {batch.number}"[:200],
         description=(f"Instrument {instrument.name} ({instrument.equipment.code}) reported {parameter.code} = "
-                     f"{value:g} {parameter.unit} at {format_local(ts)}, outside the limits of master record "
+                     f"{value:g} {unit_display(parameter.unit)} at {format_local(ts)}, outside the limits of master "
+                     "record "
                      f"{batch.master_version} ({limits.text}). {parameter.meaning} is a critical parameter."),
         occurred_at=ts, discovered_at=max(timezone.now(), ts),
         reason="Action-limit excursion on a critical parameter (instrument alarm)")

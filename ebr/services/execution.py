@@ -32,7 +32,7 @@ from ebr.models import (
     StepExecution,
     StepStatus,
 )
-from ebr.units import duration_display
+from ebr.units import duration_display, unit_display
 from ebr.values import CheckedValue, ValueRefused, formula_evaluate, value_check
 from qms.audit import Event, create_with_reason, record_event, record_security_event, save_with_reason
 from qms.audit.writer import SECURITY_DB
@@ -200,8 +200,8 @@ def _deviation_for_oos(*, actor: User, step: StepExecution, parameter: Parameter
 
     batch = step.batch
     deviation = deviation_open(
-        actor=actor, title=f"OOS {parameter.label} {checked.text} {checked.unit} on {batch.number}".strip(),
-        description=(f"{parameter.label} recorded as {checked.text} {checked.unit} in step {step.template.code} "
+        actor=actor, title=f"OOS {parameter.label} {_value_text(checked)} on {batch.number}",
+        description=(f"{parameter.label} recorded as {_value_text(checked)} in step {step.template.code} "
                      f"({step.template.title}); specification {parameter.limits_text()}. Operator comment: {comment}"),
         occurred_at=performed, source="oos_entry",
         subjects=[Subject("ebr.batch", str(batch.pk), batch.number),
@@ -211,10 +211,15 @@ def _deviation_for_oos(*, actor: User, step: StepExecution, parameter: Parameter
     return deviation.number
 
 
+def _value_text(checked: CheckedValue) -> str:
+    """'38.2 °C', '5' (a pure number): the value as the operator reads it on the tablet."""
+    return f"{checked.text} {unit_display(checked.unit)}".strip()
+
+
 def _warnings(parameter: ParameterSpec, checked: CheckedValue, late: bool, deviation: str) -> list[str]:
     warnings = []
     if checked.alert:
-        warnings.append(f"{parameter.label} {checked.text} {checked.unit} is outside the alert limits: "
+        warnings.append(f"{parameter.label} {_value_text(checked)} is outside the alert limits: "
                         "tell your supervisor.")
     if checked.in_spec is False:
         warnings.append(f"Out of specification: deviation {deviation} was opened.")

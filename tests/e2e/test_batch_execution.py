@@ -94,7 +94,7 @@ def test_operator_executes_three_steps_with_an_oos_value_a_correction_and_a_veri
 
     # Out of specification without a comment: refused, the typed value stays in the field.
     record(page, "temp", "12", status=422)
-    expect(parameter(page, "temp").get_by_label("Value (Cel)")).to_have_value("12")
+    expect(parameter(page, "temp").get_by_label("Value (°C)")).to_have_value("12")
     assert not current_entries(batch, "temp").exists()
     assert not Deviation.objects.filter(subjects__subject_id=str(batch.pk)).exists()
 
@@ -102,7 +102,7 @@ def test_operator_executes_three_steps_with_an_oos_value_a_correction_and_a_veri
     record(page, "temp", "12", comment="Bag left on the bench during the transfer")
     temp = parameter(page, "temp")
     oos = temp.locator(".entry.oos")
-    expect(oos.locator(".value")).to_have_text("12 Cel")
+    expect(oos.locator(".value")).to_have_text("12 °C")
     expect(oos.locator(".tag", has_text="out of specification")).to_be_visible()
     expect(oos.locator(".tag", has_text=re.compile(r"^DEV-\d{4}-\d{4}$"))).to_be_visible()
     deviation_number = oos.locator(".tag", has_text="DEV-").inner_text()
@@ -111,14 +111,14 @@ def test_operator_executes_three_steps_with_an_oos_value_a_correction_and_a_veri
 
     # A correction supersedes the value; the original stays, struck through, with the reason.
     temp.get_by_text("Correct this value").click()
-    temp.get_by_label("Corrected value (Cel)").fill("5")
+    temp.get_by_label("Corrected value (°C)").fill("5")
     temp.get_by_label("Reason for the correction").fill(correction)
     with page.expect_response(lambda response: "/values/" in response.url) as answer:
         temp.get_by_role("button", name="Save correction").click()
     assert answer.value.status == 200
     temp = parameter(page, "temp")
-    expect(temp.locator("del.value")).to_have_text("12 Cel")
-    expect(temp.locator(".entry:not(.superseded) .value")).to_have_text("5 Cel")
+    expect(temp.locator("del.value")).to_have_text("12 °C")
+    expect(temp.locator(".entry:not(.superseded) .value")).to_have_text("5 °C")
     expect(temp.locator(".correction-reason")).to_have_text(f"Correction: {correction}")
 
     sign(page, "perform", "Sign: performed", data.operator.username)
@@ -168,7 +168,7 @@ def test_operator_executes_three_steps_with_an_oos_value_a_correction_and_a_veri
     page.get_by_role("link", name="Batch overview").click()
     expect(page.locator("#batch-status")).to_have_text("Completed")
     expect(page.locator("#deviations")).to_contain_text(deviation_number)
-    expect(page.locator("#record del.value")).to_have_text("12 Cel")
+    expect(page.locator("#record del.value")).to_have_text("12 °C")
     expect(page.locator("#record .correction-reason")).to_have_text(f"Correction: {correction}")
     expect(page.locator("#equipment")).to_contain_text(f"lot {data.good_lot.lot_number}")
     expect(page.locator("#equipment")).not_to_contain_text(data.expired_lot.lot_number)
@@ -225,7 +225,7 @@ def test_a_refused_value_shows_why_on_the_tablet(case, tablet_page, e2e_user, co
         code, value = "medium", data.expired_lot.lot_number
         why = re.compile(rf"Lot {re.escape(value)} expired on \d{{4}}-\d{{2}}-\d{{2}}\.")
     else:
-        code, value, why = "temp", "12", "Temperature is outside its specification (2–8 Cel): say what happened."
+        code, value, why = "temp", "12", "Temperature is outside its specification (2–8 °C): say what happened."
     log_in(page, data.operator.username)
     page.goto(f"/execute/{data.batch.number}/")
 

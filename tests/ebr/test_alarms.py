@@ -76,7 +76,7 @@ def test_an_excursion_opens_one_alarm_not_one_per_reading_and_closes_back_within
     assert alarm.kind == AlarmKind.ALERT and alarm.parameter.code == "ph"
     assert (alarm.opened_at, alarm.closed_at) == (feed.at(5), feed.at(15))
     assert alarm.worst_value == pytest.approx(6.856) and alarm.worst_at == feed.at(14)
-    assert alarm.limit_text == "alert 6.9–7.5, action 6.8–7.6 [pH]"
+    assert alarm.limit_text == "alert 6.9–7.5, action 6.8–7.6 pH"
     assert not alarm.deviation_number
     events = AuditEvent.objects.filter(target_type="ebr.alarm", target_id=str(alarm.pk))
     assert {Event.ALARM_RAISED, Event.ALARM_CLEARED} <= set(events.values_list("event_type", flat=True))
@@ -600,7 +600,7 @@ def test_charts_are_inline_svg_with_limit_bands_and_alarms(client, site, alarm):
     html = fragment.content.decode()
     assert fragment.status_code == 200 and "<script" not in html
     assert html.count("<svg") == 1 and "<polyline" in html and 'class="alarm-span"' in html
-    assert "within alert limits" in html and "alert 6.9–7.5, action 6.8–7.6 [pH]" in html
+    assert "within alert limits" in html and "alert 6.9–7.5, action 6.8–7.6 pH" in html
 
 
 def test_the_alarm_list_offers_acknowledgement_to_supervisors_only(client, site, alarm):

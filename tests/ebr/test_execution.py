@@ -55,10 +55,17 @@ def test_value_in_spec_is_recorded_with_server_time_and_audit_entry(batch, opera
     assert AuditEvent.objects.filter(event_type=Event.ENTRY_RECORDED, target_id=str(entry.pk)).exists()
 
 
+def test_the_unit_may_be_typed_as_printed_and_is_stored_as_its_ucum_code(batch, operator):
+    """The tablet labels the field "Value (°C)": typing what it shows must not be refused."""
+    entry = record(operator, current_step(batch), "temp", "5.5 °C").entry
+
+    assert (entry.value_text, entry.unit) == ("5.5", "Cel")
+
+
 def test_wrong_unit_and_wrong_type_are_refused_and_nothing_is_stored(batch, operator):
     step = current_step(batch)
 
-    with pytest.raises(ValidationError, match="unit must be Cel"):
+    with pytest.raises(ValidationError, match="unit must be °C"):
         record(operator, step, "temp", "5 %")
     with pytest.raises(ValidationError, match="Enter a number"):
         record(operator, step, "temp", "cold")

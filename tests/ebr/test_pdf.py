@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import subprocess
 import uuid
 from datetime import timedelta
@@ -283,9 +284,9 @@ def test_every_stage_and_step_in_order_with_values_limits_marks_times_and_signat
     assert flat.index("Stage 1. Receipt") < flat.index("Stage 2. Processing")
     assert ("Instructions Check the label against the chain-of-identity code. Record the bag temperature on "
             "arrival.") in flat
-    for value_unit in ("5.4 Cel", "61 %", "1.2 10*6/mL", "60 mL", "MED-1", "BSC-T1"):
+    for value_unit in ("5.4 °C", "61 %", "1.2 ×10⁶/mL", "60 mL", "MED-1", "BSC-T1"):
         assert value_unit in flat, value_unit
-    for limits in ("2–8 Cel", "70–100 %", "0.5–2 10*6/mL", "≥ 1 mL", "expected: yes"):
+    for limits in ("2–8 °C", "70–100 %", "0.5–2 ×10⁶/mL", "≥ 1 mL", "expected: yes"):
         assert limits in flat, limits
     assert "✓ in spec" in flat and "✗ OOS" in flat
     assert "entered" in flat and "LATE entry" in flat
@@ -300,9 +301,9 @@ def test_correction_shows_original_struck_through_then_the_new_value_and_reason(
     import pypdf
 
     flat = " ".join(exported["text"].split())
-    original = flat.index("5 Cel")
+    original = flat.index("5 °C")
     note = flat.index("Original value, superseded by the correction below.")
-    corrected = flat.index("5.4 Cel")
+    corrected = flat.index("5.4 °C")
     reason = flat.index("Correction. Reason: Transcription error: the probe read 5.4 °C")
     assert original < corrected and note < reason
     # the original is drawn struck through: a stroked line in the step page's content, at the value's baseline
@@ -319,14 +320,28 @@ def test_sections_deviations_custody_gap_equipment_process_data_and_audit_append
     assert "4.50 °C" in flat
     assert "Equipment and materials" in flat and "BR-T1" in flat and "MED Medium" in flat
     assert "Process data" in flat and "1,200 instrument readings" in flat
-    assert "ph — pH ([pH])" in flat and "temp — temperature (Cel)" in flat
-    assert "Limits: alert 7–7.4, action 6.8–7.6 [pH] (critical parameter)" in flat
+    assert "ph — pH (pH)" in flat and "temp — temperature (°C)" in flat
+    assert "Limits: alert 7–7.4, action 6.8–7.6 pH (critical parameter)" in flat
     assert "Alarm: Action limit (critical)" in flat
     assert "Appendix: audit trail" in flat
     for event in ("BATCH_CREATED", "ENTRY_RECORDED", "ENTRY_CORRECTED", "SIGNATURE_APPLIED", "CUSTODY_RECORDED",
                   "DEVIATION_OPENED", "BATCH_REJECTED"):
         assert event in flat, event
     assert "EXPORT_CREATED" not in flat
+
+
+def test_the_page_prints_unit_symbols_while_the_fingerprint_keeps_the_ucum_codes(exported):
+    """People read °C and pH; the fingerprint covers the units as stored, so the way a unit
+    is printed can change without changing the fingerprint of an unchanged record."""
+    from ebr.pdf.content import record_data
+
+    data = record_data(exported["batch"])
+    process = next(section for section in data.sections if section.key == "process_data")
+    units = {row[0]: (row[1], row[2]) for row in process.content["parameters"]}
+
+    assert units["ph"] == ("[pH]", "alert 7–7.4, action 6.8–7.6 [pH]") and units["temp"][0] == "Cel"
+    flat = " ".join(exported["text"].split())
+    assert "action 6.8–7.6 pH" in flat and "[pH]" not in flat and not re.search(r"\d Cel\b", flat)
 
 
 def test_every_page_has_the_batch_header_page_x_of_y_and_the_fingerprint(exported):

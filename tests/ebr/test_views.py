@@ -28,7 +28,7 @@ def test_step_page_shows_only_the_current_step(client, batch, operator):
     assert "1.1 · Receive the bag" in page
     assert "Seed the culture" not in page
     assert "Step 1 of 3" in page
-    assert "Specification 2–8 Cel" in page
+    assert "Specification 2–8 °C" in page
 
 
 def test_a_held_batch_shows_its_values_but_nothing_to_type_into_or_sign(client, batch, operator, supervisor):
@@ -45,7 +45,7 @@ def test_a_held_batch_shows_its_values_but_nothing_to_type_into_or_sign(client, 
 
     assert (f"Batch {batch.number} is on hold: nothing can be recorded. Reason: Cleanroom excursion under "
             "investigation") in page
-    assert '<span class="value">5 Cel</span>' in page
+    assert '<span class="value">5 °C</span>' in page
     assert "entry-form" not in page and "Sign: performed" not in page
 
 
@@ -56,8 +56,8 @@ def test_a_pure_number_shows_no_unit():
 
     bags = ParameterSpec(label="Bags filled", unit="1", lower_limit=Decimal(1), upper_limit=Decimal(4))
     assert (bags.limits_text(), str(bags)) == ("1–4", "Bags filled")
-    assert ParameterSpec(unit="Cel", lower_limit=Decimal(2), upper_limit=Decimal(8)).limits_text() == "2–8 Cel"
-    assert (unit("1"), unit("10*6/mL"), unit("")) == ("", "10*6/mL", "")
+    assert ParameterSpec(unit="Cel", lower_limit=Decimal(2), upper_limit=Decimal(8)).limits_text() == "2–8 °C"
+    assert (unit("1"), unit("10*6/mL"), unit("")) == ("", "×10⁶/mL", "")
 
 
 def test_durations_read_as_durations_not_times_of_day():
@@ -81,7 +81,7 @@ def test_htmx_entry_returns_the_updated_parameter_block(client, batch, operator)
 
     assert response.status_code == 200
     html = response.content.decode()
-    assert 'id="param-' in html and "7.4 Cel" in html and "outside the alert limits" in html
+    assert 'id="param-' in html and "7.4 °C" in html and "outside the alert limits" in html
     assert "<html" not in html
 
 
@@ -153,8 +153,8 @@ def test_batch_overview_strikes_through_corrected_values(client, batch, operator
 
     page = client.get(f"/batches/{batch.number}/").content.decode()
 
-    assert '<del class="value">6 Cel</del>' in page
-    assert "Correction: Misread display" in page and "5.5 Cel" in page
+    assert '<del class="value">6 °C</del>' in page
+    assert "Correction: Misread display" in page and "5.5 °C" in page
 
 
 def test_batch_create_form_keeps_input_and_lists_identity_errors(client, supervisor, version):
@@ -201,7 +201,7 @@ def test_batch_audit_trail_page_shows_every_change_of_the_record(client, batch, 
 
     page = client.get(f"/batches/{batch.number}/audit-trail/").content.decode()
 
-    assert "ENTRY_RECORDED" in page and "temp = 5 Cel" in page
+    assert "ENTRY_RECORDED" in page and "temp = 5 °C" in page
     assert "BATCH_CREATED" in page and "BATCH_STARTED" in page
 
 
@@ -235,7 +235,7 @@ def test_the_master_record_page_writes_alert_and_instrument_limits_as_people_do(
 
     page = client.get(f"/master-records/{version.master_record.code}/v{version.version}/").content.decode()
 
-    assert "<td>3–7 Cel</td>" in page
+    assert "<td>3–7 °C</td>" in page
     assert "ph alert 6.9–7.5, action ≤ 7.6 (critical)" in page
     assert "000000" not in page
 

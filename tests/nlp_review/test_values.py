@@ -81,6 +81,11 @@ def test_absurd_numbers_do_not_break_the_review(rules_only: Reviewer, text: str)
     ("Viable cell density 1.8 10*6/mL, limit ≥ 1 10*6/mL", False),
     ("cell count 430 10*6, limit ≥500 10*6", True),
     ("Viable cell density 0.8 10*6/mL, limit ≥ 1 10*6/mL", True),
+    # the same texts as the system now writes them (ebr/units.py: the printed symbol)
+    ("Total viable cells harvested recorded as 600 ×10⁶ in step 6.1; specification ≥ 500 ×10⁶.", False),
+    ("Viable cell density 1.8 ×10⁶/mL, limit ≥ 1 ×10⁶/mL", False),
+    ("cell count 430 ×10⁶, limit ≥500 ×10⁶", True),
+    ("Viable cell density 0.8 ×10⁶/mL, limit ≥ 1 ×10⁶/mL", True),
 ])
 def test_a_ucum_power_of_ten_is_part_of_the_unit_not_the_value(rules_only: Reviewer, text: str,
                                                                  out_of_spec: bool) -> None:
