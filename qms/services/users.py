@@ -110,6 +110,10 @@ def password_change(*, actor: User, current_password: str, new_password: str,
     if new_password == current_password:
         raise ValidationError({"new_password": "The new password must differ from the current one."})
     user = User.objects.select_for_update().get(pk=actor.pk)  # `actor` may be request.user's lazy proxy
+    if user.password != authenticated.password:
+        # Checked before the lock: a change from another session in between would otherwise be
+        # overwritten by someone who proved only the password it replaced.
+        raise ValidationError({"current_password": "The password was changed meanwhile: nothing was changed."})
     validate_password(new_password, user)
     user.set_password(new_password)
     # The password is never recorded (NEVER_RECORDED): the event says that it changed, not to what.

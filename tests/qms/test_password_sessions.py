@@ -134,3 +134,24 @@ def test_a_change_made_outside_any_session_ends_every_session_of_the_holder(oper
 
     assert len(_ended(operator)) == 2
     assert not _logged_in(tablet) and not _logged_in(desktop)
+
+
+def test_a_change_made_by_another_session_meanwhile_is_not_overwritten(operator, monkeypatch):
+    """The current password is checked before the account is locked for the change: if another
+    session changed it in between, whoever proved only the replaced password changes nothing."""
+    from django.contrib.auth import authenticate
+    from django.contrib.auth.hashers import make_password
+
+    def authenticate_then_changed_elsewhere(*args, **kwargs):  # type: ignore[no-untyped-def]
+        user = authenticate(*args, **kwargs)
+        User.objects.filter(pk=operator.pk).update(password=make_password("changed-elsewhere-first-9"))
+        return user
+
+    monkeypatch.setattr(user_services, "authenticate", authenticate_then_changed_elsewhere)
+
+    with pytest.raises(Exception, match="changed meanwhile"):
+        user_services.password_change(actor=operator, current_password=PASSWORD, new_password=NEW)
+
+    operator.refresh_from_db()  # (the other change rolls back with this one: both ran in one transaction here)
+    assert not operator.check_password(NEW)
+    assert not AuditEvent.objects.filter(event_type=Event.PASSWORD_CHANGED, target_id=str(operator.pk)).exists()
