@@ -372,11 +372,6 @@ def _posts_with_events(batch: Batch) -> list[str]:
 
 
 def batch_audit_rows(batch: Batch) -> list[Any]:
-    from qms.models import Signature
-    from qms.selectors import audit_row
+    from qms.selectors import audit_rows
 
-    events = list(batch_audit_events(batch))
-    signature_ids = [e.data.get("signature") for e in events if isinstance(e.data, dict) and e.data.get("signature")]
-    signatures = {s.pk: s for s in Signature.objects.filter(pk__in=signature_ids)}
-    return [audit_row(e, signatures.get(e.data.get("signature")) if isinstance(e.data, dict) else None)
-            for e in events]
+    return audit_rows(list(batch_audit_events(batch)))

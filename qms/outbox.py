@@ -95,7 +95,10 @@ def enqueue(task_name: str, **kwargs: Any) -> OutboxMessage:
         # delivered at commit (never for a rollback); several in one transaction fold into one.
         cursor.execute(ENQUEUE_RELAY_SQL if relay_sent else ENQUEUE_SQL,
                        [task_name, json.dumps(kwargs, cls=DjangoJSONEncoder), message.created_at], prepare=True)
-        message.pk = cursor.fetchone()[0]
+        row = cursor.fetchone()
+    if row is None:  # INSERT … RETURNING answers one row or raises: this is not reached
+        raise RuntimeError(f"the outbox gave no id for {task_name}")
+    message.pk = row[0]
     message._state.adding = False
     if not relay_sent:
         transaction.on_commit(lambda: outbox_dispatch(message.pk))

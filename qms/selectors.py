@@ -76,9 +76,17 @@ def audit_events_filtered(filters: AuditFilters) -> QuerySet[AuditEvent]:
     return events.order_by("-id")
 
 
-def _signatures_by_id(events: list[AuditEvent]) -> dict[int, Signature]:
-    ids = [e.data.get("signature") for e in events if isinstance(e.data, dict) and e.data.get("signature")]
-    return {s.pk: s for s in Signature.objects.filter(pk__in=ids)} if ids else {}
+def _signature_id(event: AuditEvent) -> int | None:
+    """The signature a signed event names in its data (SIGNATURE_APPLIED and signed transitions)."""
+    signature = event.data.get("signature") if isinstance(event.data, dict) else None
+    return int(signature) if signature else None
+
+
+def audit_rows(events: list[AuditEvent]) -> list[AuditRow]:
+    """The events as rows, each with its signature manifestation (one query for all signatures)."""
+    ids = [pk for pk in map(_signature_id, events) if pk is not None]
+    signatures = {s.pk: s for s in Signature.objects.filter(pk__in=ids)} if ids else {}
+    return [audit_row(e, signatures.get(pk) if (pk := _signature_id(e)) is not None else None) for e in events]
 
 
 def audit_row(event: AuditEvent, signature: Signature | None) -> AuditRow:
@@ -107,10 +115,7 @@ def audit_page(filters: AuditFilters, *, before: int | None = None, size: int = 
     batch = list(events[: size + 1])
     more = len(batch) > size
     batch = batch[:size]
-    signatures = _signatures_by_id(batch)
-    rows = [audit_row(e, signatures.get(e.data.get("signature")) if isinstance(e.data, dict) else None)
-            for e in batch]
-    return AuditPage(rows=rows, next_before=batch[-1].pk if more and batch else None)
+    return AuditPage(rows=audit_rows(batch), next_before=batch[-1].pk if more and batch else None)
 
 
 def audit_rows_all(filters: AuditFilters, chunk: int = 2000) -> Iterator[AuditRow]:

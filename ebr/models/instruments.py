@@ -300,7 +300,7 @@ class Alarm(models.Model):
         ]
 
     def __str__(self) -> str:
-        what = self.parameter.code if self.parameter_id else "data"
+        what = self.parameter.code if self.parameter is not None else "data"
         return f"{self.get_kind_display()} {what} on {self.batch.number} at {self.opened_at:%Y-%m-%d %H:%M}"
 
     @property
@@ -322,6 +322,6 @@ class Alarm(models.Model):
         changes `kind` and therefore needs a new acknowledgement.
         """
         return {"alarm": self.pk, "batch": self.batch.number, "instrument": self.instrument.name,
-                "parameter": self.parameter.code if self.parameter_id else None, "kind": self.kind,
+                "parameter": self.parameter.code if self.parameter is not None else None, "kind": self.kind,
                 "opened_at": self.opened_at.isoformat(), "limit": self.limit_text,
                 "deviation": self.deviation_number}
