@@ -9,7 +9,9 @@ EU GMP Annex 11 §13 incidents; EU GMP Part I 1.4(xiv) deviations; ALCOA+ comple
   within the alert limits. Its worst value is kept. Readings evaluated late, after readings
   that follow them in time (a lost message, a retry), join the alarm recorded over their time,
   or open one that ends where the stored readings after them are back within the limits or the
-  next alarm begins; a late value within the limits never shortens a recorded alarm.
+  next alarm begins; a late value within the limits never shortens a recorded alarm. Readings at
+  one instant are simultaneous, whatever their seq, post or order of evaluation: the values
+  outside the limits at the instant an alarm closes belong to it, not to a second alarm.
 - An action-limit excursion on a parameter the master record marks critical opens a deviation
   (qms deviation_open, source "instrument_alarm") linked to the batch and the equipment.
 - No data from an instrument for longer than settings.INSTRUMENT_FEED_GAP is a feed gap:
@@ -250,6 +252,12 @@ def _excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: Batch
     already evaluated arrive late and are evaluated against the alarms recorded over their time
     (`_late_excursions`); the others carry on from the open alarm, or from the one the late
     readings left open.
+
+    Readings at one instant are simultaneous, whatever their seq and whichever post or
+    evaluation brought them: a value back within the limits closes the alarm at its instant
+    (unless the alarm opened at that instant: never zero-length), and the values outside the
+    limits at that instant still belong to that alarm, also when it was closed there by an
+    earlier evaluation; a new excursion can only begin after it.
     """
     if evaluated_until is not None and rows[0][0] < evaluated_until:
         late = [row for row in rows if row[0] < evaluated_until]
@@ -258,27 +266,46 @@ def _excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: Batch
         if left_open is not None and left_open.closed_at is None:
             alarm = left_open
     pending: list[str] = []
+    # (instant, value) at which `alarm` closes: closed only once the readings of that instant are read.
+    closing: tuple[datetime, float] | None = None
     for ts, value in rows:
+        if alarm is not None and closing is not None and ts > closing[0]:
+            _clear(ctx, alarm, closing[0], closing[1], pending)
+            alarm, pending, closing = None, [], None
         applicable = limits.at(ctx.parameter.code, ts)
         if applicable is None:
             continue
         level = applicable.level(value)
         if level is None:
-            if alarm is not None and ts > alarm.opened_at:
-                _clear(ctx, alarm, ts, value, pending)
-                alarm, pending = None, []
-        elif alarm is None:
-            alarm = _raise(ctx, applicable, level, ts, value)
-        else:
-            if _worse(alarm, applicable, ts, value) and "worst_value" not in pending:
-                pending += ["worst_value", "worst_at"]
-            if level == AlarmKind.ACTION and alarm.kind == AlarmKind.ALERT:
-                _escalate(ctx, alarm, applicable, ts, value, pending)
-                pending = []
-    if alarm is not None and pending:
+            if alarm is not None and closing is None and ts > alarm.opened_at:
+                closing = (ts, value)
+            continue
+        if alarm is None:
+            alarm = _closed_at(ctx, ts)
+            if alarm is None:
+                alarm = _raise(ctx, applicable, level, ts, value)
+                continue
+            closing = (ts, value)  # it stays closed at this instant
+        if _worse(alarm, applicable, ts, value) and "worst_value" not in pending:
+            pending += ["worst_value", "worst_at"]
+        if level == AlarmKind.ACTION and alarm.kind == AlarmKind.ALERT:
+            _escalate(ctx, alarm, applicable, ts, value, pending)
+            pending = []
+    if alarm is not None and closing is not None:
+        _clear(ctx, alarm, closing[0], closing[1], pending)
+    elif alarm is not None and pending:
         save_with_reason(alarm, actor=EVALUATOR, reason="Worst value of the excursion so far",
                          update_fields=pending)
         ctx.result.alarm_ids.add(alarm.pk)
+
+
+def _closed_at(ctx: _Context, ts: datetime) -> Alarm | None:
+    """The parameter's excursion alarm that closed at the instant `ts` (a value back within the
+    limits at `ts` evaluated before this one), locked: a value outside the limits at the same
+    instant belongs to it, not to a new alarm."""
+    return (Alarm.objects.select_for_update()
+            .filter(batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter, closed_at=ts)
+            .exclude(kind=AlarmKind.FEED_GAP).order_by("opened_at", "id").first())
 
 
 def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: BatchLimits, post_id: int,
@@ -291,6 +318,8 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
     - Outside the limits where no alarm covers: an alarm from there, which closes where the
       stored readings after it come back within the limits or where the next alarm begins; while
       those readings end outside the limits it stays open, and their evaluation carries on.
+    - Outside the limits at the instant a recorded alarm closed (and none opened there): that
+      alarm's too, as above; readings at one instant are simultaneous (`_excursions`).
     - Within the limits inside a recorded alarm: the alarm is not shortened (what was recorded
       stays; the excursion is, if anything, overstated).
     The stored readings of other posts between and after these (up to `before`, this post's
@@ -301,7 +330,7 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
     first, last = rows[0][0], rows[-1][0]
     recorded = list(Alarm.objects.select_for_update()
                     .filter(batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter, opened_at__lte=last)
-                    .exclude(kind=AlarmKind.FEED_GAP).exclude(closed_at__lte=first).order_by("opened_at", "id"))
+                    .exclude(kind=AlarmKind.FEED_GAP).exclude(closed_at__lt=first).order_by("opened_at", "id"))
     recorded = [open_alarm if open_alarm is not None and alarm.pk == open_alarm.pk else alarm for alarm in recorded]
     raised: Alarm | None = None
     # Alarms whose worst value changed: saved once, with the alarm's next change or at the end,
@@ -328,7 +357,7 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
                 _clear(ctx, raised, ts, value, _worst_pending(worsened, raised))
                 raised = None
             continue
-        alarm = next((alarm for alarm in recorded if alarm.covers(ts)), None)
+        alarm = _recorded_at(recorded, ts)
         if alarm is None:
             # An alarm open since later in time ends this one where it begins at the latest (one
             # open excursion alarm per parameter); readings back within limits may end it sooner.
@@ -348,6 +377,13 @@ def _late_excursions(ctx: _Context, rows: list[tuple[datetime, float]], limits: 
                          update_fields=["worst_value", "worst_at"])
         ctx.result.alarm_ids.add(alarm.pk)
     return raised
+
+
+def _recorded_at(recorded: list[Alarm], ts: datetime) -> Alarm | None:
+    """The recorded alarm a value outside the limits at `ts` belongs to: the one open at that
+    instant (alarms cover [opened_at, closed_at)), else the one that closed at it."""
+    return (next((alarm for alarm in recorded if alarm.covers(ts)), None)
+            or next((alarm for alarm in recorded if alarm.closed_at == ts), None))
 
 
 def _worst_pending(worsened: dict[int, Alarm], alarm: Alarm) -> list[str]:
