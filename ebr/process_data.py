@@ -438,10 +438,11 @@ def evaluation_waiting(batch: Batch) -> EvaluationWaiting:
     """The instrument posts with readings of `batch` not evaluated against the alarm limits yet
     (normally none a few seconds after a post; the overdue watch catches up within minutes), and
     how many of them the watch set aside after repeated failures."""
+    parameters: dict[str, Any] = {"batch": batch.pk, "future": READINGS_FUTURE_TOLERANCE,
+                                  "max_age_ceiling": settings.INSTRUMENT_MAX_AGE_CEILING,
+                                  "attempts": EVALUATION_ATTEMPTS}  # intervals as timedelta (psycopg adapts them)
     with connection.cursor() as cursor:
-        cursor.execute(AWAITING_EVALUATION_SQL, {
-            "batch": batch.pk, "future": READINGS_FUTURE_TOLERANCE,
-            "max_age_ceiling": settings.INSTRUMENT_MAX_AGE_CEILING, "attempts": EVALUATION_ATTEMPTS})
+        cursor.execute(AWAITING_EVALUATION_SQL, parameters)
         posts, set_aside, last_error = cursor.fetchone()
     return EvaluationWaiting(posts, set_aside, last_error)
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from ebr.models import Entry, StepExecution
+from ebr.models import Batch, Entry, StepExecution
 from ebr.process_data import LateReadings, readings_received_after
 from ebr.selectors import BatchRecord
 from ebr.units import unit_display
@@ -62,7 +62,7 @@ def check_input(record: BatchRecord) -> CheckInput:
                       late_threshold=settings.LATE_ENTRY_THRESHOLD, record_end=batch.completed_at)
 
 
-def _alarms(batch: object) -> list[object]:
+def _alarms(batch: Batch) -> list[object]:
     try:
         from ebr.models.instruments import Alarm
     except ImportError:  # instruments not installed: nothing to check
@@ -145,7 +145,7 @@ def same_performer_and_verifier(data: CheckInput) -> list[CheckFlag]:
                   evidence=f"{step.performed_by.full_name} performed and verified {_step_name(step)}",
                   explanation="Second-person verification by the performer is no verification.")
         for step in data.steps
-        if step.performed_by_id and step.performed_by_id == step.verified_by_id
+        if step.performed_by is not None and step.performed_by_id == step.verified_by_id
     ]
 
 

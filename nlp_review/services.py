@@ -83,13 +83,15 @@ def record_texts(record: BatchRecord) -> list[TextSource]:
             texts.append(TextSource(SourceKind.STEP_REMARKS, str(step.pk), step.remarks, step, step.performed_at))
     entries = Entry.objects.filter(step__batch=record.batch).select_related("parameter").order_by("id")
     for entry in entries:
-        step = steps.get(entry.step_id)
+        of_step = steps.get(entry.step_id)
         if entry.parameter.kind == ParameterKind.TEXT and entry.value_text.strip():
-            texts.append(TextSource(SourceKind.ENTRY_VALUE, str(entry.pk), entry.value_text, step, entry.performed_at))
+            texts.append(TextSource(SourceKind.ENTRY_VALUE, str(entry.pk), entry.value_text, of_step,
+                                    entry.performed_at))
         if entry.comment.strip():
-            texts.append(TextSource(SourceKind.ENTRY_COMMENT, str(entry.pk), entry.comment, step, entry.performed_at))
+            texts.append(TextSource(SourceKind.ENTRY_COMMENT, str(entry.pk), entry.comment, of_step,
+                                    entry.performed_at))
         if entry.correction_reason.strip():
-            texts.append(TextSource(SourceKind.CORRECTION_REASON, str(entry.pk), entry.correction_reason, step,
+            texts.append(TextSource(SourceKind.CORRECTION_REASON, str(entry.pk), entry.correction_reason, of_step,
                                     entry.entered_at))
     texts += _deviation_texts(record.batch)
     texts += _alarm_texts(record.batch, steps)
@@ -368,10 +370,10 @@ def _deviation_raise(actor: User, flag: ReviewFlag, reason: str) -> Deviation:
 
     batch = flag.batch
     subjects = [Subject("ebr.batch", str(batch.pk), batch.number)]
-    if flag.step_id:
-        step = flag.step
+    step = flag.step
+    if step is not None:
         subjects.append(Subject("ebr.stepexecution", str(step.pk), f"{batch.number} step {step.template.code}"))
-    occurred = (flag.step.performed_at if flag.step_id and flag.step.performed_at else None) or batch.completed_at
+    occurred = (step.performed_at if step is not None else None) or batch.completed_at
     return deviation_open(
         actor=actor, title=f"Review flag on {batch.number}: {flag.get_category_display()} ({flag.rule})"[:200],
         description=f"Evidence: {flag.evidence}\nIn: {flag.source_text}\nQA: {reason}",

@@ -220,8 +220,9 @@ def ensure_not_among(actor: User, others: Iterable[User | None], rule: str) -> N
         raise SegregationOfDuties(rule)
 
 
-def ensure_verifier_not_performer(*, verifier: User, performer: User) -> None:
-    ensure_not_among(verifier, [performer], "The verifier of a step must not be the person who performed it.")
+def ensure_verifier_not_performer(*, verifier: User, performer: User | None) -> None:
+    performers = [performer] if performer is not None else []
+    ensure_not_among(verifier, performers, "The verifier of a step must not be the person who performed it.")
 
 
 def ensure_approver_not_author(*, approver: User, authors: Iterable[User]) -> None:

@@ -30,6 +30,7 @@ from ebr.models import (
     StepTemplate,
     VersionStatus,
 )
+from ebr.review_hooks import record_review
 from ebr.states import BATCH_READ_ONLY, batch_transition_check
 from qms.audit import Event, create_with_reason, save_with_reason
 from qms.models import User
@@ -119,9 +120,7 @@ def _decision_data(batch: Batch, target: BatchStatus) -> dict[str, Any] | None:
     finished run's version), so the record shows that review later whatever finishes after."""
     if target not in DECISIONS:
         return None
-    from django.apps import apps
-
-    return {"review_version": apps.get_app_config("nlp_review").review_version_finished(batch.pk)}
+    return {"review_version": record_review().review_version_finished(batch.pk)}
 
 
 @transaction.atomic

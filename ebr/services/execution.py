@@ -119,8 +119,8 @@ def _resource_check(parameter: ParameterSpec, raw: str, today: Any) -> tuple[Che
         if lot is None:
             raise ValueRefused(f"Unknown lot {raw.strip()}: scan the lot label again.")
         if parameter.material_id and lot.material_id != parameter.material_id:
-            raise ResourceRefused(f"Lot {lot.lot_number} is {lot.material.name}; this step needs "
-                                  f"{parameter.material.name}.")
+            needed = parameter.material.name if parameter.material else "another material"
+            raise ResourceRefused(f"Lot {lot.lot_number} is {lot.material.name}; this step needs {needed}.")
         problem = lot.unusable_reason(today)
         if problem:
             raise ResourceRefused(problem)

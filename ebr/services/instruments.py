@@ -120,7 +120,7 @@ def _token_rows(prefix: str) -> list[tuple[Any, ...]]:
     """
     kept = connection.connection is not None and not connection.in_atomic_block
     if kept:
-        connection.health_check_done = True
+        connection.health_check_done = True  # type: ignore[attr-defined]  # Django ≥ 4.1; not in django-stubs
     try:
         return _token_read(prefix)
     except (OperationalError, InterfaceError):

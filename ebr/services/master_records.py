@@ -206,7 +206,7 @@ def _material_parameters_ensure(*, actor: User, step: StepTemplate, step_materia
         # A quantity recorded by hand with other limits would let the prescription go unchecked.
         raise ValidationError({"quantity": f"Step {step.code} already records a quantity of {material.code} "
                                            f"({quantity.code}) with other limits: remove that parameter first."})
-    wanted = [] if mine.filter(kind=ParameterKind.MATERIAL_LOT).exists() else [
+    wanted: list[dict[str, Any]] = [] if mine.filter(kind=ParameterKind.MATERIAL_LOT).exists() else [
         {"code": _material_code("lot", material), "label": f"{material.name}: lot used",
          "kind": ParameterKind.MATERIAL_LOT}]
     if quantity is None:

@@ -589,17 +589,18 @@ def _store(instrument: Instrument, body: bytes, readings: Readings, batch_number
 def _store_once(instrument: Instrument, body: bytes, readings: Readings, batch_number: str | None,
                 received_at: datetime, repeats: int, *, all_new: bool) -> IngestResult:
     """Store the post in one transaction: by COPY when `all_new`, else by INSERT ... ON CONFLICT."""
+    first_ts, last_ts = min(readings.tss), max(readings.tss)
     original = {"instrument": instrument.pk, "received_at": received_at, "sha256": hashlib.sha256(body).hexdigest(),
                 "body": zlib.compress(body, 1), "body_bytes": len(body), "total": len(readings) + repeats,
-                "first_ts": min(readings.tss), "last_ts": max(readings.tss)}
+                "first_ts": first_ts, "last_ts": last_ts}
     with transaction.atomic(), prepared_cursor() as cursor:
-        uses = _uses(cursor, instrument, original["first_ts"], original["last_ts"])
+        uses = _uses(cursor, instrument, first_ts, last_ts)
         _attribute(readings, uses, instrument, batch_number)
         _ensure_records_open(cursor, instrument, readings, uses)
         if all_new:
             cursor.execute(POST_EVALUATE_SQL, {**original, "accepted": len(readings), "queued_at": timezone.now()},
                            prepare=True)
-            post_id, accepted = cursor.fetchone()[0], len(readings)
+            post_id, accepted = _returned(cursor)[0], len(readings)
             _copy(instrument, post_id, readings)
         else:
             stamps = {moment: moment.isoformat() for moment in set(readings.tss)}
@@ -607,7 +608,7 @@ def _store_once(instrument: Instrument, body: bytes, readings: Readings, batch_n
                 **original, "batches": _array(map(str, readings.batch_ids)), "seqs": _array(map(str, readings.seqs)),
                 "tss": _array([stamps[moment] for moment in readings.tss]),
                 "parameters": _array(map(str, readings.parameter_ids)), "values": _array(map(repr, readings.values))})
-            post_id, accepted = cursor.fetchone()
+            post_id, accepted = _returned(cursor)
             if accepted < len(readings):
                 conflicts = _conflicts(cursor, instrument, post_id, readings)
                 if conflicts:
@@ -618,10 +619,18 @@ def _store_once(instrument: Instrument, body: bytes, readings: Readings, batch_n
                         batch_ids=sorted(set(readings.batch_ids)), parameter_ids=sorted(set(readings.parameter_ids)))
 
 
+def _returned(cursor: Any) -> tuple[Any, ...]:
+    """The row an INSERT … RETURNING answered (always one: it inserts the post)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the post was not stored")  # not reached: the INSERT either returns or raises
+    return tuple(row)
+
+
 def _copy(instrument: Instrument, post_id: int, readings: Readings) -> None:
     """COPY the readings in seq order (a duplicate seq raises IntegrityError, as an INSERT would)."""
-    rows = zip(readings.batch_ids, readings.seqs, readings.tss, readings.parameter_ids, readings.values,
-               readings.units, strict=True)
+    rows: Iterator[tuple[Any, ...]] = zip(readings.batch_ids, readings.seqs, readings.tss, readings.parameter_ids,
+                                          readings.values, readings.units, strict=True)
     if readings.seqs != sorted(readings.seqs):
         rows = iter(sorted(rows, key=lambda row: row[1]))
     head = (instrument.pk, post_id)

@@ -20,6 +20,7 @@ from ebr.process_data import (
     evaluation_waiting,
     readings_received_after,
 )
+from ebr.review_hooks import record_review
 from ebr.selectors import batch_executors
 from ebr.services.batches import _transition
 from qms.audit import Event, record_event
@@ -174,9 +175,7 @@ def _alarm_words(alarm: Alarm) -> str:
 
 def _review_flag_blockers(batch: Batch) -> list[str]:
     """Review by exception: the review must have run and QA must have dispositioned every flag."""
-    from django.apps import apps
-
-    review = apps.get_app_config("nlp_review")
+    review = record_review()
     if not review.review_finished(batch.pk):
         return ["The batch record review has not run yet, or its latest run has not finished (it is queued "
                 "when the batch completes; a re-run must finish before release)."]
