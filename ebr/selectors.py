@@ -112,7 +112,8 @@ class EntryView:
     performed_at_display: str
     entered_at_display: str
     late: bool
-    entered_by: str
+    entered_by: str                   # printed name
+    entered_by_username: str          # the account: what the record fingerprint holds
     deviation_number: str
     correction_reason: str
     superseded: bool
@@ -169,7 +170,8 @@ def _entry_view(entry: Entry) -> EntryView:
         id=entry.pk, value=entry.value_text, unit=entry.unit, in_spec=entry.in_spec, alert=entry.alert,
         comment=entry.comment, performed_at=entry.performed_at, performed_at_display=format_local(entry.performed_at),
         entered_at_display=format_local(entry.entered_at), late=entry.late, entered_by=entry.entered_by.full_name,
-        deviation_number=entry.deviation_number, correction_reason=entry.correction_reason,
+        entered_by_username=entry.entered_by.username, deviation_number=entry.deviation_number,
+        correction_reason=entry.correction_reason,
         superseded=hasattr(entry, "superseded_by") and _has_successor(entry),
     )
 

@@ -12,10 +12,12 @@ every part as stored, never as printed: every moment in ISO 8601 UTC (`sections.
 whatever zone a datetime carries), every signature manifestation with its UTC time
 (`sections.signature_recorded`: the record's, the steps', the deviations' and the audit rows'),
 deviation and CAPA times, chain-of-custody gaps and process alarms as data, limits and units
-with their UCUM codes. /1 held some of these as printed in the facility's zone (the audit rows'
-signature lines, deviation and CAPA times and signatures, custody gaps, alarm lines), so the
-same record had another fingerprint under another TIME_ZONE setting. /2 changed every
-fingerprint once; a PDF signed under /1 keeps the fingerprint it was signed with.
+with their UCUM codes, states, classifications and equipment types by their codes (not their
+labels), people who entered values by their username (not their printed name, which may change).
+/1 held some of these as printed in the facility's zone (the audit rows' signature lines,
+deviation and CAPA times and signatures, custody gaps, alarm lines), so the same record had
+another fingerprint under another TIME_ZONE setting. /2 changed every fingerprint once; a PDF
+signed under /1 keeps the fingerprint it was signed with.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class RecordData:
 
 def _entry(view: EntryView, entered_at: dict[int, datetime]) -> list[Any]:
     return [view.id, view.value, view.unit, view.in_spec, view.alert, view.comment, utc_iso(view.performed_at),
-            utc_iso(entered_at.get(view.id)), view.late, view.entered_by, view.deviation_number,
+            utc_iso(entered_at.get(view.id)), view.late, view.entered_by_username, view.deviation_number,
             view.correction_reason, view.superseded]
 
 

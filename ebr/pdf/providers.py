@@ -47,7 +47,10 @@ def _iso(moment: datetime | date | None) -> str | None:
 
 # Printed in the facility's zone, so left out of the fingerprint; each row keeps the stored form
 # beside it (occurred_at, closed_at, signatures, effectiveness_recorded).
-_PRINTED = ("occurred", "closed", "signed", "effectiveness")
+# Printed forms (local times, display labels, sentences) left out of the fingerprint: the row's
+# stored form beside them (UTC moments, codes, counts) is what it holds, so neither the zone nor
+# a label's wording changes the fingerprint of an unchanged record.
+_PRINTED = ("occurred", "closed", "signed", "effectiveness", "status", "classification", "source", "capa", "actions")
 
 
 def _recorded(row: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +77,9 @@ def _deviation_row(deviation: Any) -> dict[str, Any]:
     signatures = signatures_for(deviation)
     return {
         "number": deviation.number, "title": deviation.title, "status": deviation.get_status_display(),
+        "status_code": deviation.status, "classification_code": deviation.classification or "",
+        "source_code": deviation.source, "capa_decision": deviation.capa_decision or "",
+        "capa_number": deviation.capa.number if deviation.capa_id else "",
         "classification": deviation.get_classification_display() if deviation.classification else "not yet classified",
         "risk": f"{deviation.risk_level} (RPN {deviation.rpn})" if deviation.rpn else deviation.risk_level,
         "occurred_at": _iso(deviation.occurred_at), "occurred": _when(deviation.occurred_at),
@@ -93,8 +99,8 @@ def _capa_row(capa: Any) -> dict[str, Any]:
     origin = capa.transcribed_from
     title = f"{capa.title}\n{origin[:1].upper()}{origin[1:]}" if origin else capa.title
     return {
-        "number": capa.number, "title": title, "status": capa.get_status_display(),
-        "actions": f"{done} of {len(actions)} completed",
+        "number": capa.number, "title": title, "status": capa.get_status_display(), "status_code": capa.status,
+        "actions": f"{done} of {len(actions)} completed", "actions_done": [done, len(actions)],
         "effectiveness": f"{latest.get_result_display()} ({_when(latest.checked_at)})" if latest else "not yet checked",
         "effectiveness_recorded": [latest.result, _iso(latest.checked_at)] if latest else None,
         "closed_at": _iso(capa.closed_at), "closed": _when(capa.closed_at) if capa.closed_at else "",
@@ -249,7 +255,7 @@ def custody_section(batch: Batch, record: BatchRecord) -> Section:
 @section_provider("equipment_materials", order=45)
 def equipment_materials_section(batch: Batch, record: BatchRecord) -> Section:
     """Equipment (calibration status as used) and material lots (expiry as used), EU GMP Part I 3.41, 5.x."""
-    equipment = [[u.equipment.code, u.equipment.get_equipment_type_display(), _iso(u.started_at), _iso(u.ended_at),
+    equipment = [[u.equipment.code, u.equipment.equipment_type, _iso(u.started_at), _iso(u.ended_at),
                   _iso(u.calibration_due)] for u in record.equipment_uses]
     materials = [[u.lot.material.code, u.lot.material.name, u.lot.lot_number, _iso(u.expiry_date),
                   u.step.template.code] for u in record.material_uses]

@@ -100,3 +100,21 @@ def test_the_same_batch_exported_in_paris_and_new_york_prints_local_times_under_
 
 def _flat(path: Path) -> str:
     return " ".join(pdf_text(path).split())
+
+
+def test_a_new_printed_name_or_label_wording_leaves_the_fingerprint_of_an_unchanged_record(scenario, monkeypatch):  # noqa: F811
+    """A person's printed name changes (marriage) and labels get reworded between releases: the
+    record did not change, so neither does its fingerprint (who entered a value is the account;
+    states and types are codes). Signatures keep the name they were signed with."""
+    from ebr.models import Equipment
+    from qms.models import Deviation, User
+
+    before = record_data(scenario["batch"])
+    User.objects.filter(pk=scenario["operator"].pk).update(full_name="Zoë Ångström")
+    for field in (Deviation._meta.get_field("status"), Equipment._meta.get_field("equipment_type")):
+        monkeypatch.setattr(field, "choices", [(value, f"Now {label}") for value, label in field.choices])
+    after = record_data(scenario["batch"])
+
+    assert _fingerprinted(after) == _fingerprinted(before) and after.fingerprint == before.fingerprint
+    entry = after.record.stages[0].steps[0].parameters[0].current
+    assert entry is not None and entry.entered_by == "Zoë Ångström"  # printed as the person is called now
