@@ -271,6 +271,9 @@ CELERY_BEAT_SCHEDULE = {
     "audit-trail-verify": {"task": "qms.audit_trail_verify", "schedule": crontab(hour=2, minute=15)},
     # Hourly in the working day; each reminder has a per-day key, so only the first run of a day sends it.
     "qms-reminders": {"task": "qms.reminders_send", "schedule": crontab(minute=5, hour="5-17")},
+    # Ends and records the sessions of people who never came back (Annex 11 §12.4); the event holds
+    # the moment each expired, so the interval only bounds how long an ended session's row lingers.
+    "sessions-expire-idle": {"task": "qms.sessions_expire_idle", "schedule": 120.0, "options": {"expires": 110}},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(LOCAL_DIR / "celerybeat-schedule")
 # The outbox gives up sending to a dead broker quickly; the sweep sends it later.

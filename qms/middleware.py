@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import cast
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import logout
+from django.contrib.auth import SESSION_KEY
+from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse, HttpResponseNotFound
 from django.shortcuts import redirect
 
-from qms.audit import Event, record_event
+from qms.models import User
+from qms.services.sessions import LAST_ACTIVITY, session_end_locked, session_expire
 from qms.services.users import account_locked
-
-LAST_ACTIVITY = "last_activity"
 
 
 class NulPathMiddleware:
@@ -34,8 +36,10 @@ class NulPathMiddleware:
 class IdleTimeoutMiddleware:
     """End a session idle for longer than SESSION_IDLE_TIMEOUT (21 CFR 11.10(d), Annex 11 §12.1).
 
-    An HTMX request gets an HX-Redirect so that the whole page goes to the login form, not a
-    fragment of it.
+    The idle clock starts at login and restarts at every request. A session's next request after
+    the timeout ends it here; a session that never makes one is ended by the idle sweep
+    (qms.services.sessions). Either records one SESSION_EXPIRED, never both. An HTMX request gets
+    an HX-Redirect so that the whole page goes to the login form, not a fragment of it.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -46,15 +50,22 @@ class IdleTimeoutMiddleware:
             now = time.time()
             last = request.session.get(LAST_ACTIVITY, now)
             if now - last > settings.SESSION_IDLE_TIMEOUT.total_seconds():
-                return self._expire(request)
+                return self._expire(request, last)
             request.session[LAST_ACTIVITY] = now
-        return self.get_response(request)
+            return self.get_response(request)
+        response = self.get_response(request)
+        # This request logged in (a session login, not an API token: SESSION_KEY is set).
+        if request.user.is_authenticated and SESSION_KEY in request.session:
+            request.session[LAST_ACTIVITY] = time.time()
+        return response
 
-    def _expire(self, request: HttpRequest) -> HttpResponse:
-        user = request.user
-        record_event(actor=user, event=Event.SESSION_EXPIRED, target=user,
-                     reason=f"idle for more than {settings.SESSION_IDLE_TIMEOUT}")
-        logout(request)
+    def _expire(self, request: HttpRequest, last: float) -> HttpResponse:
+        # Only called for an authenticated person, whose session is stored.
+        session_expire(user=cast(User, request.user), session_key=request.session.session_key or "",
+                       last_activity=datetime.fromtimestamp(last, UTC))
+        # Not logout(): that records LOGGED_OUT, a second ending the person never asked for.
+        request.session.flush()
+        request.user = AnonymousUser()
         messages.info(request, "Your session ended after a period of inactivity. Please log in again.")
         return _to_login(request)
 
@@ -78,10 +89,10 @@ class LockedAccountMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.user.is_authenticated and account_locked(request.user.get_username()):
-            user = request.user
-            record_event(actor=user, event=Event.SESSION_ENDED_LOCKED, target=user,
-                         reason="The account is locked after too many failed authentication attempts")
-            logout(request)
+            session_end_locked(user=cast(User, request.user), session_key=request.session.session_key or "")
+            # Not logout(): that records LOGGED_OUT, a second ending the person never asked for.
+            request.session.flush()
+            request.user = AnonymousUser()
             messages.error(request, "Your account is locked after too many failed attempts: your session has "
                                     "ended. An administrator must unlock it.")
             return _to_login(request)

@@ -55,6 +55,14 @@ def reminders_send() -> dict[str, int]:
     return {"created": run.created, "emailed": run.emailed}
 
 
+@shared_task(name="qms.sessions_expire_idle", ignore_result=True)
+def sessions_expire_idle() -> int:
+    """Beat: end and record the sessions idle past SESSION_IDLE_TIMEOUT whose person never came back."""
+    from qms.services.sessions import sessions_expire_idle as expire
+
+    return expire()
+
+
 @shared_task(name="qms.notification_email", ignore_result=True)
 def notification_email(notification_id: int) -> bool:
     """Outbox: e-mail one notification after the transaction that created it committed."""

@@ -7,12 +7,10 @@ Users are never deleted (21 CFR 11.10(e)): a deactivated user keeps every record
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from importlib import import_module
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import SESSION_KEY, authenticate
+from django.contrib.auth import authenticate
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,6 +23,7 @@ from qms.audit import Event, SystemActor, create_with_reason, record_event, save
 from qms.models import User
 from qms.roles import MACHINE_ROLES, Capability, Role, can
 from qms.services._guards import locked, reason_required
+from qms.services.sessions import session_end, sessions_stored
 from qms.signatures import request_for_authentication
 
 
@@ -129,29 +128,16 @@ def _sessions_end_other(*, user: User, keep: str | None) -> None:
 
     Without this, the new password's session hash would only refuse them at their next request,
     silently. A session idle past SESSION_IDLE_TIMEOUT has already ended by the idle rule and is
-    left alone. The stored sessions are decoded one by one: a facility has tens of them open.
+    left alone (its SESSION_EXPIRED comes from the idle sweep). A session that the idle rule ended
+    meanwhile (session_delete finds it gone) is not recorded twice.
     """
-    store = import_module(settings.SESSION_ENGINE).SessionStore
     now = timezone.now()
-    stored = store.get_model_class().objects.filter(expire_date__gt=now).exclude(session_key=keep or "")
-    for session_key, session_data in stored.values_list("session_key", "session_data"):
-        session = store().decode(session_data)
-        last_activity = _last_activity(session)
-        if session.get(SESSION_KEY) != str(user.pk) or (
-                last_activity is not None and now - last_activity > settings.SESSION_IDLE_TIMEOUT):
+    for stored in sessions_stored(user=user):
+        if stored.key == keep or stored.expired_at < now:
             continue
-        store().delete(session_key)
-        record_event(actor=user, event=Event.SESSION_ENDED_PASSWORD_CHANGED, target=user,
-                     reason="The password was changed in another session of the account holder",
-                     data={"last_activity": last_activity})
-
-
-def _last_activity(session: dict[str, Any]) -> datetime | None:
-    """When the session last served a page (IdleTimeoutMiddleware), in UTC; None right after login."""
-    from qms.middleware import LAST_ACTIVITY  # not at the top: the middleware imports this module
-
-    moment = session.get(LAST_ACTIVITY)
-    return datetime.fromtimestamp(moment, UTC) if moment is not None else None
+        session_end(user=user, session_key=stored.key, event=Event.SESSION_ENDED_PASSWORD_CHANGED,
+                    reason="The password was changed in another session of the account holder",
+                    data={"last_activity": stored.last_activity})
 
 
 @transaction.atomic

@@ -107,6 +107,7 @@ def test_locking_an_account_ends_its_open_sessions(client, operator):
         assert response.status_code == 302 and response["Location"].startswith("/login/")
         assert session.get("/batches/").status_code == 302  # logged out, not just refused once
     assert len(_events(Event.SESSION_ENDED_LOCKED, operator)) == 2
+    assert not _events(Event.LOGGED_OUT, operator)  # one ending per session: nobody logged out
 
 
 @pytest.mark.parametrize("new", ["short-pw1", "123456789012345", "password1234", "{username}{username}",
