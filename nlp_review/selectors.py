@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
 from ebr.models import Batch, BatchStatus
-from ebr.selectors import BatchRecord
 from nlp_review.models import ACTION_DISPOSITIONS, BatchReview, Disposition, ReviewFlag
 
 SEVERITY_ORDER = Case(When(severity="critical", then=Value(0)), When(severity="major", then=Value(1)),
@@ -57,15 +57,22 @@ class StepFlags:
         return not self.flags
 
 
-def flags_by_step(record: BatchRecord, flags: list[ReviewFlag]) -> list[StepFlags]:
-    """Batch-level flags first, then every step in order with its flags (review by exception)."""
-    batch_level = StepFlags(sequence=None, title="Whole batch", stage="", flags=[f for f in flags if not f.step_id])
+def flags_by_step(batch: Batch, flags: list[ReviewFlag]) -> list[StepFlags]:
+    """Batch-level flags first, then every step in stage and step order with its flags (review by exception).
+
+    Reads the record's outline only, in one query: the whole batch_record (entries, signatures and
+    their content hashes, step by step) took ~1 s of the review page of a 300-step batch.
+    """
+    by_step: dict[int | None, list[ReviewFlag]] = defaultdict(list)
+    for flag in flags:  # one pass: a 300-step record with 2,000 flags is not 600,000 comparisons
+        by_step[flag.step_id].append(flag)
+    batch_level = StepFlags(sequence=None, title="Whole batch", stage="", flags=by_step.get(None, []))
     groups = [batch_level] if batch_level.flags else []
-    for stage in record.stages:
-        for step_record in stage.steps:
-            step = step_record.step
-            groups.append(StepFlags(sequence=step.sequence, title=f"{step.template.code} {step.template.title}",
-                                    stage=stage.name, flags=[f for f in flags if f.step_id == step.pk]))
+    # The order of batch_record: stages by their order (unique in a version), steps by sequence.
+    steps = batch.steps.select_related("template__stage").order_by("template__stage__order", "sequence")
+    for step in steps:
+        groups.append(StepFlags(sequence=step.sequence, title=f"{step.template.code} {step.template.title}",
+                                stage=step.template.stage.name, flags=by_step.get(step.pk, [])))
     return groups
 
 

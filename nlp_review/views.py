@@ -8,10 +8,11 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 
 from ebr.models import Batch
-from ebr.selectors import batch_record
 from ebr.states import BATCH_AWAITING_DECISION
 from nlp_review import selectors, services
 from nlp_review.forms import DispositionForm, SearchForm
@@ -34,17 +35,51 @@ def _review_context(request: HttpRequest, batch: Batch, refused: DispositionForm
     review = services.latest_review(batch.pk)
     flags = list(selectors.review_flags(review)) if review else []
     open_flags = [f for f in flags if f.disposition == Disposition.NONE]
-    needs_username = username_required(request.session)
-    disposition_forms = {f.pk: DispositionForm(flag_pk=f.pk, username_required=needs_username) for f in open_flags}
-    if refused is not None and refused.flag_pk in disposition_forms:
-        disposition_forms[refused.flag_pk] = refused
     return {
         "batch": batch, "review": review, "reviews": list(selectors.reviews_for(batch)),
-        "groups": selectors.flags_by_step(batch_record(batch), flags) if review else [],
+        "groups": selectors.flags_by_step(batch, flags) if review else [],
         "open_count": len(open_flags),
         "rerun_allowed": batch.status in BATCH_AWAITING_DECISION,
-        "disposition_forms": disposition_forms,
+        "disposition_forms": _disposition_forms(request, batch, open_flags, refused),
     }
+
+
+def _disposition_forms(request: HttpRequest, batch: Batch, open_flags: list[ReviewFlag],
+                       refused: DispositionForm | None) -> dict[int, SafeString]:
+    """Each open flag's disposition form, as HTML: the refused one as submitted, the others untouched."""
+    if not open_flags:
+        return {}
+    untouched = UntouchedDispositionForm(request, batch, username_required=username_required(request.session))
+    forms = {flag.pk: untouched.for_flag(flag.pk) for flag in open_flags}
+    if refused is not None and refused.flag_pk in forms:
+        forms[refused.flag_pk] = _disposition_form_html(request, batch, refused)
+    return forms
+
+
+def _disposition_form_html(request: HttpRequest, batch: Batch, form: DispositionForm) -> SafeString:
+    return render_to_string("nlp_review/_disposition_form.html", {"batch": batch, "form": form}, request=request)
+
+
+class UntouchedDispositionForm:
+    """The disposition form of every flag nobody has submitted yet, rendered once per page.
+
+    Building and rendering one DispositionForm per flag (five widgets through Django's widget
+    templates) took 2 to 3 s of a page with 2,000 open flags (tests/bench/test_review_page.py).
+    Unbound, those forms differ only in the flag's pk (ids, labels' `for`, the action), so the form
+    is rendered once for a stand-in pk and copied with each flag's. The stand-in is no flag's pk and
+    too long to occur in any other text of the form (labels, batch number, CSRF token);
+    tests/nlp_review/test_review_page_cost.py checks each copy against the flag's own form.
+    """
+
+    STAND_IN_PK = 918_273_645_546_372_819
+
+    def __init__(self, request: HttpRequest, batch: Batch, *, username_required: bool) -> None:
+        form = DispositionForm(flag_pk=self.STAND_IN_PK, username_required=username_required)
+        self._pieces = _disposition_form_html(request, batch, form).split(str(self.STAND_IN_PK))
+
+    def for_flag(self, pk: int) -> SafeString:
+        # Safe: the pieces come from an autoescaped template, and a pk is an integer.
+        return mark_safe(str(int(pk)).join(self._pieces))  # noqa: S308
 
 
 @capability_required(Capability.REVIEW_QUEUE)
