@@ -58,5 +58,6 @@ class NlpReviewConfig(AppConfig):
             "disposition": "" if flag.disposition == "none" else flag.disposition,
             "disposition_reason": flag.disposition_reason, "deviation_number": flag.deviation_number,
             "dispositioned_by": flag.dispositioned_by.full_name if flag.dispositioned_by else "",
+            "dispositioned_by_username": flag.dispositioned_by.username if flag.dispositioned_by else "",
             "dispositioned_at": flag.dispositioned_at,
         } for flag in flags.order_by("id")]

@@ -168,13 +168,13 @@ def review_flags_section(batch: Batch, record: BatchRecord) -> Section | None:
     The nlp_review app offers them through `NlpReviewConfig.review_flags_for_pdf(batch_pk)`: None when the
     batch has not been reviewed, else the latest review's flags as mappings with rule, category, severity,
     step, evidence, explanation, disposition ("" while open), disposition_reason, deviation_number,
-    dispositioned_by (printed name) and dispositioned_at (datetime).
+    dispositioned_by (printed name) and dispositioned_at (datetime), and dispositioned_by_username: the
+    fingerprint holds the account rather than the printed name, which may change.
     """
     flags = _review_flags(batch)
     if flags is _NOT_OFFERED:
         return None
-    content = None if flags is None else [
-        {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in sorted(flag.items())} for flag in flags]
+    content = None if flags is None else [_flag_recorded(flag) for flag in flags]
 
     def render(context: RenderContext) -> list[Flowable]:
         flow = _heading(context, "Review flags")
@@ -195,6 +195,12 @@ def review_flags_section(batch: Batch, record: BatchRecord) -> Section | None:
         return flow
 
     return Section(key="review_flags", title="Review flags", content=content, render=render)
+
+
+def _flag_recorded(flag: Mapping[str, Any]) -> dict[str, Any]:
+    """A flag as the fingerprint holds it: moments in UTC, who by username when the app gives it."""
+    printed = {"dispositioned_by"} if "dispositioned_by_username" in flag else set()
+    return {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in sorted(flag.items()) if k not in printed}
 
 
 def _finding(flag: Mapping[str, Any]) -> str:

@@ -118,3 +118,14 @@ def test_a_new_printed_name_or_label_wording_leaves_the_fingerprint_of_an_unchan
     assert _fingerprinted(after) == _fingerprinted(before) and after.fingerprint == before.fingerprint
     entry = after.record.stages[0].steps[0].parameters[0].current
     assert entry is not None and entry.entered_by == "Zoë Ångström"  # printed as the person is called now
+
+
+def test_a_review_flag_is_fingerprinted_with_the_account_that_dispositioned_it_not_the_printed_name():
+    from ebr.pdf.providers import _flag_recorded
+
+    flag = {"rule": "late_entry", "disposition": "no_impact", "dispositioned_by": "Quentin Reviewer",
+            "dispositioned_by_username": "qreviewer", "dispositioned_at": timezone.now()}
+    renamed = {**flag, "dispositioned_by": "Quentin Reviewer-Martin"}
+
+    assert _flag_recorded(flag) == _flag_recorded(renamed)
+    assert _flag_recorded(flag)["dispositioned_by_username"] == "qreviewer"
