@@ -12,6 +12,7 @@ class Event(StrEnum):
     SESSION_ENDED_LOCKED = "SESSION_ENDED_LOCKED"  # the account was locked while the session was open
     # the holder changed the password in another session (qms.services.users.password_change)
     SESSION_ENDED_PASSWORD_CHANGED = "SESSION_ENDED_PASSWORD_CHANGED"  # noqa: S105  (an event name)
+    SESSION_ENDED_DEACTIVATED = "SESSION_ENDED_DEACTIVATED"  # an administrator deactivated the account
     USER_LOCKED = "USER_LOCKED"
     USER_UNLOCKED = "USER_UNLOCKED"
     USER_CREATED = "USER_CREATED"

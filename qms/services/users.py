@@ -119,30 +119,34 @@ def password_change(*, actor: User, current_password: str, new_password: str,
     save_with_reason(user, actor=actor, reason="Password changed by the account holder",
                      event=Event.PASSWORD_CHANGED, update_fields=["password"])
     current = getattr(request, "session", None)
-    _sessions_end_other(user=user, keep=current.session_key if current is not None else None)
+    _sessions_end_open(user=user, keep=current.session_key if current is not None else None,
+                       event=Event.SESSION_ENDED_PASSWORD_CHANGED,
+                       reason="The password was changed in another session of the account holder")
     return user
 
 
-def _sessions_end_other(*, user: User, keep: str | None) -> None:
-    """End `user`'s open sessions other than `keep`, one SESSION_ENDED_PASSWORD_CHANGED each.
+def _sessions_end_open(*, user: User, event: Event, reason: str, keep: str | None = None) -> None:
+    """End `user`'s open sessions other than `keep` now, recording `event` for each.
 
-    Without this, the new password's session hash would only refuse them at their next request,
-    silently. A session idle past SESSION_IDLE_TIMEOUT has already ended by the idle rule and is
-    left alone (its SESSION_EXPIRED comes from the idle sweep). A session that the idle rule ended
-    meanwhile (session_delete finds it gone) is not recorded twice.
+    Without this, Django would refuse them at their next request (a changed password's session
+    hash, an inactive account), silently. A session idle past SESSION_IDLE_TIMEOUT has already
+    ended by the idle rule and is left alone (its SESSION_EXPIRED comes from the idle sweep). A
+    session that another ending removed meanwhile (session_delete finds it gone) is not recorded twice.
     """
     now = timezone.now()
     for stored in sessions_stored(user=user):
         if stored.key == keep or stored.expired_at < now:
             continue
-        session_end(user=user, session_key=stored.key, event=Event.SESSION_ENDED_PASSWORD_CHANGED,
-                    reason="The password was changed in another session of the account holder",
+        session_end(user=user, session_key=stored.key, event=event, reason=reason,
                     data={"last_activity": stored.last_activity})
 
 
 @transaction.atomic
 def user_deactivate(*, actor: User, user: User, reason: str) -> User:
-    """Deactivate instead of delete; a deactivated user can neither log in nor sign."""
+    """Deactivate instead of delete; a deactivated user can neither log in nor sign.
+
+    The account's open sessions end with it, each recorded as SESSION_ENDED_DEACTIVATED (21 CFR
+    11.10(d), 11.10(e)): a person who left must not go on working in a session opened before."""
     _ensure_admin(actor)
     if actor.pk == user.pk:
         raise PermissionDenied("Administrators cannot deactivate their own account.")
@@ -153,6 +157,8 @@ def user_deactivate(*, actor: User, user: User, reason: str) -> User:
     user.deactivated_at = timezone.now()
     save_with_reason(user, actor=actor, reason=reason, event=Event.USER_DEACTIVATED,
                      update_fields=["is_active", "deactivated_at"])
+    _sessions_end_open(user=user, event=Event.SESSION_ENDED_DEACTIVATED,
+                       reason=f"The account was deactivated: {reason}")
     return user
 
 

@@ -1,7 +1,10 @@
 """Each role is allowed or refused on each page exactly as qms/roles.py says."""
 
 import pytest
+from django.contrib.sessions.models import Session
 
+from qms.audit import Event
+from qms.models import AuditEvent
 from qms.roles import MATRIX, WRITE_CAPABILITIES, Capability, Role
 from tests.conftest import login
 
@@ -92,8 +95,13 @@ def test_deactivated_user_loses_access_at_the_next_request(client, make_user, ad
 
     user = make_user(Role.AUDITOR)
     login(client, user)
+    key = client.session.session_key
     user_deactivate(actor=admin_user, user=user, reason="Inspection ended")
 
     response = client.get("/audit/")
 
     assert response.status_code == 302
+    # The session ended with the account, and the audit trail says when and why (not silently).
+    ended = AuditEvent.objects.filter(event_type=Event.SESSION_ENDED_DEACTIVATED, target_id=str(user.pk))
+    assert [e.reason for e in ended] == ["The account was deactivated: Inspection ended"]
+    assert not Session.objects.filter(session_key=key).exists()
