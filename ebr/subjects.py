@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.urls import reverse
 
 from qms.models import DocumentKind
+from qms.services.change_control import change_control_pending_register
 from qms.services.training import training_document_register
 from qms.subjects import BATCH, EQUIPMENT, MATERIAL, Subject, subject_kind_register
 
@@ -53,3 +54,17 @@ def _master_record_version(code: str, version: str) -> dict[str, str] | None:
 
 def training_documents_register() -> None:
     training_document_register(DocumentKind.MASTER_RECORD, _master_record_version)
+
+
+def _versions_not_effective(change_control: str) -> list[str]:
+    """Master record versions authorised by `change_control` that are not effective yet."""
+    from ebr.models import MasterRecordVersion, VersionStatus
+
+    pending = MasterRecordVersion.objects.filter(
+        change_control=change_control, status__in=[VersionStatus.DRAFT, VersionStatus.IN_REVIEW,
+                                                   VersionStatus.APPROVED]).select_related("master_record")
+    return [f"{version} is {version.get_status_display().lower()}, not effective" for version in pending]
+
+
+def change_control_work_register() -> None:
+    change_control_pending_register(_versions_not_effective)

@@ -38,10 +38,17 @@ from qms.services._guards import created_once, ensure_can, reason_required
 from qms.signatures import Meaning, SegregationOfDuties, ensure_approver_not_author, sign, signature_is_valid
 
 
-def _change_control_approved(number: str) -> bool:
-    from qms.services.change_control import change_control_is_approved
+def _change_control_refusal(number: str, master_record: MasterRecord) -> str | None:
+    """Why `number` cannot authorise a new version of `master_record` (None: it can)."""
+    from qms.services import change_control
 
-    return change_control_is_approved(number)
+    if not change_control.change_control_is_approved(number):
+        return f"{number or 'A change control'} is not approved: a new version needs an approved change control."
+    earlier = master_record.versions.filter(change_control=number).first()
+    if earlier is not None:
+        return (f"{number} already authorised {earlier} ({earlier.get_status_display().lower()}): a further "
+                "change needs its own change control.")
+    return change_control.change_control_scope_refusal(number, master_record.code)
 
 
 @transaction.atomic
@@ -82,14 +89,17 @@ def master_record_create_with_product(*, actor: User, product_code: str, product
 @transaction.atomic
 def version_new_draft(*, actor: User, master_record: MasterRecord, change_control: str,
                       summary_of_changes: str) -> MasterRecordVersion:
-    """A new version is a copy of the latest approved one and must cite an approved change control."""
+    """A new version is a copy of the latest approved one and must cite the approved change control
+    of that change: a process change naming the master record among its affected items, which has
+    not authorised another version of it (EU GMP Part I 1.4(xii), Annex 15 §11). The change control
+    cannot be declared implemented or closed before the version is effective (ebr/subjects.py)."""
     ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
-    if not _change_control_approved(change_control):
-        raise ValidationError({"change_control": f"{change_control or 'A change control'} is not approved: "
-                                                 "a new version needs an approved change control."})
-    if not summary_of_changes.strip():
-        raise ValidationError({"summary_of_changes": "Say what changes in this version."})
+    change_control = (change_control or "").strip().upper()
     record = MasterRecord.objects.select_for_update().get(pk=master_record.pk)
+    errors = {"change_control": _change_control_refusal(change_control, record),
+              "summary_of_changes": None if summary_of_changes.strip() else "Say what changes in this version."}
+    if any(errors.values()):
+        raise ValidationError({field: message for field, message in errors.items() if message})
     if record.versions.filter(status__in=[VersionStatus.DRAFT, VersionStatus.IN_REVIEW]).exists():
         raise ValidationError("A draft or a version in review already exists; finish it first.")
     base = (record.versions.filter(status__in=[VersionStatus.EFFECTIVE, VersionStatus.APPROVED])

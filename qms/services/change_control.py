@@ -6,6 +6,7 @@ not write it, implemented through owned tasks completed under signature, and clo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from django.contrib.sessions.backends.base import SessionBase
@@ -221,6 +222,7 @@ def change_control_implement(*, actor: User, change: ChangeControl, reason: str)
     reason = reason_required(reason)
     change = locked(change)
     ensure_step(CHANGE_CONTROL_STEPS, "implement", change)
+    _ensure_no_pending_work(change, "declared implemented")
     statuses = list(change.tasks.values_list("status", flat=True))
     if ActionStatus.DONE not in statuses:
         raise ValidationError(f"{change} has no completed implementation task.")
@@ -244,6 +246,7 @@ def change_control_close(*, actor: User, change: ChangeControl, summary: str, pa
     change = locked(change)
     step = ensure_step(CHANGE_CONTROL_STEPS, "close", change)
     ensure_approver_not_author(approver=actor, authors=change_control_contributors(change))
+    _ensure_no_pending_work(change, "closed")
     assert step.signature is not None
     signature = sign(signer=actor, password=password, meaning=step.signature, target=change,
                      reason=f"{reason}\n{summary}", username=username, session=session, request=request)
@@ -266,6 +269,43 @@ def change_control_cancel(*, actor: User, change: ChangeControl, reason: str) ->
     save_with_reason(change, actor=actor, reason=reason, event=Event.CHANGE_CONTROL_CANCELLED,
                      update_fields=["status", "outcome_reason"])
     return change
+
+
+# Work that other apps do under a change control and that is not finished yet, e.g. ebr's master
+# record versions not yet effective: a change is not implemented, nor closed, before it.
+PendingWork = Callable[[str], list[str]]
+_pending_work: list[PendingWork] = []
+
+
+def change_control_pending_register(check: PendingWork) -> None:
+    """Register `check(number) -> descriptions of unfinished work under that change control`."""
+    if check not in _pending_work:
+        _pending_work.append(check)
+
+
+def _ensure_no_pending_work(change: ChangeControl, doing: str) -> None:
+    pending = [item for check in _pending_work for item in check(change.number)]
+    if pending:
+        raise ValidationError(f"{change} cannot be {doing} while work it authorises is unfinished: "
+                              f"{'; '.join(pending)}.")
+
+
+def change_control_scope_refusal(number: str, item_code: str, change_type: str = ChangeType.PROCESS) -> str | None:
+    """Why change control `number` does not authorise a change of `item_code`, or None: it must be
+    a change of that type that names the item among its affected items (EU GMP Part I 1.4(xii),
+    Annex 15 §11: a document changes under the change control that assessed that change, not
+    under any approved one). Approval itself is change_control_is_approved's."""
+    change = ChangeControl.objects.filter(number=(number or "").strip().upper()).first()
+    if change is None:
+        return None
+    if change.change_type != change_type:
+        return (f"{change.number} is a change of {change.get_change_type_display().lower()}: "
+                f"{item_code} changes under a change control of type "
+                f"{ChangeType(change_type).label.lower()}.")
+    named = {word.strip(" .;:()").upper() for word in change.affected_items.replace(",", " ").split()}
+    if item_code.upper() not in named:
+        return f"{change.number} does not name {item_code} among its affected items."
+    return None
 
 
 def change_control_is_approved(number: str) -> bool:
