@@ -46,7 +46,7 @@ from qms.services._guards import (
 )
 from qms.services._owned_tasks import owned_item_cancel, owned_item_complete
 from qms.services.notifications import notify
-from qms.signatures import sign
+from qms.signatures import ensure_not_among, sign
 from qms.states import CAPA_STEPS, ensure_step
 
 CLOSING_RESULTS = (EffectivenessResult.EFFECTIVE, EffectivenessResult.JUSTIFIED)
@@ -239,7 +239,8 @@ def capa_effectiveness_record(*, actor: User, capa: Capa, result: str, evidence:
                               request: HttpRequest | None = None) -> CapaEffectivenessCheck:
     """Record the effectiveness check against the planned criteria, signed ("reviewed"):
     effective; not effective (the CAPA re-opens for further actions); or not verifiable with a
-    written justification (ICH Q10 3.2.2)."""
+    written justification (ICH Q10 3.2.2). "Effective" is not recorded before the planned date:
+    an earlier check needs the plan changed first, with its reason (audited)."""
     ensure_can(actor, Capability.CAPA_MANAGE, "record CAPA effectiveness checks")
     reason = reason_required(reason)
     result = choice_required(result, EffectivenessResult, "result", "result")
@@ -248,6 +249,12 @@ def capa_effectiveness_record(*, actor: User, capa: Capa, result: str, evidence:
     step = ensure_step(CAPA_STEPS, "effectiveness_record", capa)
     if not capa.effectiveness_criteria:
         raise ValidationError({"criteria": f"Plan the effectiveness criteria of {capa} before checking."})
+    if result == EffectivenessResult.EFFECTIVE and capa.effectiveness_due and \
+            timezone.localdate() < capa.effectiveness_due:
+        # Effective means the criteria held over the planned time; judged earlier, they could not have.
+        raise ValidationError({"result": f"The effectiveness check of {capa} is planned for "
+                                         f"{capa.effectiveness_due:%Y-%m-%d}: it cannot be found effective "
+                                         "before. To check earlier, first change the planned date, saying why."})
     check = create_with_reason(CapaEffectivenessCheck, actor=actor, reason=reason, capa=capa, result=result,
                                evidence=evidence, checked_by=actor, checked_at=timezone.now())
     assert step.signature is not None
@@ -277,11 +284,21 @@ def capa_closure_gaps(capa: Capa) -> list[str]:
     return gaps
 
 
+def _capa_doers(capa: Capa) -> list[User]:
+    """Whoever owned, carried out or judged the CAPA: its closure is an independent review of their work."""
+    doers = [capa.owner]
+    doers += [action.completed_by for action in capa.actions.select_related("completed_by") if action.completed_by]
+    doers += [check.checked_by for check in capa.effectiveness_checks.select_related("checked_by")]
+    return doers
+
+
 @transaction.atomic
 def capa_close(*, actor: User, capa: Capa, password: str, reason: str, username: str | None = None,
                session: SessionBase | None = None, request: HttpRequest | None = None) -> Capa:
     """The QA approver closes the CAPA under signature ("approved") only when every action is
-    done (or withdrawn) and effectiveness is confirmed or justified (ICH Q10 3.2.2)."""
+    done (or withdrawn) and effectiveness is confirmed or justified (ICH Q10 3.2.2), and only if
+    they neither own it nor completed one of its actions nor checked its effectiveness: closure
+    is an independent review of that work (EU GMP Part I 1.4(xiv), 2.x QA independence)."""
     ensure_can(actor, Capability.CAPA_CLOSE, "close CAPAs")
     reason = reason_required(reason)
     capa = locked(capa)
@@ -289,6 +306,8 @@ def capa_close(*, actor: User, capa: Capa, password: str, reason: str, username:
     gaps = capa_closure_gaps(capa)
     if gaps:
         raise ValidationError(f"{capa} cannot be closed: {'; '.join(gaps)}.")
+    ensure_not_among(actor, _capa_doers(capa), f"{capa} must be closed by someone other than its owner and "
+                                               "the people who completed its actions or checked its effectiveness.")
     assert step.signature is not None
     signature = sign(signer=actor, password=password, meaning=step.signature, target=capa, reason=reason,
                      username=username, session=session, request=request)

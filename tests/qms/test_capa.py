@@ -35,7 +35,7 @@ def _complete(action, owner, password=PASSWORD):
 
 def _effective(capa, qa, result="effective"):
     services.capa_effectiveness_plan(actor=qa, capa=capa, criteria="No open-door event in 3 months",
-                                     due_date=in_days(90), reason="Plan")
+                                     due_date=in_days(0), reason="Plan")  # the check is due: it can be done
     return services.capa_effectiveness_record(actor=qa, capa=capa, result=result, evidence="0 events in Q2",
                                               password=PASSWORD, username=qa.username, reason="Checked")
 
@@ -224,3 +224,41 @@ def test_linking_and_cancelling(operator, qa_reviewer, qa_approver):
     assert capa.status == CapaStatus.CANCELLED and capa.cancelled_reason == "Not needed"
     with pytest.raises(TransitionRefused, match="cancelled"):
         _action(capa, qa_reviewer, qa_reviewer)
+
+
+@pytest.mark.parametrize("doer", ["owner", "action", "effectiveness"])
+def test_the_closer_is_independent_of_who_owned_did_or_judged_the_capa(qa_reviewer, supervisor, qa_approver,
+                                                                       make_user, doer):
+    """ICH Q10 3.2.2 / EU GMP 2.x: closure reviews the work; whoever did any of it cannot close."""
+    from qms.roles import Role
+    from qms.signatures import SegregationOfDuties
+
+    other_qp = make_user(Role.QA_APPROVER)
+    owner = qa_approver if doer == "owner" else supervisor
+    capa = quality.capa(qa_reviewer, owner=owner)
+    performer = qa_approver if doer == "action" else supervisor
+    _complete(_action(capa, qa_reviewer, performer), performer)
+    _effective(capa, qa_approver if doer == "effectiveness" else qa_reviewer)
+
+    with pytest.raises(SegregationOfDuties, match="someone other than its owner"):
+        services.capa_close(actor=qa_approver, capa=capa, password=PASSWORD, username=qa_approver.username,
+                            reason="Close")
+
+    capa.refresh_from_db()
+    assert capa.status != CapaStatus.CLOSED and not _events(capa, Event.CAPA_CLOSED).exists()
+    services.capa_close(actor=other_qp, capa=capa, password=PASSWORD, username=other_qp.username, reason="Close")
+
+
+def test_effective_is_not_recorded_before_the_planned_check_date(qa_reviewer, supervisor):
+    capa = quality.capa(qa_reviewer)
+    _complete(_action(capa, qa_reviewer, supervisor), supervisor)
+    services.capa_effectiveness_plan(actor=qa_reviewer, capa=capa, criteria="No open-door event in 3 months",
+                                     due_date=in_days(90), reason="Plan")
+
+    with pytest.raises(ValidationError, match=f"planned for {in_days(90):%Y-%m-%d}: it cannot be found effective"):
+        services.capa_effectiveness_record(actor=qa_reviewer, capa=capa, result="effective", evidence="0 events",
+                                           password=PASSWORD, username=qa_reviewer.username, reason="Checked")
+    assert not capa.effectiveness_checks.exists()
+    # Found not effective early is the point of an early look: the CAPA re-opens for more actions.
+    services.capa_effectiveness_record(actor=qa_reviewer, capa=capa, result="not_effective", evidence="2 events",
+                                       password=PASSWORD, username=qa_reviewer.username, reason="Checked")
