@@ -28,7 +28,8 @@ from ebr.models import (
     StepStatus,
     StepTemplate,
 )
-from qms.signatures import SignatureManifestation, format_local, signatures_for
+from qms.models import User
+from qms.signatures import SignatureManifestation, format_local, is_apart_from, may_verify, signatures_for
 
 # --- what signatures cover --------------------------------------------------------------------
 
@@ -268,6 +269,14 @@ def batch_executors(batch: Batch) -> set[int]:
     for performed, verified in batch.steps.values_list("performed_by_id", "verified_by_id"):
         people.update(p for p in (performed, verified) if p)
     return people
+
+
+def step_may_verify(*, step: StepExecution, user: User) -> bool:
+    """Whether segregation of duties lets `user` verify `step`: the rules `step_verify` applies
+    (not its performer, no values recorded in it), asked so that the tablet never offers a
+    signature the service would refuse."""
+    entrants = User.objects.filter(pk__in=step.entries.values("entered_by"))
+    return may_verify(verifier=user, performer=step.performed_by) and is_apart_from(user, entrants)
 
 
 def batches_list(status: str | None = None) -> QuerySet[Batch]:

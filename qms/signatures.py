@@ -214,10 +214,26 @@ def signatures_for(target: models.Model) -> list[SignatureManifestation]:
 
 # --- segregation of duties ------------------------------------------------------------------
 
+def is_apart_from(actor: User, others: Iterable[User | None]) -> bool:
+    """The boolean companion of `ensure_not_among`: screens ask it before offering a signature,
+    so that they never offer what the service would refuse."""
+    return not any(other is not None and other.pk == actor.pk for other in others)
+
+
 def ensure_not_among(actor: User, others: Iterable[User | None], rule: str) -> None:
     """Refuse when `actor` is one of `others` (e.g. a verifier who performed the step)."""
-    if any(other is not None and other.pk == actor.pk for other in others):
+    if not is_apart_from(actor, others):
         raise SegregationOfDuties(rule)
+
+
+def may_verify(*, verifier: User, performer: User | None) -> bool:
+    """The boolean companion of `ensure_verifier_not_performer`."""
+    return is_apart_from(verifier, [performer])
+
+
+def may_approve(*, approver: User, authors: Iterable[User]) -> bool:
+    """The boolean companion of `ensure_approver_not_author`."""
+    return is_apart_from(approver, authors)
 
 
 def ensure_verifier_not_performer(*, verifier: User, performer: User | None) -> None:

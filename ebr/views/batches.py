@@ -16,10 +16,11 @@ from ebr.process_data import alarm_changes_recorded
 from ebr.selectors import batch_record, batches_list
 from ebr.services import batches as batch_services
 from ebr.services import release as release_services
+from ebr.views.signing import SIGNING_REFUSED
 from qms.forms import errors_onto
 from qms.permissions import capability_required
 from qms.roles import Capability, can
-from qms.signatures import SignatureRefused, username_required
+from qms.signatures import username_required
 
 
 @capability_required(Capability.BATCH_VIEW)
@@ -130,7 +131,7 @@ def batch_action(request: HttpRequest, number: str, action: str) -> HttpResponse
                 messages.error(request, " ".join(error.messages))
                 return redirect("batch_audit_trail", number=number)
             form.add_error(None, " ".join(error.messages))
-        except (PermissionDenied, SignatureRefused) as error:
+        except SIGNING_REFUSED as error:
             form.add_error(None, " ".join(getattr(error, "messages", [str(error)])))
         else:
             messages.success(request, done)

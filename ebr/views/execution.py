@@ -12,13 +12,20 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from ebr.forms import CorrectionForm, EntryForm, SignatureForm, new_key
-from ebr.models import Batch, Entry, ParameterSpec, StepExecution
-from ebr.selectors import batch_current_step, batches_for_execution, step_instructions_html, step_record
+from ebr.models import Batch, Entry, ParameterSpec, StepExecution, StepStatus
+from ebr.selectors import (
+    batch_current_step,
+    batches_for_execution,
+    step_instructions_html,
+    step_may_verify,
+    step_record,
+)
 from ebr.services.execution import entry_correct, entry_record, step_perform, step_verify
+from ebr.views.signing import SIGNING_REFUSED
 from qms.forms import errors_onto, pk_or_404
 from qms.permissions import capability_required
 from qms.roles import Capability
-from qms.signatures import SignatureRefused, username_required
+from qms.signatures import username_required
 
 
 @capability_required(Capability.BATCH_EXECUTE)
@@ -43,6 +50,8 @@ def _step_context(request: HttpRequest, batch: Batch, step: StepExecution | None
         "step_materials": list(step.template.materials.select_related("material")) if step else [],
         "sign_form": sign_form or SignatureForm(username_required=needs_username),
         "total_steps": batch.steps.count(),
+        "may_verify": (step is not None and step.status == StepStatus.PERFORMED
+                       and step_may_verify(step=step, user=request.user)),
     }
 
 
@@ -115,7 +124,7 @@ def _sign_step(request: HttpRequest, number: str, step_pk: int, service: Any, do
         try:
             service(actor=request.user, step=step, password=form.cleaned_data["password"],
                     username=form.signing_username(), session=request.session)
-        except (ValidationError, PermissionDenied, SignatureRefused) as error:
+        except (ValidationError, *SIGNING_REFUSED) as error:
             form.add_error(None, " ".join(getattr(error, "messages", [str(error)])))
         else:
             messages.success(request, done.format(code=step.template.code))

@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -23,9 +23,10 @@ from ebr.models import Alarm, Batch
 from ebr.process_data import alarms_for_batch, process_data
 from ebr.services.alarms import alarm_acknowledge
 from ebr.states import BATCH_CLOSED
+from ebr.views.signing import SIGNING_REFUSED
 from qms.permissions import capability_required
 from qms.roles import Capability, can
-from qms.signatures import SignatureRefused, username_required
+from qms.signatures import username_required
 
 
 class AlarmAcknowledgeForm(SignatureForm):
@@ -93,7 +94,7 @@ def alarm_acknowledge_submit(request: HttpRequest, number: str, pk: int) -> Http
             alarm_acknowledge(actor=request.user, alarm=alarm, comment=form.cleaned_data["comment"],
                               password=form.cleaned_data["password"], username=form.signing_username(),
                               session=request.session, request=request)
-        except (ValidationError, PermissionDenied, SignatureRefused) as error:
+        except (ValidationError, *SIGNING_REFUSED) as error:
             form.add_error(None, " ".join(getattr(error, "messages", [str(error)])))
         else:
             if not request.htmx:
