@@ -91,6 +91,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "qms.middleware.IdleTimeoutMiddleware",
     "qms.middleware.LockedAccountMiddleware",
+    "qms.middleware.InitialPasswordMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "qms.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",

@@ -99,6 +99,30 @@ class LockedAccountMiddleware:
         return self.get_response(request)
 
 
+class InitialPasswordMiddleware:
+    """An account an administrator created changes its password before anything else (21 CFR
+    11.300(b)): until then every page leads to the password change; signing is refused too
+    (qms.signatures.sign). The API is left alone: instruments use tokens, and readings are read-only."""
+
+    ALLOWED = ("/account/password/", "/logout/", "/static/", "/healthz", "/api/")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if (user.is_authenticated and getattr(user, "must_change_password", False)
+                and not request.path.startswith(self.ALLOWED)):
+            messages.info(request, "Choose your own password before you go on: the one you were given is known "
+                                   "to the administrator who created your account.")
+            if request.headers.get("HX-Request"):
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = "/account/password/"
+                return response
+            return redirect("/account/password/")
+        return self.get_response(request)
+
+
 class ContentSecurityPolicyMiddleware:
     """No inline scripts, nothing from other origins (the UI uses no CDN)."""
 

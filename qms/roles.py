@@ -28,6 +28,10 @@ class Role(StrEnum):
 
 # Roles an instrument's registration gives (create_instrument), never a person's roles page.
 MACHINE_ROLES = frozenset({Role.INSTRUMENT})
+# Roles that record or sign GMP data: none of them goes with the administrator role, so that who
+# administers the system (accounts, roles, passwords) is never who creates or approves the records
+# it holds (EU GMP Annex 11 §12.1; 21 CFR 11.10(d), (g)).
+GMP_DATA_ROLES = frozenset({Role.OPERATOR, Role.SUPERVISOR, Role.QA_REVIEWER, Role.QA_APPROVER})
 
 
 class Capability(StrEnum):

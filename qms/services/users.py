@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from qms.audit import Event, SystemActor, create_with_reason, record_event, save_with_reason
 from qms.models import User
-from qms.roles import MACHINE_ROLES, Capability, Role, can
+from qms.roles import GMP_DATA_ROLES, MACHINE_ROLES, Capability, Role, can
 from qms.services._guards import locked, reason_required
 from qms.services.sessions import session_end, sessions_stored
 from qms.signatures import request_for_authentication
@@ -36,7 +36,12 @@ def _ensure_admin(actor: User | SystemActor) -> None:
 
 
 def _roles_apply(user: User, roles: Iterable[Role | str]) -> list[str]:
-    names = sorted({Role(role).value for role in roles})
+    chosen = {Role(role) for role in roles}
+    if Role.ADMIN in chosen and chosen & GMP_DATA_ROLES:
+        raise ValidationError({"roles": "The administrator role cannot go with a role that records or signs GMP "
+                                        f"data ({', '.join(sorted(r.value for r in chosen & GMP_DATA_ROLES))}): "
+                                        "administration stays apart from the records (EU GMP Annex 11 §12.1)."})
+    names = sorted(role.value for role in chosen)
     user.groups.set(Group.objects.filter(name__in=names))
     user.__dict__.pop("_role_names", None)
     return names
@@ -46,7 +51,10 @@ def _roles_apply(user: User, roles: Iterable[Role | str]) -> list[str]:
 def user_create(*, actor: User | SystemActor, username: str, full_name: str, password: str,
                 roles: Iterable[Role | str], job_title: str = "", email: str = "",
                 reason: str = "New account") -> User:
-    """Create an account with its roles; the password must meet the password rules."""
+    """Create an account with its roles; the password must meet the password rules. An account an
+    administrator creates must change its password at first login, before anything else: the
+    administrator knows it (21 CFR 11.300(b), 11.10(d)). Accounts created by the system (the demo
+    seed, tests) are not flagged."""
     _ensure_admin(actor)
     if User.objects.filter(username=username).exists():
         raise ValidationError({"username": "This username is taken (usernames are never reused)."})
@@ -55,7 +63,8 @@ def user_create(*, actor: User | SystemActor, username: str, full_name: str, pas
     candidate.set_password(password)
     user = create_with_reason(User, actor=actor, reason=reason, event=Event.USER_CREATED,
                               username=username, full_name=full_name, email=email,
-                              job_title=job_title, password=candidate.password)
+                              job_title=job_title, password=candidate.password,
+                              must_change_password=isinstance(actor, User))
     names = _roles_apply(user, roles)
     record_event(actor=actor, event=Event.USER_ROLES_CHANGED, target=user, reason=reason,
                  data={"changes": [{"field": "roles", "old": [], "new": names}]})
@@ -115,9 +124,10 @@ def password_change(*, actor: User, current_password: str, new_password: str,
         raise ValidationError({"current_password": "The password was changed meanwhile: nothing was changed."})
     validate_password(new_password, user)
     user.set_password(new_password)
+    user.must_change_password = False
     # The password is never recorded (NEVER_RECORDED): the event says that it changed, not to what.
     save_with_reason(user, actor=actor, reason="Password changed by the account holder",
-                     event=Event.PASSWORD_CHANGED, update_fields=["password"])
+                     event=Event.PASSWORD_CHANGED, update_fields=["password", "must_change_password"])
     current = getattr(request, "session", None)
     _sessions_end_open(user=user, keep=current.session_key if current is not None else None,
                        event=Event.SESSION_ENDED_PASSWORD_CHANGED,
