@@ -7,8 +7,14 @@ class EbrConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from ebr.subjects import change_control_work_register, subject_kinds_register, training_documents_register
+        from ebr.subjects import (
+            change_control_work_register,
+            record_parts_register_all,
+            subject_kinds_register,
+            training_documents_register,
+        )
 
         subject_kinds_register()
         training_documents_register()
         change_control_work_register()
+        record_parts_register_all()

@@ -336,16 +336,28 @@ def version_diff(left: MasterRecordVersion, right: MasterRecordVersion) -> list[
 # --- the batch's own audit trail ------------------------------------------------------------------
 
 def batch_audit_events(batch: Batch) -> QuerySet[Any]:
-    """Every audit event about the batch and the rows that make up its record, newest first."""
-    from django.db.models import Q
-
+    """Every audit event about the batch and the rows that make up its record, newest first: its
+    own parts (batch_record_parts) and what other apps register for it (review flags), with the
+    deviations raised against it and their CAPAs (qms/audit/parts.py)."""
+    from qms.audit.parts import record_condition, record_targets
     from qms.models import AuditEvent
+
+    return AuditEvent.objects.filter(record_condition(record_targets("ebr.batch", str(batch.pk)))).order_by("-id")
+
+
+def batch_record_parts(batch_pk: str) -> dict[str, list[str]]:
+    """The rows that make up a batch record, and the deviations and CAPAs about it, by target type."""
+    from qms.models.capa import CapaDeviation
+    from qms.selectors_deviations import deviations_for_qs
 
     def ids(queryset: QuerySet[Any]) -> list[str]:
         return [str(pk) for pk in queryset.values_list("pk", flat=True)]
 
-    parts = {
-        "ebr.batch": [str(batch.pk)],
+    batch = Batch.objects.filter(pk=batch_pk).first()
+    if batch is None:
+        return {}
+    deviations = deviations_for_qs("ebr.batch", str(batch.pk))
+    return {
         "ebr.stepexecution": ids(batch.steps.all()),
         "ebr.entry": ids(Entry.objects.filter(step__batch=batch)),
         "ebr.custodyevent": ids(batch.custody_events.all()),
@@ -354,12 +366,12 @@ def batch_audit_events(batch: Batch) -> QuerySet[Any]:
         "ebr.alarm": ids(Alarm.objects.filter(batch=batch)),  # process alarms and their acknowledgements
         # instrument posts with readings of the batch whose alarm evaluation came late or failed
         "ebr.readingpost": _posts_with_events(batch),
+        # deviations raised against the batch (with their impact assessments, qms parts) and their CAPAs
+        "qms.deviation": ids(deviations),
+        "qms.capa": sorted({str(pk) for pk in CapaDeviation.objects.filter(deviation__in=deviations)
+                            .values_list("capa_id", flat=True)}
+                           | {str(pk) for pk in deviations.exclude(capa=None).values_list("capa_id", flat=True)}),
     }
-    condition = Q()
-    for target_type, target_ids in parts.items():
-        if target_ids:
-            condition |= Q(target_type=target_type, target_id__in=target_ids)
-    return AuditEvent.objects.filter(condition).order_by("-id")
 
 
 def _posts_with_events(batch: Batch) -> list[str]:

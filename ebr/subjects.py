@@ -68,3 +68,10 @@ def _versions_not_effective(change_control: str) -> list[str]:
 
 def change_control_work_register() -> None:
     change_control_pending_register(_versions_not_effective)
+
+
+def record_parts_register_all() -> None:
+    from ebr.selectors import batch_record_parts
+    from qms.audit.parts import record_parts_register
+
+    record_parts_register("ebr.batch", batch_record_parts)

@@ -6,6 +6,11 @@ class NlpReviewConfig(AppConfig):
     verbose_name = "Batch record review"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def ready(self) -> None:
+        from qms.audit.parts import record_parts_register
+
+        record_parts_register("ebr.batch", _batch_review_parts)
+
     def open_flags_count(self, batch_pk: int) -> int:
         """Release gate (ebr.services.release.release_blockers): flags of the batch's latest review that QA
         has not dispositioned. EU GMP Annex 16 §1.7 / draft Annex 22: every model output is decided by a person."""
@@ -61,3 +66,13 @@ class NlpReviewConfig(AppConfig):
             "dispositioned_by_username": flag.dispositioned_by.username if flag.dispositioned_by else "",
             "dispositioned_at": flag.dispositioned_at,
         } for flag in flags.order_by("id")]
+
+
+def _batch_review_parts(batch_pk: str) -> dict[str, list[str]]:
+    """A batch's reviews and their flags belong to its audit trail: who dispositioned what, and how."""
+    from nlp_review.models import BatchReview, ReviewFlag
+
+    return {"nlp_review.batchreview": [str(pk) for pk in BatchReview.objects.filter(batch_id=batch_pk)
+                                       .values_list("pk", flat=True)],
+            "nlp_review.reviewflag": [str(pk) for pk in ReviewFlag.objects.filter(batch_id=batch_pk)
+                                      .values_list("pk", flat=True)]}

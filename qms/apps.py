@@ -13,3 +13,6 @@ class QmsConfig(AppConfig):
         )
 
         roles.connect_post_migrate(self)
+        from qms.record_parts import record_parts_register_all
+
+        record_parts_register_all()

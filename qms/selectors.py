@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from qms.audit.display import audit_change_display
+from qms.audit.parts import record_condition, record_targets
 from qms.models import AuditEvent, Signature, User
 from qms.selectors_deviations import deviations_for, deviations_open_for  # noqa: F401  (used by ebr)
 from qms.signatures import SignatureManifestation, format_local, signature_is_valid
@@ -59,11 +60,19 @@ def _day_start(day: date) -> datetime:
 def audit_events_filtered(filters: AuditFilters) -> QuerySet[AuditEvent]:
     events = AuditEvent.objects.all()
     if filters.record:
+        # The record with its parts (a deviation's impact assessments, a batch's entries and
+        # deviations, …): qms/audit/parts.py.
         if ":" in filters.record:
             target_type, _, target_id = filters.record.partition(":")
-            events = events.filter(target_type=target_type, target_id=target_id)
+            records = [(target_type, target_id)]
         else:
-            events = events.filter(target_label=filters.record)
+            records = list(AuditEvent.objects.filter(target_label=filters.record)
+                           .values_list("target_type", "target_id").distinct()[:20])
+        targets: dict[str, set[str]] = {}
+        for target_type, target_id in records:
+            for kind, ids in record_targets(target_type, target_id).items():
+                targets.setdefault(kind, set()).update(ids)
+        events = events.filter(record_condition(targets))
     if filters.username:
         user_ids = list(User.objects.filter(username=filters.username).values_list("pk", flat=True))
         events = events.filter(actor_id__in=user_ids) if user_ids else events.filter(actor_label=filters.username)
