@@ -37,7 +37,7 @@ lint: install
 	$(BIN)/ruff check .
 
 # Services, selectors and the pure modules they rely on (STYLE.md: type hints on services and selectors).
-TYPED := qms/audit qms/signatures.py qms/services qms/selectors.py \
+TYPED := qms/audit qms/signatures.py qms/services qms/selectors.py qms/staleness.py qms/record_parts.py \
 	ebr/services ebr/selectors.py ebr/process_data.py ebr/review_hooks.py ebr/pdf ebr/values.py ebr/units.py \
 	ebr/identity.py ebr/charts.py nlp_review/services.py nlp_review/selectors.py nlp_review/checks.py \
 	nlp_review/pipeline

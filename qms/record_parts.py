@@ -27,7 +27,7 @@ def _capa(pk: str) -> dict[str, list[str]]:
 def _change_control(pk: str) -> dict[str, list[str]]:
     from qms.models import ChangeTask
 
-    return {"qms.changetask": _ids(ChangeTask.objects.filter(change_id=pk))}
+    return {"qms.changetask": _ids(ChangeTask.objects.filter(change_id=int(pk)))}
 
 
 def record_parts_register_all() -> None:

@@ -2,6 +2,10 @@
 documents and batches in progress assessed, approved under signature by a QA approver who did
 not write it, implemented through owned tasks completed under signature, and closed by QA
 (EU GMP Part I 1.4(xii); Annex 15 §11; ICH Q10 3.2.3; ICH Q9(R1) for the depth of assessment).
+
+Every step after the proposal takes `seen`, the version of the change control its page showed
+(qms/staleness.py), and is refused when the record changed since; None means no page was read
+(demo data, commands).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from qms.services._guards import (
 from qms.services._owned_tasks import owned_item_cancel, owned_item_complete
 from qms.services.notifications import notify
 from qms.signatures import ensure_approver_not_author, sign
+from qms.staleness import ensure_unchanged
 from qms.states import CHANGE_CONTROL_STEPS, ensure_step
 
 IMPACT_LABELS = {
@@ -83,7 +88,8 @@ def change_control_open(*, actor: User, title: str, change_type: str, descriptio
 @transaction.atomic
 def change_control_assess(*, actor: User, change: ChangeControl, title: str, change_type: str, description: str,
                           justification: str, affected_items: str, impact_validation: str, impact_training: str,
-                          impact_documents: str, impact_ongoing_batches: str, reason: str) -> ChangeControl:
+                          impact_documents: str, impact_ongoing_batches: str, reason: str,
+                          seen: str | None = None) -> ChangeControl:
     """Revise the proposal and its impact assessment while it awaits approval; every revision
     is kept in its history, and whoever revised it cannot approve it."""
     ensure_can(actor, Capability.CHANGE_CONTROL_AUTHOR, "revise change controls")
@@ -91,6 +97,7 @@ def change_control_assess(*, actor: User, change: ChangeControl, title: str, cha
     definition = _clean_definition(title=title, change_type=change_type, description=description,
                                    justification=justification)
     change = locked(change)
+    ensure_unchanged(change, seen, again="save again")
     ensure_step(CHANGE_CONTROL_STEPS, "assess", change)
     values = {**definition, "affected_items": affected_items, "impact_validation": impact_validation,
               "impact_training": impact_training, "impact_documents": impact_documents,
@@ -117,13 +124,14 @@ def approval_gaps(change: ChangeControl) -> list[str]:
 @transaction.atomic
 def change_control_approve(*, actor: User, change: ChangeControl, password: str, reason: str,
                            username: str | None = None, session: SessionBase | None = None,
-                           request: HttpRequest | None = None) -> ChangeControl:
+                           request: HttpRequest | None = None, seen: str | None = None) -> ChangeControl:
     """The QA approver approves the change under signature ("approved") once every impact is
     assessed; never the author or a reviser of it (EU GMP Annex 15 §11; 21 CFR 11.50, 11.200).
     No implementation task can be completed before this approval."""
     ensure_can(actor, Capability.CHANGE_CONTROL_APPROVE, "approve changes")
     reason = reason_required(reason)
     change = locked(change)
+    ensure_unchanged(change, seen)
     step = ensure_step(CHANGE_CONTROL_STEPS, "approve", change)
     gaps = approval_gaps(change)
     if gaps:
@@ -145,11 +153,12 @@ def change_control_approve(*, actor: User, change: ChangeControl, password: str,
 @transaction.atomic
 def change_control_reject(*, actor: User, change: ChangeControl, password: str, reason: str,
                           username: str | None = None, session: SessionBase | None = None,
-                          request: HttpRequest | None = None) -> ChangeControl:
+                          request: HttpRequest | None = None, seen: str | None = None) -> ChangeControl:
     """The QA approver rejects the proposal under signature ("rejected"), saying why."""
     ensure_can(actor, Capability.CHANGE_CONTROL_APPROVE, "reject changes")
     reason = reason_required(reason, "Say why the change is rejected.")
     change = locked(change)
+    ensure_unchanged(change, seen)
     step = ensure_step(CHANGE_CONTROL_STEPS, "reject", change)
     ensure_approver_not_author(approver=actor, authors=change_control_contributors(change))
     assert step.signature is not None
@@ -163,7 +172,7 @@ def change_control_reject(*, actor: User, change: ChangeControl, password: str, 
 
 @transaction.atomic
 def change_control_task_add(*, actor: User, change: ChangeControl, description: str, owner: User, due_date: date,
-                            reason: str) -> ChangeTask:
+                            reason: str, seen: str | None = None) -> ChangeTask:
     """Plan an implementation task with its owner and due date; its owner is told."""
     ensure_can(actor, Capability.CHANGE_CONTROL_AUTHOR, "plan change implementation tasks")
     reason = reason_required(reason)
@@ -171,6 +180,7 @@ def change_control_task_add(*, actor: User, change: ChangeControl, description: 
     owner = person_able(owner, Capability.CHANGE_CONTROL_IMPLEMENT, "owner", "task owner")
     due_date = date_not_past(due_date, "due_date", "due date")
     change = locked(change)
+    ensure_unchanged(change, seen, again="save again")
     ensure_step(CHANGE_CONTROL_STEPS, "task_add", change)
     sequence = (change.tasks.order_by("-sequence").values_list("sequence", flat=True).first() or 0) + 1
     task = create_with_reason(ChangeTask, actor=actor, reason=reason, change=change, sequence=sequence,
@@ -185,13 +195,14 @@ def change_control_task_add(*, actor: User, change: ChangeControl, description: 
 @transaction.atomic
 def change_control_task_complete(*, actor: User, task: ChangeTask, evidence: str, password: str, reason: str,
                                  username: str | None = None, session: SessionBase | None = None,
-                                 request: HttpRequest | None = None) -> ChangeTask:
+                                 request: HttpRequest | None = None, seen: str | None = None) -> ChangeTask:
     """The task's owner records it done with evidence and signs ("performed"). Refused before
     the change is approved (Annex 15 §11: no implementation without approval)."""
     ensure_can(actor, Capability.CHANGE_CONTROL_IMPLEMENT, "complete change tasks")
     reason = reason_required(reason)
     evidence = text_required(evidence, "evidence", "Describe the evidence of completion.")
     change = locked(task.change)
+    ensure_unchanged(change, seen)
     step = ensure_step(CHANGE_CONTROL_STEPS, "task_complete", change)
     assert step.signature is not None
     task, signature = owned_item_complete(
@@ -203,11 +214,12 @@ def change_control_task_complete(*, actor: User, task: ChangeTask, evidence: str
 
 
 @transaction.atomic
-def change_control_task_cancel(*, actor: User, task: ChangeTask, reason: str) -> ChangeTask:
+def change_control_task_cancel(*, actor: User, task: ChangeTask, reason: str, seen: str | None = None) -> ChangeTask:
     """Withdraw a task that turned out unnecessary, saying why (it stays on record)."""
     ensure_can(actor, Capability.CHANGE_CONTROL_AUTHOR, "cancel change tasks")
     reason = reason_required(reason, "Say why this task is no longer needed.")
     change = locked(task.change)
+    ensure_unchanged(change, seen, again="save again")
     ensure_step(CHANGE_CONTROL_STEPS, "task_cancel", change)
     task = owned_item_cancel(actor=actor, item=task, reason=reason)
     record_event(actor=actor, event=Event.CHANGE_CONTROL_TASK_CANCELLED, target=change, reason=reason,
@@ -216,11 +228,13 @@ def change_control_task_cancel(*, actor: User, task: ChangeTask, reason: str) ->
 
 
 @transaction.atomic
-def change_control_implement(*, actor: User, change: ChangeControl, reason: str) -> ChangeControl:
+def change_control_implement(*, actor: User, change: ChangeControl, reason: str,
+                             seen: str | None = None) -> ChangeControl:
     """Declare the change implemented once every task is done (or withdrawn), at least one done."""
     ensure_can(actor, Capability.CHANGE_CONTROL_AUTHOR, "declare changes implemented")
     reason = reason_required(reason)
     change = locked(change)
+    ensure_unchanged(change, seen, again="save again")
     ensure_step(CHANGE_CONTROL_STEPS, "implement", change)
     _ensure_no_pending_work(change, "declared implemented")
     statuses = list(change.tasks.values_list("status", flat=True))
@@ -237,13 +251,14 @@ def change_control_implement(*, actor: User, change: ChangeControl, reason: str)
 @transaction.atomic
 def change_control_close(*, actor: User, change: ChangeControl, summary: str, password: str, reason: str,
                          username: str | None = None, session: SessionBase | None = None,
-                         request: HttpRequest | None = None) -> ChangeControl:
+                         request: HttpRequest | None = None, seen: str | None = None) -> ChangeControl:
     """The QA approver closes the implemented change under signature ("approved") with a
     summary of the post-implementation review (Annex 15 §11.7; ICH Q10 3.2.3)."""
     ensure_can(actor, Capability.CHANGE_CONTROL_APPROVE, "close change controls")
     reason = reason_required(reason)
     summary = text_required(summary, "summary", "Summarise the post-implementation review.")
     change = locked(change)
+    ensure_unchanged(change, seen)
     step = ensure_step(CHANGE_CONTROL_STEPS, "close", change)
     ensure_approver_not_author(approver=actor, authors=change_control_contributors(change))
     _ensure_no_pending_work(change, "closed")
@@ -259,11 +274,13 @@ def change_control_close(*, actor: User, change: ChangeControl, summary: str, pa
 
 
 @transaction.atomic
-def change_control_cancel(*, actor: User, change: ChangeControl, reason: str) -> ChangeControl:
+def change_control_cancel(*, actor: User, change: ChangeControl, reason: str,
+                          seen: str | None = None) -> ChangeControl:
     """The QA approver cancels a change that will not be made, saying why."""
     ensure_can(actor, Capability.CHANGE_CONTROL_APPROVE, "cancel change controls")
     reason = reason_required(reason, "Say why the change is cancelled.")
     change = locked(change)
+    ensure_unchanged(change, seen, again="save again")
     ensure_step(CHANGE_CONTROL_STEPS, "cancel", change)
     change.status, change.outcome_reason = ChangeControlStatus.CANCELLED, reason
     save_with_reason(change, actor=actor, reason=reason, event=Event.CHANGE_CONTROL_CANCELLED,

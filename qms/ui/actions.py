@@ -3,18 +3,22 @@
 A POST to /<record>/<number>/<action>/ binds the action's form, calls its service, and either
 redirects back to the record (success) or shows the record again with that form, its errors
 and what was typed (HTTP 422). The role check comes from the record's step table in states.py.
+
+Actions marked `versioned` carry the version of the record the page was rendered from, in a
+hidden field `seen` the service checks under the record's lock (qms/staleness.py, 21 CFR 11.50
+and 11.70: no signature or save over content the person never saw).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
 
 from qms.roles import can
@@ -32,6 +36,15 @@ class Action:
     call: ServiceCall
     done: str  # message after success; {record} and {item} are filled in
     per_item: bool = False
+    versioned: bool = False  # its form carries `seen`, its service refuses a stale one
+
+
+def versioned(actions: Mapping[str, Action]) -> dict[str, Action]:
+    """The record's actions, every one carrying the version of the record its form was read from."""
+    return {name: replace(spec, versioned=True) for name, spec in actions.items()}
+
+
+SEEN_MISSING = "This form does not say which version of the record you read: reload the page and try again."
 
 
 def form_key(action: str, item: Any = None) -> str:
@@ -39,11 +52,27 @@ def form_key(action: str, item: Any = None) -> str:
 
 
 def action_form(actions: Mapping[str, Action], action: str, request: HttpRequest, record: Any, item: Any = None,
-                data: Any = None) -> forms.Form:
-    """The action's form, its fields prefixed so that many forms can share one page."""
+                data: Any = None, seen: str | None = None) -> forms.Form:
+    """The action's form, its fields prefixed so that many forms can share one page; a versioned
+    action's form holds `seen`, the version of the record the page shows (qms.staleness)."""
     form = actions[action].form(request, record, item, data)
     form.prefix = form_key(action, item)
+    if actions[action].versioned:
+        form.fields["seen"] = forms.CharField(widget=forms.HiddenInput, max_length=200,
+                                              error_messages={"required": SEEN_MISSING})
+        form.initial["seen"] = seen
     return form
+
+
+def forms_seen(bound: Mapping[str, forms.Form] | None, seen: str) -> None:
+    """A form shown again (refused) carries the version the page now shows, not the one it was
+    posted with: the person reads the current content, then signs or saves again. What they
+    typed stays; the password never does (its widget does not render it)."""
+    for form in (bound or {}).values():
+        if "seen" in form.fields and form.is_bound:
+            posted = form.data.copy() if isinstance(form.data, QueryDict) else dict(form.data)
+            posted[form.add_prefix("seen")] = seen
+            form.data = posted
 
 
 def action_post(request: HttpRequest, *, record: Any, item: Any, action: str, actions: Mapping[str, Action],

@@ -17,9 +17,10 @@ from qms.roles import Capability, can
 from qms.selectors_capa import CHANGE_CSV_HEADER, ChangeFilters, change_control_csv_rows, change_control_list
 from qms.services import change_control as services
 from qms.signatures import signatures_for
+from qms.staleness import record_version_read
 from qms.states import CHANGE_CONTROL_STEPS, steps_possible
 from qms.ui import forms as f
-from qms.ui.actions import Action, action_form, action_post, form_key, item_actions, refusals
+from qms.ui.actions import Action, action_form, action_post, form_key, forms_seen, item_actions, refusals, versioned
 from qms.ui.common import csv_response, needs_username, page_of, run_service, signed_kwargs, wants_csv
 
 DEFAULT_SORT = "-number"
@@ -58,16 +59,19 @@ def change_control_new(request: HttpRequest) -> HttpResponse:
 
 def change_page(request: HttpRequest, change: ChangeControl, *, bound: dict[str, Any] | None = None,
                 active: str = "", status: int = 200) -> HttpResponse:
+    seen = record_version_read(change)  # before anything of it is read for the page
     possible = steps_possible(CHANGE_CONTROL_STEPS, change, request.user)
-    forms = {action: action_form(CHANGE_ACTIONS, action, request, change) for action, spec in CHANGE_ACTIONS.items()
-             if action in possible and not spec.per_item}
+    forms = {action: action_form(CHANGE_ACTIONS, action, request, change, seen=seen)
+             for action, spec in CHANGE_ACTIONS.items() if action in possible and not spec.per_item}
     for task in change.tasks.filter(status=ActionStatus.OPEN):
         if "task_complete" in possible and task.owner_id == request.user.pk:
             forms[form_key("task_complete", task)] = action_form(CHANGE_ACTIONS, "task_complete", request, change,
-                                                                task)
+                                                                task, seen=seen)
         if "task_cancel" in possible:
-            forms[form_key("task_cancel", task)] = action_form(CHANGE_ACTIONS, "task_cancel", request, change, task)
+            forms[form_key("task_cancel", task)] = action_form(CHANGE_ACTIONS, "task_cancel", request, change, task,
+                                                               seen=seen)
     shown = dict(forms)
+    forms_seen(bound, seen)
     forms.update(bound or {})
     tasks = [(task, signatures_for(task), item_actions(forms, task, "change_control_item_action", change.number,
                                                        ITEM_BUTTONS))
@@ -102,56 +106,56 @@ def _signed(form_class: type) -> Any:
     return lambda request, change, item, data: form_class(data, needs_username=needs_username(request))
 
 
-CHANGE_ACTIONS: dict[str, Action] = {
+CHANGE_ACTIONS: dict[str, Action] = versioned({
     "assess": Action(
         "assess",
         lambda request, c, item, data: f.ChangeAssessForm(data, initial={
             field: getattr(c, field) for field in DEFINITION_FIELDS}),
         lambda request, c, item, form, data: services.change_control_assess(
-            actor=request.user, change=c, reason=data["reason"],
+            actor=request.user, change=c, reason=data["reason"], seen=data["seen"],
             **{field: data.get(field, "") for field in DEFINITION_FIELDS}),
         "{record} updated."),
     "approve": Action(
         "approve", _signed(f.SignedReasonForm),
         lambda request, c, item, form, data: services.change_control_approve(
-            actor=request.user, change=c, reason=data["reason"], **signed_kwargs(request, form)),
+            actor=request.user, change=c, reason=data["reason"], seen=data["seen"], **signed_kwargs(request, form)),
         "{record} approved."),
     "reject": Action(
         "reject", _signed(f.SignedReasonForm),
         lambda request, c, item, form, data: services.change_control_reject(
-            actor=request.user, change=c, reason=data["reason"], **signed_kwargs(request, form)),
+            actor=request.user, change=c, reason=data["reason"], seen=data["seen"], **signed_kwargs(request, form)),
         "{record} rejected."),
     "task_add": Action(
         "task_add", lambda request, c, item, data: f.TaskAddForm(data),
         lambda request, c, item, form, data: services.change_control_task_add(
             actor=request.user, change=c, description=data["description"], owner=data["owner"],
-            due_date=data["due_date"], reason=data["reason"]),
+            due_date=data["due_date"], reason=data["reason"], seen=data["seen"]),
         "Task added to {record}."),
     "task_complete": Action(
         "task_complete", _signed(f.EvidenceSignedForm),
         lambda request, c, item, form, data: services.change_control_task_complete(
-            actor=request.user, task=item, evidence=data["evidence"], reason=data["reason"],
+            actor=request.user, task=item, evidence=data["evidence"], reason=data["reason"], seen=data["seen"],
             **signed_kwargs(request, form)),
         "{item} signed as done.", per_item=True),
     "task_cancel": Action(
         "task_cancel", lambda request, c, item, data: f.ReasonForm(data),
         lambda request, c, item, form, data: services.change_control_task_cancel(
-            actor=request.user, task=item, reason=data["reason"]),
+            actor=request.user, task=item, reason=data["reason"], seen=data["seen"]),
         "{item} cancelled.", per_item=True),
     "implement": Action(
         "implement", lambda request, c, item, data: f.ReasonForm(data, initial={"reason": "All tasks done"}),
         lambda request, c, item, form, data: services.change_control_implement(
-            actor=request.user, change=c, reason=data["reason"]),
+            actor=request.user, change=c, reason=data["reason"], seen=data["seen"]),
         "{record} implemented."),
     "close": Action(
         "close", _signed(f.ChangeCloseForm),
         lambda request, c, item, form, data: services.change_control_close(
-            actor=request.user, change=c, summary=data["summary"], reason=data["reason"],
+            actor=request.user, change=c, summary=data["summary"], reason=data["reason"], seen=data["seen"],
             **signed_kwargs(request, form)),
         "{record} closed."),
     "cancel": Action(
         "cancel", lambda request, c, item, data: f.ReasonForm(data),
         lambda request, c, item, form, data: services.change_control_cancel(
-            actor=request.user, change=c, reason=data["reason"]),
+            actor=request.user, change=c, reason=data["reason"], seen=data["seen"]),
         "{record} cancelled."),
-}
+})

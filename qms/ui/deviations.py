@@ -25,10 +25,11 @@ from qms.selectors_deviations import (
 )
 from qms.services import deviations as services
 from qms.signatures import signatures_for
+from qms.staleness import record_version_read
 from qms.states import DEVIATION_STEPS, steps_possible
 from qms.subjects import subject_kinds, subject_resolve, subject_url
 from qms.ui import forms as f
-from qms.ui.actions import Action, action_form, action_post, refusals
+from qms.ui.actions import Action, action_form, action_post, forms_seen, refusals, versioned
 from qms.ui.common import (
     csv_response,
     needs_username,
@@ -91,17 +92,19 @@ def _initial_investigation(deviation: Deviation) -> dict[str, Any]:
             "product_impact": deviation.product_impact, **whys}
 
 
-def _forms(request: HttpRequest, deviation: Deviation, possible: set[str]) -> dict[str, Any]:
-    return {action: action_form(DEVIATION_ACTIONS, action, request, deviation)
+def _forms(request: HttpRequest, deviation: Deviation, possible: set[str], seen: str) -> dict[str, Any]:
+    return {action: action_form(DEVIATION_ACTIONS, action, request, deviation, seen=seen)
             for action in possible if action in DEVIATION_ACTIONS}
 
 
 def deviation_page(request: HttpRequest, deviation: Deviation, *, bound: dict[str, Any] | None = None,
                    active: str = "", status: int = 200) -> HttpResponse:
+    seen = record_version_read(deviation)  # before anything of it is read for the page
     possible = steps_possible(DEVIATION_STEPS, deviation, request.user)
     if not subject_kinds():
         possible.discard("subject_add")
-    shown = _forms(request, deviation, possible)
+    shown = _forms(request, deviation, possible, seen)
+    forms_seen(bound, seen)
     forms = {**shown, **(bound or {})}
     subjects = [(s, subject_url(s.subject_type, s.subject_id, s.label)) for s in deviation.subjects.all()]
     extensions = [(e, signatures_for(e)) for e in deviation.extensions.select_related("granted_by")]
@@ -142,23 +145,23 @@ def _capa_call(request: HttpRequest, deviation: Deviation, item: Any, form: Any,
         raise ValidationError({"capa": "Choose the CAPA that addresses this deviation."})
     return services.deviation_capa_decide(actor=request.user, deviation=deviation, decision=data["decision"],
                                           rationale=data.get("rationale", ""), capa=data.get("capa"),
-                                          reason=data["reason"])
+                                          reason=data["reason"], seen=data["seen"])
 
 
 def _subject_call(request: HttpRequest, deviation: Deviation, item: Any, form: Any, data: dict[str, Any]) -> Any:
     subject = subject_resolve(data["subject_type"], data["reference"])
     return services.deviation_subject_add(actor=request.user, deviation=deviation, subject=subject,
-                                          reason=data["reason"])
+                                          reason=data["reason"], seen=data["seen"])
 
 
-DEVIATION_ACTIONS: dict[str, Action] = {
+DEVIATION_ACTIONS: dict[str, Action] = versioned({
     "triage": Action(
         "triage",
         lambda request, d, item, data: f.DeviationTriageForm(data, initial=_initial_triage(d)),
         lambda request, d, item, form, data: services.deviation_triage(
             actor=request.user, deviation=d, classification=data["classification"],
             rationale=data["classification_rationale"], severity=data["severity"], occurrence=data["occurrence"],
-            detectability=data["detectability"], owner=data["owner"], reason=data["reason"]),
+            detectability=data["detectability"], owner=data["owner"], reason=data["reason"], seen=data["seen"]),
         "{record} triaged."),
     "investigate": Action(
         "investigate",
@@ -167,7 +170,7 @@ DEVIATION_ACTIONS: dict[str, Action] = {
         lambda request, d, item, form, data: services.deviation_investigate(
             actor=request.user, deviation=d, root_cause_category=data["root_cause_category"],
             root_cause=data["root_cause"], whys=form.whys(), product_impact=data["product_impact"],
-            subject_impacts=form.subject_impacts(), reason=data["reason"]),
+            subject_impacts=form.subject_impacts(), reason=data["reason"], seen=data["seen"]),
         "Investigation of {record} saved."),
     "capa_decide": Action(
         "capa_decide",
@@ -180,28 +183,30 @@ DEVIATION_ACTIONS: dict[str, Action] = {
     "submit": Action(
         "submit", _signed(f.SignedReasonForm),
         lambda request, d, item, form, data: services.deviation_submit(
-            actor=request.user, deviation=d, reason=data["reason"], **signed_kwargs(request, form)),
+            actor=request.user, deviation=d, reason=data["reason"], seen=data["seen"],
+            **signed_kwargs(request, form)),
         "{record} signed and submitted for QA approval."),
     "return": Action(
         "return", lambda request, d, item, data: f.ReasonForm(data),
-        lambda request, d, item, form, data: services.deviation_return(actor=request.user, deviation=d,
-                                                                      reason=data["reason"]),
+        lambda request, d, item, form, data: services.deviation_return(
+            actor=request.user, deviation=d, reason=data["reason"], seen=data["seen"]),
         "{record} returned to investigation."),
     "close": Action(
         "close", _signed(f.SignedReasonForm),
         lambda request, d, item, form, data: services.deviation_close(
-            actor=request.user, deviation=d, reason=data["reason"], **signed_kwargs(request, form)),
+            actor=request.user, deviation=d, reason=data["reason"], seen=data["seen"],
+            **signed_kwargs(request, form)),
         "{record} approved and closed."),
     "extend": Action(
         "extend", _signed(f.DeviationExtendForm),
         lambda request, d, item, form, data: services.deviation_extend(
             actor=request.user, deviation=d, new_due_date=data["new_due_date"], reason=data["reason"],
-            **signed_kwargs(request, form)),
+            seen=data["seen"], **signed_kwargs(request, form)),
         "Due date of {record} extended."),
     "cancel": Action(
         "cancel", lambda request, d, item, data: f.ReasonForm(data),
-        lambda request, d, item, form, data: services.deviation_cancel(actor=request.user, deviation=d,
-                                                                      reason=data["reason"]),
+        lambda request, d, item, form, data: services.deviation_cancel(
+            actor=request.user, deviation=d, reason=data["reason"], seen=data["seen"]),
         "{record} cancelled."),
-}
+})
 

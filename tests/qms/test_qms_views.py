@@ -12,6 +12,7 @@ from django.utils import timezone
 from qms.audit import Event
 from qms.models import AuditEvent, Capa, ChangeControl, Deviation, DeviationStatus, Notification, TrainingRecord
 from qms.roles import MATRIX, Capability, Role
+from qms.staleness import record_version
 from qms.subjects import Subject, subject_kind, subject_kind_register, subject_kind_unregister
 from tests.conftest import PASSWORD, login
 from tests.qms import quality
@@ -128,7 +129,8 @@ def test_reporting_through_the_form_links_the_batch(client, operator, batch_kind
 # --- a deviation through its pages ---------------------------------------------------------
 
 def _post(client, deviation, action, data):
-    prefixed = {f"{action}-{name}": value for name, value in data.items()}
+    # `seen`: the version of the deviation the page showed (qms/staleness.py), as the browser posts it
+    prefixed = {f"{action}-{name}": value for name, value in {"seen": record_version(deviation), **data}.items()}
     return client.post(f"/qms/deviations/{deviation.number}/{action}/", prefixed)
 
 
@@ -221,13 +223,14 @@ def test_deviation_list_filters_sorts_and_exports_csv(client, operator, qa_revie
     assert export.target_label == "deviations (CSV)" and export.data["rows"] == 1
 
 
-def test_capa_change_and_training_lists_export_csv(client, qa_reviewer, supervisor, operator):
+def test_capa_change_and_training_lists_export_csv(client, qa_reviewer, supervisor, operator, qa_approver):
     capa = quality.capa(qa_reviewer)
     change = quality.change(supervisor)
     from qms.services.training import training_record_add
 
     training_record_add(actor=supervisor, user=operator, document_kind="sop", document_code="SOP-017",
-                        version="4", trained_on=in_days(-1), trainer=qa_reviewer, valid_until=None, reason="r")
+                        version="4", trained_on=in_days(-1), trainer=qa_approver, valid_until=None, reason="r",
+                        password=PASSWORD, username=supervisor.username)
     login(client, qa_reviewer)
 
     for url, needle in (("/qms/capa/", capa.number), ("/qms/change-control/", change.number),
@@ -288,17 +291,18 @@ def test_opening_a_capa_and_a_change_through_their_forms(client, qa_reviewer, op
     assert "not assessed" in page and "Before approval, assess" in page
 
 
-def test_training_form_matrix_and_expiring_pages(client, supervisor, operator, qa_reviewer, documents_unchecked):
+def test_training_form_matrix_and_expiring_pages(client, supervisor, operator, qa_approver, documents_unchecked):
     login(client, supervisor)
 
     response = client.post("/qms/training/new/", {
         "user": operator.pk, "document_kind": "master_record", "document_code": "cart-01", "version": "3",
-        "trained_on": in_days(-1).isoformat(), "trainer": operator.pk, "reason": "Training"})
+        "trained_on": in_days(-1).isoformat(), "trainer": operator.pk, "reason": "Training",
+        "username": supervisor.username, "password": PASSWORD})
     assert response.status_code == 422 and "Nobody can be their own trainer" in _html(response)
     response = client.post("/qms/training/new/", {
         "user": operator.pk, "document_kind": "master_record", "document_code": "cart-01", "version": "3",
-        "trained_on": in_days(-1).isoformat(), "trainer": qa_reviewer.pk, "valid_until": in_days(10).isoformat(),
-        "reason": "Training"})
+        "trained_on": in_days(-1).isoformat(), "trainer": qa_approver.pk, "valid_until": in_days(10).isoformat(),
+        "reason": "Training", "username": supervisor.username, "password": PASSWORD})
     assert response.status_code == 302
     assert TrainingRecord.objects.get(user=operator).document_code == "CART-01"
 

@@ -5,6 +5,8 @@ cause and its impact on every linked batch, approved and closed by QA (EU GMP Pa
 Every function is one step of the workflow table in qms/states.py: it checks the actor's role,
 locks the deviation, checks its state, changes it through the history helpers with an event
 from the catalogue, and signs where the table says so, all in the caller's transaction.
+Each step after the report takes `seen`, the version of the deviation its page showed
+(qms/staleness.py), and is refused when the record changed since; None means no page was read.
 """
 
 from qms.services.deviations.investigation import (

@@ -26,6 +26,7 @@ from qms.roles import Capability
 from qms.services._guards import choice_required, ensure_can, locked, reason_required, text_required
 from qms.services.capa import deviation_link_record
 from qms.signatures import sign
+from qms.staleness import ensure_unchanged
 from qms.states import CAPA_STEPS, DEVIATION_STEPS, ensure_step
 from qms.subjects import BATCH
 
@@ -68,7 +69,7 @@ def _subject_impacts_apply(deviation: Deviation, impacts: Mapping[int, tuple[str
 def deviation_investigate(*, actor: User, deviation: Deviation, root_cause_category: str, root_cause: str,
                           whys: Sequence[str] = (), product_impact: str,
                           subject_impacts: Mapping[int, tuple[str, str]] | None = None,
-                          reason: str) -> Deviation:
+                          reason: str, seen: str | None = None) -> Deviation:
     """Record the investigation (it may be saved as it progresses): root-cause category (people,
     method, machine, material, environment, measurement), the 5-why chain and the root cause,
     the product-quality impact, and the impact on each linked batch (EU GMP Part I 1.4(xiv), 8.15;
@@ -80,6 +81,7 @@ def deviation_investigate(*, actor: User, deviation: Deviation, root_cause_categ
         choice_required(root_cause_category, RootCauseCategory, "root_cause_category", "root-cause category")
     cleaned_whys = _clean_whys(whys)
     deviation = locked(deviation)
+    ensure_unchanged(deviation, seen, again="save again")
     ensure_step(DEVIATION_STEPS, "investigate", deviation)
     changed_subjects = _subject_impacts_apply(deviation, subject_impacts or {}, actor, reason)
     deviation.status = DeviationStatus.INVESTIGATION
@@ -93,7 +95,7 @@ def deviation_investigate(*, actor: User, deviation: Deviation, root_cause_categ
 
 @transaction.atomic
 def deviation_capa_decide(*, actor: User, deviation: Deviation, decision: str, rationale: str = "",
-                          capa: Capa | None = None, reason: str) -> Deviation:
+                          capa: Capa | None = None, reason: str, seen: str | None = None) -> Deviation:
     """Decide whether the root cause needs a CAPA (ICH Q10 3.2.2): "required" names the CAPA and
     links it; "not required" needs a written rationale. Closure is refused until decided.
     """
@@ -111,6 +113,7 @@ def deviation_capa_decide(*, actor: User, deviation: Deviation, decision: str, r
     if capa is not None and capa.status == CapaStatus.CANCELLED:
         raise ValidationError({"capa": f"{capa} is cancelled and cannot address a deviation."})
     deviation = locked(deviation)
+    ensure_unchanged(deviation, seen, again="save again")
     ensure_step(DEVIATION_STEPS, "capa_decide", deviation)
     if capa is not None and not CapaDeviation.objects.filter(capa=capa, deviation=deviation).exists():
         # A new link changes the CAPA's signed content: only while the CAPA is still open.
@@ -151,12 +154,14 @@ def ensure_investigation_complete(deviation: Deviation) -> None:
 
 @transaction.atomic
 def deviation_submit(*, actor: User, deviation: Deviation, password: str, reason: str, username: str | None = None,
-                     session: SessionBase | None = None, request: HttpRequest | None = None) -> Deviation:
+                     session: SessionBase | None = None, request: HttpRequest | None = None,
+                     seen: str | None = None) -> Deviation:
     """The investigator signs the complete investigation (meaning "authored") and submits it
     for QA approval (21 CFR 11.50, 11.200; EU GMP Part I 1.4(xiv))."""
     ensure_can(actor, Capability.DEVIATION_INVESTIGATE, "submit deviation investigations")
     reason = reason_required(reason)
     deviation = locked(deviation)
+    ensure_unchanged(deviation, seen)
     step = ensure_step(DEVIATION_STEPS, "submit", deviation)
     ensure_investigation_complete(deviation)
     assert step.signature is not None

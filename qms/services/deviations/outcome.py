@@ -25,15 +25,17 @@ from qms.services._guards import ensure_can, locked, reason_required
 from qms.services.deviations.investigation import ensure_investigation_complete
 from qms.services.notifications import notify
 from qms.signatures import ensure_approver_not_author, sign
+from qms.staleness import ensure_unchanged
 from qms.states import DEVIATION_STEPS, ensure_step
 
 
 @transaction.atomic
-def deviation_return(*, actor: User, deviation: Deviation, reason: str) -> Deviation:
+def deviation_return(*, actor: User, deviation: Deviation, reason: str, seen: str | None = None) -> Deviation:
     """QA sends an incomplete or unconvincing investigation back, saying what is missing."""
     ensure_can(actor, Capability.DEVIATION_CLOSE, "return deviations to investigation")
     reason = reason_required(reason, "Say what the investigation must add or correct.")
     deviation = locked(deviation)
+    ensure_unchanged(deviation, seen, again="save again")
     ensure_step(DEVIATION_STEPS, "return", deviation)
     deviation.status = DeviationStatus.INVESTIGATION
     save_with_reason(deviation, actor=actor, reason=reason, event=Event.DEVIATION_RETURNED, update_fields=["status"])
@@ -55,7 +57,8 @@ def _ensure_capa_decision_holds(deviation: Deviation) -> None:
 
 @transaction.atomic
 def deviation_close(*, actor: User, deviation: Deviation, password: str, reason: str, username: str | None = None,
-                    session: SessionBase | None = None, request: HttpRequest | None = None) -> Deviation:
+                    session: SessionBase | None = None, request: HttpRequest | None = None,
+                    seen: str | None = None) -> Deviation:
     """The QA approver approves the investigation and closes the deviation under signature
     (meaning "approved"; EU GMP Part I 1.4(xiv), 2.x independence of QA; 21 CFR 11.50, 11.200).
 
@@ -65,6 +68,7 @@ def deviation_close(*, actor: User, deviation: Deviation, password: str, reason:
     ensure_can(actor, Capability.DEVIATION_CLOSE, "close deviations")
     reason = reason_required(reason)
     deviation = locked(deviation)
+    ensure_unchanged(deviation, seen)
     step = ensure_step(DEVIATION_STEPS, "close", deviation)
     _ensure_capa_decision_holds(deviation)
     ensure_investigation_complete(deviation)
@@ -81,11 +85,12 @@ def deviation_close(*, actor: User, deviation: Deviation, password: str, reason:
 
 
 @transaction.atomic
-def deviation_cancel(*, actor: User, deviation: Deviation, reason: str) -> Deviation:
+def deviation_cancel(*, actor: User, deviation: Deviation, reason: str, seen: str | None = None) -> Deviation:
     """QA cancels a deviation reported in error or twice; the reason is kept with the record."""
     ensure_can(actor, Capability.DEVIATION_CANCEL, "cancel deviations")
     reason = reason_required(reason, "Say why this deviation is cancelled (e.g. the duplicate's number).")
     deviation = locked(deviation)
+    ensure_unchanged(deviation, seen, again="save again")
     ensure_step(DEVIATION_STEPS, "cancel", deviation)
     deviation.status, deviation.cancelled_reason = DeviationStatus.CANCELLED, reason
     save_with_reason(deviation, actor=actor, reason=reason, event=Event.DEVIATION_CANCELLED,
@@ -96,12 +101,13 @@ def deviation_cancel(*, actor: User, deviation: Deviation, reason: str) -> Devia
 @transaction.atomic
 def deviation_extend(*, actor: User, deviation: Deviation, new_due_date: date, password: str, reason: str,
                      username: str | None = None, session: SessionBase | None = None,
-                     request: HttpRequest | None = None) -> DeviationExtension:
+                     request: HttpRequest | None = None, seen: str | None = None) -> DeviationExtension:
     """QA grants a later due date under signature, with its justification (the reason), so an
     overdue investigation is a decision on record rather than a silent slip (EU GMP Part I 1.4(xiv))."""
     ensure_can(actor, Capability.DEVIATION_EXTEND, "extend deviation due dates")
     justification = reason_required(reason, "Justify the extension.")
     deviation = locked(deviation)
+    ensure_unchanged(deviation, seen)
     step = ensure_step(DEVIATION_STEPS, "extend", deviation)
     if deviation.due_date is None:
         raise ValidationError({"new_due_date": f"{deviation} has no due date yet."})

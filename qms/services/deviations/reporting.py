@@ -26,6 +26,7 @@ from qms.risk import risk_assess
 from qms.roles import Capability, Role
 from qms.services._guards import choice_required, ensure_can, locked, person_able, reason_required, text_required
 from qms.services.notifications import notify, notify_all
+from qms.staleness import ensure_unchanged
 from qms.states import DEVIATION_STEPS, ensure_step
 from qms.subjects import Subject
 
@@ -127,11 +128,13 @@ def _qa_tell(deviation: Deviation) -> None:
 
 
 @transaction.atomic
-def deviation_subject_add(*, actor: User, deviation: Deviation, subject: Subject, reason: str) -> DeviationSubject:
+def deviation_subject_add(*, actor: User, deviation: Deviation, subject: Subject, reason: str,
+                          seen: str | None = None) -> DeviationSubject:
     """Link one more batch, step, piece of equipment or material found to be concerned."""
     ensure_can(actor, Capability.DEVIATION_INVESTIGATE, "link records to deviations")
     reason = reason_required(reason)
     deviation = locked(deviation)
+    ensure_unchanged(deviation, seen, again="save again")
     ensure_step(DEVIATION_STEPS, "subject_add", deviation)
     (subject,) = clean_subjects([subject])
     if deviation.subjects.filter(subject_type=subject.subject_type, subject_id=str(subject.subject_id)).exists():
@@ -158,7 +161,8 @@ def _due_date(deviation: Deviation, classification: str) -> date:
 
 @transaction.atomic
 def deviation_triage(*, actor: User, deviation: Deviation, classification: str, rationale: str, severity: int,
-                     occurrence: int, detectability: int, owner: User | None = None, reason: str) -> Deviation:
+                     occurrence: int, detectability: int, owner: User | None = None, reason: str,
+                     seen: str | None = None) -> Deviation:
     """QA classifies the deviation (minor, major, critical) with a written rationale, scores its
     risk (ICH Q9(R1): RPN = severity x occurrence x detectability, level from qms/risk.py),
     sets the due date from the classification and names the investigation owner.
@@ -171,6 +175,7 @@ def deviation_triage(*, actor: User, deviation: Deviation, classification: str, 
     rationale = text_required(rationale, "classification_rationale", "Write why this classification applies.")
     risk = risk_assess(severity=severity, occurrence=occurrence, detectability=detectability)
     deviation = locked(deviation)
+    ensure_unchanged(deviation, seen, again="save again")  # two triagers must not overwrite each other
     ensure_step(DEVIATION_STEPS, "triage", deviation)
     owner = person_able(owner or deviation.owner or actor, Capability.DEVIATION_INVESTIGATE, "owner",
                         "investigation owner")
