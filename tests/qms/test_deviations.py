@@ -504,3 +504,28 @@ def test_eight_concurrent_reporters_get_consecutive_numbers_and_a_rollback_leave
     after = quality.deviation(SystemActor("system:test"), title=f"{marker} after", subjects=[])
     assert _number(after.number) == numbers[-1] + 1
     assert not Deviation.objects.filter(title=f"{marker} rolled back").exists()
+
+
+def test_whoever_wrote_part_of_the_investigation_cannot_approve_it_even_if_another_saved_last(
+        operator, qa_reviewer, supervisor, qa_approver, make_user):
+    """The QA pass found: the QA approver wrote the root cause and the batch impact, the
+    investigator then added a 'why' and submitted, and the approver closed it. The rule looked at
+    the last person to save only."""
+    from qms.roles import Role
+
+    deviation = quality.deviation(operator)
+    quality.triage(deviation, qa_reviewer, owner=supervisor)
+    quality.investigate(deviation, qa_approver)  # the approver's own conclusion and batch impact
+    quality.investigate(deviation, supervisor)  # … saved again by the investigator, who submits
+    quality.decide_no_capa(deviation, supervisor)
+    quality.submit(deviation, supervisor)
+
+    with pytest.raises(SegregationOfDuties):
+        services.deviation_close(actor=qa_approver, deviation=deviation, password=PASSWORD,
+                                 username=qa_approver.username, reason="Close")
+    deviation.refresh_from_db()
+    assert deviation.status == DeviationStatus.PENDING_APPROVAL and deviation.investigated_by == supervisor
+
+    independent = make_user(Role.QA_APPROVER)
+    services.deviation_close(actor=independent, deviation=deviation, password=PASSWORD,
+                             username=independent.username, reason="Close")

@@ -18,6 +18,7 @@ from qms.models import (
     Deviation,
     DeviationExtension,
     DeviationStatus,
+    DeviationSubject,
     User,
 )
 from qms.roles import Capability
@@ -72,8 +73,7 @@ def deviation_close(*, actor: User, deviation: Deviation, password: str, reason:
     step = ensure_step(DEVIATION_STEPS, "close", deviation)
     _ensure_capa_decision_holds(deviation)
     ensure_investigation_complete(deviation)
-    ensure_approver_not_author(approver=actor, authors=[u for u in (deviation.investigated_by,
-                                                                    deviation.submitted_by) if u])
+    ensure_approver_not_author(approver=actor, authors=deviation_investigators(deviation))
     assert step.signature is not None
     signature = sign(signer=actor, password=password, meaning=step.signature, target=deviation, reason=reason,
                      username=username, session=session, request=request)
@@ -82,6 +82,19 @@ def deviation_close(*, actor: User, deviation: Deviation, password: str, reason:
     save_with_reason(deviation, actor=actor, reason=reason, event=Event.DEVIATION_CLOSED,
                      update_fields=["status", "closed_by", "closed_at"], data={"signature": signature.pk})
     return deviation
+
+
+def deviation_investigators(deviation: Deviation) -> list[User]:
+    """Everyone who wrote any part of the investigation, not only the last to save it: whoever was
+    recorded as investigating or submitting it at any time (its history), and whoever assessed
+    the impact on a linked batch or record. None of them may approve it (EU GMP Part I 2.x, QA
+    independent of the investigation; the same rule as change_control_contributors)."""
+    history = deviation.history.all()
+    ids = set(history.exclude(investigated_by=None).values_list("investigated_by_id", flat=True))
+    ids |= set(history.exclude(submitted_by=None).values_list("submitted_by_id", flat=True))
+    ids |= set(DeviationSubject.history.filter(deviation_id=deviation.pk, history_type="~")
+               .exclude(history_user=None).values_list("history_user_id", flat=True))
+    return list(User.objects.filter(pk__in=ids))
 
 
 @transaction.atomic
