@@ -95,18 +95,24 @@ def master_record_ensure(people: dict[str, tuple[User, str]]) -> MasterRecordVer
 
 
 def training_ensure(version: MasterRecordVersion, people: dict[str, tuple[User, str]]) -> None:
+    """The QA approver (who approved the version) trains the supervisor, who trains the operators;
+    the QA approver records and signs each (nobody records their own training)."""
     from qms.services.training import training_is_current, training_record_add
 
-    for key in ("operator", "operator2", "supervisor"):
+    recorder, password = people["qa_approver"]
+    # Not before the version existed: a freshly seeded version is trained on the day it was created.
+    trained_on = max(timezone.localdate() - timedelta(days=30), timezone.localdate(version.created_at))
+    for key in ("supervisor", "operator", "operator2"):
         user = people[key][0]
-        trainer = people["qa_reviewer" if key == "supervisor" else "supervisor"][0]
+        trainer = people["qa_approver" if key == "supervisor" else "supervisor"][0]
         if not training_is_current(user=user, document_kind="master_record",
                                    document_code=version.master_record.code, version=str(version.version)):
-            training_record_add(actor=people["qa_approver"][0], user=user, document_kind="master_record",
+            training_record_add(actor=recorder, user=user, document_kind="master_record",
                                 document_code=version.master_record.code, version=str(version.version),
-                                trained_on=timezone.localdate() - timedelta(days=30), trainer=trainer,
+                                trained_on=trained_on, trainer=trainer,
                                 valid_until=timezone.localdate() + timedelta(days=335),
-                                reason="Demo facility: initial training")
+                                reason="Demo facility: initial training", password=password,
+                                username=recorder.username)
 
 
 def _demo_patient_ref(n: int) -> str:
@@ -290,7 +296,7 @@ def _closed_capa_ensure(people: dict[str, tuple[User, str]]) -> None:
                                            evidence="Training records of 6 operators, SOP-004 v3")
         capa_services.capa_effectiveness_plan(actor=reviewer, capa=capa, criteria="No gowning finding in "
                                               "the next gowning qualification round",
-                                              due_date=timezone.localdate() + timedelta(days=30), reason="Plan")
+                                              due_date=timezone.localdate(), reason="Plan")
         capa_services.capa_effectiveness_record(actor=reviewer, capa=capa, result="effective",
                                                 evidence="Gowning qualification round passed without finding",
                                                 password=reviewer_password, username=reviewer.username,

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from qms.models import DocumentKind
 from qms.services.change_control import change_control_pending_register
-from qms.services.training import training_document_register
+from qms.services.training import DocumentVersionFacts, training_document_facts_register, training_document_register
 from qms.subjects import BATCH, EQUIPMENT, MATERIAL, Subject, subject_kind_register
 
 
@@ -52,8 +52,28 @@ def _master_record_version(code: str, version: str) -> dict[str, str] | None:
     return None
 
 
+def _master_record_version_facts(code: str, version: str) -> DocumentVersionFacts | None:
+    """When a master record version came to exist and who approved it: training on it cannot be
+    dated earlier, and its approvers may train the first people on it (qms.services.training)."""
+    from django.utils import timezone
+
+    from ebr.models import MasterRecordVersion
+    from qms.models import Signature
+    from qms.signatures import Meaning
+
+    if not (version.isascii() and version.isdigit()):
+        return None
+    found = MasterRecordVersion.objects.filter(master_record__code__iexact=code, version=int(version)).first()
+    if found is None:
+        return None
+    approvers = Signature.objects.filter(target_type=found._meta.label_lower, target_id=str(found.pk),
+                                         meaning=Meaning.APPROVED).values_list("signer_id", flat=True)
+    return DocumentVersionFacts(issued_on=timezone.localdate(found.created_at), approver_ids=frozenset(approvers))
+
+
 def training_documents_register() -> None:
     training_document_register(DocumentKind.MASTER_RECORD, _master_record_version)
+    training_document_facts_register(DocumentKind.MASTER_RECORD, _master_record_version_facts)
 
 
 def _versions_not_effective(change_control: str) -> list[str]:

@@ -6,17 +6,22 @@ until when (EU GMP Part I 2.8-2.12: personnel trained on the procedures they car
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
+from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 
 from qms.audit import Event, create_with_reason
 from qms.models import DocumentKind, TrainingRecord, User
-from qms.roles import Capability
+from qms.roles import Capability, can
 from qms.services._guards import choice_required, created_once, ensure_can, text_required
+from qms.signatures import Meaning, sign
 
 # A register of controlled documents answers "does this code and version exist?" with None, or
 # with what is wrong ({"field": message}). The manufacturing app registers its master records
@@ -25,12 +30,34 @@ DocumentCheck = Callable[[str, str], "dict[str, str] | None"]
 _document_registers: dict[str, DocumentCheck] = {}
 
 
+@dataclass(frozen=True)
+class DocumentVersionFacts:
+    """What a register knows of one document version: the day it came into existence (None when
+    unknown, e.g. an SOP kept outside the system) and who approved it (its bootstrap trainers)."""
+
+    issued_on: date | None
+    approver_ids: frozenset[int] = frozenset()
+
+
+DocumentFacts = Callable[[str, str], "DocumentVersionFacts | None"]
+_document_facts: dict[str, DocumentFacts] = {}
+
+
 def training_document_register(document_kind: str, check: DocumentCheck) -> None:
     _document_registers[document_kind] = check
 
 
 def training_document_unregister(document_kind: str) -> DocumentCheck | None:
     return _document_registers.pop(document_kind, None)
+
+
+def training_document_facts_register(document_kind: str, facts: DocumentFacts) -> None:
+    """The owning app tells when a version was created and who approved it (qms never imports ebr)."""
+    _document_facts[document_kind] = facts
+
+
+def training_document_facts_unregister(document_kind: str) -> DocumentFacts | None:
+    return _document_facts.pop(document_kind, None)
 
 
 def _clean_document(document_kind: str, document_code: str, version: str) -> tuple[str, str, str]:
@@ -48,13 +75,21 @@ def _clean_document(document_kind: str, document_code: str, version: str) -> tup
     return kind, code, version
 
 
-def _clean_people(user: User, trainer: User) -> None:
+def _clean_people(actor: User, user: User, trainer: User | None) -> None:
+    problems: dict[str, list[str]] = {}
     if not user.is_active:
-        raise ValidationError({"user": f"{user.full_name}'s account is deactivated."})
+        problems.setdefault("user", []).append(f"{user.full_name}'s account is deactivated.")
+    if user.pk == actor.pk:
+        # Segregation of duties (EU GMP Part I 2.8-2.11): a record of one's own training
+        # would let anyone qualify themselves for the batch-execution gate.
+        problems.setdefault("user", []).append(
+            "You cannot record your own training: another person allowed to record training must do it.")
     if trainer is None or not trainer.is_active:
-        raise ValidationError({"trainer": "Name an active trainer."})
-    if trainer.pk == user.pk:
-        raise ValidationError({"trainer": "Nobody can be their own trainer."})
+        problems.setdefault("trainer", []).append("Name an active trainer.")
+    elif trainer.pk == user.pk:
+        problems.setdefault("trainer", []).append("Nobody can be their own trainer.")
+    if problems:
+        raise ValidationError(problems)
 
 
 def _clean_dates(trained_on: date, valid_until: date | None) -> None:
@@ -66,28 +101,86 @@ def _clean_dates(trained_on: date, valid_until: date | None) -> None:
         raise ValidationError({"valid_until": "Training cannot expire before it took place."})
 
 
+def _trainer_qualified(trainer: User, kind: str, code: str, version: str, trained_on: date,
+                       facts: DocumentVersionFacts | None) -> bool:
+    """Qualified: trained and current on this very version on the training day; or a bootstrap
+    trainer, who needs no training record because they approved the procedure: the version's
+    own approver, or anyone whose role approves controlled procedures (the QA approver)."""
+    if (facts is not None and trainer.pk in facts.approver_ids) or can(trainer, Capability.MASTER_RECORD_APPROVE):
+        return True
+    return TrainingRecord.objects.filter(training_current_q(trained_on), user=trainer, document_kind=kind,
+                                         document_code=code, version=version).exists()
+
+
+def _clean_against_version(kind: str, code: str, version: str, trained_on: date, trainer: User) -> None:
+    problems: dict[str, str] = {}
+    facts_of = _document_facts.get(kind)
+    facts = facts_of(code, version) if facts_of else None
+    if facts is not None and facts.issued_on is not None and trained_on < facts.issued_on:
+        problems["trained_on"] = (f"{code} v{version} only exists since {facts.issued_on:%Y-%m-%d}: "
+                                  "nobody can have been trained on it before.")
+    if not _trainer_qualified(trainer, kind, code, version, trained_on, facts):
+        problems["trainer"] = (f"{trainer.full_name} is not qualified to train on {code} v{version}: they hold "
+                               "no current training on it and are not an approver of it.")
+    if problems:
+        raise ValidationError(problems)
+
+
+def _collect(problems: dict[str, Any], clean: Callable[[], Any]) -> Any:
+    """Run one check and keep its refusal, so that every problem is shown at once on its field."""
+    try:
+        return clean()
+    except ValidationError as error:
+        error.update_error_dict(problems)
+        return None
+
+
 @transaction.atomic
 def training_record_add(*, actor: User, user: User, document_kind: str, document_code: str, version: str,
-                        trained_on: date, trainer: User, valid_until: date | None, reason: str) -> TrainingRecord:
-    """Record that `user` was trained on `document_code` version `version` by `trainer` (EU GMP
-    Part I 2.8-2.12). Records are never edited: retraining is a new record. Nobody trains
-    themselves; the date cannot be in the future; the same training is recorded once."""
+                        trained_on: date, trainer: User, valid_until: date | None, reason: str, password: str,
+                        username: str | None = None, session: SessionBase | None = None,
+                        request: HttpRequest | None = None) -> TrainingRecord:
+    """Record, under the recorder's signature ("authored"), that `user` was trained on
+    `document_code` version `version` by `trainer` (EU GMP Part I 2.8-2.12; 21 CFR 11.50).
+
+    Records are never edited: retraining is a new record; the same training is recorded once.
+    The rules, all checked before anything is refused so every problem shows at once:
+    - segregation of duties: nobody records their own training, nobody trains themselves;
+    - the trainer is qualified on the training day: they hold current training on this same
+      document version, or they are a bootstrap trainer (the version's approver, or a person whose
+      role approves controlled procedures, i.e. the QA approver, per qms/roles.py
+      MASTER_RECORD_APPROVE), which is how the first training on a new version can happen;
+    - the date is not in the future, nor before the version existed where its register knows
+      that date (master records: the day the version was created); SOPs: the future check only.
+    """
     ensure_can(actor, Capability.TRAINING_RECORD, "record training")
-    kind, code, version = _clean_document(document_kind, document_code, version)
-    _clean_people(user, trainer)
-    _clean_dates(trained_on, valid_until)
+    problems: dict[str, Any] = {}
+    document = _collect(problems, lambda: _clean_document(document_kind, document_code, version))
+    _collect(problems, lambda: _clean_people(actor, user, trainer))
+    _collect(problems, lambda: _clean_dates(trained_on, valid_until))
+    if document is not None and "trainer" not in problems and isinstance(trained_on, date):
+        checked_kind, checked_code, checked_version = document
+        _collect(problems, lambda: _clean_against_version(checked_kind, checked_code, checked_version, trained_on,
+                                                          trainer))
+    if problems:
+        raise ValidationError(problems)
+    kind, code, version = document
     duplicate = ValidationError(f"{user.full_name}'s training on {code} v{version} of {trained_on:%Y-%m-%d} "
                                 "is already recorded.")
     if TrainingRecord.objects.filter(user=user, document_kind=kind, document_code=code, version=version,
                                      trained_on=trained_on).exists():
         raise duplicate
-    return created_once(lambda: create_with_reason(
-        TrainingRecord, actor=actor, reason=(reason or "").strip() or "Training recorded",
-        event=Event.TRAINING_RECORDED,
+    reason = (reason or "").strip() or "Training recorded"
+    record = created_once(lambda: create_with_reason(
+        TrainingRecord, actor=actor, reason=reason, event=Event.TRAINING_RECORDED,
         data={"user": user.username, "document": f"{kind}:{code}:{version}", "trainer": trainer.username},
         user=user, document_kind=kind, document_code=code, version=version, trained_on=trained_on,
         trainer=trainer, valid_until=valid_until, recorded_by=actor, recorded_at=timezone.now()),
         "training_record_unique", duplicate)  # two submits at once: the second is refused, not a 500
+    # Signed in the same transaction: a refused signature leaves no unsigned record behind.
+    sign(signer=actor, password=password, meaning=Meaning.AUTHORED, target=record, reason=reason,
+         username=username, session=session, request=request)
+    return record
 
 
 def training_current_q(on: date) -> Q:

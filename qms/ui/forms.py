@@ -338,7 +338,9 @@ class ChangeCloseForm(SignedForm):
 
 # --- training -------------------------------------------------------------------------------
 
-class TrainingRecordForm(forms.Form):
+class TrainingRecordForm(SignedForm):
+    """Recorded under the recorder's signature; nobody records their own training."""
+
     user = PersonChoiceField(queryset=users_active(), label="Person trained")
     document_kind = forms.ChoiceField(choices=DocumentKind.choices, label="Document")
     document_code = forms.CharField(max_length=64, label="Document code")

@@ -22,7 +22,7 @@ from qms.selectors_training import (
 )
 from qms.services.training import training_record_add
 from qms.ui import forms as f
-from qms.ui.common import csv_response, page_of, run_service, wants_csv
+from qms.ui.common import csv_response, needs_username, page_of, run_service, signed_kwargs, wants_csv
 
 DEFAULT_SORT = "-trained_on"
 
@@ -44,12 +44,14 @@ def training_list_view(request: HttpRequest) -> HttpResponse:
 
 @capability_required(Capability.TRAINING_RECORD)
 def training_new(request: HttpRequest) -> HttpResponse:
-    form = f.TrainingRecordForm(request.POST or None, initial={"trainer": request.user.pk})
+    form = f.TrainingRecordForm(request.POST or None, initial={"trainer": request.user.pk},
+                                needs_username=needs_username(request))
     if request.method == "POST":
         record = run_service(form, lambda data: training_record_add(
             actor=request.user, user=data["user"], document_kind=data["document_kind"],
             document_code=data["document_code"], version=data["version"], trained_on=data["trained_on"],
-            trainer=data["trainer"], valid_until=data.get("valid_until"), reason=data["reason"]))
+            trainer=data["trainer"], valid_until=data.get("valid_until"), reason=data["reason"],
+            **signed_kwargs(request, form)))
         if record:
             messages.success(request, f"Training of {record.user.full_name} on {record.document_label} recorded.")
             return redirect("training_list")

@@ -56,9 +56,9 @@ def started_batch(e2e_user) -> E2EBatch:  # type: ignore[no-untyped-def]
     bsc = create_with_reason(Equipment, actor=SEED, reason="test", code=f"BSC-{tag}", name=f"BSC {tag}",
                              equipment_type="bsc", calibration_due=today + timedelta(days=100), status="released")
     version = build_version(supervisor, qa_reviewer, qa_approver, {"media": media}, code=f"MBR-E2E-{tag}")
+    train(supervisor, version, qa_approver, qa_approver)
     for person in (operator, verifier):
         train(person, version, qa_approver, supervisor)
-    train(supervisor, version, qa_approver, qa_reviewer)
     batch = batch_services.batch_start(actor=supervisor, batch=create_batch(supervisor, version))
     return E2EBatch(batch=batch, version=version, operator=operator, verifier=verifier, supervisor=supervisor,
                     qa_reviewer=qa_reviewer, qa_approver=qa_approver, good_lot=good_lot, expired_lot=expired_lot,

@@ -2,7 +2,6 @@
 for a code or version that does not exist would satisfy nothing, or later satisfy a version it
 was never given on."""
 
-from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -11,14 +10,15 @@ from django.utils import timezone
 from qms.models import TrainingRecord
 from qms.roles import Role
 from qms.services.training import training_record_add
+from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
 
 def _train(actor, user, trainer, code, version, kind="master_record"):
     return training_record_add(actor=actor, user=user, document_kind=kind, document_code=code, version=version,
-                               trained_on=timezone.localdate() - timedelta(days=1), trainer=trainer,
-                               valid_until=None, reason="Training")
+                               trained_on=timezone.localdate(), trainer=trainer,  # the version exists since today
+                               valid_until=None, reason="Training", password=PASSWORD, username=actor.username)
 
 
 @pytest.mark.parametrize(("code", "number", "field", "message"), [
@@ -34,7 +34,7 @@ def test_training_on_a_master_record_that_does_not_exist_is_refused(version, qa_
     record_code = version.master_record.code
 
     with pytest.raises(ValidationError) as refused:
-        _train(qa_approver, trainee, verifier, code.format(code=record_code), number)
+        _train(qa_approver, trainee, qa_approver, code.format(code=record_code), number)
 
     assert refused.value.message_dict[field][0].startswith(message.format(code=record_code))
     assert not TrainingRecord.objects.filter(user=trainee).exists()
@@ -43,8 +43,8 @@ def test_training_on_a_master_record_that_does_not_exist_is_refused(version, qa_
 def test_training_on_an_existing_version_is_recorded_in_any_casing(version, qa_approver, make_user, verifier):
     trainee = make_user(Role.OPERATOR)
 
-    record = _train(qa_approver, trainee, verifier, version.master_record.code.lower(), str(version.version))
+    record = _train(qa_approver, trainee, qa_approver, version.master_record.code.lower(), str(version.version))
 
     assert record.document_code == version.master_record.code.upper()
     # SOPs live in the facility's document system: their codes are not checked here.
-    assert _train(qa_approver, trainee, verifier, "SOP-017", "3", kind="sop").document_code == "SOP-017"
+    assert _train(qa_approver, trainee, qa_approver, "SOP-017", "3", kind="sop").document_code == "SOP-017"

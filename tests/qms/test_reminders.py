@@ -99,7 +99,8 @@ def test_change_tasks_effectiveness_checks_and_training_are_reminded(supervisor,
     capa = quality.capa(qa_reviewer, owner=owner, effectiveness_criteria="No recurrence",
                         effectiveness_due=in_days(3))
     training_record_add(actor=supervisor, user=owner, document_kind="sop", document_code="SOP-017", version="3",
-                        trained_on=in_days(-300), trainer=qa_approver, valid_until=in_days(35), reason="Training")
+                        trained_on=in_days(-300), trainer=qa_approver, valid_until=in_days(35), reason="Training",
+                        password=PASSWORD, username=supervisor.username)
 
     run = reminders_send(today=in_days(5))
 

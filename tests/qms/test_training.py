@@ -18,6 +18,7 @@ from qms.selectors_training import (
     training_matrix,
 )
 from qms.services.training import training_is_current, training_record_add
+from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("documents_unchecked")]
 
@@ -30,16 +31,17 @@ def _record(actor, user, trainer, *, code="CART-01", version="3", trained_on=Non
             kind="master_record"):
     return training_record_add(actor=actor, user=user, document_kind=kind, document_code=code, version=version,
                                trained_on=trained_on or _days(-10), trainer=trainer, valid_until=valid_until,
-                               reason="Initial training")
+                               reason="Initial training", password=PASSWORD, username=actor.username)
 
 
-def test_training_is_recorded_and_makes_the_person_current_on_that_version_only(supervisor, operator, verifier):
-    record = _record(supervisor, operator, verifier, valid_until=_days(365))
+def test_training_is_recorded_and_makes_the_person_current_on_that_version_only(supervisor, qa_approver, operator,
+                                                                                verifier):
+    record = _record(supervisor, operator, qa_approver, valid_until=_days(365))
 
     assert record.recorded_by == supervisor and record.document_label == "CART-01 v3"
     event = AuditEvent.objects.get(event_type=Event.TRAINING_RECORDED, target_id=str(record.pk))
     assert {k: v for k, v in event.data.items() if k != "changes"} == {
-        "user": operator.username, "document": "master_record:CART-01:3", "trainer": verifier.username}
+        "user": operator.username, "document": "master_record:CART-01:3", "trainer": qa_approver.username}
     current = {"user": operator, "document_kind": "master_record", "document_code": "CART-01"}
     assert training_is_current(**current, version="3")
     assert training_is_current(**current, version=3)  # ebr passes integer versions as text
@@ -59,8 +61,9 @@ def test_training_is_recorded_and_makes_the_person_current_on_that_version_only(
     ({"code": " "}, "document_code"),
     ({"trainer": "self"}, "trainer"),
 ])
-def test_bad_training_records_are_refused(supervisor, operator, verifier, change, field):
-    arguments = {"trained_on": _days(-1), "valid_until": None, "kind": "sop", "code": "SOP-017", "trainer": verifier}
+def test_bad_training_records_are_refused(supervisor, qa_approver, operator, verifier, change, field):
+    arguments = {"trained_on": _days(-1), "valid_until": None, "kind": "sop", "code": "SOP-017",
+                 "trainer": qa_approver}
     arguments.update(change)
     if arguments["trained_on"] == "future":
         arguments["trained_on"] = _days(1)
@@ -76,22 +79,22 @@ def test_bad_training_records_are_refused(supervisor, operator, verifier, change
     assert not TrainingRecord.objects.filter(user=operator).exists()
 
 
-def test_only_supervisors_and_qa_record_training_and_each_training_once(operator, verifier, supervisor):
+def test_only_supervisors_and_qa_record_training_and_each_training_once(operator, verifier, supervisor, qa_approver):
     with pytest.raises(PermissionDenied):
-        _record(verifier, operator, verifier)
-    _record(supervisor, operator, verifier, trained_on=_days(-3))
+        _record(verifier, operator, qa_approver)
+    _record(supervisor, operator, qa_approver, trained_on=_days(-3))
 
     with pytest.raises(ValidationError, match="already recorded"):
-        _record(supervisor, operator, verifier, trained_on=_days(-3))
+        _record(supervisor, operator, qa_approver, trained_on=_days(-3))
     assert TrainingRecord.objects.filter(user=operator).count() == 1
 
 
-def test_matrix_shows_who_may_execute_what(supervisor, operator, verifier, settings):
+def test_matrix_shows_who_may_execute_what(supervisor, qa_approver, operator, verifier, settings):
     settings.QMS_TRAINING_EXPIRY_WARNING_DAYS = 30
-    _record(supervisor, operator, verifier, code="CART-01", version="3", valid_until=_days(200))
-    _record(supervisor, operator, verifier, code="SOP-017", version="2", kind="sop", valid_until=_days(10))
-    _record(supervisor, verifier, operator, code="CART-01", version="2", valid_until=None)
-    _record(supervisor, verifier, operator, code="SOP-017", version="2", kind="sop", trained_on=_days(-400),
+    _record(supervisor, operator, qa_approver, code="CART-01", version="3", valid_until=_days(200))
+    _record(supervisor, operator, qa_approver, code="SOP-017", version="2", kind="sop", valid_until=_days(10))
+    _record(supervisor, verifier, qa_approver, code="CART-01", version="2", valid_until=None)
+    _record(supervisor, verifier, qa_approver, code="SOP-017", version="2", kind="sop", trained_on=_days(-400),
             valid_until=_days(-1))
     documents = [TrainingDocument("master_record", "CART-01", "3"), TrainingDocument("sop", "SOP-017", "2")]
 
@@ -103,10 +106,10 @@ def test_matrix_shows_who_may_execute_what(supervisor, operator, verifier, setti
     assert matrix.rows[0].cells[1].text == f"until {_days(10):%Y-%m-%d}"
 
 
-def test_matrix_documents_come_from_the_registered_provider_or_the_latest_trained_version(supervisor, operator,
-                                                                                          verifier):
-    _record(supervisor, operator, verifier, code="CART-01", version="9")
-    _record(supervisor, operator, verifier, code="CART-01", version="10")
+def test_matrix_documents_come_from_the_registered_provider_or_the_latest_trained_version(supervisor, qa_approver,
+                                                                                          operator):
+    _record(supervisor, operator, qa_approver, code="CART-01", version="9")
+    _record(supervisor, operator, qa_approver, code="CART-01", version="10")
     assert TrainingDocument("master_record", "CART-01", "10") in training_documents()
 
     def effective_versions():
@@ -119,13 +122,14 @@ def test_matrix_documents_come_from_the_registered_provider_or_the_latest_traine
         training_documents_provider_unregister(effective_versions)
 
 
-def test_expiring_list_leaves_out_renewed_training(supervisor, operator, verifier):
-    soon = _record(supervisor, operator, verifier, code="SOP-001", kind="sop", trained_on=_days(-300),
+def test_expiring_list_leaves_out_renewed_training(supervisor, qa_approver, operator, verifier):
+    soon = _record(supervisor, operator, qa_approver, code="SOP-001", kind="sop", trained_on=_days(-300),
                    valid_until=_days(5))
-    renewed = _record(supervisor, verifier, operator, code="SOP-001", kind="sop", trained_on=_days(-300),
+    renewed = _record(supervisor, verifier, qa_approver, code="SOP-001", kind="sop", trained_on=_days(-300),
                       valid_until=_days(6))
-    _record(supervisor, verifier, operator, code="SOP-001", kind="sop", trained_on=_days(-1), valid_until=_days(700))
-    lapsed = _record(supervisor, operator, verifier, code="SOP-002", kind="sop", trained_on=_days(-300),
+    _record(supervisor, verifier, qa_approver, code="SOP-001", kind="sop", trained_on=_days(-1),
+            valid_until=_days(700))
+    lapsed = _record(supervisor, operator, qa_approver, code="SOP-002", kind="sop", trained_on=_days(-300),
                      valid_until=_days(-3))
 
     assert soon in training_expiring(days=30) and renewed not in training_expiring(days=30)
