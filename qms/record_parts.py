@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db.models import QuerySet
+
 from qms.audit.parts import record_parts_register
 
 
-def _ids(queryset) -> list[str]:  # type: ignore[no-untyped-def]
+def _ids(queryset: QuerySet[Any]) -> list[str]:
     return [str(pk) for pk in queryset.values_list("pk", flat=True)]
 
 

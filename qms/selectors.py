@@ -66,7 +66,7 @@ def audit_events_filtered(filters: AuditFilters) -> QuerySet[AuditEvent]:
             target_type, _, target_id = filters.record.partition(":")
             records = [(target_type, target_id)]
         else:
-            records = list(AuditEvent.objects.filter(target_label=filters.record)
+            records = list(AuditEvent.objects.filter(target_label=filters.record).order_by()
                            .values_list("target_type", "target_id").distinct()[:20])
         targets: dict[str, set[str]] = {}
         for target_type, target_id in records:

@@ -34,6 +34,8 @@ def record_targets(target_type: str, target_id: str) -> dict[str, set[str]]:
     for _ in range(DEPTH):
         following = []
         for kind, pk in frontier:
+            if not (pk.isascii() and pk.isdigit()):
+                continue  # no such row (ids are numbers): the record has no parts
             for parts in _parts.get(kind, []):
                 for child_type, child_ids in parts(pk).items():
                     new = {str(child) for child in child_ids} - found.setdefault(child_type, set())
