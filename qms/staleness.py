@@ -34,6 +34,7 @@ from qms.models import (
 from qms.signatures import format_local
 
 M = TypeVar("M", bound=models.Model)
+CHANGED_SINCE = "This record changed since you opened it"
 HistoryParts = Callable[[Any], list[models.QuerySet[Any]]]
 
 
@@ -99,5 +100,5 @@ def ensure_unchanged(record: models.Model, seen: str | None, *, again: str = "si
     if _token(latest) == seen:
         return
     who, when = _last_change(latest)
-    raise ValidationError(f"This record changed since you opened it ({who} at {format_local(when)}): "
+    raise ValidationError(f"{CHANGED_SINCE} ({who} at {format_local(when)}): "
                           f"review the changes, then {again}.")

@@ -22,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect
 
 from qms.roles import can
+from qms.staleness import CHANGED_SINCE
 from qms.states import Step
 from qms.ui.common import run_service
 
@@ -70,6 +71,13 @@ def forms_seen(bound: Mapping[str, forms.Form] | None, seen: str) -> None:
     typed stays; the password never does (its widget does not render it)."""
     for form in (bound or {}).values():
         if "seen" in form.fields and form.is_bound:
+            read = form.data.get(form.add_prefix("seen"))
+            told = any(str(error).startswith(CHANGED_SINCE) for error in form.non_field_errors())
+            if read and read != seen and not told:
+                # Refused for another reason (an empty reason, say) before the service compared the
+                # versions: the record changed meanwhile all the same, and the person must know it
+                # before the form, now on the current version, is sent again.
+                form.add_error(None, f"{CHANGED_SINCE}: review the changes, then submit again.")
             posted = form.data.copy() if isinstance(form.data, QueryDict) else dict(form.data)
             posted[form.add_prefix("seen")] = seen
             form.data = posted

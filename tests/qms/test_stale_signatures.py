@@ -263,3 +263,22 @@ def test_a_form_without_its_version_is_refused(client, supervisor, qa_approver):
 
     assert response.status_code == 422 and "which version of the record you read" in response.content.decode()
     assert ChangeControl.objects.get(pk=change.pk).status == ChangeControlStatus.OPEN
+
+
+def test_a_form_refused_for_another_reason_also_says_the_record_changed(client, supervisor, qa_approver):
+    """The code review found: refused for an empty reason (before the versions are compared), the
+    form came back on the new version without a word, and the next submit signed the revised text
+    unseen. Now the change is said as well, and the form holds the version now shown."""
+    change = quality.change(supervisor)
+    login(client, qa_approver)
+    seen = record_version(change)
+    _revise(change, supervisor)
+
+    response = client.post(f"/qms/change-control/{change.number}/approve/", {
+        "approve-seen": seen, "approve-reason": "", "approve-username": qa_approver.username,
+        "approve-password": PASSWORD})
+    shown = response.content.decode()
+
+    assert response.status_code == 422 and "This record changed since you opened it" in shown
+    assert f'name="approve-seen" value="{record_version(change)}"' in shown
+    assert ChangeControl.objects.get(pk=change.pk).status == ChangeControlStatus.OPEN
