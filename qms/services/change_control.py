@@ -282,6 +282,7 @@ def change_control_cancel(*, actor: User, change: ChangeControl, reason: str,
     change = locked(change)
     ensure_unchanged(change, seen, again="save again")
     ensure_step(CHANGE_CONTROL_STEPS, "cancel", change)
+    _ensure_no_pending_work(change, "cancelled")
     change.status, change.outcome_reason = ChangeControlStatus.CANCELLED, reason
     save_with_reason(change, actor=actor, reason=reason, event=Event.CHANGE_CONTROL_CANCELLED,
                      update_fields=["status", "outcome_reason"])
@@ -312,9 +313,14 @@ def change_control_scope_refusal(number: str, item_code: str, change_type: str =
     a change of that type that names the item among its affected items (EU GMP Part I 1.4(xii),
     Annex 15 §11: a document changes under the change control that assessed that change, not
     under any approved one). Approval itself is change_control_is_approved's."""
-    change = ChangeControl.objects.filter(number=(number or "").strip().upper()).first()
+    # Locked: implementing, closing or cancelling it waits for the new work to be recorded, and
+    # then sees it (_ensure_no_pending_work).
+    change = ChangeControl.objects.select_for_update().filter(number=(number or "").strip().upper()).first()
     if change is None:
         return None
+    if change.status != ChangeControlStatus.APPROVED:
+        return (f"{change.number} is {change.get_status_display().lower()}: no further work is authorised under "
+                "it; a new change needs its own change control.")
     if change.change_type != change_type:
         return (f"{change.number} is a change of {change.get_change_type_display().lower()}: "
                 f"{item_code} changes under a change control of type "

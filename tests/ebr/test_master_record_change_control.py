@@ -68,3 +68,19 @@ def test_a_change_control_is_not_implemented_before_the_version_it_authorises_is
 
     with pytest.raises(ValidationError, match=f"{second} is draft, not effective"):
         cc_services.change_control_implement(actor=supervisor, change=process, reason="Done")
+
+
+def test_a_closed_change_control_authorises_no_new_version_and_one_with_a_draft_is_not_cancelled(
+        version, supervisor, qa_approver):
+    from qms.models import ChangeControl, ChangeControlStatus
+
+    process = approved(supervisor, qa_approver, change_type=ChangeType.PROCESS,
+                       affected_items=version.master_record.code)
+    ChangeControl.objects.filter(pk=process.pk).update(status=ChangeControlStatus.CLOSED)  # its work is done
+    with pytest.raises(ValidationError, match=f"{process.number} is closed: no further work"):
+        draft(supervisor, version, process.number)
+
+    other = approved(supervisor, qa_approver, change_type=ChangeType.PROCESS, affected_items=version.master_record.code)
+    second = draft(supervisor, version, other.number)
+    with pytest.raises(ValidationError, match=f"{second} is draft, not effective"):
+        cc_services.change_control_cancel(actor=qa_approver, change=other, reason="Not needed after all")
