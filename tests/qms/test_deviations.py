@@ -529,3 +529,16 @@ def test_whoever_wrote_part_of_the_investigation_cannot_approve_it_even_if_anoth
     independent = make_user(Role.QA_APPROVER)
     services.deviation_close(actor=independent, deviation=deviation, password=PASSWORD,
                              username=independent.username, reason="Close")
+
+
+def test_whoever_recorded_the_capa_decision_cannot_approve_the_investigation(operator, qa_reviewer, supervisor,
+                                                                             qa_approver):
+    deviation = quality.deviation(operator)
+    quality.triage(deviation, qa_reviewer, owner=supervisor)
+    quality.investigate(deviation, supervisor)
+    quality.decide_no_capa(deviation, qa_approver)  # the approver's decision, part of the investigation
+    quality.submit(deviation, supervisor)
+
+    with pytest.raises(SegregationOfDuties):
+        services.deviation_close(actor=qa_approver, deviation=deviation, password=PASSWORD,
+                                 username=qa_approver.username, reason="Close")

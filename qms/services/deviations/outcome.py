@@ -92,6 +92,14 @@ def deviation_investigators(deviation: Deviation) -> list[User]:
     history = deviation.history.all()
     ids = set(history.exclude(investigated_by=None).values_list("investigated_by_id", flat=True))
     ids |= set(history.exclude(submitted_by=None).values_list("submitted_by_id", flat=True))
+    # The CAPA decision is part of the investigation, and its save leaves investigated_by as it was:
+    # whoever changed the decision or its rationale shows in the history row of that change.
+    decided: tuple[str, str] = ("", "")
+    for user_id, decision, rationale in history.order_by("history_date", "history_id").values_list(
+            "history_user_id", "capa_decision", "capa_rationale"):
+        if (decision, rationale) != decided and user_id is not None:
+            ids.add(user_id)
+        decided = (decision, rationale)
     ids |= set(DeviationSubject.history.filter(deviation_id=deviation.pk, history_type="~")
                .exclude(history_user=None).values_list("history_user_id", flat=True))
     return list(User.objects.filter(pk__in=ids))
