@@ -129,7 +129,8 @@ def sign(*, signer: User, password: str, meaning: Meaning | str, target: models.
     if signer.must_change_password:
         # The password was set by an administrator who therefore knows it: a signature with it is
         # not provably the holder's (11.100(a), 11.300(b)).
-        raise SignatureRefused("Change the password an administrator gave you (My account) before signing.")
+        raise _refuse(signer, target, meaning.value,
+                      "Change the password an administrator gave you (My account) before signing.")
     _check_identity(signer=signer, password=password, username=username, meaning=meaning,
                     target=target, session=session, request=request)
     content = content_of(target)

@@ -144,11 +144,12 @@ def _expire(*, user: User, session_key: str, expire_date: datetime | None, last_
 
 @transaction.atomic
 def session_end(*, user: User, session_key: str, event: Event, reason: str, data: dict[str, Any],
-                expire_date: datetime | None = None) -> bool:
-    """End one session of `user` and record `event` for it, once: only if this call removed it."""
+                expire_date: datetime | None = None, actor: User | None = None) -> bool:
+    """End one session of `user` and record `event` for it, once: only if this call removed it.
+    `actor` is who ended it when that is not the session's person (an administrator's deactivation)."""
     if not session_delete(session_key, expire_date=expire_date):
         return False  # ended meanwhile, and recorded by whoever ended it
-    record_event(actor=user, event=event, target=user, reason=reason, data=data)
+    record_event(actor=actor or user, event=event, target=user, reason=reason, data=data)
     return True
 
 

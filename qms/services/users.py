@@ -119,7 +119,7 @@ def password_change(*, actor: User, current_password: str, new_password: str,
         raise ValidationError({"new_password": "The new password must differ from the current one."})
     user = User.objects.select_for_update().get(pk=actor.pk)  # `actor` may be request.user's lazy proxy
     if user.password != authenticated.password:
-        # Checked before the lock: a change from another session in between would otherwise be
+        # The current password was checked before the lock: a change from another session in between would be
         # overwritten by someone who proved only the password it replaced.
         raise ValidationError({"current_password": "The password was changed meanwhile: nothing was changed."})
     validate_password(new_password, user)
@@ -135,7 +135,8 @@ def password_change(*, actor: User, current_password: str, new_password: str,
     return user
 
 
-def _sessions_end_open(*, user: User, event: Event, reason: str, keep: str | None = None) -> None:
+def _sessions_end_open(*, user: User, event: Event, reason: str, keep: str | None = None,
+                       actor: User | None = None) -> None:
     """End `user`'s open sessions other than `keep` now, recording `event` for each.
 
     Without this, Django would refuse them at their next request (a changed password's session
@@ -147,7 +148,7 @@ def _sessions_end_open(*, user: User, event: Event, reason: str, keep: str | Non
     for stored in sessions_stored(user=user):
         if stored.key == keep or stored.expired_at < now:
             continue
-        session_end(user=user, session_key=stored.key, event=event, reason=reason,
+        session_end(user=user, session_key=stored.key, event=event, reason=reason, actor=actor,
                     data={"last_activity": stored.last_activity})
 
 
@@ -167,7 +168,7 @@ def user_deactivate(*, actor: User, user: User, reason: str) -> User:
     user.deactivated_at = timezone.now()
     save_with_reason(user, actor=actor, reason=reason, event=Event.USER_DEACTIVATED,
                      update_fields=["is_active", "deactivated_at"])
-    _sessions_end_open(user=user, event=Event.SESSION_ENDED_DEACTIVATED,
+    _sessions_end_open(user=user, event=Event.SESSION_ENDED_DEACTIVATED, actor=actor,
                        reason=f"The account was deactivated: {reason}")
     return user
 

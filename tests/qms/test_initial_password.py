@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from qms.audit import SystemActor
+from qms.audit import Event, SystemActor
+from qms.models import AuditEvent
 from qms.roles import Role
 from qms.services import users as user_services
 from qms.signatures import SignatureRefused, sign
@@ -47,6 +48,9 @@ def test_no_signature_with_the_password_an_administrator_gave(admin_user):
 
     with pytest.raises(SignatureRefused, match="Change the password an administrator gave you"):
         sign(signer=qp, password=GIVEN, meaning="approved", target=qp, username=qp.username)
+
+    refused = AuditEvent.objects.get(event_type=Event.SIGNATURE_REFUSED, actor=qp)  # recorded, like other refusals
+    assert "administrator gave you" in refused.reason
 
 
 def test_accounts_the_system_creates_are_not_asked_to_change():

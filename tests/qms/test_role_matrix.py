@@ -103,5 +103,6 @@ def test_deactivated_user_loses_access_at_the_next_request(client, make_user, ad
     assert response.status_code == 302
     # The session ended with the account, and the audit trail says when and why (not silently).
     ended = AuditEvent.objects.filter(event_type=Event.SESSION_ENDED_DEACTIVATED, target_id=str(user.pk))
-    assert [e.reason for e in ended] == ["The account was deactivated: Inspection ended"]
+    assert [(e.reason, e.actor_id) for e in ended] == [("The account was deactivated: Inspection ended",
+                                                        admin_user.pk)]  # ended by the administrator
     assert not Session.objects.filter(session_key=key).exists()
