@@ -39,7 +39,7 @@ def subject_kinds_register() -> None:
 
 
 def _master_record_version(code: str, version: str) -> dict[str, str] | None:
-    from ebr.models import MasterRecord
+    from ebr.models import MasterRecord, VersionStatus
 
     record = MasterRecord.objects.filter(code__iexact=code).first()
     if record is None:
@@ -49,6 +49,12 @@ def _master_record_version(code: str, version: str) -> dict[str, str] | None:
     if not canonical or not record.versions.filter(version=int(version)).exists():
         known = ", ".join(str(v) for v in record.versions.order_by("version").values_list("version", flat=True))
         return {"version": f"{record.code} has no version {version} (versions: {known or 'none'})."}
+    found = record.versions.get(version=int(version))
+    if found.status in (VersionStatus.DRAFT, VersionStatus.IN_REVIEW):
+        # Its content may still change: training on it would let someone pass the execution gate
+        # trained on limits that were edited afterwards.
+        return {"version": f"{found} is {found.get_status_display().lower()}: training is recorded on an approved "
+                           "version."}
     return None
 
 

@@ -48,3 +48,21 @@ def test_training_on_an_existing_version_is_recorded_in_any_casing(version, qa_a
     assert record.document_code == version.master_record.code.upper()
     # SOPs live in the facility's document system: their codes are not checked here.
     assert _train(qa_approver, trainee, qa_approver, "SOP-017", "3", kind="sop").document_code == "SOP-017"
+
+
+def test_training_on_a_version_still_in_draft_is_refused(version, supervisor, qa_approver, make_user, monkeypatch):
+    """Its limits may still change: training recorded on a draft would pass the execution gate on
+    content edited afterwards (found by the code review)."""
+    from ebr.services import master_records as master_services
+    from qms.services import change_control
+
+    monkeypatch.setattr(change_control, "change_control_is_approved", lambda number: number == "CC-OK")
+    draft = master_services.version_new_draft(actor=supervisor, master_record=version.master_record,
+                                              change_control="CC-OK", summary_of_changes="Viability ≥ 60 %")
+    trainee = make_user(Role.OPERATOR)
+
+    with pytest.raises(ValidationError) as refused:
+        _train(qa_approver, trainee, qa_approver, version.master_record.code, str(draft.version))
+
+    assert refused.value.message_dict["version"] == [f"{draft} is draft: training is recorded on an approved version."]
+    assert not TrainingRecord.objects.filter(user=trainee).exists()
