@@ -227,7 +227,7 @@ def alarm_not_acknowledged(data: CheckInput) -> list[CheckFlag]:
         CheckFlag(rule="structured.alarm_unacknowledged", category="equipment",
                   severity="critical" if alarm.critical else "major", step=alarm.step,  # type: ignore[attr-defined]
                   source_kind="alarm_ack", source_id=str(alarm.pk),  # type: ignore[attr-defined]
-                  evidence=f"{alarm} not acknowledged", explanation=alarm.limit_text)  # type: ignore[attr-defined]
+                  evidence=f"{alarm} not acknowledged", explanation=alarm.limit_text_display)  # type: ignore[attr-defined]
         for alarm in data.alarms if getattr(alarm, "acknowledged_at", None) is None
     ]
 

@@ -307,6 +307,16 @@ class Alarm(models.Model):
     def is_open(self) -> bool:
         return self.closed_at is None
 
+    @property
+    def limit_text_display(self) -> str:
+        """The limits as people read them: the stored text keeps the UCUM code ('… [pH]', as the
+        API gives it and the fingerprint holds it); screens and the printed record show '… pH'."""
+        unit = self.parameter.unit if self.parameter is not None else ""
+        if unit and self.limit_text.endswith(f" {unit}"):
+            shown = unit_display(unit)
+            return self.limit_text[: -len(unit) - 1] + (f" {shown}" if shown else "")
+        return self.limit_text
+
     def covers(self, moment: datetime) -> bool:
         """Whether the alarm was open at `moment`."""
         return self.opened_at <= moment and (self.closed_at is None or moment < self.closed_at)

@@ -52,7 +52,7 @@ def alarm_text(alarm: Alarm) -> str:
     worst = f", worst {alarm.worst_value:g}" if alarm.worst_value is not None else ""
     deviation = f", deviation {alarm.deviation_number}" if alarm.deviation_number else ""
     return (f"{alarm.get_kind_display()}{' (critical)' if alarm.critical else ''} {format_local(alarm.opened_at)} → "
-            f"{closed} ({alarm.limit_text}{worst}); {acknowledged}{deviation}")
+            f"{closed} ({alarm.limit_text_display}{worst}); {acknowledged}{deviation}")
 
 
 def process_record(batch: Batch) -> ProcessRecord:

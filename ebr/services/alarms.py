@@ -190,7 +190,7 @@ def _raise(ctx: _Context, limits: Limits, level: str, ts: datetime, value: float
         event=Event.ALARM_RAISED, data={"value": value, "ts": ts.isoformat(), "deviation": deviation},
         batch=ctx.batch, instrument=ctx.instrument, parameter=ctx.parameter, step_id=limits.step_id, kind=level,
         critical=limits.critical, opened_at=ts, raised_at=timezone.now(), worst_value=value, worst_at=ts,
-        limit_text=limits.text[:200], deviation_number=deviation, closed_at=closed_at)
+        limit_text=limits.text_stored[:200], deviation_number=deviation, closed_at=closed_at)
     ctx.result.alarm_ids.add(alarm.pk)
     return alarm
 

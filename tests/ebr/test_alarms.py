@@ -76,7 +76,8 @@ def test_an_excursion_opens_one_alarm_not_one_per_reading_and_closes_back_within
     assert alarm.kind == AlarmKind.ALERT and alarm.parameter.code == "ph"
     assert (alarm.opened_at, alarm.closed_at) == (feed.at(5), feed.at(15))
     assert alarm.worst_value == pytest.approx(6.856) and alarm.worst_at == feed.at(14)
-    assert alarm.limit_text == "alert 6.9–7.5, action 6.8–7.6 pH"
+    assert alarm.limit_text == "alert 6.9–7.5, action 6.8–7.6 [pH]"  # stored with the UCUM code, as the API gives it
+    assert alarm.limit_text_display == "alert 6.9–7.5, action 6.8–7.6 pH"
     assert not alarm.deviation_number
     events = AuditEvent.objects.filter(target_type="ebr.alarm", target_id=str(alarm.pk))
     assert {Event.ALARM_RAISED, Event.ALARM_CLEARED} <= set(events.values_list("event_type", flat=True))

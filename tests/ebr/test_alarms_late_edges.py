@@ -30,8 +30,8 @@ from tests.ebr.test_alarms import Feed, alarms, batch_deviations
 
 pytestmark = pytest.mark.django_db
 
-EXPANSION_TEXT = "alert 6.9–7.5, action 6.8–7.6 pH"  # the master version's own pH limits (fallback)
-RECEIPT_TEXT = "alert 7–7.4, action 6.95–7.45 pH"  # step 1.1 Receive, while it runs
+EXPANSION_TEXT = "alert 6.9–7.5, action 6.8–7.6 [pH]"  # the master version's own pH limits (fallback)
+RECEIPT_TEXT = "alert 7–7.4, action 6.95–7.45 [pH]"  # step 1.1 Receive, while it runs
 
 
 @pytest.fixture

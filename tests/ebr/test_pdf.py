@@ -341,7 +341,9 @@ def test_the_page_prints_unit_symbols_while_the_fingerprint_keeps_the_ucum_codes
 
     assert units["ph"] == ("[pH]", "alert 7–7.4, action 6.8–7.6 [pH]") and units["temp"][0] == "Cel"
     flat = " ".join(exported["text"].split())
-    assert "action 6.8–7.6 pH" in flat and "[pH]" not in flat and not re.search(r"\d Cel\b", flat)
+    record = flat.split("Appendix: audit trail")[0]  # the appendix shows the values as stored
+    assert "action 6.8–7.6 pH" in record and "[pH]" not in record and not re.search(r"\d Cel\b", record)
+    assert "Alarm: Action limit (critical)" in record and "action 6.8–7.6 pH" in record.split("Alarm: ")[1]
 
 
 def test_every_page_has_the_batch_header_page_x_of_y_and_the_fingerprint(exported):

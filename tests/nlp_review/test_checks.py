@@ -142,9 +142,9 @@ def test_expired_material_and_overdue_calibration_at_the_time_of_use():
 
 
 def test_unacknowledged_alarms_are_flagged():
-    alarms = [NS(pk=1, critical=True, step=None, acknowledged_at=None, limit_text="pH 6.8-7.4",
+    alarms = [NS(pk=1, critical=True, step=None, acknowledged_at=None, limit_text_display="pH 6.8-7.4",
                  __str__=lambda self: "alarm"),
-              NS(pk=2, critical=False, step=None, acknowledged_at=T0, limit_text="")]
+              NS(pk=2, critical=False, step=None, acknowledged_at=T0, limit_text_display="")]
 
     flags = checks.alarm_not_acknowledged(data(alarms=alarms))
 
