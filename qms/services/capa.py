@@ -285,8 +285,9 @@ def capa_closure_gaps(capa: Capa) -> list[str]:
 
 
 def _capa_doers(capa: Capa) -> list[User]:
-    """Whoever owned, carried out or judged the CAPA: its closure is an independent review of their work."""
-    doers = [capa.owner]
+    """Whoever opened, owned, carried out or judged the CAPA: its closure is an independent review of
+    their work."""
+    doers = [capa.opened_by, capa.owner]
     doers += [action.completed_by for action in capa.actions.select_related("completed_by") if action.completed_by]
     doers += [check.checked_by for check in capa.effectiveness_checks.select_related("checked_by")]
     return doers
@@ -306,8 +307,9 @@ def capa_close(*, actor: User, capa: Capa, password: str, reason: str, username:
     gaps = capa_closure_gaps(capa)
     if gaps:
         raise ValidationError(f"{capa} cannot be closed: {'; '.join(gaps)}.")
-    ensure_not_among(actor, _capa_doers(capa), f"{capa} must be closed by someone other than its owner and "
-                                               "the people who completed its actions or checked its effectiveness.")
+    ensure_not_among(actor, _capa_doers(capa), f"{capa} must be closed by someone other than who opened or owns "
+                                               "it and the people who completed its actions or checked its "
+                                               "effectiveness.")
     assert step.signature is not None
     signature = sign(signer=actor, password=password, meaning=step.signature, target=capa, reason=reason,
                      username=username, session=session, request=request)

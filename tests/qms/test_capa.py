@@ -226,7 +226,7 @@ def test_linking_and_cancelling(operator, qa_reviewer, qa_approver):
         _action(capa, qa_reviewer, qa_reviewer)
 
 
-@pytest.mark.parametrize("doer", ["owner", "action", "effectiveness"])
+@pytest.mark.parametrize("doer", ["opener", "owner", "action", "effectiveness"])
 def test_the_closer_is_independent_of_who_owned_did_or_judged_the_capa(qa_reviewer, supervisor, qa_approver,
                                                                        make_user, doer):
     """ICH Q10 3.2.2 / EU GMP 2.x: closure reviews the work; whoever did any of it cannot close."""
@@ -235,12 +235,12 @@ def test_the_closer_is_independent_of_who_owned_did_or_judged_the_capa(qa_review
 
     other_qp = make_user(Role.QA_APPROVER)
     owner = qa_approver if doer == "owner" else supervisor
-    capa = quality.capa(qa_reviewer, owner=owner)
+    capa = quality.capa(qa_approver if doer == "opener" else qa_reviewer, owner=owner)
     performer = qa_approver if doer == "action" else supervisor
     _complete(_action(capa, qa_reviewer, performer), performer)
     _effective(capa, qa_approver if doer == "effectiveness" else qa_reviewer)
 
-    with pytest.raises(SegregationOfDuties, match="someone other than its owner"):
+    with pytest.raises(SegregationOfDuties, match="someone other than who opened or owns it"):
         services.capa_close(actor=qa_approver, capa=capa, password=PASSWORD, username=qa_approver.username,
                             reason="Close")
 
