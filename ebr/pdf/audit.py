@@ -56,12 +56,9 @@ class AuditLine:
 
 
 def _events(batch: Batch) -> QuerySet[AuditEvent]:
-    """The batch's own events (the same set as its audit-trail screen) and its deviations' events."""
-    from qms.selectors_deviations import deviations_for_qs
-
-    deviation_ids = [str(pk) for pk in deviations_for_qs("ebr.batch", str(batch.pk)).values_list("pk", flat=True)]
-    deviations = AuditEvent.objects.filter(target_type="qms.deviation", target_id__in=deviation_ids)
-    return (batch_audit_events(batch) | deviations).exclude(event_type__in=LEFT_OUT)
+    """The batch's events, the same set as its audit-trail screen (its deviations, their impact
+    assessments and CAPAs, its review flags included: qms/audit/parts.py)."""
+    return batch_audit_events(batch).exclude(event_type__in=LEFT_OUT)
 
 
 def _details(data: dict[str, Any], shown: Callable[[Any, str | None], str]) -> str:

@@ -45,8 +45,6 @@ def _iso(moment: datetime | date | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-# Printed in the facility's zone, so left out of the fingerprint; each row keeps the stored form
-# beside it (occurred_at, closed_at, signatures, effectiveness_recorded).
 # Printed forms (local times, display labels, sentences) left out of the fingerprint: the row's
 # stored form beside them (UTC moments, codes, counts) is what it holds, so neither the zone nor
 # a label's wording changes the fingerprint of an unchanged record.
