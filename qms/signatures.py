@@ -111,9 +111,13 @@ def _check_identity(*, signer: User, password: str, username: str | None, meanin
     authenticated = authenticate(request_for_authentication(request), username=signer.username, password=password,
                                  purpose="signature")
     if authenticated is None or authenticated.pk != signer.pk:
-        if user_is_locked(signer):
+        left = attempts_left(signer)
+        if left <= 0:
             raise _refuse(signer, target, meaning, "This account is locked; an administrator must unlock it.")
-        raise _refuse(signer, target, meaning, "Wrong password: the signature was not applied.")
+        # Said before the lock falls, not after: a gloved hand mistyping on a tablet can stop in time.
+        raise _refuse(signer, target, meaning, "Wrong password: the signature was not applied. "
+                                               f"{left} more wrong attempt{'s' if left > 1 else ''} will lock the "
+                                               "account.")
 
 
 def sign(*, signer: User, password: str, meaning: Meaning | str, target: models.Model,
@@ -149,12 +153,16 @@ def sign(*, signer: User, password: str, meaning: Meaning | str, target: models.
     return signature
 
 
-def user_is_locked(user: User) -> bool:
-    from axes.models import AccessAttempt
+def attempts_left(user: User) -> int:
+    """Wrong passwords (logins, signatures, password changes) the account may still take before it
+    locks (21 CFR 11.300(d)); 0 when locked."""
+    from qms.services.users import failed_attempts  # not at the top: users imports this module
 
-    failures = AccessAttempt.objects.filter(username=user.username).aggregate(
-        total=models.Sum("failures_since_start"))["total"] or 0
-    return failures >= settings.AXES_FAILURE_LIMIT
+    return max(0, settings.AXES_FAILURE_LIMIT - failed_attempts(user.username))
+
+
+def user_is_locked(user: User) -> bool:
+    return attempts_left(user) == 0
 
 
 # --- validity and manifestation -------------------------------------------------------------

@@ -86,9 +86,16 @@ def test_wrong_password_is_refused_recorded_and_counted(qa_reviewer, operator):
 
 
 def test_five_wrong_signing_passwords_lock_the_account(qa_reviewer, operator, client):
+    said = []
     for _ in range(5):
-        with pytest.raises(SignatureRefused):
+        with pytest.raises(SignatureRefused) as refused:
             _sign(qa_reviewer, operator, password="not-my-password")
+        said.append(str(refused.value))
+
+    # Each refusal says how many tries are left before the lock falls; the fifth locks.
+    assert said[0] == "Wrong password: the signature was not applied. 4 more wrong attempts will lock the account."
+    assert said[3].endswith("1 more wrong attempt will lock the account.")
+    assert said[4] == "This account is locked; an administrator must unlock it."
 
     assert user_is_locked(qa_reviewer)
     with pytest.raises(SignatureRefused, match="locked"):
