@@ -136,9 +136,12 @@ def batch_action(request: HttpRequest, number: str, action: str) -> HttpResponse
         else:
             messages.success(request, done)
             return redirect("batch_detail", number=number)
+    if action == "audit_review":
+        # Back to the page the review is signed on, with the refusal beside its form (the batch
+        # page does not show that form), still holding what the signer saw, not what is there now.
+        return render(request, "ebr/batch_audit_trail.html", _audit_trail_context(request, batch, form, seen),
+                      status=422)
     context = _detail_context(request, batch, **{form_key: form, "action": action})
-    if action == "audit_review" and seen is not None:
-        context["alarm_changes_seen"] = seen  # still what the signer saw, not what is there now
     return render(request, "ebr/batch_detail.html", context, status=422)
 
 
@@ -170,17 +173,21 @@ def custody_add(request: HttpRequest, number: str) -> HttpResponse:
 @capability_required(Capability.AUDIT_TRAIL_VIEW)
 def batch_audit_trail(request: HttpRequest, number: str) -> HttpResponse:
     """The batch's complete audit trail, for QA's audit-trail review before release (Annex 11 §9)."""
-    from ebr.selectors import batch_audit_rows
 
     batch = get_object_or_404(Batch, number=number)
     # Counted before the rows are read: a change in between then refuses the signature (the safe
     # side) instead of being signed unseen.
     seen = alarm_changes_recorded(batch) if batch.status == BatchStatus.IN_REVIEW else None
-    return render(request, "ebr/batch_audit_trail.html", {
+    form = ReasonedSignatureForm(username_required=username_required(request.session))
+    return render(request, "ebr/batch_audit_trail.html", _audit_trail_context(request, batch, form, seen))
+
+
+def _audit_trail_context(request: HttpRequest, batch: Batch, sign_form: Any, seen: int | None) -> dict[str, Any]:
+    from ebr.selectors import batch_audit_rows
+
+    return {
         "batch": batch, "rows": batch_audit_rows(batch),
         "audit_reviewed": release_services.audit_trail_review_valid(batch),
         "can_review": can(request.user, Capability.AUDIT_TRAIL_REVIEW) and batch.status == BatchStatus.IN_REVIEW,
-        "sign_form": ReasonedSignatureForm(username_required=username_required(request.session)),
-        "active_action": "audit_review",
-        "alarm_changes_seen": seen,
-    })
+        "sign_form": sign_form, "active_action": "audit_review", "alarm_changes_seen": seen,
+    }

@@ -364,6 +364,9 @@ def test_an_alarm_change_while_qa_reads_the_audit_trail_refuses_the_signature(mo
     typo = client.post(f"/batches/{batch.number}/audit_review/", {
         "reason": "", "password": PASSWORD, "username": qa_reviewer.username, "alarm_changes_seen": read})
     assert typo.status_code == 422  # the form again: it still carries what QA saw, not the new count
+    # … on the audit-trail page, where that form is, with the refusal beside it (the QA pass found
+    # it re-rendered the batch page, which has no such form: the refusal was never seen)
+    assert "This field is required." in typo.content.decode() and typo.templates[0].name == "ebr/batch_audit_trail.html"
     assert re.search(r'name="alarm_changes_seen" value="(\d+)"', typo.content.decode()).group(1) == read
     refused = sign(read)
 
