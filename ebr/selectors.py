@@ -275,8 +275,12 @@ def step_may_verify(*, step: StepExecution, user: User) -> bool:
     """Whether segregation of duties lets `user` verify `step`: the rules `step_verify` applies
     (not its performer, no values recorded in it), asked so that the tablet never offers a
     signature the service would refuse."""
-    entrants = User.objects.filter(pk__in=step.entries.values("entered_by"))
-    return may_verify(verifier=user, performer=step.performed_by) and is_apart_from(user, entrants)
+    return may_verify(verifier=user, performer=step.performed_by) and is_apart_from(user, step_entrants(step))
+
+
+def step_entrants(step: StepExecution) -> list[User]:
+    """Everyone who recorded a value in the step (none of them may verify it)."""
+    return list(User.objects.filter(pk__in=step.entries.values("entered_by")))
 
 
 def batches_list(status: str | None = None) -> QuerySet[Batch]:

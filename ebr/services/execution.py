@@ -32,6 +32,7 @@ from ebr.models import (
     StepExecution,
     StepStatus,
 )
+from ebr.selectors import step_entrants
 from ebr.units import duration_display, unit_display
 from ebr.values import CheckedValue, ValueRefused, formula_evaluate, value_check
 from qms.audit import Event, create_with_reason, record_event, record_security_event, save_with_reason
@@ -458,8 +459,8 @@ def step_verify(*, actor: User, step: StepExecution, password: str, username: st
     step = _locked_step(step)
     _ensure_executable(step, statuses={StepStatus.PERFORMED})
     ensure_verifier_not_performer(verifier=actor, performer=step.performed_by)
-    entrants = list(User.objects.filter(pk__in=step.entries.values("entered_by")))
-    ensure_not_among(actor, entrants, "The verifier must not have recorded values in the step they verify.")
+    ensure_not_among(actor, step_entrants(step),
+                     "The verifier must not have recorded values in the step they verify.")
     _training_ensure(actor, step.batch)
     sign(signer=actor, password=password, meaning=Meaning.VERIFIED, target=step, reason=f"Step {step.template.code}",
          username=username, session=session)

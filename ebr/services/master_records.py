@@ -35,7 +35,14 @@ from qms.audit import Event, create_with_reason, save_with_reason
 from qms.models import Signature, User
 from qms.roles import Capability, can
 from qms.services._guards import created_once, ensure_can, reason_required
-from qms.signatures import Meaning, SegregationOfDuties, ensure_approver_not_author, sign, signature_is_valid
+from qms.signatures import (
+    Meaning,
+    SegregationOfDuties,
+    ensure_approver_not_author,
+    may_approve,
+    sign,
+    signature_is_valid,
+)
 
 
 def _change_control_refusal(number: str, master_record: MasterRecord) -> str | None:
@@ -356,8 +363,12 @@ def instruction_image_add(*, actor: User, step: StepTemplate, content: bytes, ca
         width=facts.width, height=facts.height, data=data)
 
 
-def _version_signatures(version: MasterRecordVersion) -> list[Signature]:
-    return list(Signature.objects.filter(target_type="ebr.masterrecordversion", target_id=str(version.pk)))
+def version_signers(version: MasterRecordVersion, meaning: Meaning, *, valid_only: bool = False) -> list[User]:
+    """Who signed `version` with `meaning` (only with signatures still valid for its content, if
+    asked): the segregation rules of review and approval, and the page that offers them, read this."""
+    signatures = Signature.objects.filter(target_type="ebr.masterrecordversion", target_id=str(version.pk),
+                                          meaning=meaning).select_related("signer")
+    return [s.signer for s in signatures if not valid_only or signature_is_valid(s, version)]
 
 
 @transaction.atomic
@@ -398,8 +409,7 @@ def version_review(*, actor: User, version: MasterRecordVersion, password: str, 
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
     if version.status != VersionStatus.IN_REVIEW:
         raise ValidationError("Only a version in review can be reviewed.")
-    authors = [s.signer for s in _version_signatures(version) if s.meaning == Meaning.AUTHORED]
-    ensure_approver_not_author(approver=actor, authors=authors)
+    ensure_approver_not_author(approver=actor, authors=version_signers(version, Meaning.AUTHORED))
     return sign(signer=actor, password=password, meaning=Meaning.REVIEWED, target=version, reason=reason,
                 username=username, session=session)
 
@@ -411,12 +421,11 @@ def version_approve(*, actor: User, version: MasterRecordVersion, password: str,
     ensure_can(actor, Capability.MASTER_RECORD_APPROVE, "approve master records")
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
     meaning = version_transition_check(version.status, VersionStatus.APPROVED)
-    signatures = [s for s in _version_signatures(version) if signature_is_valid(s, version)]
-    authors = {s.signer_id for s in signatures if s.meaning == Meaning.AUTHORED}
-    reviewers = {s.signer_id for s in signatures if s.meaning == Meaning.REVIEWED}
+    authors = version_signers(version, Meaning.AUTHORED, valid_only=True)
+    reviewers = version_signers(version, Meaning.REVIEWED, valid_only=True)
     if not authors or not reviewers:
         raise ValidationError("Approval needs the author's and a reviewer's valid signatures first.")
-    if actor.pk in authors | reviewers:
+    if not may_approve(approver=actor, authors=authors + reviewers):
         raise SegregationOfDuties("The QA approver must not be the author or the reviewer of this version.")
     sign(signer=actor, password=password, meaning=meaning or Meaning.APPROVED, target=version, reason=reason,
          username=username, session=session)

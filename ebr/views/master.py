@@ -29,10 +29,10 @@ from ebr.selectors import step_instructions_html, version_diff
 from ebr.services import master_records as services
 from ebr.views.signing import SIGNING_REFUSED
 from qms.forms import errors_onto, pk_or_404
-from qms.models import Signature, User
+from qms.models import User
 from qms.permissions import capability_required
 from qms.roles import Capability, can
-from qms.signatures import Meaning, SignatureManifestation, may_approve, signatures_for, username_required
+from qms.signatures import Meaning, may_approve, signatures_for, username_required
 
 
 @capability_required(Capability.BATCH_VIEW)
@@ -82,16 +82,13 @@ def _names(people: list[User]) -> str:
     return ", ".join(sorted({person.full_name for person in people}))
 
 
-def _segregation(user: User, version: MasterRecordVersion,
-                 manifestations: list[SignatureManifestation]) -> dict[str, Any]:
-    """Whether segregation of duties lets `user` sign "reviewed" and "approved", by the rules
-    `version_review` (not an author) and `version_approve` (neither author nor reviewer of the
-    valid signatures) apply, and whom it excludes: the page never offers what they would refuse."""
-    valid = {m.signature_id for m in manifestations if m.valid}
-    signed = list(Signature.objects.filter(target_type=version._meta.label_lower, target_id=str(version.pk),
-                                           meaning__in=[Meaning.AUTHORED, Meaning.REVIEWED]).select_related("signer"))
-    authors = [s.signer for s in signed if s.meaning == Meaning.AUTHORED]
-    contributors = [s.signer for s in signed if s.pk in valid]
+def _segregation(user: User, version: MasterRecordVersion) -> dict[str, Any]:
+    """Whether segregation of duties lets `user` sign "reviewed" and "approved", read from the same
+    signers `version_review` (not an author) and `version_approve` (neither author nor reviewer of
+    the valid signatures) check, and whom it excludes: the page never offers what they refuse."""
+    authors = services.version_signers(version, Meaning.AUTHORED)
+    contributors = (services.version_signers(version, Meaning.AUTHORED, valid_only=True)
+                    + services.version_signers(version, Meaning.REVIEWED, valid_only=True))
     return {"may_sign_review": may_approve(approver=user, authors=authors), "authors_named": _names(authors),
             "may_sign_approve": may_approve(approver=user, authors=contributors),
             "contributors_named": _names(contributors)}
@@ -103,7 +100,7 @@ def _version_context(request: HttpRequest, version: MasterRecordVersion, **forms
     stages = version.stages.prefetch_related("steps__parameters", "steps__materials__material",
                                              "steps__instrument_limits", "steps__images")
     return {
-        "version": version, "stages": stages, "signatures": signatures, **_segregation(user, version, signatures),
+        "version": version, "stages": stages, "signatures": signatures, **_segregation(user, version),
         "instructions": {step.pk: step_instructions_html(step) for stage in stages for step in stage.steps.all()},
         "others": version.master_record.versions.exclude(pk=version.pk).order_by("version"),
         "can_author": can(user, Capability.MASTER_RECORD_AUTHOR) and version.status == "draft",

@@ -34,21 +34,17 @@ def test_a_missing_database_is_created_once(capsys):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
-def test_an_unreachable_database_is_one_line_without_the_password():
+@pytest.mark.parametrize(("ready", "url", "said"), [
+    (devserver.database_ready, "postgres://ebr:s3cret-pass@127.0.0.1:1/ebr",
+     "cannot use the database postgres://ebr@127.0.0.1:1/ebr: "),
+    (devserver.redis_ready, "redis://:s3cret-pass@127.0.0.1:1/0", "cannot use Redis at redis://127.0.0.1:1/0: "),
+])
+def test_an_unreachable_server_is_one_line_without_the_password(ready, url: str, said: str):
     with pytest.raises(devserver.ServiceUnusable) as refused:
-        devserver.database_ready("postgres://ebr:s3cret-pass@127.0.0.1:1/ebr")
+        ready(url)
 
     message = str(refused.value)
-    assert message.startswith("cannot use the database postgres://ebr@127.0.0.1:1/ebr: ")
-    assert "\n" not in message and "s3cret-pass" not in message
-
-
-def test_an_unreachable_redis_is_one_line_without_the_password():
-    with pytest.raises(devserver.ServiceUnusable) as refused:
-        devserver.redis_ready("redis://:s3cret-pass@127.0.0.1:1/0")
-
-    message = str(refused.value)
-    assert message.startswith("cannot use Redis at redis://127.0.0.1:1/0: ")
+    assert message.startswith(said)
     assert "\n" not in message and "s3cret-pass" not in message
 
 

@@ -3,7 +3,6 @@ for all untouched flags (each flag's copy is exactly its own form), queries inde
 number of flags, and the record's outline read without the whole batch record."""
 
 import re
-import uuid
 
 import pytest
 from django.db import connection
@@ -15,26 +14,14 @@ from ebr.selectors import batch_record
 from nlp_review.forms import DispositionForm
 from nlp_review.models import Disposition, ReviewFlag
 from nlp_review.selectors import flags_by_step, review_flags
-from nlp_review.services import batch_review_run
-from qms.audit import SystemActor
 from qms.signatures import username_required
 from tests.conftest import PASSWORD, login
 from tests.ebr.conftest import batch, resources, version  # noqa: F401  (fixtures)
-from tests.ebr.test_release import run_batch
-from tests.nlp_review.test_flag_disposition_form import flag_url, parse
+from tests.nlp_review.test_flag_disposition_form import flag_url, parse, reviewed  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
 CSRF_VALUE = re.compile(r'name="csrfmiddlewaretoken" value="[^"]*"')
-
-
-@pytest.fixture
-def reviewed(batch, operator, verifier):  # noqa: F811
-    run_batch(batch, operator, verifier, comments={
-        "temp": "Glove torn during transfer in BSC, changed gloves.",
-        "viability": "Spill of medium on the work surface, wiped with IPA.",
-        "cells": "Alarm on the incubator door, door left open for 10 min."})
-    return batch_review_run(batch=batch, actor=SystemActor("system:tests"), request_id=f"t-{uuid.uuid4()}")
 
 
 def add_flags(review, count: int, dispositioned_by=None) -> None:
@@ -71,7 +58,7 @@ def sign_one(client, flag, person) -> None:
 
 
 @pytest.mark.parametrize("situation", ["first signing", "later signing", "after a refusal"])
-def test_every_untouched_flag_shows_exactly_its_own_unbound_form(client, qa_reviewer, reviewed, situation):
+def test_every_untouched_flag_shows_exactly_its_own_unbound_form(client, qa_reviewer, reviewed, situation):  # noqa: F811
     login(client, qa_reviewer)
     add_flags(reviewed, 12)
     first, refused = reviewed.flags.order_by("pk")[:2]
@@ -98,7 +85,7 @@ def test_every_untouched_flag_shows_exactly_its_own_unbound_form(client, qa_revi
         assert "This field is required." in form_html(html, refused.pk)
 
 
-def test_review_page_queries_do_not_grow_with_the_number_of_flags(client, qa_reviewer, reviewed,
+def test_review_page_queries_do_not_grow_with_the_number_of_flags(client, qa_reviewer, reviewed,  # noqa: F811
                                                                    django_assert_max_num_queries):
     login(client, qa_reviewer)
     page = f"/review/batches/{reviewed.batch.number}/"
@@ -117,7 +104,7 @@ def test_review_page_queries_do_not_grow_with_the_number_of_flags(client, qa_rev
     assert html.count(f"(signed by {qa_reviewer.full_name} ") == 20
 
 
-def test_flags_are_grouped_by_step_in_the_order_of_the_batch_record(reviewed):
+def test_flags_are_grouped_by_step_in_the_order_of_the_batch_record(reviewed):  # noqa: F811
     add_flags(reviewed, 7)  # flags on the whole batch and on every step
     flags = list(review_flags(reviewed))
 
