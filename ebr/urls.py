@@ -17,6 +17,7 @@ urlpatterns = [
     path("account/password/", qms_views.password_change, name="password_change"),
     path("users/", qms_views.user_list, name="user_list"),
     path("users/<int:pk>/roles/", qms_views.user_roles, name="user_roles"),  # before the POST-only actions
+    path("users/<int:pk>/password/", qms_views.user_password_reset, name="user_password_reset"),
     path("users/<int:pk>/<str:action>/", qms_views.user_action, name="user_action"),
     path("audit/", qms_views.audit_trail, name="audit_trail"),
     path("audit/export.csv", qms_views.audit_trail_csv, name="audit_trail_csv"),

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from qms.audit import Event
+from qms.audit.display import event_label
 from qms.roles import MACHINE_ROLES, Role
 from qms.selectors import AuditFilters
 
@@ -37,7 +38,7 @@ class AuditFilterForm(forms.Form):
                              help_text="Batch number, DEV-…, or type:id")
     username = forms.CharField(required=False, max_length=64, label="User")
     event_type = forms.ChoiceField(required=False, label="Event",
-                                   choices=[("", "any event")] + [(e.value, e.value) for e in Event])
+                                   choices=[("", "any event")] + [(e.value, event_label(e.value)) for e in Event])
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
 
@@ -85,6 +86,25 @@ class PasswordChangeForm(forms.Form):
         again = cleaned.get("new_password_again")
         if again is not None and again != cleaned.get("new_password"):
             self.add_error("new_password_again", "The two new passwords differ.")
+        return cleaned
+
+
+class PasswordResetForm(forms.Form):
+    """An administrator's reset of someone else's lost password. The password is never sent back
+    into the page on an error."""
+
+    new_password = forms.CharField(strip=False, max_length=256, label="Temporary password", widget=forms.PasswordInput(
+        attrs={"autocomplete": "new-password"}), help_text=password_validators_help_text_html())
+    new_password_again = forms.CharField(strip=False, max_length=256, label="Temporary password (again)",
+                                         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000,
+                             help_text="Why, and how you verified the holder's identity. Recorded in the audit trail.")
+
+    def clean(self) -> dict:  # type: ignore[type-arg]
+        cleaned = super().clean() or {}
+        again = cleaned.get("new_password_again")
+        if again is not None and again != cleaned.get("new_password"):
+            self.add_error("new_password_again", "The two passwords differ.")
         return cleaned
 
 

@@ -138,5 +138,15 @@ def audit_rows_all(filters: AuditFilters, chunk: int = 2000) -> Iterator[AuditRo
         before = page.next_before
 
 
+def event_actor_name(target: Any, event: str) -> str | None:
+    """The printed name (or system label) of who last recorded `event` on `target`: for a step
+    whose model keeps when but not who (a change control's implementation)."""
+    found = (AuditEvent.objects.filter(target_type=target._meta.label_lower, target_id=str(target.pk),
+                                       event_type=event).select_related("actor").order_by("-id").first())
+    if found is None:
+        return None
+    return found.actor.full_name if found.actor is not None else found.actor_label
+
+
 def record_history(target_type: str, target_id: str) -> list[AuditRow]:
     return list(audit_rows_all(AuditFilters(record=f"{target_type}:{target_id}")))

@@ -189,7 +189,8 @@ def _open_chart(rows: list[ClassAgeRow]) -> Chart:
     series = [(f"age{index}", label) for index, (_, _, label) in enumerate(AGE_BUCKETS)]
     values = {(row.key, f"age{index}"): count for row in rows for index, count in enumerate(row.counts)}
     return stacked_bars(title="Open deviations by classification and age", columns=[row.key for row in rows],
-                        column_labels=[row.label for row in rows], series=series, values=values, height=260)
+                        column_labels=[row.label for row in rows], series=series, values=values,
+                        width=440, height=260)  # drawn beside its table: half a page wide, labels at full size
 
 
 def _overdue(today: date) -> list[OverdueItem]:

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from qms.audit import Event, record_event, record_security_event
 from qms.models import Signature, User
+from qms.roles import GMP_DATA_ROLES, Role
 
 SESSION_USERNAME_CONFIRMED = "signature_username_confirmed"
 
@@ -44,6 +45,7 @@ class Meaning(StrEnum):
     RELEASED = "released"
     REJECTED = "rejected"
     ACKNOWLEDGED = "acknowledged"
+    WITHDRAWN = "withdrawn"  # the signer withdraws a draft they may author, e.g. a master record version
 
 
 class SignatureRefused(PermissionError):
@@ -135,6 +137,12 @@ def sign(*, signer: User, password: str, meaning: Meaning | str, target: models.
         # not provably the holder's (11.100(a), 11.300(b)).
         raise _refuse(signer, target, meaning.value,
                       "Change the password an administrator gave you (My account) before signing.")
+    if signer.has_role(Role.ADMIN) and signer.has_role(*GMP_DATA_ROLES):
+        # An account given both before the roles were kept apart (qms.services.users._roles_apply):
+        # who administers the accounts and passwords must not also sign the records (Annex 11 §12.1).
+        raise _refuse(signer, target, meaning.value,
+                      "This account holds the administrator role and a GMP role: an administrator must remove one "
+                      "of them (Users → Roles) before it can sign.")
     _check_identity(signer=signer, password=password, username=username, meaning=meaning,
                     target=target, session=session, request=request)
     content = content_of(target)
@@ -178,6 +186,7 @@ class SignatureManifestation:
     signed_at: datetime
     signed_at_display: str
     valid: bool
+    reason: str = ""  # what the signer wrote: tells an approval from a closure signed with the same meaning
 
     @property
     def status(self) -> str:
@@ -208,7 +217,7 @@ def manifestation(signature: Signature, target: models.Model | None = None) -> S
         signature_id=signature.pk, printed_name=signature.printed_name, username=signature.username,
         meaning=signature.meaning, signed_at=signature.signed_at,
         signed_at_display=format_local(signature.signed_at),
-        valid=signature_is_valid(signature, target),
+        valid=signature_is_valid(signature, target), reason=signature.reason,
     )
 
 
@@ -219,7 +228,7 @@ def signatures_for(target: models.Model) -> list[SignatureManifestation]:
         SignatureManifestation(
             signature_id=s.pk, printed_name=s.printed_name, username=s.username, meaning=s.meaning,
             signed_at=s.signed_at, signed_at_display=format_local(s.signed_at),
-            valid=s.content_hash == current,
+            valid=s.content_hash == current, reason=s.reason,
         )
         for s in signatures
     ]

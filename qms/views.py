@@ -16,6 +16,7 @@ from qms.forms import (
     AuditFilterForm,
     LoginForm,
     PasswordChangeForm,
+    PasswordResetForm,
     ReasonForm,
     UserCreateForm,
     UserRolesForm,
@@ -83,7 +84,8 @@ def user_list(request: HttpRequest) -> HttpResponse:
     users = User.objects.prefetch_related("groups").order_by("username")
     return render(request, "qms/user_list.html", {
         "users": users, "locked": set(user_services.user_locked_list()), "form": form,
-    })
+        "roles_mixed": set(user_services.users_roles_mixed()),
+    }, status=422 if form.errors else 200)
 
 
 USER_ACTIONS = {
@@ -127,6 +129,24 @@ def user_roles(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"Roles of {account.username} changed.")
             return redirect("user_list")
     return render(request, "qms/user_roles.html", {"account": account, "form": form},
+                  status=422 if form.errors else 200)
+
+
+@capability_required(Capability.USER_MANAGE)
+def user_password_reset(request: HttpRequest, pk: int) -> HttpResponse:
+    account = get_object_or_404(User, pk=pk)
+    form = PasswordResetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_services.password_reset(actor=request.user, user=account, password=form.cleaned_data["new_password"],
+                                         reason=form.cleaned_data["reason"])
+        except (ValidationError, PermissionDenied) as error:
+            errors_onto(form, error, unplaced_field="new_password")
+        else:
+            messages.success(request, f"Password of {account.username} reset: they choose their own at their next "
+                                      "login.")
+            return redirect("user_list")
+    return render(request, "qms/user_password_reset.html", {"account": account, "form": form},
                   status=422 if form.errors else 200)
 
 

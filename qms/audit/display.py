@@ -13,6 +13,27 @@ from typing import Any
 from django.utils import timezone
 
 EMPTY = "—"
+
+# Words that read as initials, and events whose code does not read as a sentence.
+_INITIALS = {"capa": "CAPA", "qa": "QA"}
+_EVENT_WORDS = {
+    "SESSION_ENDED_LOCKED": "Session ended: account locked",
+    "SESSION_ENDED_PASSWORD_CHANGED": "Session ended: password changed elsewhere",
+    "SESSION_ENDED_DEACTIVATED": "Session ended: account deactivated",
+    "SESSION_ENDED_PASSWORD_RESET": "Session ended: password reset",
+    "USER_ROLES_CHANGED": "User roles changed",
+    "DEVIATION_CAPA_DECIDED": "Deviation CAPA decision recorded",
+    "ENTRY_REFUSED": "Entry refused (scan)",
+}
+
+
+def event_label(code: str) -> str:
+    """An audit event type as a reader says it ("CAPA action completed"); the stored code stays
+    what filters, exports and the record format carry."""
+    if code in _EVENT_WORDS:
+        return _EVENT_WORDS[code]
+    words = [_INITIALS.get(word, word) for word in code.lower().split("_")]
+    return " ".join(words)[:1].upper() + " ".join(words)[1:] if words else code
 # How audit/history.py stores a moment: str() of an aware datetime, in UTC (rows recorded before
 # it converted to UTC may carry the facility's offset).
 _STORED_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:\d{2}|Z)$")

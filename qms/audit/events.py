@@ -13,6 +13,8 @@ class Event(StrEnum):
     # the holder changed the password in another session (qms.services.users.password_change)
     SESSION_ENDED_PASSWORD_CHANGED = "SESSION_ENDED_PASSWORD_CHANGED"  # noqa: S105  (an event name)
     SESSION_ENDED_DEACTIVATED = "SESSION_ENDED_DEACTIVATED"  # an administrator deactivated the account
+    # an administrator reset the password (qms.services.users.password_reset)
+    SESSION_ENDED_PASSWORD_RESET = "SESSION_ENDED_PASSWORD_RESET"  # noqa: S105  (an event name)
     USER_LOCKED = "USER_LOCKED"
     USER_UNLOCKED = "USER_UNLOCKED"
     USER_CREATED = "USER_CREATED"
@@ -21,6 +23,7 @@ class Event(StrEnum):
     USER_REACTIVATED = "USER_REACTIVATED"
     USER_ROLES_CHANGED = "USER_ROLES_CHANGED"
     PASSWORD_CHANGED = "PASSWORD_CHANGED"  # noqa: S105  (an event name)
+    PASSWORD_RESET = "PASSWORD_RESET"  # noqa: S105  (an event name)
     # records and signatures (21 CFR 11.10(e), 11.50, 11.70)
     RECORD_CREATED = "RECORD_CREATED"
     RECORD_CHANGED = "RECORD_CHANGED"
@@ -60,6 +63,7 @@ class Event(StrEnum):
     MASTER_VERSION_SUBMITTED = "MASTER_VERSION_SUBMITTED"
     MASTER_VERSION_APPROVED = "MASTER_VERSION_APPROVED"
     MASTER_VERSION_EFFECTIVE = "MASTER_VERSION_EFFECTIVE"
+    MASTER_VERSION_WITHDRAWN = "MASTER_VERSION_WITHDRAWN"
     # quality system: deviations (EU GMP Part I 1.4(xiv), 8.15; ICH Q9(R1), Q10)
     DEVIATION_OPENED = "DEVIATION_OPENED"
     DEVIATION_SUBJECT_LINKED = "DEVIATION_SUBJECT_LINKED"

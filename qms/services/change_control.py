@@ -301,6 +301,23 @@ def change_control_pending_register(check: PendingWork) -> None:
         _pending_work.append(check)
 
 
+Citing = Callable[[str], list[tuple[str, str, str]]]
+_citing: list[Citing] = []
+
+
+def change_control_citing_register(find: Citing) -> None:
+    """Register `find(number) -> (label, state, url) of each record created under that change control`
+    (another app's records, e.g. master record versions), so that its page lists them."""
+    if find not in _citing:
+        _citing.append(find)
+
+
+def change_control_citing(number: str) -> list[tuple[str, str, str]]:
+    """Every record that cites change control `number` as its authorisation (EU GMP Annex 15 §11:
+    the change and what it changed are traceable both ways)."""
+    return [row for find in _citing for row in find(number)]
+
+
 def _ensure_no_pending_work(change: ChangeControl, doing: str) -> None:
     pending = [item for check in _pending_work for item in check(change.number)]
     if pending:

@@ -187,6 +187,43 @@ def user_reactivate(*, actor: User, user: User, reason: str) -> User:
 
 
 @transaction.atomic
+def password_reset(*, actor: User, user: User, password: str, reason: str) -> User:
+    """An administrator gives a person who lost or forgot their password a new one (21 CFR
+    11.300(c): loss management; EU GMP Annex 11 §12.1).
+
+    The administrator verified the holder's identity (the reason says how) and knows the new
+    password, so the holder must change it before anything else, signing included (11.300(b));
+    every open session of the account ends now, recorded as SESSION_ENDED_PASSWORD_RESET (a
+    session opened with the old password must not outlive it, 11.10(d)); and a lockout the lost
+    password caused is cleared with it (the failed attempts cleared are recorded). Nobody resets
+    their own password: they change it, proving the current one (password_change)."""
+    from axes.utils import reset
+
+    _ensure_admin(actor)
+    reason = reason_required(reason, "Say why the password is reset and how you verified the holder's identity.")
+    if actor.pk == user.pk:
+        raise PermissionDenied("Change your own password under My account: nobody resets their own.")
+    user = locked(user)
+    if not user.is_active:
+        raise ValidationError("This account is deactivated: reactivate it first, then reset its password.")
+    if user.has_role(*MACHINE_ROLES):
+        raise ValidationError("An instrument authenticates with its token, not a password: revoke it and "
+                              "register it again (revoke_instrument, create_instrument).")
+    validate_password(password, user)
+    user.set_password(password)
+    user.must_change_password = True
+    save_with_reason(user, actor=actor, reason=reason, event=Event.PASSWORD_RESET,
+                     update_fields=["password", "must_change_password"])
+    cleared = reset(username=user.username)
+    if cleared:
+        record_event(actor=actor, event=Event.USER_UNLOCKED, target=user, reason=reason,
+                     data={"attempts_cleared": cleared, "with": Event.PASSWORD_RESET.value})
+    _sessions_end_open(user=user, event=Event.SESSION_ENDED_PASSWORD_RESET, actor=actor,
+                       reason=f"An administrator reset the password: {reason}")
+    return user
+
+
+@transaction.atomic
 def user_unlock(*, actor: User, user: User, reason: str) -> int:
     """Clear the failed-login lockout (django-axes) for `user`; returns attempts cleared."""
     from axes.utils import reset
@@ -214,6 +251,14 @@ def failed_attempts(username: str) -> int:
 def account_locked(username: str) -> bool:
     """Locked after AXES_FAILURE_LIMIT failed logins, signings or password changes (21 CFR 11.300(d))."""
     return failed_attempts(username) >= settings.AXES_FAILURE_LIMIT
+
+
+def users_roles_mixed() -> list[str]:
+    """Usernames holding the administrator role with a GMP role: given before the two were kept
+    apart (_roles_apply). Such an account cannot sign (qms.signatures.sign) until one is removed."""
+    mixed = User.objects.filter(groups__name=Role.ADMIN.value).filter(
+        groups__name__in=[role.value for role in GMP_DATA_ROLES])
+    return sorted(set(mixed.values_list("username", flat=True)))
 
 
 def user_locked_list() -> list[str]:

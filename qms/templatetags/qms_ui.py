@@ -40,5 +40,12 @@ def csv_query(context: dict[str, Any]) -> str:
 
 
 @register.filter
+def event_words(code: str) -> str:
+    from qms.audit.display import event_label
+
+    return event_label(code)
+
+
+@register.filter
 def get_item(mapping: dict[Any, Any], key: Any) -> Any:
     return mapping.get(key) if mapping else None

@@ -10,10 +10,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from qms.audit import Event
 from qms.models import ActionStatus, ChangeControl, ChangeTask
 from qms.models.change_control import IMPACT_FIELDS
 from qms.permissions import capability_required
 from qms.roles import Capability, can
+from qms.selectors import event_actor_name
 from qms.selectors_capa import CHANGE_CSV_HEADER, ChangeFilters, change_control_csv_rows, change_control_list
 from qms.services import change_control as services
 from qms.signatures import signatures_for
@@ -81,6 +83,8 @@ def change_page(request: HttpRequest, change: ChangeControl, *, bound: dict[str,
         "change": change, "tasks": tasks, "impacts": impacts, "signatures": signatures_for(change),
         "possible": possible, "forms": forms, "active": active, "approval_gaps": services.approval_gaps(change),
         "can_history": can(request.user, Capability.AUDIT_TRAIL_VIEW), "refusals": refusals(bound, shown),
+        "implemented_by": event_actor_name(change, Event.CHANGE_CONTROL_IMPLEMENTED) if change.implemented_at else None,
+        "citing": services.change_control_citing(change.number),
     }, status=status)
 
 

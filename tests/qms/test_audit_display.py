@@ -75,3 +75,21 @@ def test_a_moment_recorded_with_an_offset_is_still_shown_locally_and_exported_in
 
     assert audit_value_display("2026-07-01 08:30:00+02:00") == "2026-07-01 08:30:00 CEST"
     assert audit_value_display("2026-07-01 08:30:00+02:00", local=False) == "2026-07-01T06:30:00+00:00"
+
+
+def test_events_read_as_words_on_the_page_and_in_the_filter_and_keep_their_code(operator, admin_user, auditor,
+                                                                                 client):
+    from qms.services import users as user_services
+
+    user_services.password_reset(actor=admin_user, user=operator, password="violet-harbour-ninety-two",
+                                 reason="Forgot password; identity checked in person")
+    login(client, auditor)
+    page = client.get("/audit/", {"event_type": Event.PASSWORD_RESET.value}).content.decode()
+
+    assert '<option value="PASSWORD_RESET" selected>Password reset</option>' in page
+    assert '<option value="CAPA_ACTION_COMPLETED">CAPA action completed</option>' in page
+    row = page.split('class="audit-row"')[1].split("</tr>")[0]
+    assert 'data-label="Event">Password reset<div class="muted"><code>PASSWORD_RESET</code>' in row
+    response = client.get("/audit/export.csv", {"event_type": Event.PASSWORD_RESET.value})
+    exported = b"".join(response.streaming_content).decode()
+    assert ",PASSWORD_RESET," in exported  # the export carries the stored code

@@ -178,3 +178,24 @@ def test_rejected_cancelled_or_unknown_changes_are_not_approved(supervisor, qa_a
     assert not services.change_control_is_approved("CC-1999-0001")
     with pytest.raises(TransitionRefused):
         _approve(rejected, qa_approver)
+
+
+def test_the_page_says_who_implemented_it_and_tells_the_approval_from_the_closure(client, supervisor, operator,
+                                                                                   qa_approver):
+    from tests.conftest import login
+
+    change = quality.change(supervisor)
+    _approve(change, qa_approver)
+    _task_done(_task(change, supervisor, operator), operator)
+    services.change_control_implement(actor=supervisor, change=change, reason="All tasks done")
+    services.change_control_close(actor=qa_approver, change=change, summary="Counter in use, no trend shift",
+                                  password=PASSWORD, username=qa_approver.username, reason="Effective, closed")
+
+    login(client, qa_approver)
+    page = client.get(f"/qms/change-control/{change.number}/").content.decode()
+
+    implemented = page.split("<dt>Implemented</dt>")[1].split("</dd>")[0]
+    assert f"by {supervisor.full_name}" in implemented
+    signatures = page.split('id="signatures"')[1].split("</section>")[0]
+    assert signatures.count("· approved") == 2  # both signed "approved" (21 CFR 11.50 meaning) …
+    assert "Impact acceptable" in signatures and "Effective, closed" in signatures  # … each with what it was for

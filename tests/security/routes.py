@@ -103,6 +103,8 @@ PAGES: list[Case] = [
     Case("user_list", "page", C.USER_MANAGE, ("GET", "POST")),
     Case("user_roles", "page", C.USER_MANAGE, ("GET", "POST"), kwargs=lambda w: {"pk": w.person("operator").pk},
          objects=("pk",)),
+    Case("user_password_reset", "page", C.USER_MANAGE, ("GET", "POST"),
+         kwargs=lambda w: {"pk": w.person("operator").pk}, objects=("pk",)),
     Case("password_change", "page", None, ("GET", "POST")),
     Case("audit_trail", "page", C.AUDIT_TRAIL_VIEW),
     Case("audit_trail_csv", "page", C.AUDIT_TRAIL_EXPORT),
@@ -193,6 +195,7 @@ MASTER_ACTIONS: dict[str, frozenset[Role]] = {
     "return": roles(C.MASTER_RECORD_REVIEW, C.MASTER_RECORD_APPROVE), "approve": roles(C.MASTER_RECORD_APPROVE),
     "effective": roles(C.MASTER_RECORD_APPROVE), "material": roles(C.MASTER_RECORD_AUTHOR),
     "instructions": roles(C.MASTER_RECORD_AUTHOR), "image": roles(C.MASTER_RECORD_AUTHOR),
+    "withdraw": roles(C.MASTER_RECORD_AUTHOR),
 }
 DEVIATION_ACTIONS: dict[str, Capability] = {
     "triage": C.DEVIATION_TRIAGE, "investigate": C.DEVIATION_INVESTIGATE, "capa_decide": C.DEVIATION_INVESTIGATE,

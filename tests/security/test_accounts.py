@@ -120,6 +120,7 @@ AUDITED = {
     "user_reactivate": Event.USER_REACTIVATED,
     "user_unlock": Event.USER_UNLOCKED,
     "password_change": Event.PASSWORD_CHANGED,
+    "password_reset": Event.PASSWORD_RESET,
 }
 
 

@@ -1,0 +1,143 @@
+"""A person who lost or forgot their password gets a new one from an administrator, who must then
+not be able to use it: the holder changes it before anything else, the old password's sessions
+end, and the trail says who reset it, why and how the identity was checked (21 CFR 11.300(b),
+11.300(c), 11.10(d), 11.10(e); EU GMP Annex 11 §12.1). An account that still holds the
+administrator role with a GMP role (given before the two were kept apart) cannot sign."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+from django.contrib.sessions.models import Session
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.test import Client
+
+from qms.audit import Event
+from qms.models import AuditEvent
+from qms.roles import Role
+from qms.services import users as user_services
+from qms.signatures import SignatureRefused, sign
+from tests.conftest import PASSWORD, login
+
+pytestmark = pytest.mark.django_db
+
+TEMPORARY = "violet-harbour-ninety-two"
+OWN = "amber-lantern-quietly-folds"
+WHY = "Forgot password; identity checked in person against the staff badge"
+
+
+def _reset_form(password: str = TEMPORARY, again: str | None = None, reason: str = WHY) -> dict[str, str]:
+    return {"new_password": password, "new_password_again": password if again is None else again, "reason": reason}
+
+
+def test_a_reset_password_must_be_changed_before_anything_else(client, operator, admin_user):
+    login(client, admin_user)
+    response = client.post(f"/users/{operator.pk}/password/", _reset_form())
+    assert response.status_code == 302
+
+    operator.refresh_from_db()
+    assert operator.must_change_password and operator.check_password(TEMPORARY)
+    event = AuditEvent.objects.get(event_type=Event.PASSWORD_RESET, target_id=str(operator.pk))
+    assert (event.actor, event.reason) == (admin_user, WHY)
+    assert TEMPORARY not in str(event.data) and operator.password not in str(event.data)  # never the password
+
+    holder = Client()
+    login(holder, operator, TEMPORARY)
+    assert holder.get("/batches/")["Location"] == "/account/password/"
+    with pytest.raises(SignatureRefused, match="Change the password an administrator gave you"):
+        sign(signer=operator, password=TEMPORARY, meaning="performed", target=operator, username=operator.username)
+    holder.post("/account/password/", {"current_password": TEMPORARY, "new_password": OWN,
+                                       "new_password_again": OWN})
+    operator.refresh_from_db()
+    assert not operator.must_change_password
+    assert holder.get("/batches/").status_code == 200
+
+
+def test_a_reset_ends_the_sessions_opened_with_the_old_password(operator, admin_user):
+    tablet = login(Client(), operator)
+    key = tablet.session.session_key
+
+    user_services.password_reset(actor=admin_user, user=operator, password=TEMPORARY, reason=WHY)
+
+    assert not Session.objects.filter(session_key=key).exists()
+    ended = AuditEvent.objects.get(event_type=Event.SESSION_ENDED_PASSWORD_RESET, target_id=str(operator.pk))
+    assert ended.actor == admin_user and WHY in ended.reason
+    assert tablet.get("/batches/").status_code == 302  # back to the login
+
+
+def test_a_reset_clears_the_lockout_the_lost_password_caused(client, operator, admin_user):
+    for _ in range(5):
+        Client().post("/login/", {"username": operator.username, "password": "wrong-password-123"})
+    assert user_services.account_locked(operator.username)
+
+    user_services.password_reset(actor=admin_user, user=operator, password=TEMPORARY, reason=WHY)
+
+    assert not user_services.account_locked(operator.username)
+    unlocked = AuditEvent.objects.get(event_type=Event.USER_UNLOCKED, target_id=str(operator.pk))
+    assert unlocked.data["attempts_cleared"] >= 1 and unlocked.reason == WHY
+    assert client.post("/login/", {"username": operator.username, "password": TEMPORARY}).status_code == 302
+
+
+def test_nobody_resets_their_own_password_and_only_an_administrator_resets(admin_user, supervisor, operator):
+    with pytest.raises(PermissionDenied, match="nobody resets their own"):
+        user_services.password_reset(actor=admin_user, user=admin_user, password=TEMPORARY, reason=WHY)
+    with pytest.raises(PermissionDenied, match="Only an administrator"):
+        user_services.password_reset(actor=supervisor, user=operator, password=TEMPORARY, reason=WHY)
+    operator.refresh_from_db()
+    assert operator.check_password(PASSWORD) and not operator.must_change_password
+    assert not AuditEvent.objects.filter(event_type=Event.PASSWORD_RESET).exists()
+
+
+@pytest.mark.parametrize(("form", "field", "message"), [
+    (_reset_form(reason="  "), "reason", "required"),
+    (_reset_form(password="kx7-pw"), "new_password", "too short"),
+    (_reset_form(again="violet-harbour-ninety-three"), "new_password_again", "differ"),
+    (_reset_form(password="password123456"), "new_password", "too common"),
+])
+def test_a_refused_reset_says_why_keeps_the_reason_and_changes_nothing(client, operator, admin_user, form, field,
+                                                                        message):
+    login(client, admin_user)
+    response = client.post(f"/users/{operator.pk}/password/", form)
+
+    assert response.status_code == 422
+    assert message in " ".join(str(e) for e in response.context["form"].errors[field])
+    page = response.content.decode()
+    if form["reason"].strip():
+        assert form["reason"] in page  # what the administrator typed stays
+    assert f'value="{form["new_password"]}"' not in page  # a password never comes back into the page
+    operator.refresh_from_db()
+    assert operator.check_password(PASSWORD) and not operator.must_change_password
+    assert not AuditEvent.objects.filter(event_type=Event.PASSWORD_RESET).exists()
+
+
+def test_a_deactivated_account_is_not_reset(operator, admin_user):
+    user_services.user_deactivate(actor=admin_user, user=operator, reason="Left the unit")
+
+    with pytest.raises(ValidationError, match="reactivate it first"):
+        user_services.password_reset(actor=admin_user, user=operator, password=TEMPORARY, reason=WHY)
+
+
+def test_only_an_administrator_reaches_the_reset_page(client, operator, supervisor):
+    login(client, supervisor)
+
+    assert client.get(f"/users/{operator.pk}/password/").status_code == 403
+    assert client.post(f"/users/{operator.pk}/password/", _reset_form()).status_code == 403
+
+
+def test_an_account_holding_admin_and_a_gmp_role_cannot_sign_until_one_goes(client, make_user, admin_user):
+    legacy = make_user(Role.ADMIN)
+    legacy.groups.add(Group.objects.get(name=Role.QA_APPROVER.value))  # given before the roles were kept apart
+    legacy.__dict__.pop("_role_names", None)
+
+    with pytest.raises(SignatureRefused, match="administrator role and a GMP role"):
+        sign(signer=legacy, password=PASSWORD, meaning="approved", target=legacy, username=legacy.username)
+    assert AuditEvent.objects.filter(event_type=Event.SIGNATURE_REFUSED, actor=legacy).exists()
+
+    login(client, admin_user)
+    row = client.get("/users/").content.decode().split(f'data-username="{legacy.username}"')[1].split("</tr>")[0]
+    assert "admin + GMP roles" in row
+
+    user_services.user_roles_set(actor=admin_user, user=legacy, roles=[Role.QA_APPROVER], reason="Split the duties")
+    legacy.__dict__.pop("_role_names", None)
+    signature = sign(signer=legacy, password=PASSWORD, meaning="approved", target=legacy, username=legacy.username)
+    assert signature.signer == legacy
