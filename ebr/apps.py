@@ -12,9 +12,11 @@ class EbrConfig(AppConfig):
             record_parts_register_all,
             subject_kinds_register,
             training_documents_register,
+            version_page_parts_register,
         )
 
         subject_kinds_register()
         training_documents_register()
         change_control_work_register()
         record_parts_register_all()
+        version_page_parts_register()

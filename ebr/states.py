@@ -13,6 +13,7 @@ from qms.states import TransitionRefused
 # Master record versions (EU GMP Part I 4.3: documents approved, signed and dated).
 VERSION_TRANSITIONS: dict[tuple[V, V], Meaning | None] = {
     (V.DRAFT, V.IN_REVIEW): Meaning.AUTHORED,      # the author submits and signs
+    (V.DRAFT, V.WITHDRAWN): Meaning.WITHDRAWN,     # an abandoned draft, never approved (reason recorded)
     (V.IN_REVIEW, V.DRAFT): None,                  # returned to the author (reason recorded)
     (V.IN_REVIEW, V.APPROVED): Meaning.APPROVED,   # after a reviewer's "reviewed" signature, QA approves
     (V.APPROVED, V.EFFECTIVE): None,               # made effective on a date; the previous one is superseded

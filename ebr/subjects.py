@@ -3,11 +3,15 @@ training record."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.db import models
 from django.urls import reverse
 
 from qms.models import DocumentKind
-from qms.services.change_control import change_control_pending_register
+from qms.services.change_control import change_control_citing_register, change_control_pending_register
 from qms.services.training import DocumentVersionFacts, training_document_facts_register, training_document_register
+from qms.staleness import page_parts_register
 from qms.subjects import BATCH, EQUIPMENT, MATERIAL, Subject, subject_kind_register
 
 
@@ -50,9 +54,9 @@ def _master_record_version(code: str, version: str) -> dict[str, str] | None:
         known = ", ".join(str(v) for v in record.versions.order_by("version").values_list("version", flat=True))
         return {"version": f"{record.code} has no version {version} (versions: {known or 'none'})."}
     found = record.versions.get(version=int(version))
-    if found.status in (VersionStatus.DRAFT, VersionStatus.IN_REVIEW):
-        # Its content may still change: training on it would let someone pass the execution gate
-        # trained on limits that were edited afterwards.
+    if found.status in (VersionStatus.DRAFT, VersionStatus.IN_REVIEW, VersionStatus.WITHDRAWN):
+        # Its content may still change (or never was approved): training on it would let someone
+        # pass the execution gate trained on limits that were edited afterwards.
         return {"version": f"{found} is {found.get_status_display().lower()}: training is recorded on an approved "
                            "version."}
     return None
@@ -83,7 +87,10 @@ def training_documents_register() -> None:
 
 
 def _versions_not_effective(change_control: str) -> list[str]:
-    """Master record versions authorised by `change_control` that are not effective yet."""
+    """Master record versions authorised by `change_control` that are not effective yet.
+
+    A withdrawn draft is not among them: it will never become effective, and it is kept, signed
+    and audited, as the record of a change abandoned (ebr.services.master_records.version_withdraw)."""
     from ebr.models import MasterRecordVersion, VersionStatus
 
     pending = MasterRecordVersion.objects.filter(
@@ -92,8 +99,54 @@ def _versions_not_effective(change_control: str) -> list[str]:
     return [f"{version} is {version.get_status_display().lower()}, not effective" for version in pending]
 
 
+def _versions_citing(change_control: str) -> list[tuple[str, str, str]]:
+    """Every master record version made under `change_control`, withdrawn ones included: the
+    change control's page shows what it authorised, and what came of it."""
+    from ebr.models import MasterRecordVersion
+
+    versions = (MasterRecordVersion.objects.filter(change_control=change_control).select_related("master_record")
+                .order_by("master_record__code", "version"))
+    return [(str(version), version.get_status_display(),
+             reverse("master_version", args=[version.master_record.code, version.version]))
+            for version in versions]
+
+
 def change_control_work_register() -> None:
     change_control_pending_register(_versions_not_effective)
+    change_control_citing_register(_versions_citing)
+
+
+def _master_version_parts(version: Any) -> list[models.QuerySet[Any]]:
+    """What the master record version page shows, as history (qms.staleness): the version and its
+    record, its stages, steps and their parameters, materials (and each material's name and unit),
+    instrument limits and images. Child rows are found through their history, not the live
+    tables, so that a row removed from a draft still moves the version."""
+    from ebr.models import (
+        InstrumentLimit,
+        MasterRecord,
+        MasterRecordVersion,
+        Material,
+        ParameterSpec,
+        Stage,
+        StepMaterial,
+        StepTemplate,
+    )
+    from ebr.models.master import InstructionImage
+
+    stages = Stage.history.filter(version_id=version.pk).values("id")
+    steps = StepTemplate.history.filter(stage_id__in=stages).values("id")
+    materials = StepMaterial.history.filter(step_id__in=steps).values("material_id")
+    return [MasterRecordVersion.history.filter(id=version.pk), MasterRecord.history.filter(id=version.master_record_id),
+            Stage.history.filter(version_id=version.pk), StepTemplate.history.filter(stage_id__in=stages),
+            ParameterSpec.history.filter(step_id__in=steps), StepMaterial.history.filter(step_id__in=steps),
+            InstrumentLimit.history.filter(step_id__in=steps), InstructionImage.history.filter(step_id__in=steps),
+            Material.history.filter(id__in=materials)]
+
+
+def version_page_parts_register() -> None:
+    from ebr.models import MasterRecordVersion
+
+    page_parts_register(MasterRecordVersion, _master_version_parts)
 
 
 def record_parts_register_all() -> None:

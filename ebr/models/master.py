@@ -50,6 +50,8 @@ class VersionStatus(models.TextChoices):
     EFFECTIVE = "effective", "Effective"
     SUPERSEDED = "superseded", "Superseded"
     RETIRED = "retired", "Retired"
+    # A draft abandoned before approval: kept on record, never edited, submitted or executed again.
+    WITHDRAWN = "withdrawn", "Withdrawn"
 
 
 class MasterRecordVersion(models.Model):

@@ -43,6 +43,7 @@ from qms.signatures import (
     sign,
     signature_is_valid,
 )
+from qms.staleness import ensure_unchanged
 
 
 def _change_control_refusal(number: str, master_record: MasterRecord) -> str | None:
@@ -51,7 +52,8 @@ def _change_control_refusal(number: str, master_record: MasterRecord) -> str | N
 
     if not change_control.change_control_is_approved(number):
         return f"{number or 'A change control'} is not approved: a new version needs an approved change control."
-    earlier = master_record.versions.filter(change_control=number).first()
+    # A withdrawn draft used nothing up: the approved change is still to be made, under that change control.
+    earlier = master_record.versions.filter(change_control=number).exclude(status=VersionStatus.WITHDRAWN).first()
     if earlier is not None:
         return (f"{number} already authorised {earlier} ({earlier.get_status_display().lower()}): a further "
                 "change needs its own change control.")
@@ -143,6 +145,8 @@ def _copy_content(source: MasterRecordVersion, target: MasterRecordVersion, *, a
 
 
 def _ensure_draft(version: MasterRecordVersion) -> None:
+    if version.status == VersionStatus.WITHDRAWN:
+        raise ValidationError(f"{version} is withdrawn: it is never edited again; a change needs a new version.")
     if version.frozen:
         raise ValidationError(f"{version} is {version.get_status_display().lower()}: an approved version is frozen.")
 
@@ -373,10 +377,16 @@ def version_signers(version: MasterRecordVersion, meaning: Meaning, *, valid_onl
 
 @transaction.atomic
 def version_submit(*, actor: User, version: MasterRecordVersion, password: str, username: str | None = None,
-                   session: Any = None, reason: str = "Submitted for review") -> MasterRecordVersion:
-    """The author signs the draft ("authored") and sends it to review."""
+                   session: Any = None, reason: str = "Submitted for review",
+                   seen: str | None = None) -> MasterRecordVersion:
+    """The author signs the draft ("authored") and sends it to review.
+
+    Every signature of a version is refused when the version's content changed since the page it
+    was signed from (`seen`, qms.staleness; 21 CFR 11.50, 11.70): checked under the version's row
+    lock, which every edit of its stages, steps and limits takes too."""
     ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "submit master records")
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
+    ensure_unchanged(version, seen)
     meaning = version_transition_check(version.status, VersionStatus.IN_REVIEW)
     if not version.stages.filter(steps__isnull=False).exists():
         raise ValidationError("A master record needs at least one step.")
@@ -403,10 +413,12 @@ def _images_placed_exist(version: MasterRecordVersion) -> None:
 
 @transaction.atomic
 def version_review(*, actor: User, version: MasterRecordVersion, password: str, username: str | None = None,
-                   session: Any = None, reason: str = "Reviewed") -> Signature:
-    """A reviewer (not the author) signs "reviewed"; the state stays in review until QA approves."""
+                   session: Any = None, reason: str = "Reviewed", seen: str | None = None) -> Signature:
+    """A reviewer (not the author) signs "reviewed" the version they read (`seen`); the state stays
+    in review until QA approves."""
     ensure_can(actor, Capability.MASTER_RECORD_REVIEW, "review master records")
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
+    ensure_unchanged(version, seen)
     if version.status != VersionStatus.IN_REVIEW:
         raise ValidationError("Only a version in review can be reviewed.")
     ensure_approver_not_author(approver=actor, authors=version_signers(version, Meaning.AUTHORED))
@@ -416,10 +428,12 @@ def version_review(*, actor: User, version: MasterRecordVersion, password: str, 
 
 @transaction.atomic
 def version_approve(*, actor: User, version: MasterRecordVersion, password: str, username: str | None = None,
-                    session: Any = None, reason: str = "Approved") -> MasterRecordVersion:
-    """QA approval: needs valid author and reviewer signatures; three different people sign."""
+                    session: Any = None, reason: str = "Approved", seen: str | None = None) -> MasterRecordVersion:
+    """QA approval of the version QA read (`seen`): needs valid author and reviewer signatures;
+    three different people sign."""
     ensure_can(actor, Capability.MASTER_RECORD_APPROVE, "approve master records")
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
+    ensure_unchanged(version, seen)
     meaning = version_transition_check(version.status, VersionStatus.APPROVED)
     authors = version_signers(version, Meaning.AUTHORED, valid_only=True)
     reviewers = version_signers(version, Meaning.REVIEWED, valid_only=True)
@@ -435,11 +449,13 @@ def version_approve(*, actor: User, version: MasterRecordVersion, password: str,
 
 
 @transaction.atomic
-def version_make_effective(*, actor: User, version: MasterRecordVersion,
-                           reason: str = "Made effective") -> MasterRecordVersion:
-    """The approved version becomes the only effective one; the previous effective is superseded."""
+def version_make_effective(*, actor: User, version: MasterRecordVersion, reason: str = "Made effective",
+                           seen: str | None = None) -> MasterRecordVersion:
+    """The approved version QA read (`seen`) becomes the only effective one; the previous effective
+    is superseded."""
     ensure_can(actor, Capability.MASTER_RECORD_APPROVE, "make master records effective")
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
+    ensure_unchanged(version, seen, again="make it effective again")
     version_transition_check(version.status, VersionStatus.EFFECTIVE)
     for previous in (MasterRecordVersion.objects.select_for_update()
                      .filter(master_record=version.master_record, status=VersionStatus.EFFECTIVE)):
@@ -493,14 +509,56 @@ def parameter_add(*, actor: User, step: StepTemplate, reason: str = "Parameter a
 
 
 @transaction.atomic
-def version_return(*, actor: User, version: MasterRecordVersion, reason: str) -> MasterRecordVersion:
-    """A reviewer or approver sends a version in review back to draft, saying why."""
+def version_return(*, actor: User, version: MasterRecordVersion, reason: str,
+                   seen: str | None = None) -> MasterRecordVersion:
+    """A reviewer or approver sends the version in review they read (`seen`) back to draft, saying why."""
     if not (can(actor, Capability.MASTER_RECORD_REVIEW) or can(actor, Capability.MASTER_RECORD_APPROVE)):
         raise PermissionDenied("Your role does not allow returning master records.")
     if not reason.strip():
         raise ValidationError({"reason": "Say what must change."})
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
+    ensure_unchanged(version, seen, again="return it again")
     version_transition_check(version.status, VersionStatus.DRAFT)
     version.status = VersionStatus.DRAFT
     save_with_reason(version, actor=actor, reason=reason, update_fields=["status"])
+    return version
+
+
+def _ensure_withdrawable(version: MasterRecordVersion) -> None:
+    """Only a draft is withdrawn: what was submitted is being reviewed, and what was approved stays
+    the signed record of an approval (it is retired or superseded, never withdrawn)."""
+    status = version.get_status_display().lower()
+    if version.status == VersionStatus.WITHDRAWN:
+        raise ValidationError(f"{version} is withdrawn already.")
+    if version.status == VersionStatus.IN_REVIEW:
+        raise ValidationError(f"{version} is in review: only a draft can be withdrawn; a reviewer or QA returns it "
+                              "to draft first.")
+    if version.status != VersionStatus.DRAFT:
+        raise ValidationError(f"{version} is {status}: it was approved under signature and stays on record; only a "
+                              "draft that was never approved can be withdrawn.")
+
+
+@transaction.atomic
+def version_withdraw(*, actor: User, version: MasterRecordVersion, password: str, reason: str,
+                     username: str | None = None, session: Any = None,
+                     seen: str | None = None) -> MasterRecordVersion:
+    """An author withdraws an abandoned draft under signature ("withdrawn"), saying why.
+
+    The version is kept with its content, signatures and audit trail (EU GMP Part I 4.1, 4.10:
+    a document's history is retained; 21 CFR 11.10(e), 11.50), but can never again be edited,
+    submitted or executed, and its number is not reused. It no longer holds its change control:
+    the change may be drafted again under it, or the change control cancelled (ebr/subjects.py).
+    """
+    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "withdraw master record drafts")
+    reason = reason_required(reason, "Say why the draft is withdrawn: it is recorded with the signature.")
+    version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
+    ensure_unchanged(version, seen)
+    _ensure_withdrawable(version)
+    meaning = version_transition_check(version.status, VersionStatus.WITHDRAWN)
+    signature = sign(signer=actor, password=password, meaning=meaning or Meaning.WITHDRAWN, target=version,
+                     reason=reason, username=username, session=session)
+    version.status = VersionStatus.WITHDRAWN
+    save_with_reason(version, actor=actor, reason=reason, update_fields=["status"],
+                     event=Event.MASTER_VERSION_WITHDRAWN,
+                     data={"signature": signature.pk, "change_control": version.change_control})
     return version

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms as django_forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from ebr.forms import ReasonForm, SignatureForm
+from ebr.forms import ReasonedSignatureForm, ReasonForm, SignatureForm
 from ebr.forms_master import (
     InstructionImageForm,
     InstructionsForm,
@@ -29,10 +30,12 @@ from ebr.selectors import step_instructions_html, version_diff
 from ebr.services import master_records as services
 from ebr.views.signing import SIGNING_REFUSED
 from qms.forms import errors_onto, pk_or_404
-from qms.models import User
+from qms.models import Signature, User
 from qms.permissions import capability_required
 from qms.roles import Capability, can
-from qms.signatures import Meaning, may_approve, signatures_for, username_required
+from qms.signatures import Meaning, format_local, may_approve, signatures_for, username_required
+from qms.staleness import record_version_read
+from qms.ui.actions import SEEN_MISSING, forms_seen
 
 
 @capability_required(Capability.BATCH_VIEW)
@@ -94,13 +97,35 @@ def _segregation(user: User, version: MasterRecordVersion) -> dict[str, Any]:
             "contributors_named": _names(contributors)}
 
 
+def _versioned(form: django_forms.Form) -> django_forms.Form:
+    """The form carries `seen`, the version of the version page it was read from (qms.staleness):
+    the service refuses a signature over content changed since (21 CFR 11.50, 11.70)."""
+    form.fields["seen"] = django_forms.CharField(widget=django_forms.HiddenInput, max_length=200,
+                                                 error_messages={"required": SEEN_MISSING})
+    return form
+
+
+def _withdrawal(version: MasterRecordVersion) -> dict[str, str] | None:
+    """Who withdrew the version, when and why, from the withdrawal signature (None: not withdrawn)."""
+    if version.status != "withdrawn":
+        return None
+    signature = (Signature.objects.filter(target_type=version._meta.label_lower, target_id=str(version.pk),
+                                          meaning=Meaning.WITHDRAWN).order_by("-signed_at").first())
+    if signature is None:
+        return {"by": "", "at": "", "reason": ""}
+    return {"by": signature.printed_name, "at": format_local(signature.signed_at), "reason": signature.reason}
+
+
 def _version_context(request: HttpRequest, version: MasterRecordVersion, **forms: Any) -> dict[str, Any]:
     user = request.user
+    seen = record_version_read(version)  # before anything of it is read for the page
+    forms_seen({key: form for key, form in forms.items() if isinstance(form, django_forms.Form)}, seen)
     signatures = signatures_for(version)
     stages = version.stages.prefetch_related("steps__parameters", "steps__materials__material",
                                              "steps__instrument_limits", "steps__images")
     return {
-        "version": version, "stages": stages, "signatures": signatures, **_segregation(user, version),
+        "version": version, "seen": seen, "stages": stages, "signatures": signatures, **_segregation(user, version),
+        "withdrawal": _withdrawal(version),
         "instructions": {step.pk: step_instructions_html(step) for stage in stages for step in stage.steps.all()},
         "others": version.master_record.versions.exclude(pk=version.pk).order_by("version"),
         "can_author": can(user, Capability.MASTER_RECORD_AUTHOR) and version.status == "draft",
@@ -115,6 +140,8 @@ def _version_context(request: HttpRequest, version: MasterRecordVersion, **forms
         "step_forms": _step_forms(forms),
         "sign_form": forms.get("sign_form") or SignatureForm(username_required=username_required(request.session)),
         "reason_form": forms.get("reason_form") or ReasonForm(),
+        "withdraw_form": forms.get("withdraw_form") or ReasonedSignatureForm(
+            username_required=username_required(request.session)),
         "new_version_form": forms.get("new_version_form") or NewVersionForm(),
         "active_action": forms.get("action", ""),
     }
@@ -175,22 +202,27 @@ def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, 
     elif action in STEP_FORMS:
         return _step_action(request, row, action, forms)
     elif action in {"submit", "review", "approve"}:
-        form = forms["sign_form"] = SignatureForm(post, username_required=username_required(request.session))
+        form = forms["sign_form"] = _versioned(SignatureForm(post, username_required=username_required(
+            request.session)))
         if form.is_valid():
             service = {"submit": services.version_submit, "review": services.version_review,
                        "approve": services.version_approve}[action]
-            service(actor=user, version=row, **_sign_kwargs(request, form))
+            service(actor=user, version=row, seen=form.cleaned_data["seen"], **_sign_kwargs(request, form))
             messages.success(request, f"{row}: {action} signed.")
             return row
+    elif action == "withdraw":
+        return _withdraw(request, row, forms)
     elif action == "return":
-        form = forms["reason_form"] = ReasonForm(post)
+        form = forms["reason_form"] = _versioned(ReasonForm(post))
         if form.is_valid():
-            services.version_return(actor=user, version=row, reason=form.cleaned_data["reason"])
+            services.version_return(actor=user, version=row, reason=form.cleaned_data["reason"],
+                                    seen=form.cleaned_data["seen"])
             return row
     elif action == "effective":
-        form = forms["reason_form"] = ReasonForm(post)
+        form = forms["reason_form"] = _versioned(ReasonForm(post))
         if form.is_valid():
-            services.version_make_effective(actor=user, version=row, reason=form.cleaned_data["reason"])
+            services.version_make_effective(actor=user, version=row, reason=form.cleaned_data["reason"],
+                                            seen=form.cleaned_data["seen"])
             messages.success(request, f"{row} is now effective.")
             return row
     elif action == "new_version":
@@ -200,6 +232,18 @@ def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, 
     else:
         raise PermissionDenied("Unknown action.")
     return None
+
+
+def _withdraw(request: HttpRequest, row: MasterRecordVersion, forms: dict[str, Any]) -> MasterRecordVersion | None:
+    form = forms["withdraw_form"] = _versioned(ReasonedSignatureForm(
+        request.POST, username_required=username_required(request.session)))
+    if not form.is_valid():
+        return None
+    services.version_withdraw(actor=request.user, version=row, reason=form.cleaned_data["reason"],
+                              seen=form.cleaned_data["seen"], **_sign_kwargs(request, form))
+    released = f" {row.change_control} may authorise a new draft again." if row.change_control else ""
+    messages.success(request, f"{row} is withdrawn.{released}")
+    return row
 
 
 def _step_action(request: HttpRequest, row: MasterRecordVersion, action: str,

@@ -79,7 +79,8 @@ def test_the_author_is_not_offered_the_review_and_is_refused_with_a_reason(table
     expect(actions.get_by_text("Sign: reviewed")).to_have_count(0)
 
     refused = post_from_the_page(page, f"/master-records/{version.master_record.code}/v{version.version}/review/",
-                                 {"username": author.username, "password": PASSWORD})
+                                 {"username": author.username, "password": PASSWORD,
+                                  "seen": page.locator("input[name=seen]").first.get_attribute("value")})
 
     assert refused.status == 422
     assert "An approver must not be an author of what they approve." in refused.text()

@@ -3,13 +3,16 @@
 import pytest
 
 from ebr.models import MasterRecordVersion, VersionStatus
+from qms.staleness import record_version
 from tests.conftest import PASSWORD, login
 
 pytestmark = pytest.mark.django_db
 
 
 def action(client, version, name, data):
-    return client.post(f"/master-records/{version.master_record.code}/v{version.version}/{name}/", data)
+    # `seen`: the version of the page the browser read (qms/staleness.py), as its forms post it
+    return client.post(f"/master-records/{version.master_record.code}/v{version.version}/{name}/",
+                       {"seen": record_version(version), **data})
 
 
 def signed(client, version, name, person):

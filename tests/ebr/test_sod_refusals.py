@@ -1,6 +1,7 @@
 """Segregation of duties on the screens: a signature the rules refuse is never offered, and a
 refused one (a stale page, a second tab) comes back as a reason on the form, never a 500."""
 
+import re
 import uuid
 
 import pytest
@@ -12,6 +13,7 @@ from ebr.services.execution import entry_record, step_perform, step_verify
 from qms.models import Signature
 from qms.roles import Role
 from qms.signatures import SegregationOfDuties, SignatureRefused
+from qms.staleness import record_version
 from tests.conftest import PASSWORD, login
 from tests.ebr.test_release import reviewed_batch  # noqa: F401 (fixture)
 
@@ -126,7 +128,8 @@ def test_a_refused_review_by_the_author_is_a_reason_on_the_form(client, supervis
     version = draft_in_review(supervisor)
     login(client, supervisor)
 
-    response = client.post(version_url(version, "review"), {"username": supervisor.username, "password": PASSWORD})
+    response = client.post(version_url(version, "review"), {"seen": record_version(version),
+                                                           "username": supervisor.username, "password": PASSWORD})
 
     html = response.content.decode()
     assert response.status_code == 422
@@ -145,7 +148,8 @@ def test_an_approver_who_authored_is_not_offered_the_approval_and_is_refused_on_
     login(client, author)
 
     page = client.get(version_url(version)).content.decode()
-    response = client.post(version_url(version, "approve"), {"username": author.username, "password": PASSWORD})
+    response = client.post(version_url(version, "approve"), {"seen": record_version(version),
+                                                            "username": author.username, "password": PASSWORD})
 
     assert "Sign: approved (QA)" not in page
     assert ("Approved (QA): signed by a QA approver who is neither its author nor its reviewer "
@@ -167,9 +171,12 @@ def test_a_release_refused_to_an_executor_is_a_reason_on_the_form(client, review
     user_roles_set(actor=make_user(Role.ADMIN), user=operator, roles=[Role.OPERATOR, Role.QA_APPROVER],
                    reason="Dual role for the test")
     login(client, operator)
+    page = client.get(f"/batches/{reviewed_batch.number}/").content.decode()
+    seen = re.search(r'name="trail_seen" value="([\d:]+)"', page).group(1)  # the record as the page showed it
 
     response = client.post(f"/batches/{reviewed_batch.number}/release/",
-                           {"username": operator.username, "password": PASSWORD, "reason": "Meets specifications"})
+                           {"username": operator.username, "password": PASSWORD, "reason": "Meets specifications",
+                            "trail_seen": seen})
 
     html = response.content.decode()
     assert response.status_code == 422

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.test import Client
 
 from qms.roles import MATRIX, Role
+from qms.staleness import record_version
 from tests.conftest import PASSWORD
 from tests.security.routes import CASES, PRINCIPALS, Case, Principal, master_version_for, url_keys
 from tests.security.world import World, snapshot
@@ -160,11 +161,13 @@ def _valid_body(case: Case, world: World, user) -> dict[str, str]:  # type: igno
         return signed
     stage = world.draft.stages.first()
     step = stage.steps.first()
-    return {"stage": {"name": "Extra stage"},
+    body = {"stage": {"name": "Extra stage"},
             "step": {"stage": str(stage.pk), "code": "9.9", "title": "Extra", "instructions": "Do it."},
             "parameter": {"step": str(step.pk), "code": "extra", "label": "Extra", "kind": "text"},
             "new_version": {"change_control": world.change.number, "summary_of_changes": "More"},
             "return": {"reason": "Security test"}, "effective": {"reason": "Security test"}}.get(case.label, signed)
+    # the version of the page read, which the version's signed forms carry (qms/staleness.py)
+    return {"seen": record_version(master_version_for(world, case.label)), **body}
 
 
 def _batch_for(case: Case, world: World):  # type: ignore[no-untyped-def]
