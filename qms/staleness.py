@@ -2,14 +2,15 @@
 
 21 CFR 11.50 and 11.70: a signature manifests what the signer approved and is linked to that
 record; ALCOA+ (attributable, accurate): an edit is made to the record its author read. A form
-that signs or edits a change control or a deviation therefore carries the version of the record
-it was rendered from (`seen`), and the service, holding the record's row lock, refuses when the
-record changed since: the person reviews the changes, then signs or saves again.
+that signs or edits a change control, a deviation or a CAPA therefore carries the version of the
+record it was rendered from (`seen`), and the service, holding the record's row lock, refuses when
+the record changed since: the person reviews the changes, then signs or saves again.
 
 The version is the latest django-simple-history row of the record and of each child row its page
-shows (tasks, linked records and their impact, extensions, CAPA links). Every change to those
-rows writes a history row (services save through qms.audit's helpers only; bulk writes are
-refused by a code check), and history rows are append-only, so any change moves the version.
+shows (tasks, linked records and their impact, extensions, CAPA links, a CAPA's actions and
+effectiveness checks). Every change to those rows writes a history row (services save through
+qms.audit's helpers only; bulk writes are refused by a code check), and history rows are
+append-only, so any change moves the version.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from django.db import models
 
 from qms.models import (
     Capa,
+    CapaAction,
     CapaDeviation,
+    CapaEffectivenessCheck,
     ChangeControl,
     ChangeTask,
     Deviation,
@@ -51,11 +54,24 @@ def _deviation_parts(deviation: Deviation) -> list[models.QuerySet[Any]]:
             Capa.history.filter(id__in=capas)]  # its status is shown beside the link
 
 
+def _capa_parts(capa: Capa) -> list[models.QuerySet[Any]]:
+    # The page shows the linked deviations' numbers only (not their status): the links are its part.
+    return [Capa.history.filter(id=capa.pk), CapaAction.history.filter(capa_id=capa.pk),
+            CapaEffectivenessCheck.history.filter(capa_id=capa.pk), CapaDeviation.history.filter(capa_id=capa.pk)]
+
+
 # What each record's page shows: the history of the record's row and of the child rows read with it.
 PAGE_PARTS: dict[type[models.Model], HistoryParts] = {
     ChangeControl: _change_control_parts,
     Deviation: _deviation_parts,
+    Capa: _capa_parts,
 }
+
+
+def page_parts_register(model: type[models.Model], parts: HistoryParts) -> None:
+    """Another app's record page takes part (called from its AppConfig.ready), so that qms reads
+    the version of, say, a master record version without importing ebr."""
+    PAGE_PARTS[model] = parts
 
 
 def _latest(record: models.Model) -> list[dict[str, Any] | None]:

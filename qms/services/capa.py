@@ -3,13 +3,20 @@ owner's signature, an effectiveness check against criteria set in advance, and Q
 under signature (ICH Q10 3.2.2; EU GMP Part I 1.4(xiv); ICH Q9(R1) for the depth of action).
 
 Every function is one step of CAPA_STEPS in qms/states.py: role, lock, state, change through
-the history helpers with a catalogue event, signature where the table names one.
+the history helpers with a catalogue event, signature where the table names one. Each step after
+the opening takes `seen`, the version of the CAPA its page showed (qms/staleness.py), and is
+refused when the CAPA, its actions, effectiveness checks or deviation links changed since; None
+means no page was read (commands, demo data). A submission's problems are all refused at once,
+each on its field; the `*_check` functions hold those rules, and the screens' forms run them too,
+so that their own checks and these show together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
+from functools import partial
+from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import ValidationError
@@ -47,19 +54,62 @@ from qms.services._guards import (
 from qms.services._owned_tasks import owned_item_cancel, owned_item_complete
 from qms.services.notifications import notify
 from qms.signatures import ensure_not_among, sign
+from qms.staleness import ensure_unchanged
 from qms.states import CAPA_STEPS, ensure_step
 
 CLOSING_RESULTS = (EffectivenessResult.EFFECTIVE, EffectivenessResult.JUSTIFIED)
 
 
-def deviation_link_record(capa: Capa, deviation: Deviation, actor: User, reason: str) -> CapaDeviation:
-    """Link a deviation to a CAPA, audit-logged. The caller holds the CAPA's lock and checked its
-    state (CAPA_STEPS["deviation_link"]) and the actor's role."""
-    deviation = Deviation.objects.get(pk=deviation.pk)  # its state now, not the caller's copy
+def _collect(problems: dict[str, Any], check: Callable[[], Any]) -> Any:
+    """Run one rule and keep its refusal, so that every problem of one submission is shown at once,
+    each on its field (as qms/services/training.py does)."""
+    try:
+        return check()
+    except ValidationError as error:
+        error.update_error_dict(problems)
+        return None
+
+
+def _refuse(problems: dict[str, Any]) -> None:
+    if problems:
+        raise ValidationError(problems)
+
+
+def deviation_addressable(deviation: Deviation, field: str = "deviations") -> Deviation:
+    """The deviation as stored now (not the caller's copy), refused when cancelled."""
+    deviation = Deviation.objects.get(pk=deviation.pk)
     if deviation.status == DeviationStatus.CANCELLED:
-        raise ValidationError({"deviations": f"{deviation} is cancelled: a CAPA cannot address it."})
+        raise ValidationError({field: f"{deviation} is cancelled: a CAPA cannot address it."})
+    return deviation
+
+
+def capa_takes_deviations(capa: Capa, field: str = "deviations") -> None:
+    """Only a CAPA in progress takes a new deviation (CAPA_STEPS["deviation_link"]; ICH Q10 3.2.2):
+    a closed CAPA's actions and effectiveness check are done and signed for the deviations it had,
+    so a recurrence needs a CAPA of its own; a cancelled CAPA addresses nothing."""
+    if str(capa.status) in CAPA_STEPS["deviation_link"].sources:
+        return
+    if capa.status == CapaStatus.CLOSED:
+        raise ValidationError({field: f"{capa} is closed: its actions and effectiveness check are done, so it "
+                                      "cannot take another deviation. Open a new CAPA for this one."})
+    raise ValidationError({field: f"{capa} is {capa.get_status_display().lower()}: it cannot address a deviation."})
+
+
+def deviation_linkable(capa: Capa, deviation: Deviation, field: str = "deviations") -> Deviation:
+    """The deviation as stored now, when `capa` can take it: the CAPA in progress, the deviation not
+    cancelled and not already linked to it."""
+    capa_takes_deviations(capa, field)
+    deviation = deviation_addressable(deviation, field)
     if CapaDeviation.objects.filter(capa=capa, deviation=deviation).exists():
-        raise ValidationError({"deviations": f"{deviation} is already linked to {capa}."})
+        raise ValidationError({field: f"{deviation} is already linked to {capa}."})
+    return deviation
+
+
+def deviation_link_record(capa: Capa, deviation: Deviation, actor: User, reason: str,
+                          field: str = "deviations") -> CapaDeviation:
+    """Link a deviation to a CAPA, audit-logged, refused on the caller's form `field` unless
+    `deviation_linkable`. The caller holds the CAPA's lock and checked the actor's role."""
+    deviation = deviation_linkable(capa, deviation, field)
     link = create_with_reason(CapaDeviation, actor=actor, reason=reason, capa=capa, deviation=deviation)
     record_event(actor=actor, event=Event.CAPA_DEVIATION_LINKED, target=capa, reason=reason,
                  data={"deviation": deviation.number})
@@ -87,6 +137,54 @@ def capa_fields_clean(*, title: str, problem_statement: str, source: str,
     return title, linked
 
 
+def capa_open_check(*, title: str, problem_statement: str, source: str, deviations: Iterable[Deviation],
+                    owner: User | None, effectiveness_due: date | None) -> tuple[str, list[Deviation], User]:
+    """Every rule of a new CAPA's fields at once: those of any CAPA (capa_fields_clean), deviations
+    a CAPA can address, an owner able to own it, an effectiveness date not in the past. Returns
+    the title, the deviations (each once) and the owner."""
+    problems: dict[str, Any] = {}
+    deviations = list(deviations)
+    fields = _collect(problems, lambda: capa_fields_clean(title=title, problem_statement=problem_statement,
+                                                          source=source, deviations=deviations))
+    for deviation in {d.pk: d for d in deviations}.values():
+        _collect(problems, partial(deviation_addressable, deviation))
+    owner = _collect(problems, lambda: person_able(owner, Capability.CAPA_ACTION_COMPLETE, "owner", "CAPA owner"))
+    if effectiveness_due is not None:
+        _collect(problems, lambda: date_not_past(effectiveness_due, "effectiveness_due", "effectiveness check date"))
+    _refuse(problems)
+    return fields[0], fields[1], owner
+
+
+def capa_action_check(*, kind: str, description: str, owner: User | None, due_date: date | None,
+                      reason: str) -> tuple[str, str, User, date, str]:
+    """Every rule of a new action at once: its kind, what it is, an owner able to complete it, a
+    due date not in the past, the reason. Returns them cleaned, in that order."""
+    problems: dict[str, Any] = {}
+    cleaned = (_collect(problems, lambda: choice_required(kind, CapaActionKind, "kind", "kind of action")),
+               _collect(problems, lambda: text_required(description, "description", "Describe the action.")),
+               _collect(problems, lambda: person_able(owner, Capability.CAPA_ACTION_COMPLETE, "owner",
+                                                      "action owner")),
+               _collect(problems, lambda: date_not_past(due_date, "due_date", "due date")),
+               _collect(problems, lambda: reason_required(reason)))
+    _refuse(problems)
+    return cleaned
+
+
+def capa_deviation_link_check(*, capa: Capa, deviation: Deviation | None, reason: str) -> tuple[Deviation, str]:
+    """Every rule of a deviation link at once: a deviation `capa` can take (deviation_linkable), the
+    reason."""
+    problems: dict[str, Any] = {}
+    cleaned = _collect(problems, lambda: reason_required(reason))
+    found: Any = None
+    if deviation is None:
+        problems["deviation"] = [ValidationError("Name the deviation.")]
+    else:
+        named = deviation
+        found = _collect(problems, lambda: deviation_linkable(capa, named, "deviation"))
+    _refuse(problems)
+    return found, cleaned
+
+
 def action_record(*, capa: Capa, sequence: int, kind: str, description: str, owner: User, due_date: date,
                   actor: User, reason: str) -> CapaAction:
     """Create one action, audit it and tell its owner. The caller checked role, state and fields."""
@@ -110,11 +208,9 @@ def capa_open(*, actor: User, title: str, problem_statement: str, source: str, s
     """Open a CAPA numbered CAPA-YYYY-NNNN from a deviation, audit, complaint or trend (ICH Q10
     3.2.2). A CAPA from deviations names at least one; its owner answers for it."""
     ensure_can(actor, Capability.CAPA_MANAGE, "open CAPAs")
-    title, linked = capa_fields_clean(title=title, problem_statement=problem_statement, source=source,
-                                      deviations=deviations)
-    owner = person_able(owner or actor, Capability.CAPA_ACTION_COMPLETE, "owner", "CAPA owner")
-    if effectiveness_due is not None:
-        date_not_past(effectiveness_due, "effectiveness_due", "effectiveness check date")
+    title, linked, owner = capa_open_check(title=title, problem_statement=problem_statement, source=source,
+                                           deviations=deviations, owner=owner or actor,
+                                           effectiveness_due=effectiveness_due)
     reason = (reason or "").strip() or "CAPA opened"
     capa = create_with_reason(
         Capa, actor=actor, reason=reason, event=Event.CAPA_OPENED,
@@ -130,27 +226,28 @@ def capa_open(*, actor: User, title: str, problem_statement: str, source: str, s
 
 
 @transaction.atomic
-def capa_deviation_link(*, actor: User, capa: Capa, deviation: Deviation, reason: str) -> CapaDeviation:
-    """Link one more deviation the CAPA addresses (recurring problems share one CAPA)."""
+def capa_deviation_link(*, actor: User, capa: Capa, deviation: Deviation, reason: str,
+                        seen: str | None = None) -> CapaDeviation:
+    """Link one more deviation the CAPA addresses while it is in progress (recurring problems share
+    one CAPA); a closed or cancelled CAPA takes none (capa_takes_deviations)."""
     ensure_can(actor, Capability.CAPA_MANAGE, "link deviations to CAPAs")
-    reason = reason_required(reason)
     capa = locked(capa)
+    ensure_unchanged(capa, seen, again="save again")
     ensure_step(CAPA_STEPS, "deviation_link", capa)
-    return deviation_link_record(capa, deviation, actor, reason)
+    deviation, reason = capa_deviation_link_check(capa=capa, deviation=deviation, reason=reason)
+    return deviation_link_record(capa, deviation, actor, reason, "deviation")
 
 
 @transaction.atomic
 def capa_action_add(*, actor: User, capa: Capa, kind: str, description: str, owner: User, due_date: date,
-                    reason: str) -> CapaAction:
+                    reason: str, seen: str | None = None) -> CapaAction:
     """Add a corrective or preventive action with its owner and due date; its owner is told.
     A new action on a CAPA awaiting its effectiveness check re-opens it."""
     ensure_can(actor, Capability.CAPA_MANAGE, "add CAPA actions")
-    reason = reason_required(reason)
-    kind = choice_required(kind, CapaActionKind, "kind", "kind of action")
-    description = text_required(description, "description", "Describe the action.")
-    owner = person_able(owner, Capability.CAPA_ACTION_COMPLETE, "owner", "action owner")
-    due_date = date_not_past(due_date, "due_date", "due date")
+    kind, description, owner, due_date, reason = capa_action_check(kind=kind, description=description, owner=owner,
+                                                                   due_date=due_date, reason=reason)
     capa = locked(capa)
+    ensure_unchanged(capa, seen, again="save again")
     step = ensure_step(CAPA_STEPS, "action_add", capa)
     sequence = (capa.actions.order_by("-sequence").values_list("sequence", flat=True).first() or 0) + 1
     action = action_record(capa=capa, sequence=sequence, kind=kind, description=description, owner=owner,
@@ -179,13 +276,18 @@ def _advance_when_actions_finished(capa: Capa, actor: User, reason: str) -> None
 @transaction.atomic
 def capa_action_complete(*, actor: User, action: CapaAction, evidence: str, password: str, reason: str,
                          username: str | None = None, session: SessionBase | None = None,
-                         request: HttpRequest | None = None) -> CapaAction:
+                         request: HttpRequest | None = None, seen: str | None = None) -> CapaAction:
     """The action's owner records its completion with evidence and signs it ("performed";
-    21 CFR 11.50). When the last open action is done the CAPA moves to its effectiveness check."""
+    21 CFR 11.50) on the version of the CAPA they read. When the last open action is done the
+    CAPA moves to its effectiveness check."""
     ensure_can(actor, Capability.CAPA_ACTION_COMPLETE, "complete CAPA actions")
-    reason = reason_required(reason)
-    evidence = text_required(evidence, "evidence", "Describe the evidence of completion (document, record, date).")
+    problems: dict[str, Any] = {}
+    reason = _collect(problems, lambda: reason_required(reason))
+    evidence = _collect(problems, lambda: text_required(
+        evidence, "evidence", "Describe the evidence of completion (document, record, date)."))
+    _refuse(problems)
     capa = locked(action.capa)
+    ensure_unchanged(capa, seen)
     step = ensure_step(CAPA_STEPS, "action_complete", capa)
     assert step.signature is not None
     action, signature = owned_item_complete(
@@ -198,11 +300,12 @@ def capa_action_complete(*, actor: User, action: CapaAction, evidence: str, pass
 
 
 @transaction.atomic
-def capa_action_cancel(*, actor: User, action: CapaAction, reason: str) -> CapaAction:
+def capa_action_cancel(*, actor: User, action: CapaAction, reason: str, seen: str | None = None) -> CapaAction:
     """QA withdraws an action that is no longer needed, saying why (it stays on record)."""
     ensure_can(actor, Capability.CAPA_MANAGE, "cancel CAPA actions")
     reason = reason_required(reason, "Say why this action is no longer needed.")
     capa = locked(action.capa)
+    ensure_unchanged(capa, seen, again="save again")
     ensure_step(CAPA_STEPS, "action_cancel", capa)
     action = owned_item_cancel(actor=actor, item=action, reason=reason)
     record_event(actor=actor, event=Event.CAPA_ACTION_CANCELLED, target=capa, reason=reason,
@@ -211,15 +314,7 @@ def capa_action_cancel(*, actor: User, action: CapaAction, reason: str) -> CapaA
     return action
 
 
-@transaction.atomic
-def capa_effectiveness_plan(*, actor: User, capa: Capa, criteria: str, due_date: date, reason: str) -> Capa:
-    """Set, before checking, how effectiveness will be judged and by when (ICH Q10 3.2.2)."""
-    ensure_can(actor, Capability.CAPA_MANAGE, "plan CAPA effectiveness checks")
-    reason = reason_required(reason)
-    criteria = text_required(criteria, "criteria", "State the criteria that show the CAPA worked.")
-    due_date = date_not_past(due_date, "due_date", "effectiveness check date")
-    capa = locked(capa)
-    ensure_step(CAPA_STEPS, "effectiveness_plan", capa)
+def _criteria_open(capa: Capa) -> None:
     latest = capa.latest_effectiveness()
     if latest is not None and latest.result in CLOSING_RESULTS:
         # Criteria are set before the check (ICH Q10 3.2.2): once a check has settled the CAPA on
@@ -227,26 +322,39 @@ def capa_effectiveness_plan(*, actor: User, capa: Capa, criteria: str, due_date:
         # the CAPA not effective, new actions and new criteria for the next check are the point.)
         raise ValidationError({"criteria": f"{capa} was found {latest.get_result_display().lower()} on these "
                                            "criteria: they can no longer change."})
+
+
+def capa_effectiveness_plan_check(*, capa: Capa, criteria: str, due_date: date | None,
+                                  reason: str) -> tuple[str, date, str]:
+    """Every rule of an effectiveness plan at once: criteria stated and not yet settled by a check,
+    a date not in the past, the reason. Returns the criteria, the date and the reason."""
+    problems: dict[str, Any] = {}
+    cleaned = (_collect(problems, lambda: text_required(criteria, "criteria",
+                                                        "State the criteria that show the CAPA worked.")),
+               _collect(problems, lambda: date_not_past(due_date, "due_date", "effectiveness check date")),
+               _collect(problems, lambda: reason_required(reason)))
+    _collect(problems, lambda: _criteria_open(capa))
+    _refuse(problems)
+    return cleaned
+
+
+@transaction.atomic
+def capa_effectiveness_plan(*, actor: User, capa: Capa, criteria: str, due_date: date, reason: str,
+                            seen: str | None = None) -> Capa:
+    """Set, before checking, how effectiveness will be judged and by when (ICH Q10 3.2.2)."""
+    ensure_can(actor, Capability.CAPA_MANAGE, "plan CAPA effectiveness checks")
+    capa = locked(capa)
+    ensure_unchanged(capa, seen, again="save again")
+    ensure_step(CAPA_STEPS, "effectiveness_plan", capa)
+    criteria, due_date, reason = capa_effectiveness_plan_check(capa=capa, criteria=criteria, due_date=due_date,
+                                                               reason=reason)
     capa.effectiveness_criteria, capa.effectiveness_due = criteria, due_date
     save_with_reason(capa, actor=actor, reason=reason, event=Event.CAPA_EFFECTIVENESS_PLANNED,
                      update_fields=["effectiveness_criteria", "effectiveness_due"])
     return capa
 
 
-@transaction.atomic
-def capa_effectiveness_record(*, actor: User, capa: Capa, result: str, evidence: str, password: str, reason: str,
-                              username: str | None = None, session: SessionBase | None = None,
-                              request: HttpRequest | None = None) -> CapaEffectivenessCheck:
-    """Record the effectiveness check against the planned criteria, signed ("reviewed"):
-    effective; not effective (the CAPA re-opens for further actions); or not verifiable with a
-    written justification (ICH Q10 3.2.2). "Effective" is not recorded before the planned date:
-    an earlier check needs the plan changed first, with its reason (audited)."""
-    ensure_can(actor, Capability.CAPA_MANAGE, "record CAPA effectiveness checks")
-    reason = reason_required(reason)
-    result = choice_required(result, EffectivenessResult, "result", "result")
-    evidence = text_required(evidence, "evidence", "Describe what was checked, or justify why it cannot be.")
-    capa = locked(capa)
-    step = ensure_step(CAPA_STEPS, "effectiveness_record", capa)
+def _result_possible(capa: Capa, result: str) -> None:
     if not capa.effectiveness_criteria:
         raise ValidationError({"criteria": f"Plan the effectiveness criteria of {capa} before checking."})
     if result == EffectivenessResult.EFFECTIVE and capa.effectiveness_due and \
@@ -255,6 +363,35 @@ def capa_effectiveness_record(*, actor: User, capa: Capa, result: str, evidence:
         raise ValidationError({"result": f"The effectiveness check of {capa} is planned for "
                                          f"{capa.effectiveness_due:%Y-%m-%d}: it cannot be found effective "
                                          "before. To check earlier, first change the planned date, saying why."})
+
+
+def capa_effectiveness_record_check(*, capa: Capa, result: str, evidence: str, reason: str) -> tuple[str, str, str]:
+    """Every rule of an effectiveness result at once: a known result, possible now (criteria planned,
+    "effective" not before the planned date), its evidence, the reason. Returns them cleaned."""
+    problems: dict[str, Any] = {}
+    cleaned = (_collect(problems, lambda: choice_required(result, EffectivenessResult, "result", "result")),
+               _collect(problems, lambda: text_required(
+                   evidence, "evidence", "Describe what was checked, or justify why it cannot be.")),
+               _collect(problems, lambda: reason_required(reason)))
+    _collect(problems, lambda: _result_possible(capa, result))
+    _refuse(problems)
+    return cleaned
+
+
+@transaction.atomic
+def capa_effectiveness_record(*, actor: User, capa: Capa, result: str, evidence: str, password: str, reason: str,
+                              username: str | None = None, session: SessionBase | None = None,
+                              request: HttpRequest | None = None, seen: str | None = None) -> CapaEffectivenessCheck:
+    """Record the effectiveness check against the planned criteria, signed ("reviewed"):
+    effective; not effective (the CAPA re-opens for further actions); or not verifiable with a
+    written justification (ICH Q10 3.2.2). "Effective" is not recorded before the planned date:
+    an earlier check needs the plan changed first, with its reason (audited)."""
+    ensure_can(actor, Capability.CAPA_MANAGE, "record CAPA effectiveness checks")
+    capa = locked(capa)
+    ensure_unchanged(capa, seen)
+    step = ensure_step(CAPA_STEPS, "effectiveness_record", capa)
+    result, evidence, reason = capa_effectiveness_record_check(capa=capa, result=result, evidence=evidence,
+                                                               reason=reason)
     check = create_with_reason(CapaEffectivenessCheck, actor=actor, reason=reason, capa=capa, result=result,
                                evidence=evidence, checked_by=actor, checked_at=timezone.now())
     assert step.signature is not None
@@ -295,7 +432,8 @@ def _capa_doers(capa: Capa) -> list[User]:
 
 @transaction.atomic
 def capa_close(*, actor: User, capa: Capa, password: str, reason: str, username: str | None = None,
-               session: SessionBase | None = None, request: HttpRequest | None = None) -> Capa:
+               session: SessionBase | None = None, request: HttpRequest | None = None,
+               seen: str | None = None) -> Capa:
     """The QA approver closes the CAPA under signature ("approved") only when every action is
     done (or withdrawn) and effectiveness is confirmed or justified (ICH Q10 3.2.2), and only if
     they neither own it nor completed one of its actions nor checked its effectiveness: closure
@@ -303,6 +441,7 @@ def capa_close(*, actor: User, capa: Capa, password: str, reason: str, username:
     ensure_can(actor, Capability.CAPA_CLOSE, "close CAPAs")
     reason = reason_required(reason)
     capa = locked(capa)
+    ensure_unchanged(capa, seen)
     step = ensure_step(CAPA_STEPS, "close", capa)
     gaps = capa_closure_gaps(capa)
     if gaps:
@@ -320,12 +459,13 @@ def capa_close(*, actor: User, capa: Capa, password: str, reason: str, username:
 
 
 @transaction.atomic
-def capa_cancel(*, actor: User, capa: Capa, reason: str) -> Capa:
+def capa_cancel(*, actor: User, capa: Capa, reason: str, seen: str | None = None) -> Capa:
     """The QA approver cancels a CAPA opened in error; a deviation relying on it then cannot be
     closed until it records a new CAPA decision."""
     ensure_can(actor, Capability.CAPA_CLOSE, "cancel CAPAs")
     reason = reason_required(reason, "Say why this CAPA is cancelled.")
     capa = locked(capa)
+    ensure_unchanged(capa, seen, again="save again")
     ensure_step(CAPA_STEPS, "cancel", capa)
     capa.status, capa.cancelled_reason = CapaStatus.CANCELLED, reason
     save_with_reason(capa, actor=actor, reason=reason, event=Event.CAPA_CANCELLED,

@@ -16,9 +16,10 @@ from qms.roles import Capability, can
 from qms.selectors_capa import CAPA_CSV_HEADER, CapaFilters, capa_csv_rows, capa_list
 from qms.services import capa as services
 from qms.signatures import signatures_for
+from qms.staleness import record_version_read
 from qms.states import CAPA_STEPS, steps_possible
 from qms.ui import forms as f
-from qms.ui.actions import Action, action_form, action_post, form_key, item_actions, refusals
+from qms.ui.actions import Action, action_form, action_post, form_key, forms_seen, item_actions, refusals, versioned
 from qms.ui.common import (
     csv_response,
     needs_username,
@@ -67,24 +68,27 @@ def capa_new(request: HttpRequest) -> HttpResponse:
     return render(request, "qms/capa_new.html", {"form": form}, status=422 if form.errors else 200)
 
 
-def _item_forms(request: HttpRequest, capa: Capa, possible: set[str]) -> dict[str, Any]:
+def _item_forms(request: HttpRequest, capa: Capa, possible: set[str], seen: str) -> dict[str, Any]:
     forms: dict[str, Any] = {}
     for action in capa.actions.filter(status=ActionStatus.OPEN):
         if "action_complete" in possible and action.owner_id == request.user.pk:
             forms[form_key("action_complete", action)] = action_form(CAPA_ACTIONS, "action_complete", request,
-                                                                    capa, action)
+                                                                    capa, action, seen=seen)
         if "action_cancel" in possible:
-            forms[form_key("action_cancel", action)] = action_form(CAPA_ACTIONS, "action_cancel", request, capa, action)
+            forms[form_key("action_cancel", action)] = action_form(CAPA_ACTIONS, "action_cancel", request, capa,
+                                                                  action, seen=seen)
     return forms
 
 
 def capa_page(request: HttpRequest, capa: Capa, *, bound: dict[str, Any] | None = None, active: str = "",
               status: int = 200) -> HttpResponse:
+    seen = record_version_read(capa)  # before anything of it is read for the page
     possible = steps_possible(CAPA_STEPS, capa, request.user)
-    forms = {action: action_form(CAPA_ACTIONS, action, request, capa) for action, spec in CAPA_ACTIONS.items()
-             if action in possible and not spec.per_item}
-    forms.update(_item_forms(request, capa, possible))
+    forms = {action: action_form(CAPA_ACTIONS, action, request, capa, seen=seen)
+             for action, spec in CAPA_ACTIONS.items() if action in possible and not spec.per_item}
+    forms.update(_item_forms(request, capa, possible, seen))
     shown = dict(forms)
+    forms_seen(bound, seen)
     forms.update(bound or {})
     actions = [(action, signatures_for(action),
                 item_actions(forms, action, "capa_item_action", capa.number, ITEM_BUTTONS))
@@ -119,49 +123,53 @@ def _signed(form_class: type) -> Any:
     return lambda request, capa, item, data: form_class(data, needs_username=needs_username(request))
 
 
-CAPA_ACTIONS: dict[str, Action] = {
+CAPA_ACTIONS: dict[str, Action] = versioned({
     "deviation_link": Action(
-        "deviation_link", lambda request, c, item, data: f.DeviationLinkForm(data),
+        "deviation_link", lambda request, c, item, data: f.DeviationLinkForm(data, capa=c),
         lambda request, c, item, form, data: services.capa_deviation_link(
-            actor=request.user, capa=c, deviation=data["deviation"], reason=data["reason"]),
+            actor=request.user, capa=c, deviation=data["deviation"], reason=data["reason"], seen=data["seen"]),
         "Deviation linked to {record}."),
     "action_add": Action(
-        "action_add", lambda request, c, item, data: f.ActionAddForm(data),
+        "action_add", lambda request, c, item, data: f.ActionAddForm(data, capa=c),
         lambda request, c, item, form, data: services.capa_action_add(
             actor=request.user, capa=c, kind=data["kind"], description=data["description"], owner=data["owner"],
-            due_date=data["due_date"], reason=data["reason"]),
+            due_date=data["due_date"], reason=data["reason"], seen=data["seen"]),
         "Action added to {record}."),
     "action_complete": Action(
         "action_complete", _signed(f.EvidenceSignedForm),
         lambda request, c, item, form, data: services.capa_action_complete(
-            actor=request.user, action=item, evidence=data["evidence"], reason=data["reason"],
+            actor=request.user, action=item, evidence=data["evidence"], reason=data["reason"], seen=data["seen"],
             **signed_kwargs(request, form)),
         "{item} signed as done.", per_item=True),
     "action_cancel": Action(
         "action_cancel", lambda request, c, item, data: f.ReasonForm(data),
-        lambda request, c, item, form, data: services.capa_action_cancel(actor=request.user, action=item,
-                                                                        reason=data["reason"]),
+        lambda request, c, item, form, data: services.capa_action_cancel(
+            actor=request.user, action=item, reason=data["reason"], seen=data["seen"]),
         "{item} cancelled.", per_item=True),
     "effectiveness_plan": Action(
         "effectiveness_plan",
-        lambda request, c, item, data: f.EffectivenessPlanForm(data, initial={
+        lambda request, c, item, data: f.EffectivenessPlanForm(data, capa=c, initial={
             "criteria": c.effectiveness_criteria, "due_date": c.effectiveness_due}),
         lambda request, c, item, form, data: services.capa_effectiveness_plan(
-            actor=request.user, capa=c, criteria=data["criteria"], due_date=data["due_date"], reason=data["reason"]),
+            actor=request.user, capa=c, criteria=data["criteria"], due_date=data["due_date"], reason=data["reason"],
+            seen=data["seen"]),
         "Effectiveness check of {record} planned."),
     "effectiveness_record": Action(
-        "effectiveness_record", _signed(f.EffectivenessRecordForm),
+        "effectiveness_record",
+        lambda request, c, item, data: f.EffectivenessRecordForm(data, capa=c,
+                                                                 needs_username=needs_username(request)),
         lambda request, c, item, form, data: services.capa_effectiveness_record(
             actor=request.user, capa=c, result=data["result"], evidence=data["evidence"], reason=data["reason"],
-            **signed_kwargs(request, form)),
+            seen=data["seen"], **signed_kwargs(request, form)),
         "Effectiveness check of {record} recorded."),
     "close": Action(
         "close", _signed(f.SignedReasonForm),
         lambda request, c, item, form, data: services.capa_close(
-            actor=request.user, capa=c, reason=data["reason"], **signed_kwargs(request, form)),
+            actor=request.user, capa=c, reason=data["reason"], seen=data["seen"], **signed_kwargs(request, form)),
         "{record} approved and closed."),
     "cancel": Action(
         "cancel", lambda request, c, item, data: f.ReasonForm(data),
-        lambda request, c, item, form, data: services.capa_cancel(actor=request.user, capa=c, reason=data["reason"]),
+        lambda request, c, item, form, data: services.capa_cancel(actor=request.user, capa=c, reason=data["reason"],
+                                                                 seen=data["seen"]),
         "{record} cancelled."),
-}
+})

@@ -174,7 +174,7 @@ DEVIATION_ACTIONS: dict[str, Action] = versioned({
         "Investigation of {record} saved."),
     "capa_decide": Action(
         "capa_decide",
-        lambda request, d, item, data: f.CapaDecisionForm(data, initial={
+        lambda request, d, item, data: f.CapaDecisionForm(data, deviation=d, initial={
             "decision": d.capa_decision, "rationale": d.capa_rationale, "capa": d.capa_id}),
         _capa_call, "CAPA decision recorded for {record}."),
     "subject_add": Action(

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.utils import timezone
 
 from qms.models import (
@@ -24,10 +25,12 @@ from qms.models import (
     EffectivenessResult,
     RootCauseCategory,
 )
+from qms.models.capa import ACTIVE_CAPA_STATUSES
 from qms.risk import SCORE_LABELS
 from qms.roles import Capability
 from qms.selectors_deviations import STATUS_FILTER_CHOICES
 from qms.selectors_people import users_active, users_with
+from qms.services import capa as capa_rules
 from qms.subjects import Subject, subject_kinds, subject_resolve
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -219,12 +222,27 @@ class DeviationInvestigateForm(forms.Form):
                 for s in self.linked}
 
 
+class CapaChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.number} — {obj.title}, {obj.get_status_display().lower()}"
+
+
 class CapaDecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=CapaDecision.choices, widget=forms.RadioSelect, label="CAPA decision")
     rationale = forms.CharField(required=False, widget=_text(2), help_text="Required when no CAPA is needed.")
-    capa = forms.ModelChoiceField(required=False, label="CAPA",
-                                  queryset=Capa.objects.exclude(status=CapaStatus.CANCELLED).order_by("-number"))
+    capa = CapaChoiceField(required=False, label="CAPA", queryset=Capa.objects.none(),
+                           help_text="CAPAs in progress, and any already addressing this deviation. A "
+                                     "closed CAPA takes no new deviation: open a new one.")
     reason = _reason("CAPA decision")
+
+    def __init__(self, *args: Any, deviation: Deviation | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Only CAPAs that can take this deviation (qms.services.capa.capa_takes_deviations): those in
+        # progress, and one that already addresses it unless cancelled (its decision can be saved again).
+        can_take = Q(status__in=ACTIVE_CAPA_STATUSES)
+        if deviation is not None:
+            can_take |= Q(deviation_links__deviation=deviation) & ~Q(status=CapaStatus.CANCELLED)
+        self.fields["capa"].queryset = Capa.objects.filter(can_take).distinct().order_by("-number")
 
 
 class SubjectAddForm(forms.Form):
@@ -244,7 +262,31 @@ class DeviationExtendForm(SignedForm):
 
 # --- CAPA -----------------------------------------------------------------------------------
 
-class CapaOpenForm(forms.Form):
+class CapaRulesForm(forms.Form):
+    """A CAPA form whose service rules (the `*_check` functions of qms/services/capa.py) run with
+    its own field checks, so that one submission shows every problem at once, each on its field;
+    the service checks them again under the CAPA's lock. `capa`: the record the form acts on."""
+
+    def __init__(self, *args: Any, capa: Capa | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.capa = capa
+
+    def rules(self, cleaned: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        try:
+            self.rules(cleaned)
+        except ValidationError as refused:
+            for field, errors in refused.update_error_dict({}).items():
+                placed = field if field in self.fields else None
+                if placed is None or placed not in self.errors:  # a field's own error says it first
+                    self.add_error(placed, errors)
+        return cleaned
+
+
+class CapaOpenForm(CapaRulesForm):
     title = forms.CharField(max_length=200)
     problem_statement = forms.CharField(widget=_text(4))
     source = forms.ChoiceField(choices=CapaSource.choices)
@@ -265,8 +307,14 @@ class CapaOpenForm(forms.Form):
             raise ValidationError(f"No deviation {', '.join(missing)}.")
         return [found[n] for n in numbers]
 
+    def rules(self, cleaned: dict[str, Any]) -> None:
+        capa_rules.capa_open_check(
+            title=cleaned.get("title", ""), problem_statement=cleaned.get("problem_statement", ""),
+            source=cleaned.get("source", ""), deviations=cleaned.get("deviations") or [], owner=cleaned.get("owner"),
+            effectiveness_due=cleaned.get("effectiveness_due"))
 
-class DeviationLinkForm(forms.Form):
+
+class DeviationLinkForm(CapaRulesForm):
     deviation = forms.CharField(max_length=20, label="Deviation number", help_text="DEV-YYYY-NNNN")
     reason = _reason()
 
@@ -277,13 +325,23 @@ class DeviationLinkForm(forms.Form):
             raise ValidationError(f"No deviation {number}.")
         return deviation
 
+    def rules(self, cleaned: dict[str, Any]) -> None:
+        if self.capa is not None:
+            capa_rules.capa_deviation_link_check(capa=self.capa, deviation=cleaned.get("deviation"),
+                                                 reason=cleaned.get("reason", ""))
 
-class ActionAddForm(forms.Form):
+
+class ActionAddForm(CapaRulesForm):
     kind = forms.ChoiceField(choices=CapaActionKind.choices, widget=forms.RadioSelect)
     description = forms.CharField(widget=_text(3))
     owner = PersonChoiceField(queryset=users_with(Capability.CAPA_ACTION_COMPLETE))
     due_date = _date_field("Due date")
     reason = _reason("Action planned")
+
+    def rules(self, cleaned: dict[str, Any]) -> None:
+        capa_rules.capa_action_check(kind=cleaned.get("kind", ""), description=cleaned.get("description", ""),
+                                     owner=cleaned.get("owner"), due_date=cleaned.get("due_date"),
+                                     reason=cleaned.get("reason", ""))
 
 
 class EvidenceSignedForm(SignedForm):
@@ -291,17 +349,29 @@ class EvidenceSignedForm(SignedForm):
     reason = _reason("Completed")
 
 
-class EffectivenessPlanForm(forms.Form):
+class EffectivenessPlanForm(CapaRulesForm):
     criteria = forms.CharField(widget=_text(3), help_text="Measurable: e.g. no recurrence in the next 10 batches.")
     due_date = _date_field("Check due on")
     reason = _reason("Effectiveness check planned")
 
+    def rules(self, cleaned: dict[str, Any]) -> None:
+        if self.capa is not None:
+            capa_rules.capa_effectiveness_plan_check(capa=self.capa, criteria=cleaned.get("criteria", ""),
+                                                     due_date=cleaned.get("due_date"),
+                                                     reason=cleaned.get("reason", ""))
 
-class EffectivenessRecordForm(SignedForm):
+
+class EffectivenessRecordForm(CapaRulesForm, SignedForm):
     result = forms.ChoiceField(choices=EffectivenessResult.choices, widget=forms.RadioSelect)
     evidence = forms.CharField(widget=_text(3), help_text="What was checked against the criteria, or why a check is "
                                                           "not possible.")
     reason = _reason("Effectiveness checked")
+
+    def rules(self, cleaned: dict[str, Any]) -> None:
+        if self.capa is not None:
+            capa_rules.capa_effectiveness_record_check(capa=self.capa, result=cleaned.get("result", ""),
+                                                       evidence=cleaned.get("evidence", ""),
+                                                       reason=cleaned.get("reason", ""))
 
 
 # --- change control -------------------------------------------------------------------------

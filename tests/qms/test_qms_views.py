@@ -254,13 +254,13 @@ def test_action_owner_completes_a_capa_action_from_the_capa_page(client, qa_revi
 
     key = f"action_complete_{action.pk}"
     response = client.post(f"/qms/capa/{capa.number}/action_complete/{action.pk}/", {
-        f"{key}-evidence": "", f"{key}-username": supervisor.username, f"{key}-password": PASSWORD,
-        f"{key}-reason": "Done"})
+        f"{key}-seen": record_version(capa), f"{key}-evidence": "", f"{key}-username": supervisor.username,
+        f"{key}-password": PASSWORD, f"{key}-reason": "Done"})
     assert response.status_code == 422 and "This field is required" in _html(response)
 
     response = client.post(f"/qms/capa/{capa.number}/action_complete/{action.pk}/", {
-        f"{key}-evidence": "WO-88", f"{key}-username": supervisor.username, f"{key}-password": PASSWORD,
-        f"{key}-reason": "Done"})
+        f"{key}-seen": record_version(capa), f"{key}-evidence": "WO-88", f"{key}-username": supervisor.username,
+        f"{key}-password": PASSWORD, f"{key}-reason": "Done"})
     assert response.status_code == 302
     capa.refresh_from_db()
     assert capa.status == "effectiveness_check"

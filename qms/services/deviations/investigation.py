@@ -27,7 +27,7 @@ from qms.services._guards import choice_required, ensure_can, locked, reason_req
 from qms.services.capa import deviation_link_record
 from qms.signatures import sign
 from qms.staleness import ensure_unchanged
-from qms.states import CAPA_STEPS, DEVIATION_STEPS, ensure_step
+from qms.states import DEVIATION_STEPS, ensure_step
 from qms.subjects import BATCH
 
 MAX_WHYS = 5
@@ -116,12 +116,9 @@ def deviation_capa_decide(*, actor: User, deviation: Deviation, decision: str, r
     ensure_unchanged(deviation, seen, again="save again")
     ensure_step(DEVIATION_STEPS, "capa_decide", deviation)
     if capa is not None and not CapaDeviation.objects.filter(capa=capa, deviation=deviation).exists():
-        # A new link changes the CAPA's signed content: only while the CAPA is still open.
-        try:
-            ensure_step(CAPA_STEPS, "deviation_link", capa)
-        except ValidationError as refused:
-            raise ValidationError({"capa": refused.messages}) from refused
-        deviation_link_record(capa, deviation, actor, reason)
+        # A new link changes the CAPA's signed content: only a CAPA in progress takes one (a closed
+        # CAPA is refused here, on the form's CAPA field; one it already addresses stays named).
+        deviation_link_record(capa, deviation, actor, reason, "capa")
     deviation.capa_decision, deviation.capa_rationale, deviation.capa = decision, rationale, capa
     save_with_reason(deviation, actor=actor, reason=reason, event=Event.DEVIATION_CAPA_DECIDED,
                      update_fields=["capa_decision", "capa_rationale", "capa"],
