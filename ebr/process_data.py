@@ -454,7 +454,9 @@ def posts_awaiting_evaluation(batch: Batch) -> int:
 
 def alarm_changes_recorded(batch: Batch) -> int:
     """How many changes to the batch's alarms (raised, escalated, worsened, closed, acknowledged)
-    are recorded in their history, which is append-only."""
+    are recorded in their history, which is append-only. For audit-trail reviews signed before
+    the review recorded the whole trail (ebr.services.release.audit_trail_marker), which holds
+    every alarm change: each writes its audit event with its history row."""
     return Alarm.history.filter(batch_id=batch.pk).count()
 
 

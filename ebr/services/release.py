@@ -6,10 +6,13 @@ before release), 21 CFR 11.10(e)/11.70 (no release on a signature whose record c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from django.apps import apps
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Count, Max, Q, QuerySet
 
 from ebr.models import Alarm, Batch, BatchStatus
 from ebr.process_data import (
@@ -21,7 +24,7 @@ from ebr.process_data import (
     readings_received_after,
 )
 from ebr.review_hooks import record_review
-from ebr.selectors import batch_executors
+from ebr.selectors import batch_audit_events, batch_executors
 from ebr.services.batches import _transition
 from qms.audit import Event, record_event
 from qms.models import AuditEvent, Signature, User
@@ -49,19 +52,132 @@ def batch_signatures(batch: Batch) -> list[Signature]:
         Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk)))
 
 
+# --- the audit trail as a page showed it ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrailMarker:
+    """The batch's audit trail as a page showed it: how many entries it held, and the newest.
+
+    A count, not a time: an entry saved before the page was read but committed after it is caught
+    too, whatever the clocks of the processes. The newest id catches an entry that joins as
+    another leaves (a part re-linked), which a count alone would miss.
+    """
+
+    entries: int
+    last: int
+
+    def __str__(self) -> str:  # the pages' hidden field
+        return f"{self.entries}:{self.last}"
+
+    @classmethod
+    def parse(cls, text: str) -> TrailMarker | None:
+        entries, colon, last = text.partition(":")
+        if not (colon and entries.isascii() and entries.isdigit() and last.isascii() and last.isdigit()):
+            return None
+        return cls(int(entries), int(last))
+
+
+# Entries that look at the record or decide on it without changing it: an audit-trail review's own
+# signature and event, the release or rejection with its signature, a refused attempt to sign one of
+# them (kept by 21 CFR 11.300(d), so that a mistyped password is not a change), and exports (reads,
+# ebr/pdf/audit.py). Everything else in the trail is a change the audit-trail review must have seen.
+_DECISIONS = [Meaning.REVIEWED.value, Meaning.RELEASED.value, Meaning.REJECTED.value]
+_NOT_CHANGES = Q(target_type="ebr.batch") & (
+    Q(event_type__in=[Event.AUDIT_TRAIL_REVIEWED, Event.BATCH_RELEASED, Event.BATCH_REJECTED, Event.EXPORT_CREATED])
+    | Q(event_type__in=[Event.SIGNATURE_APPLIED, Event.SIGNATURE_REFUSED], data__meaning__in=_DECISIONS))
+
+
+def _trail_changes(batch: Batch) -> QuerySet[AuditEvent]:
+    """The entries of the batch's audit trail (the set its page shows) that change the record."""
+    return batch_audit_events(batch).exclude(_NOT_CHANGES)
+
+
+def audit_trail_marker(batch: Batch, *, before: int | None = None) -> TrailMarker:
+    """The batch's audit trail as it is now (or as it was before the entry `before`), to be carried
+    by a page and compared when QA signs."""
+    changes = _trail_changes(batch) if before is None else _trail_changes(batch).filter(id__lt=before)
+    counted = changes.order_by().aggregate(entries=Count("id"), last=Max("id"))
+    return TrailMarker(counted["entries"], counted["last"] or 0)
+
+
+def _decision_event(batch: Batch) -> int | None:
+    """The release or rejection of a decided batch: its review is judged on the record as it was
+    decided on, not on the hand-offs to the ward recorded since (they change no signed content)."""
+    if batch.status not in (BatchStatus.RELEASED, BatchStatus.REJECTED):
+        return None
+    return (AuditEvent.objects.filter(target_type="ebr.batch", target_id=str(batch.pk),
+                                      event_type__in=[Event.BATCH_RELEASED, Event.BATCH_REJECTED])
+            .order_by("id").values_list("id", flat=True).first())
+
+
+# What a record's changes are called where QA reads them (others: the model's own name).
+_RECORD_WORDS = {"ebr.stepexecution": "step", "ebr.alarm": "process alarm", "ebr.readingpost": "instrument post",
+                 "qms.deviationsubject": "impact assessment", "nlp_review.batchreview": "record review",
+                 "qms.capaaction": "CAPA action", "qms.capaeffectivenesscheck": "CAPA effectiveness check",
+                 "qms.capadeviation": "CAPA link"}
+
+
+def _record_words(target_type: str, label: str) -> str:
+    try:
+        kind = _RECORD_WORDS.get(target_type) or str(apps.get_model(target_type)._meta.verbose_name)
+    except (LookupError, ValueError):
+        kind = target_type
+    return f"{kind} {label[:60]}".strip()
+
+
+def _trail_added(batch: Batch, seen: TrailMarker, now: TrailMarker) -> tuple[int, str]:
+    """How many entries joined the trail since `seen`, and on which records ("deviation DEV-…,
+    review flag …"). The records named are those of the entries newer than the newest one seen; an
+    entry committed late (an older id) is counted but cannot be told apart from those seen."""
+    newer = _trail_changes(batch).filter(id__gt=seen.last).order_by("id").values_list("target_type", "target_label")
+    records = list(dict.fromkeys(_record_words(kind, label) for kind, label in newer[:200]))
+    named = ", ".join(records[:5]) + (f" and {len(records) - 5} more" if len(records) > 5 else "")
+    return now.entries - seen.entries, named
+
+
+def _entries_were(count: int) -> str:
+    return "1 entry was" if count == 1 else f"{count} entries were"
+
+
+# --- the audit-trail review -----------------------------------------------------------------------
+
+def _reviews(batch: Batch) -> QuerySet[Signature]:
+    return Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning=Meaning.REVIEWED)
+
+
+def _review_marker(batch: Batch, review: Signature) -> TrailMarker | None:
+    """The trail as the review saw it; None for a review signed before the marker was kept."""
+    data = (AuditEvent.objects.filter(event_type=Event.AUDIT_TRAIL_REVIEWED, target_type="ebr.batch",
+                                      target_id=str(batch.pk), data__signature=review.pk)
+            .values_list("data", flat=True).first()) or {}
+    if "trail_entries" not in data or "trail_last" not in data:
+        return None
+    return TrailMarker(int(data["trail_entries"]), int(data["trail_last"]))
+
+
+def _review_stale(batch: Batch, review: Signature, now: TrailMarker) -> bool:
+    seen = _review_marker(batch, review)
+    if seen is None:
+        return bool(alarm_changes_after_review(batch, review))  # the rule such a review was signed under
+    return seen != now
+
+
 def audit_trail_review_valid(batch: Batch) -> bool:
-    """Reviewed, and nothing in the record changed since: the review signature is still valid
-    and no process alarm of the batch was raised or changed after it (the review covers the
-    alarms and their acknowledgements as they were; draft EU GMP Annex 11 §9)."""
-    reviews = Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning=Meaning.REVIEWED)
-    return any(signature_is_valid(review, batch) and not alarm_changes_after_review(batch, review)
-               for review in reviews)
+    """Reviewed, and nothing in the record changed since: the review signature is still valid and
+    no entry joined the batch's audit trail after it other than the review's own and the decision's
+    (the review covers the whole trail as it was: steps, values, alarms, deviations, their impact
+    assessments and CAPAs, review flags and their dispositions; draft EU GMP Annex 11 §9)."""
+    reviews = list(_reviews(batch))
+    if not reviews:
+        return False
+    now = audit_trail_marker(batch, before=_decision_event(batch))
+    return any(signature_is_valid(review, batch) and not _review_stale(batch, review, now) for review in reviews)
 
 
 def alarm_changes_after_review(batch: Batch, review: Signature) -> int:
-    """How many alarm changes the audit-trail review `review` did not see.
+    """How many alarm changes an audit-trail review signed before the trail marker was kept did not see.
 
-    The review records how many alarm changes its history held when QA signed; any difference
+    Such a review recorded how many alarm changes its history held when QA signed; any difference
     is a change it did not see. A count, not a time: an evaluation that saved its changes before
     the signature but committed after it is caught too, whatever the clocks of the processes.
     """
@@ -73,18 +189,20 @@ def alarm_changes_after_review(batch: Batch, review: Signature) -> int:
     return alarm_changes_recorded(batch) - int(event["alarm_changes"])
 
 
-ALARMS_CHANGED = "alarms_changed"
+TRAIL_CHANGED = "audit_trail_changed"  # the audit-trail page QA signs on is out of date
+RECORD_CHANGED = "batch_record_changed"  # the batch page a release or rejection is signed on is out of date
 
 
 @transaction.atomic
 def batch_audit_trail_review(*, actor: User, batch: Batch, password: str, reason: str,
                              username: str | None = None, session: Any = None,
-                             alarm_changes_seen: int | None = None) -> Signature:
+                             seen: TrailMarker | None = None) -> Signature:
     """QA signs that it reviewed the batch's audit trail (draft EU GMP Annex 11 §9, a release precondition).
 
-    `alarm_changes_seen`: how many alarm changes the page QA reviewed on showed. A change since
-    (an alarm raised, escalated, closed or acknowledged while QA read) refuses the signature:
-    what is signed must be what was seen (21 CFR 11.50, 11.70).
+    `seen`: the trail as the page QA reviewed on showed it (None: no page, e.g. a command). An
+    entry added since (a deviation investigated, a flag dispositioned, an alarm acknowledged while
+    QA read) refuses the signature: what is signed must be what was seen (21 CFR 11.50, 11.70).
+    The review records the trail it covered, so that a later change makes it stale.
     """
     if not can(actor, Capability.AUDIT_TRAIL_REVIEW):
         raise PermissionDenied("Only QA reviews audit trails.")
@@ -97,17 +215,31 @@ def batch_audit_trail_review(*, actor: User, batch: Batch, password: str, reason
     if waiting:
         raise ValidationError(["The audit trail is reviewed once every instrument post of the batch is evaluated "
                                "and every process alarm acknowledged by a supervisor.", *waiting])
-    changes = alarm_changes_recorded(batch)
-    if alarm_changes_seen is not None and alarm_changes_seen != changes:
-        missed = abs(changes - alarm_changes_seen)
-        raise ValidationError(f"The process alarms changed while the audit trail was open ({missed} change(s): "
-                              "raised, escalated, worsened, closed or acknowledged): look at them, then sign again.",
-                              code=ALARMS_CHANGED)
+    now = audit_trail_marker(batch)
+    if seen is not None and seen != now:
+        added, records = _trail_added(batch, seen, now)
+        what = (f"{_entries_were(added)} added to the audit trail while it was open: {records}{', ' if records else ''}"
+                if added > 0 else "The audit trail changed while it was open: ")
+        raise ValidationError(f"{what}look at them, then sign again.", code=TRAIL_CHANGED)
     signature = sign(signer=actor, password=password, meaning=Meaning.REVIEWED, target=batch, reason=reason,
                      username=username, session=session)
     record_event(actor=actor, event=Event.AUDIT_TRAIL_REVIEWED, target=batch, reason=reason,
-                 data={"signature": signature.pk, "alarm_changes": changes})
+                 data={"signature": signature.pk, "trail_entries": now.entries, "trail_last": now.last})
     return signature
+
+
+def _ensure_decided_on_what_was_seen(batch: Batch, seen: TrailMarker | None) -> None:
+    """A release or rejection signs the batch record the page showed (21 CFR 11.50, 11.70): every
+    change of the record writes an entry in its audit trail, so a new entry means it changed."""
+    if seen is None:
+        return  # no page was read: a command, the seed
+    now = audit_trail_marker(batch)
+    if seen != now:
+        added, records = _trail_added(batch, seen, now)
+        what = (f": {_entries_were(added)} added to its audit trail" + (f" ({records})" if records else "")
+                if added > 0 else "")
+        raise ValidationError(f"The batch record changed while this page was open{what}. Look at the batch as it "
+                              "is now, then sign again.", code=RECORD_CHANGED)
 
 
 def release_blockers(batch: Batch) -> list[str]:
@@ -131,14 +263,21 @@ def release_blockers(batch: Batch) -> list[str]:
 
 
 def _audit_trail_review_missing(batch: Batch) -> str:
-    latest = (Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning=Meaning.REVIEWED)
-              .order_by("-signed_at").first())
-    if latest is not None and signature_is_valid(latest, batch):
+    latest = _reviews(batch).order_by("-signed_at").first()
+    if latest is None or not signature_is_valid(latest, batch):
+        return "The audit trail has not been reviewed since the record last changed."
+    when = format_local(latest.signed_at)
+    seen = _review_marker(batch, latest)
+    if seen is None:
         changes = alarm_changes_after_review(batch, latest)
-        return (f"The process alarms changed after the audit-trail review of {format_local(latest.signed_at)} "
-                f"({changes} change(s): raised, escalated, worsened, closed or acknowledged): review the audit "
-                "trail again.")
-    return "The audit trail has not been reviewed since the record last changed."
+        return (f"The process alarms changed after the audit-trail review of {when} ({changes} change(s): raised, "
+                "escalated, worsened, closed or acknowledged): review the audit trail again.")
+    added, records = _trail_added(batch, seen, audit_trail_marker(batch))
+    if added <= 0:
+        return f"The audit trail changed after the review of {when}: review the audit trail again."
+    named = f" ({records})" if records else ""
+    return f"{_entries_were(added)} added to the audit trail after the review of {when}{named}: review the audit " \
+           "trail again."
 
 
 def _process_data_blockers(batch: Batch) -> list[str]:
@@ -194,12 +333,14 @@ def _review_flag_blockers(batch: Batch) -> list[str]:
 
 @transaction.atomic
 def batch_release(*, actor: User, batch: Batch, password: str, reason: str, username: str | None = None,
-                  session: Any = None) -> Batch:
-    """QP release with signature; refused while any blocker remains. A released batch is read-only."""
+                  session: Any = None, seen: TrailMarker | None = None) -> Batch:
+    """QP release with signature; refused while any blocker remains, or when the record changed since
+    the page it is signed on was read (`seen`; None: no page). A released batch is read-only."""
     if not can(actor, Capability.BATCH_RELEASE):
         raise PermissionDenied("Only a QA approver (Qualified Person) releases batches.")
     batch = _locked(batch)
     ensure_releaser_not_executor(releaser=actor, executors=User.objects.filter(pk__in=batch_executors(batch)))
+    _ensure_decided_on_what_was_seen(batch, seen)
     blockers = release_blockers(batch)
     if blockers:
         raise ValidationError(blockers)
@@ -209,13 +350,15 @@ def batch_release(*, actor: User, batch: Batch, password: str, reason: str, user
 
 @transaction.atomic
 def batch_reject(*, actor: User, batch: Batch, password: str, reason: str, username: str | None = None,
-                 session: Any = None) -> Batch:
-    """QP rejection with signature and reason; possible with open deviations (that is often why)."""
+                 session: Any = None, seen: TrailMarker | None = None) -> Batch:
+    """QP rejection with signature and reason; possible with open deviations (that is often why).
+    Refused when the record changed since the page it is signed on was read (`seen`; None: no page)."""
     if not can(actor, Capability.BATCH_RELEASE):
         raise PermissionDenied("Only a QA approver (Qualified Person) rejects batches.")
     if not reason.strip():
         raise ValidationError({"reason": "Give the reason for rejecting the batch."})
     batch = _locked(batch)
     ensure_releaser_not_executor(releaser=actor, executors=User.objects.filter(pk__in=batch_executors(batch)))
+    _ensure_decided_on_what_was_seen(batch, seen)
     return _transition(batch, BatchStatus.REJECTED, actor=actor, reason=reason, event=Event.BATCH_REJECTED,
                        password=password, username=username, session=session)

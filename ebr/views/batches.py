@@ -12,10 +12,10 @@ from django.views.decorators.http import require_POST
 
 from ebr.forms import BatchCreateForm, CustodyForm, ReasonedSignatureForm, ReasonForm
 from ebr.models import Batch, BatchStatus
-from ebr.process_data import alarm_changes_recorded
 from ebr.selectors import batch_record, batches_list
 from ebr.services import batches as batch_services
 from ebr.services import release as release_services
+from ebr.services.release import TrailMarker
 from ebr.views.signing import SIGNING_REFUSED
 from qms.forms import errors_onto
 from qms.permissions import capability_required
@@ -52,11 +52,17 @@ def batch_create(request: HttpRequest) -> HttpResponse:
     return render(request, "ebr/batch_create.html", {"form": form}, status=422 if form.errors else 200)
 
 
-def _detail_context(request: HttpRequest, batch: Batch, **forms: Any) -> dict[str, Any]:
+def _detail_context(request: HttpRequest, batch: Batch, seen: TrailMarker | None = None,
+                    **forms: Any) -> dict[str, Any]:
+    """The batch page; `seen`: the record as the page a refused signature came from showed it."""
     from qms.selectors import deviations_for
 
     needs_username = username_required(request.session)
     user = request.user
+    if seen is None and batch.status == BatchStatus.IN_REVIEW:
+        # Taken before the record is read: a change in between then refuses the signature (the
+        # safe side) instead of being signed unseen.
+        seen = release_services.audit_trail_marker(batch)
     return {
         "record": batch_record(batch), "batch": batch,
         "deviations": deviations_for("ebr.batch", str(batch.pk)),
@@ -68,7 +74,7 @@ def _detail_context(request: HttpRequest, batch: Batch, **forms: Any) -> dict[st
         "sign_form": forms.get("sign_form") or ReasonedSignatureForm(username_required=needs_username),
         "reason_form": forms.get("reason_form") or ReasonForm(),
         "active_action": forms.get("action", ""),
-        "alarm_changes_seen": alarm_changes_recorded(batch) if batch.status == BatchStatus.IN_REVIEW else None,
+        "trail_seen": seen if batch.status == BatchStatus.IN_REVIEW else None,
     }
 
 
@@ -92,11 +98,13 @@ REASON_ACTIONS = {
 }
 
 
-def _seen(request: HttpRequest) -> int | None:
-    """How many alarm changes the page the audit-trail review is signed on showed (its hidden
-    field): the service refuses the signature if the alarms changed since."""
-    seen = request.POST.get("alarm_changes_seen", "")
-    return int(seen) if seen.isascii() and seen.isdigit() else None
+# Signed on the record as the page showed it: the service refuses if it changed since.
+SEEN_ACTIONS = {"audit_review", "release", "reject"}
+
+
+def _seen(request: HttpRequest) -> TrailMarker | None:
+    """The batch's audit trail as the page the signature was given on showed it (its hidden field)."""
+    return TrailMarker.parse(request.POST.get("trail_seen", ""))
 
 
 @require_POST
@@ -107,10 +115,10 @@ def batch_action(request: HttpRequest, number: str, action: str) -> HttpResponse
     if action in SIGNED_ACTIONS:
         service, done = SIGNED_ACTIONS[action]
         form: Any = ReasonedSignatureForm(request.POST, username_required=username_required(request.session))
-        seen = _seen(request) if action == "audit_review" else None
+        seen = _seen(request) if action in SEEN_ACTIONS else None
         kwargs = lambda data: {"password": data["password"], "reason": data["reason"],  # noqa: E731
                                "username": form.signing_username(), "session": request.session,
-                               **({"alarm_changes_seen": seen} if action == "audit_review" else {})}
+                               **({"seen": seen} if action in SEEN_ACTIONS else {})}
         form_key = "sign_form"
     elif action in REASON_ACTIONS:
         service, done = REASON_ACTIONS[action]
@@ -120,16 +128,19 @@ def batch_action(request: HttpRequest, number: str, action: str) -> HttpResponse
     else:
         return HttpResponse(status=404)
     valid = form.is_valid()
-    if action == "audit_review" and seen is None:
-        form.add_error(None, "The page this was signed on is out of date: open the audit trail again and sign there.")
+    if action in SEEN_ACTIONS and seen is None:
+        page = "the audit trail" if action == "audit_review" else "the batch"
+        form.add_error(None, f"The page this was signed on is out of date: open {page} again and sign there.")
     elif valid:
         try:
             service(actor=request.user, batch=batch, **kwargs(form.cleaned_data))
         except ValidationError as error:
-            if error.code == release_services.ALARMS_CHANGED:
+            if error.code == release_services.TRAIL_CHANGED:
                 # What QA read is not what would be signed: back to the trail as it is now.
                 messages.error(request, " ".join(error.messages))
                 return redirect("batch_audit_trail", number=number)
+            if error.code == release_services.RECORD_CHANGED:
+                seen = None  # the page below shows the record as it is now: read, then sign that
             form.add_error(None, " ".join(error.messages))
         except SIGNING_REFUSED as error:
             form.add_error(None, " ".join(getattr(error, "messages", [str(error)])))
@@ -141,7 +152,9 @@ def batch_action(request: HttpRequest, number: str, action: str) -> HttpResponse
         # page does not show that form), still holding what the signer saw, not what is there now.
         return render(request, "ebr/batch_audit_trail.html", _audit_trail_context(request, batch, form, seen),
                       status=422)
-    context = _detail_context(request, batch, **{form_key: form, "action": action})
+    # The batch page again, still holding what the signer saw (a mistyped password is not a
+    # reading of the record), unless the refusal was that the record changed.
+    context = _detail_context(request, batch, seen, **{form_key: form, "action": action})
     return render(request, "ebr/batch_detail.html", context, status=422)
 
 
@@ -175,19 +188,20 @@ def batch_audit_trail(request: HttpRequest, number: str) -> HttpResponse:
     """The batch's complete audit trail, for QA's audit-trail review before release (Annex 11 §9)."""
 
     batch = get_object_or_404(Batch, number=number)
-    # Counted before the rows are read: a change in between then refuses the signature (the safe
+    # Taken before the rows are read: a change in between then refuses the signature (the safe
     # side) instead of being signed unseen.
-    seen = alarm_changes_recorded(batch) if batch.status == BatchStatus.IN_REVIEW else None
+    seen = release_services.audit_trail_marker(batch) if batch.status == BatchStatus.IN_REVIEW else None
     form = ReasonedSignatureForm(username_required=username_required(request.session))
     return render(request, "ebr/batch_audit_trail.html", _audit_trail_context(request, batch, form, seen))
 
 
-def _audit_trail_context(request: HttpRequest, batch: Batch, sign_form: Any, seen: int | None) -> dict[str, Any]:
+def _audit_trail_context(request: HttpRequest, batch: Batch, sign_form: Any,
+                         seen: TrailMarker | None) -> dict[str, Any]:
     from ebr.selectors import batch_audit_rows
 
     return {
         "batch": batch, "rows": batch_audit_rows(batch),
         "audit_reviewed": release_services.audit_trail_review_valid(batch),
         "can_review": can(request.user, Capability.AUDIT_TRAIL_REVIEW) and batch.status == BatchStatus.IN_REVIEW,
-        "sign_form": sign_form, "active_action": "audit_review", "alarm_changes_seen": seen,
+        "sign_form": sign_form, "active_action": "audit_review", "trail_seen": seen,
     }

@@ -175,9 +175,9 @@ def test_an_alarm_raised_after_the_audit_trail_review_calls_for_a_new_review(mon
                       "culture was checked at the bioreactor, no impact", **sign_args(supervisor))
     review_by_exception(batch, qa_reviewer)  # the record review reads the late reading
 
-    assert release_blockers(batch) == [
-        f"The process alarms changed after the audit-trail review of {format_local(review.signed_at)} (2 change(s): "
-        "raised, escalated, worsened, closed or acknowledged): review the audit trail again."]
+    (blocker,) = release_blockers(batch)
+    assert f"entries were added to the audit trail after the review of {format_local(review.signed_at)} (process " \
+           "alarm" in blocker and blocker.endswith(": review the audit trail again.")
     with pytest.raises(ValidationError):
         batch_release(actor=qa_approver, batch=batch, reason="Meets specifications", **sign_args(qa_approver))
 
@@ -192,9 +192,10 @@ def test_an_alarm_change_committed_after_the_review_is_caught_whatever_time_it_c
                                                                                        qa_reviewer, monkeypatch):
     """An evaluation that began before QA signed the audit-trail review saves its alarm (and the
     supervisor acknowledges it) with times before the signature, but commits after it: the review
-    did not see it. The review keeps the number of alarm changes it saw, so the difference, not
-    the clock, makes it stale; nothing else stands in the way here (post evaluated, alarm
-    acknowledged), so without that check the QP could certify on a review that missed an alarm."""
+    did not see it. The review keeps the number of audit-trail entries it saw (every alarm change
+    writes one), so the difference, not the clock, makes it stale; nothing else about the alarm
+    stands in the way here (post evaluated, alarm acknowledged), so without that check the QP could
+    certify on a review that missed an alarm."""
     batch, registration, _ = monitored
     ingest(registration, reading(2, timezone.now() - timedelta(minutes=60)))
     ready_for_release(batch, qa_reviewer)
@@ -213,9 +214,9 @@ def test_an_alarm_change_committed_after_the_review_is_caught_whatever_time_it_c
     review_by_exception(batch, qa_reviewer)  # the record review reads the late reading
 
     assert Alarm.history.filter(batch_id=batch.pk, history_date__gt=review.signed_at).count() == 0
-    assert release_blockers(batch) == [
-        f"The process alarms changed after the audit-trail review of {format_local(review.signed_at)} (2 change(s): "
-        "raised, escalated, worsened, closed or acknowledged): review the audit trail again."]
+    (blocker,) = release_blockers(batch)
+    assert f"entries were added to the audit trail after the review of {format_local(review.signed_at)} (process " \
+           "alarm" in blocker and blocker.endswith(": review the audit trail again.")
 
 
 def test_a_post_received_long_after_the_batch_ended_still_holds_release_until_evaluated(monitored, qa_reviewer,
@@ -350,32 +351,33 @@ def test_an_alarm_change_while_qa_reads_the_audit_trail_refuses_the_signature(mo
 
     def seen() -> str:
         page = client.get(f"/batches/{batch.number}/audit-trail/").content.decode()
-        return re.search(r'name="alarm_changes_seen" value="(\d+)"', page).group(1)
+        return re.search(r'name="trail_seen" value="(\d+:\d+)"', page).group(1)
 
     def sign(count: str):  # type: ignore[no-untyped-def]
         return client.post(f"/batches/{batch.number}/audit_review/", {
             "reason": "Audit trail reviewed", "password": PASSWORD, "username": qa_reviewer.username,
-            "alarm_changes_seen": count})
+            "trail_seen": count})
 
     read = seen()  # QA reads the trail; meanwhile the supervisor acknowledges the alarm
     alarm_acknowledge(actor=supervisor, alarm=alarm, comment="Network switch restarted; no impact",
                       **sign_args(supervisor))
 
     typo = client.post(f"/batches/{batch.number}/audit_review/", {
-        "reason": "", "password": PASSWORD, "username": qa_reviewer.username, "alarm_changes_seen": read})
+        "reason": "", "password": PASSWORD, "username": qa_reviewer.username, "trail_seen": read})
     assert typo.status_code == 422  # the form again: it still carries what QA saw, not the new count
     # … on the audit-trail page, where that form is, with the refusal beside it (the QA pass found
     # it re-rendered the batch page, which has no such form: the refusal was never seen)
     assert "This field is required." in typo.content.decode() and typo.templates[0].name == "ebr/batch_audit_trail.html"
-    assert re.search(r'name="alarm_changes_seen" value="(\d+)"', typo.content.decode()).group(1) == read
+    assert re.search(r'name="trail_seen" value="(\d+:\d+)"', typo.content.decode()).group(1) == read
     refused = sign(read)
 
     assert refused.status_code == 302 and refused["Location"] == f"/batches/{batch.number}/audit-trail/"
     page = client.get(refused["Location"]).content.decode()
-    assert "The process alarms changed while the audit trail was open (1 change(s)" in page
+    # the acknowledgement and its signature
+    assert "2 entries were added to the audit trail while it was open: process alarm" in page
     assert not Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning="reviewed").exists()
-    assert sign("").status_code == 422  # no count: a page from before this check, or a hand-made post
-    for crafted in ("²", "-1"):
+    assert sign("").status_code == 422  # no marker: a page from before this check, or a hand-made post
+    for crafted in ("²", "-1", "3", "1:²"):
         assert sign(crafted).status_code == 422
     assert sign(seen()).status_code == 302
     assert Signature.objects.filter(target_type="ebr.batch", target_id=str(batch.pk), meaning="reviewed").exists()

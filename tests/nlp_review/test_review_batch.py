@@ -112,8 +112,6 @@ def test_disposition_refused_without_password_or_for_an_operator(completed, qa_r
 def test_release_blocked_until_every_flag_of_the_latest_review_is_dispositioned(
         completed, qa_reviewer, qa_approver):
     batch_review_start(actor=qa_reviewer, batch=completed)
-    batch_audit_trail_review(actor=qa_reviewer, batch=completed, reason="Audit trail reviewed",
-                             **sign_args(qa_reviewer))
     run(completed)  # an older version: its flags no longer count
     review = run(completed)
     completed.refresh_from_db()
@@ -122,6 +120,9 @@ def test_release_blocked_until_every_flag_of_the_latest_review_is_dispositioned(
     for flag in review.flags.all():
         flag_disposition(actor=qa_reviewer, flag=flag, outcome=Disposition.NO_IMPACT, reason="Assessed",
                          **sign_args(qa_reviewer))
+    # The audit trail last, as QA does: it then covers the dispositions too.
+    batch_audit_trail_review(actor=qa_reviewer, batch=completed, reason="Audit trail reviewed",
+                             **sign_args(qa_reviewer))
 
     completed.refresh_from_db()
     assert release_blockers(completed) == []
@@ -155,13 +156,13 @@ def test_a_re_run_that_reaches_the_worker_after_release_adds_no_review(completed
     from nlp_review.tasks import review_batch
 
     batch_review_start(actor=qa_reviewer, batch=completed)
-    batch_audit_trail_review(actor=qa_reviewer, batch=completed, reason="Audit trail reviewed",
-                             **sign_args(qa_reviewer))
     decided_on = run(completed)
     for flag in decided_on.flags.all():
         flag_disposition(actor=qa_reviewer, flag=flag, outcome=Disposition.NO_IMPACT, reason="Assessed",
                          **sign_args(qa_reviewer))
     request_id = review_rerun_request(actor=qa_reviewer, batch=completed, reason="New pipeline version")
+    batch_audit_trail_review(actor=qa_reviewer, batch=completed, reason="Audit trail reviewed",
+                             **sign_args(qa_reviewer))
     completed.refresh_from_db()
     batch_release(actor=qa_approver, batch=completed, reason="Meets specifications", **sign_args(qa_approver))
 
