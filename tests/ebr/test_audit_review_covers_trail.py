@@ -252,3 +252,20 @@ def test_the_batch_trail_marker_counts_the_deviations_raised_against_it(in_revie
     after = audit_trail_marker(batch)
     assert Deviation.objects.filter(pk=deviation.pk).exists()
     assert after.entries > before.entries and after.last > before.last
+
+
+def test_the_audit_trail_is_reviewed_where_it_is_shown_and_each_signer_reads_what_they_certify(
+        client, in_review, qa_reviewer, qa_approver):
+    batch, _ = in_review
+
+    login(client, qa_approver)
+    page = client.get(f"/batches/{batch.number}/").content.decode()
+    # From the batch page QA goes to the trail to sign its review: there is no review form without the trail.
+    assert f'id="audit-review-link" href="/batches/{batch.number}/audit-trail/"' in page
+    assert 'name="trail_seen"' in page.split('id="release-certification"')[1]  # the release form, not a review form
+    assert page.count('action="/batches/' + batch.number + '/audit_review/"') == 0
+    assert f"As Qualified Person I certify that batch {batch.number}" in page
+    assert "legally binding equivalent of your handwritten signature" in page
+
+    trail = client.get(f"/batches/{batch.number}/audit-trail/").content.decode()
+    assert "I reviewed every entry of this batch's audit trail shown on this page" in trail
