@@ -162,7 +162,7 @@ def test_the_users_page_refuses_a_password_containing_the_username_and_keeps_the
     response = client.post("/users/", {"username": username, "full_name": "Otto Nobody", "roles": ["operator"],
                                        "password": username.upper() + username, "reason": "New starter"})
 
-    assert response.status_code == 200
+    assert response.status_code == 422  # refused: the form comes back with what was typed
     assert "must not contain your username" in response.content.decode()
     assert response.context["form"]["username"].value() == username
     assert not User.objects.filter(username=username).exists()
