@@ -80,10 +80,12 @@ class TrailMarker:
 # Entries that look at the record or decide on it without changing it: an audit-trail review's own
 # signature and event, the release or rejection with its signature, a refused attempt to sign one of
 # them (kept by 21 CFR 11.300(d), so that a mistyped password is not a change), and exports (reads,
-# ebr/pdf/audit.py). Everything else in the trail is a change the audit-trail review must have seen.
+# ebr/pdf/audit.py), and the notice to QA that the record awaits review (a message sent, which can
+# come late after a broker outage). Everything else in the trail is a change the review must have seen.
 _DECISIONS = [Meaning.REVIEWED.value, Meaning.RELEASED.value, Meaning.REJECTED.value]
 _NOT_CHANGES = Q(target_type="ebr.batch") & (
-    Q(event_type__in=[Event.AUDIT_TRAIL_REVIEWED, Event.BATCH_RELEASED, Event.BATCH_REJECTED, Event.EXPORT_CREATED])
+    Q(event_type__in=[Event.AUDIT_TRAIL_REVIEWED, Event.BATCH_RELEASED, Event.BATCH_REJECTED, Event.EXPORT_CREATED,
+                      Event.QA_NOTIFIED])
     | Q(event_type__in=[Event.SIGNATURE_APPLIED, Event.SIGNATURE_REFUSED], data__meaning__in=_DECISIONS))
 
 
