@@ -208,7 +208,7 @@ class StepMaterial(models.Model):
     """A material the step consumes, with the quantity the master record prescribes.
 
     The master record service turns each one into a lot parameter and a quantity parameter of
-    the step (ebr/services/master_records.py), so execution checks them like any other value.
+    the step (ebr/services/master_records/), so execution checks them like any other value.
     """
 
     step = models.ForeignKey(StepTemplate, on_delete=models.CASCADE, related_name="materials")

@@ -186,7 +186,7 @@ def _entry_refused_record(*, actor: User, step: StepExecution, parameter: Parame
 
 def _oos_comment_request(parameter: ParameterSpec) -> str:
     # A material quantity is a number parameter generated from the step's StepMaterial (see
-    # ebr/services/master_records.py): a wrong quantity takes the same out-of-specification path.
+    # ebr/services/master_records/): a wrong quantity takes the same out-of-specification path.
     if parameter.material_id and parameter.kind == ParameterKind.NUMBER:
         return (f"{parameter.label} differs from the prescribed quantity ({parameter.limits_text()}): "
                 "say why; a deviation will be opened.")

@@ -74,11 +74,11 @@ STEP_FORMS = {"material": StepMaterialForm, "material_change": StepMaterialChang
               "instructions": InstructionsForm}
 
 
-def _step_forms(forms: dict[str, Any]) -> dict[str, Any]:
+def _step_forms(forms: dict[str, Any], seen: str) -> dict[str, Any]:
     """A blank form per step action; the one that failed keeps its step, values and errors."""
     failed = forms.get("step_action_form")
     return {"failed": failed, "failed_step": forms.get("step_action_step"),
-            **{action: form_class() for action, form_class in STEP_FORMS.items()}}
+            **{action: _blank(form_class, seen) for action, form_class in STEP_FORMS.items()}}
 
 
 def _names(people: list[User]) -> str:
@@ -99,10 +99,26 @@ def _segregation(user: User, version: MasterRecordVersion) -> dict[str, Any]:
 
 def _versioned(form: django_forms.Form) -> django_forms.Form:
     """The form carries `seen`, the version of the version page it was read from (qms.staleness):
-    the service refuses a signature over content changed since (21 CFR 11.50, 11.70)."""
+    the service refuses a signature over content changed since (21 CFR 11.50, 11.70), and an edit
+    of a draft another author changed since (ALCOA+: an edit is made to the content its author read)."""
     form.fields["seen"] = django_forms.CharField(widget=django_forms.HiddenInput, max_length=200,
                                                  error_messages={"required": SEEN_MISSING})
     return form
+
+
+def _blank(form_class: type[django_forms.Form], seen: str) -> django_forms.Form:
+    """An empty edit form holding the version of the page it is shown on."""
+    return _versioned(form_class(initial={"seen": seen}))
+
+
+def _edit_valid(form: django_forms.Form) -> bool:
+    """An edit form's checks; a missing `seen` is told on the form itself, since the hidden field's
+    own errors are shown nowhere."""
+    if form.is_valid():
+        return True
+    if "seen" in form.errors:
+        form.add_error(None, form.errors["seen"])
+    return False
 
 
 def _withdrawal(version: MasterRecordVersion) -> dict[str, str] | None:
@@ -114,6 +130,14 @@ def _withdrawal(version: MasterRecordVersion) -> dict[str, str] | None:
     if signature is None:
         return {"by": "", "at": "", "reason": ""}
     return {"by": signature.printed_name, "at": format_local(signature.signed_at), "reason": signature.reason}
+
+
+def _readiness(version: MasterRecordVersion, *, can_approve: bool) -> dict[str, Any]:
+    """For QA about to make the version effective: how many operators its batches would admit
+    today (services.version_trained_operator_count, the number the audit event records)."""
+    if not can_approve or version.status != "approved":
+        return {}
+    return {"trained_operators": services.version_trained_operator_count(version)}
 
 
 def _version_context(request: HttpRequest, version: MasterRecordVersion, **forms: Any) -> dict[str, Any]:
@@ -132,12 +156,13 @@ def _version_context(request: HttpRequest, version: MasterRecordVersion, **forms
         "can_review": can(user, Capability.MASTER_RECORD_REVIEW) and version.status == "in_review",
         "can_approve": can(user, Capability.MASTER_RECORD_APPROVE),
         "can_new_version": can(user, Capability.MASTER_RECORD_AUTHOR) and version.status == "effective",
-        "stage_form": forms.get("stage_form") or StageForm(),
-        "step_form": forms.get("step_form") or StepForm(), "step_stage": forms.get("step_stage"),
-        "parameter_form": forms.get("parameter_form") or ParameterForm(),
+        "stage_form": forms.get("stage_form") or _blank(StageForm, seen),
+        "step_form": forms.get("step_form") or _blank(StepForm, seen), "step_stage": forms.get("step_stage"),
+        "parameter_form": forms.get("parameter_form") or _blank(ParameterForm, seen),
         "parameter_step": forms.get("parameter_step"),
-        "parameter_form_blank": ParameterForm(), "step_form_blank": StepForm(),
-        "step_forms": _step_forms(forms),
+        "parameter_form_blank": _blank(ParameterForm, seen), "step_form_blank": _blank(StepForm, seen),
+        "step_forms": _step_forms(forms, seen),
+        **_readiness(version, can_approve=can(user, Capability.MASTER_RECORD_APPROVE)),
         "sign_form": forms.get("sign_form") or SignatureForm(username_required=username_required(request.session)),
         "reason_form": forms.get("reason_form") or ReasonForm(),
         "withdraw_form": forms.get("withdraw_form") or ReasonedSignatureForm(
@@ -180,28 +205,11 @@ def master_version_action(request: HttpRequest, code: str, version: int, action:
 def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, post: Any,
                    forms: dict[str, Any]) -> MasterRecordVersion | None:
     user = request.user
-    if action == "stage":
-        form = forms["stage_form"] = StageForm(post)
-        if form.is_valid():
-            services.stage_add(actor=user, version=row, name=form.cleaned_data["name"])
-            return row
-    elif action == "step":
-        stage = get_object_or_404(Stage, pk=pk_or_404(post.get("stage")), version=row)
-        form = forms["step_form"] = StepForm(post)
-        forms["step_stage"] = stage.pk
-        if form.is_valid():
-            services.step_add(actor=user, stage=stage, **form.step_fields())
-            return row
-    elif action == "parameter":
-        step = get_object_or_404(StepTemplate, pk=pk_or_404(post.get("step")), stage__version=row)
-        form = forms["parameter_form"] = ParameterForm(post)
-        forms["parameter_step"] = step.pk
-        if form.is_valid():
-            services.parameter_add(actor=user, step=step, **form.spec())
-            return row
-    elif action in STEP_FORMS:
+    if action in {"stage", "step", "parameter"}:
+        return _structure_action(request, row, action, forms)
+    if action in STEP_FORMS:
         return _step_action(request, row, action, forms)
-    elif action in {"submit", "review", "approve"}:
+    if action in {"submit", "review", "approve"}:
         form = forms["sign_form"] = _versioned(SignatureForm(post, username_required=username_required(
             request.session)))
         if form.is_valid():
@@ -224,6 +232,9 @@ def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, 
             services.version_make_effective(actor=user, version=row, reason=form.cleaned_data["reason"],
                                             seen=form.cleaned_data["seen"])
             messages.success(request, f"{row} is now effective.")
+            if not services.version_trained_operator_count(row):
+                messages.warning(request, f"Nobody is trained on v{row.version} yet: operators will be refused at "
+                                          "the first step until their training is recorded.")
             return row
     elif action == "new_version":
         form = forms["new_version_form"] = NewVersionForm(post)
@@ -231,6 +242,37 @@ def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, 
             return services.version_new_draft(actor=user, master_record=row.master_record, **form.cleaned_data)
     else:
         raise PermissionDenied("Unknown action.")
+    return None
+
+
+def _structure_action(request: HttpRequest, row: MasterRecordVersion, action: str,
+                      forms: dict[str, Any]) -> MasterRecordVersion | None:
+    """Stages, steps and parameters of the draft the author read (`seen`): one service call each."""
+    post, user = request.POST, request.user
+    if action == "stage":
+        form = forms["stage_form"] = _versioned(StageForm(post))
+        if _edit_valid(form):
+            stage = services.stage_add(actor=user, version=row, name=form.cleaned_data["name"],
+                                       seen=form.cleaned_data["seen"])
+            messages.success(request, f"Stage {stage.order}. {stage.name} added.")
+            return row
+    elif action == "step":
+        stage = get_object_or_404(Stage, pk=pk_or_404(post.get("stage")), version=row)
+        form = forms["step_form"] = _versioned(StepForm(post))
+        forms["step_stage"] = stage.pk
+        if _edit_valid(form):
+            step = services.step_add(actor=user, stage=stage, seen=form.cleaned_data["seen"], **form.step_fields())
+            messages.success(request, f"Step {step.code} {step.title} added to {stage.name}.")
+            return row
+    else:
+        step = get_object_or_404(StepTemplate, pk=pk_or_404(post.get("step")), stage__version=row)
+        form = forms["parameter_form"] = _versioned(ParameterForm(post))
+        forms["parameter_step"] = step.pk
+        if _edit_valid(form):
+            spec = form.spec()
+            parameter = services.parameter_add(actor=user, step=step, seen=spec.pop("seen"), **spec)
+            messages.success(request, f"Parameter {parameter.code} added to step {step.code}.")
+            return row
     return None
 
 
@@ -250,27 +292,30 @@ def _step_action(request: HttpRequest, row: MasterRecordVersion, action: str,
                  forms: dict[str, Any]) -> MasterRecordVersion | None:
     """Materials, instructions and images of one step of the draft: one service call each."""
     step = get_object_or_404(StepTemplate, pk=pk_or_404(request.POST.get("step")), stage__version=row)
-    form = forms["step_action_form"] = STEP_FORMS[action](request.POST, request.FILES)
+    form = forms["step_action_form"] = _versioned(STEP_FORMS[action](request.POST, request.FILES))
     forms["step_action_step"] = step.pk
-    if not form.is_valid():
+    if not _edit_valid(form):
         return None
     data = form.cleaned_data
     if action == "material":
         services.step_material_add(actor=request.user, step=step, material=data["material"],
-                                   quantity=data["quantity"], tolerance=data["tolerance"])
+                                   quantity=data["quantity"], tolerance=data["tolerance"], seen=data["seen"])
+        messages.success(request, f"{data['material'].code} is prescribed in step {step.code}.")
     elif action == "material_change":
         services.step_material_update(actor=request.user, step=step, material=data["material"],
-                                      quantity=data["quantity"], tolerance=data["tolerance"], reason=data["reason"])
+                                      quantity=data["quantity"], tolerance=data["tolerance"], reason=data["reason"],
+                                      seen=data["seen"])
         messages.success(request, f"The prescription of {data['material'].code} in {step.code} is changed.")
     elif action == "instructions":
         services.step_instructions_update(actor=request.user, step=step, instructions=data["instructions"],
-                                          reason=data["reason"])
+                                          reason=data["reason"], seen=data["seen"])
+        messages.success(request, f"Instructions of step {step.code} saved.")
     else:
         upload = data["image"]
         if upload.size > MAX_IMAGE_BYTES:  # refused before reading it into memory
             raise ValidationError({"image": f"The image is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB."})
         image = services.instruction_image_add(actor=request.user, step=step, content=upload.read(),
-                                               caption=data["caption"])
+                                               caption=data["caption"], seen=data["seen"])
         messages.success(request, f"Image {image.number} added to {step.code}: place it with "
                                   f"![{image.caption}](image:{image.number}).")
     return row

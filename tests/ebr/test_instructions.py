@@ -19,6 +19,7 @@ from ebr.selectors import master_version_content, step_instructions_html, versio
 from ebr.services import master_records as master_services
 from qms.audit import Event
 from qms.models import AuditEvent, Signature
+from qms.staleness import record_version
 from tests.conftest import PASSWORD, login
 from tests.ebr.conftest import create_batch, train
 
@@ -263,10 +264,13 @@ def test_author_uploads_an_image_and_places_it_through_the_pages(client, supervi
     upload = io.BytesIO(png())
     upload.name = "label.png"
 
-    uploaded = client.post(f"{base}image/", {"step": step.pk, "caption": "Label position", "image": upload})
+    # `seen`: the version of the page read, which every edit form of the page carries (qms/staleness.py)
+    uploaded = client.post(f"{base}image/", {"step": step.pk, "caption": "Label position", "image": upload,
+                                             "seen": record_version(version)})
     placed = client.post(f"{base}instructions/", {"step": step.pk, "reason": "Place the label figure",
+                                                  "seen": record_version(version),
                                                   "instructions": "Label the bag:\n\n![Label position](image:1)"})
-    refused = client.post(f"{base}image/", {"step": step.pk, "caption": "Notes",
+    refused = client.post(f"{base}image/", {"step": step.pk, "caption": "Notes", "seen": record_version(version),
                                             "image": io.BytesIO(b"%PDF-1.7 not an image")})
 
     assert uploaded.status_code == 302 and placed.status_code == 302

@@ -17,6 +17,7 @@ from ebr.services import master_records as master_services
 from ebr.services.execution import entry_correct, entry_record, step_perform
 from qms.audit import Event, create_with_reason
 from qms.models import AuditEvent, Deviation
+from qms.staleness import record_version
 from tests.conftest import PASSWORD, login
 from tests.ebr.conftest import SEED, create_batch, train
 
@@ -131,10 +132,11 @@ def test_author_prescribes_a_material_with_tolerance_through_the_page(client, su
     new_step = master_services.step_add(actor=supervisor, stage=step.stage, code="1.2", title="Feed",
                                         instructions="Feed the culture.")
 
+    # `seen`: the version of the page read, which every edit form of the page carries (qms/staleness.py)
     added = client.post(f"{base}material/", {"step": new_step.pk, "material": resources["media"].pk,
-                                             "quantity": "50", "tolerance": "5"})
+                                             "quantity": "50", "tolerance": "5", "seen": record_version(version)})
     twice = client.post(f"{base}material/", {"step": new_step.pk, "material": resources["media"].pk,
-                                             "quantity": "50"})
+                                             "quantity": "50", "seen": record_version(version)})
 
     assert added.status_code == 302
     assert twice.status_code == 422 and "already prescribed" in twice.content.decode()
@@ -230,9 +232,11 @@ def test_author_changes_a_prescription_through_the_page(client, supervisor, reso
     page = client.get(base).content.decode()
     media = resources["media"].pk
 
-    unexplained = client.post(f"{base}material_change/", {"step": step.pk, "material": media, "quantity": "20"})
+    seen = record_version(version)  # the version of the page read, which its edit forms carry
+    unexplained = client.post(f"{base}material_change/", {"step": step.pk, "material": media, "quantity": "20",
+                                                          "seen": seen})
     changed = client.post(f"{base}material_change/", {"step": step.pk, "material": media, "quantity": "20",
-                                                      "tolerance": "1", "reason": "Scale-up"})
+                                                      "tolerance": "1", "reason": "Scale-up", "seen": seen})
 
     assert "Change a prescribed quantity in 1.1" in page
     assert unexplained.status_code == 422 and 'value="20"' in unexplained.content.decode()

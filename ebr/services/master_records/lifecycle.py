@@ -6,22 +6,19 @@ master formula per product); 21 CFR 11.50/11.200 for the signatures.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from decimal import Decimal
+from datetime import date
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
-from django.utils.text import slugify
 
-from ebr.instructions import ImageRefused, image_inspect, image_numbers, image_store
+from ebr.instructions import image_numbers
 from ebr.models import (
     InstrumentLimit,
     MasterRecord,
     MasterRecordVersion,
-    Material,
-    ParameterKind,
     ParameterSpec,
     Product,
     Stage,
@@ -30,10 +27,11 @@ from ebr.models import (
     VersionStatus,
 )
 from ebr.models.master import InstructionImage
+from ebr.services.master_records.materials import material_parameters_ensure
 from ebr.states import version_transition_check
 from qms.audit import Event, create_with_reason, save_with_reason
-from qms.models import Signature, User
-from qms.roles import Capability, can
+from qms.models import DocumentKind, Signature, TrainingRecord, User
+from qms.roles import Capability, Role, can
 from qms.services._guards import created_once, ensure_can, reason_required
 from qms.signatures import (
     Meaning,
@@ -141,230 +139,7 @@ def _copy_content(source: MasterRecordVersion, target: MasterRecordVersion, *, a
                     create_with_reason(model, actor=actor, reason=reason, step=new_step, **values)
             # A step copied from a version made before the quantity check gains its parameters now.
             for step_material in new_step.materials.select_related("material"):
-                _material_parameters_ensure(actor=actor, step=new_step, step_material=step_material, reason=reason)
-
-
-def _ensure_draft(version: MasterRecordVersion) -> None:
-    if version.status == VersionStatus.WITHDRAWN:
-        raise ValidationError(f"{version} is withdrawn: it is never edited again; a change needs a new version.")
-    if version.frozen:
-        raise ValidationError(f"{version} is {version.get_status_display().lower()}: an approved version is frozen.")
-
-
-@transaction.atomic
-def stage_add(*, actor: User, version: MasterRecordVersion, name: str) -> Stage:
-    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
-    version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
-    _ensure_draft(version)
-    order = (version.stages.order_by("-order").values_list("order", flat=True).first() or 0) + 1
-    return create_with_reason(Stage, actor=actor, reason="Stage added to draft", version=version, order=order,
-                              name=name)
-
-
-@transaction.atomic
-def step_add(*, actor: User, stage: Stage, code: str, title: str, instructions: str,
-             parameters: Iterable[dict[str, Any]] = (), materials: Iterable[tuple[Any, ...]] = (),
-             instrument_limits: Iterable[dict[str, Any]] = (), **options: Any) -> StepTemplate:
-    """Add a step with its parameters to a draft version (frozen versions refuse).
-
-    `materials`: (material or its code, quantity[, tolerance]) per material the step consumes;
-    each gains a lot and a quantity parameter (see `_material_parameters_ensure`).
-    """
-    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
-    version = MasterRecordVersion.objects.select_for_update().get(pk=stage.version_id)
-    _ensure_draft(version)
-    reason = "Step added to draft"
-    order = (stage.steps.order_by("-order").values_list("order", flat=True).first() or 0) + 1
-    step = create_with_reason(StepTemplate, actor=actor, reason=reason, stage=stage, order=order, code=code,
-                              title=title, instructions=instructions, **options)
-    for position, spec in enumerate(parameters, start=1):
-        _parameter_validate(spec)
-        create_with_reason(ParameterSpec, actor=actor, reason=reason, step=step, order=position, **spec)
-    for material, quantity, *tolerance in materials:
-        _step_material_create(actor=actor, step=step, material=material, quantity=quantity,
-                              tolerance=tolerance[0] if tolerance else None, reason=reason)
-    for limit in instrument_limits:
-        create_with_reason(InstrumentLimit, actor=actor, reason=reason, step=step, **limit)
-    return step
-
-
-def _parameter_validate(spec: dict[str, Any]) -> None:
-    low, high = spec.get("lower_limit"), spec.get("upper_limit")
-    if low is not None and high is not None and low > high:
-        raise ValidationError({"lower_limit": f"{spec.get('code')}: the lower limit is above the upper limit."})
-    if spec.get("kind") == "choice" and not spec.get("choices"):
-        raise ValidationError({"choices": f"{spec.get('code')}: a choice needs its answers."})
-
-
-# --- materials and their quantity check -----------------------------------------------------------
-#
-# Why parameters: a prescribed quantity is checked at execution by generating, for each
-# StepMaterial, a material-lot parameter (scan refused if expired, quarantined or the wrong
-# material) and a number parameter whose limits are the quantity ± tolerance. Execution then
-# needs no second path: the existing entry checks keep an out-of-specification value, require
-# a comment and open a deviation; corrections, late entries, signatures, the PDF and the review
-# treat the quantity like any other value, and the version's signatures cover the parameters.
-
-def _material_get(material: Material | str) -> Material:
-    if isinstance(material, Material):
-        return material
-    return Material.objects.get(code=material)
-
-
-def _material_code(prefix: str, material: Material) -> str:
-    return f"{prefix}-{slugify(material.code)}"[:40]
-
-
-def _material_parameters_ensure(*, actor: User, step: StepTemplate, step_material: StepMaterial,
-                                reason: str) -> None:
-    material = step_material.material
-    mine = step.parameters.filter(material=material)
-    order = (step.parameters.order_by("-order").values_list("order", flat=True).first() or 0) + 1
-    low, high = step_material.limits()
-    quantity = mine.filter(kind=ParameterKind.NUMBER).first()
-    if quantity is not None and (quantity.target, quantity.lower_limit, quantity.upper_limit) != (
-            step_material.quantity, low, high):
-        # A quantity recorded by hand with other limits would let the prescription go unchecked.
-        raise ValidationError({"quantity": f"Step {step.code} already records a quantity of {material.code} "
-                                           f"({quantity.code}) with other limits: remove that parameter first."})
-    wanted: list[dict[str, Any]] = [] if mine.filter(kind=ParameterKind.MATERIAL_LOT).exists() else [
-        {"code": _material_code("lot", material), "label": f"{material.name}: lot used",
-         "kind": ParameterKind.MATERIAL_LOT}]
-    if quantity is None:
-        wanted.append({"code": _material_code("qty", material), "label": f"{material.name}: quantity used",
-                       "kind": ParameterKind.NUMBER, "unit": material.unit, "target": step_material.quantity,
-                       "lower_limit": low, "upper_limit": high})
-    taken = set(step.parameters.filter(code__in=[spec["code"] for spec in wanted]).values_list("code", flat=True))
-    if taken:
-        raise ValidationError({"material": f"Step {step.code} already has a parameter {', '.join(sorted(taken))}: "
-                                           "rename it before prescribing this material."})
-    for offset, spec in enumerate(wanted):
-        create_with_reason(ParameterSpec, actor=actor, reason=reason, step=step, order=order + offset,
-                           material=material, **spec)
-
-
-def _step_material_create(*, actor: User, step: StepTemplate, material: Material | str, quantity: Any,
-                          tolerance: Any, reason: str) -> StepMaterial:
-    material = _material_get(material)
-    quantity, tolerance = _quantity_clean(quantity, tolerance)
-    if step.materials.filter(material=material).exists():
-        raise ValidationError({"material": f"{material.code} is already prescribed in step {step.code}."})
-    step_material = create_with_reason(StepMaterial, actor=actor, reason=reason, step=step, material=material,
-                                       quantity=quantity, tolerance=tolerance)
-    _material_parameters_ensure(actor=actor, step=step, step_material=step_material, reason=reason)
-    return step_material
-
-
-@transaction.atomic
-def step_material_add(*, actor: User, step: StepTemplate, material: Material, quantity: Decimal,
-                      tolerance: Decimal | None = None,
-                      reason: str = "Material added to draft") -> StepMaterial:
-    """Prescribe a material and its quantity for a step of a draft version."""
-    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
-    step = _draft_step(step)
-    return _step_material_create(actor=actor, step=step, material=material, quantity=quantity,
-                                 tolerance=tolerance, reason=reason)
-
-
-@transaction.atomic
-def step_material_update(*, actor: User, step: StepTemplate, material: Material | str, quantity: Any,
-                         tolerance: Any, reason: str) -> StepMaterial:
-    """Change a prescribed quantity or tolerance in a draft, and with it the limits of the step's
-    quantity parameter, so that the prescription and the check of the quantity used never disagree
-    (EU GMP Part I 4.18: the master record states the quantity of each material; the version's
-    approval signatures then cover the new values; the reason goes to the audit trail).
-    """
-    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
-    reason = reason_required(reason, "Say why the prescription changes: it is recorded in the audit trail.")
-    step = _draft_step(step)
-    material = _material_get(material)
-    step_material = step.materials.select_for_update().filter(material=material).first()
-    if step_material is None:
-        raise ValidationError({"material": f"{material.code} is not prescribed in step {step.code}: add it instead."})
-    quantity, tolerance = _quantity_clean(quantity, tolerance)
-    if (quantity, tolerance) == (step_material.quantity, step_material.tolerance):
-        raise ValidationError({"quantity": "That is the prescription already: nothing changes."})
-    old_low, old_high = step_material.limits()
-    # The parameters that check this prescription are the ones with its quantity and limits; another
-    # number about the same material (a top-up volume the author added) keeps its own.
-    checks = list(step.parameters.select_for_update().filter(
-        material=material, kind=ParameterKind.NUMBER, target=step_material.quantity, lower_limit=old_low,
-        upper_limit=old_high))
-    low, high = StepMaterial(quantity=quantity, tolerance=tolerance).limits()
-    step_material.quantity, step_material.tolerance = quantity, tolerance
-    save_with_reason(step_material, actor=actor, reason=reason, update_fields=["quantity", "tolerance"])
-    for checked in checks:
-        checked.target, checked.lower_limit, checked.upper_limit = quantity, low, high
-        save_with_reason(checked, actor=actor, reason=reason, update_fields=["target", "lower_limit", "upper_limit"])
-    return step_material
-
-
-QUANTITY_CEILING, QUANTITY_STEP = Decimal("1e9"), Decimal("0.001")
-
-
-def _quantity_clean(quantity: Any, tolerance: Any) -> tuple[Decimal, Decimal | None]:
-    try:
-        quantity = Decimal(str(quantity))
-        tolerance = Decimal(str(tolerance)) if tolerance not in (None, "") else None
-    except ArithmeticError:
-        raise ValidationError({"quantity": "Give the quantity and the tolerance as numbers."}) from None
-    if not quantity.is_finite() or quantity <= 0 or (tolerance is not None and (not tolerance.is_finite()
-                                                                              or tolerance < 0)):
-        raise ValidationError({"quantity": "The quantity must be positive and the tolerance not negative."})
-    for value in (quantity, tolerance):
-        # The columns hold 12 digits, 3 of them decimals: refuse rather than round a prescription.
-        if value is not None and (value >= QUANTITY_CEILING or value != value.quantize(QUANTITY_STEP)):
-            raise ValidationError({"quantity": "Use at most 3 decimals and less than 1,000,000,000."})
-    return quantity, tolerance
-
-
-def _draft_step(step: StepTemplate) -> StepTemplate:
-    """The step, its version locked and checked to be a draft (frozen versions refuse every change)."""
-    step = StepTemplate.objects.select_related("stage__version").get(pk=step.pk)
-    version = MasterRecordVersion.objects.select_for_update().get(pk=step.stage.version_id)
-    _ensure_draft(version)
-    return step
-
-
-# --- instructions and their images ------------------------------------------------------------------
-
-@transaction.atomic
-def step_instructions_update(*, actor: User, step: StepTemplate, instructions: str, reason: str) -> StepTemplate:
-    """Rewrite the Markdown instructions of a step in a draft version (e.g. to place a new image)."""
-    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
-    step = _draft_step(step)
-    if not instructions.strip():
-        raise ValidationError({"instructions": "A step needs instructions."})
-    step.instructions = instructions
-    save_with_reason(step, actor=actor, reason=reason, update_fields=["instructions"])
-    return step
-
-
-@transaction.atomic
-def instruction_image_add(*, actor: User, step: StepTemplate, content: bytes, caption: str,
-                          reason: str = "Instruction image added to draft") -> InstructionImage:
-    """Attach a PNG or JPEG figure to a step of a draft version; an approved version is frozen.
-
-    The bytes are checked (size cap, type sniffed from the content, never from the name or the
-    browser's claim) and stored once under their SHA-256; the audit event records the hash.
-    """
-    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
-    step = _draft_step(step)
-    if not caption.strip():
-        raise ValidationError({"caption": "Say what the image shows (it is also the text read aloud)."})
-    try:
-        facts = image_inspect(content)
-    except ImageRefused as refused:
-        raise ValidationError({"image": str(refused)}) from refused
-    number = (step.images.order_by("-number").values_list("number", flat=True).first() or 0) + 1
-    stored = image_store(content, facts)
-    data = {"step": step.code, "reference": f"![{caption.strip()}](image:{number})"}
-    if stored.repaired:
-        data["repaired_altered_file"] = stored.name  # the stored file no longer matched its hash
-    return create_with_reason(
-        InstructionImage, actor=actor, reason=reason, step=step, number=number, caption=caption.strip(),
-        file=stored.name, content_type=facts.content_type, sha256=facts.sha256, size=facts.size,
-        width=facts.width, height=facts.height, data=data)
+                material_parameters_ensure(actor=actor, step=new_step, step_material=step_material, reason=reason)
 
 
 def version_signers(version: MasterRecordVersion, meaning: Meaning, *, valid_only: bool = False) -> list[User]:
@@ -448,11 +223,31 @@ def version_approve(*, actor: User, version: MasterRecordVersion, password: str,
     return version
 
 
+def version_trained_operator_count(version: MasterRecordVersion, *, on: date | None = None) -> int:
+    """How many active operators hold current training on exactly this version on day `on` (today
+    by default): the people batch execution will admit to its steps (ebr/services/execution.py
+    `_training_ensure`). Training is read through qms's own rule of what counts
+    (`training_current_q`), so a change to that rule applies here too (EU GMP Part I 2.8)."""
+    from qms.services.training import training_current_q
+
+    trained = TrainingRecord.objects.filter(
+        training_current_q(on or timezone.localdate()), user=OuterRef("pk"), document_kind=DocumentKind.MASTER_RECORD,
+        document_code=version.master_record.code.strip().upper(), version=str(version.version))
+    return (User.objects.filter(is_active=True, groups__name=Role.OPERATOR.value).filter(Exists(trained))
+            .distinct().count())
+
+
 @transaction.atomic
 def version_make_effective(*, actor: User, version: MasterRecordVersion, reason: str = "Made effective",
                            seen: str | None = None) -> MasterRecordVersion:
     """The approved version QA read (`seen`) becomes the only effective one; the previous effective
-    is superseded."""
+    is superseded.
+
+    Not refused when no operator is trained on it yet (training is often recorded after approval,
+    before the effective date): its batches are refused at each step until someone is. The number
+    of operators trained at this moment is recorded in the MASTER_VERSION_EFFECTIVE event, beside
+    the change of status, so the audit trail shows what QA knew when deciding (EU GMP Part I 2.8,
+    4.3; 21 CFR 11.10(e))."""
     ensure_can(actor, Capability.MASTER_RECORD_APPROVE, "make master records effective")
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
     ensure_unchanged(version, seen, again="make it effective again")
@@ -465,47 +260,9 @@ def version_make_effective(*, actor: User, version: MasterRecordVersion, reason:
     version.status = VersionStatus.EFFECTIVE
     version.effective_at = timezone.now()
     save_with_reason(version, actor=actor, reason=reason, update_fields=["status", "effective_at"],
-                     event=Event.RECORD_CHANGED)
+                     event=Event.MASTER_VERSION_EFFECTIVE,
+                     data={"trained_operators": version_trained_operator_count(version)})
     return version
-
-
-QUANTITY_FIXED = {"unit", "target", "lower_limit", "upper_limit"}
-PARAMETER_EDITABLE = {"label", "unit", "target", "lower_limit", "upper_limit", "alert_low", "alert_high", "critical",
-                      "required", "choices", "expected", "formula"}
-
-
-@transaction.atomic
-def parameter_update(*, actor: User, parameter: ParameterSpec, reason: str, **changes: Any) -> ParameterSpec:
-    """Change a parameter of a draft version (limits, unit, ...); approved versions are frozen."""
-    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
-    unknown = set(changes) - PARAMETER_EDITABLE
-    if unknown:
-        raise ValidationError(f"These fields cannot be changed here: {', '.join(sorted(unknown))}.")
-    _draft_step(parameter.step)  # the version locked first: no approval slips in between
-    parameter = ParameterSpec.objects.select_for_update().get(pk=parameter.pk)
-    if parameter.material_id and parameter.kind == ParameterKind.NUMBER and changes.keys() & QUANTITY_FIXED:
-        raise ValidationError("The limits of a material quantity come from the step's prescribed quantity "
-                              "and tolerance.")
-    for name, value in changes.items():
-        setattr(parameter, name, value)
-    _parameter_validate({f.name: getattr(parameter, f.name) for f in ParameterSpec._meta.concrete_fields})
-    save_with_reason(parameter, actor=actor, reason=reason, update_fields=sorted(changes))
-    return parameter
-
-
-@transaction.atomic
-def parameter_add(*, actor: User, step: StepTemplate, reason: str = "Parameter added to draft",
-                  **spec: Any) -> ParameterSpec:
-    """Add a parameter to a step of a draft version."""
-    ensure_can(actor, Capability.MASTER_RECORD_AUTHOR, "author master records")
-    step = _draft_step(step)
-    if not spec.get("code") or not spec.get("label") or not spec.get("kind"):
-        raise ValidationError("A parameter needs a code, a label and a type.")
-    if step.parameters.filter(code=spec["code"]).exists():
-        raise ValidationError({"code": f"{spec['code']} is already a parameter of this step."})
-    _parameter_validate(spec)
-    order = (step.parameters.order_by("-order").values_list("order", flat=True).first() or 0) + 1
-    return create_with_reason(ParameterSpec, actor=actor, reason=reason, step=step, order=order, **spec)
 
 
 @transaction.atomic
