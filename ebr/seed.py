@@ -95,24 +95,24 @@ def master_record_ensure(people: dict[str, tuple[User, str]]) -> MasterRecordVer
 
 
 def training_ensure(version: MasterRecordVersion, people: dict[str, tuple[User, str]]) -> None:
-    """The QA approver (who approved the version) trains the supervisor, who trains the operators;
-    the QA approver records and signs each (nobody records their own training)."""
+    """The QA approver (who approved the version) trains the supervisor, who trains the operators.
+    Each trainer records and signs the training they gave, so that their signature confirms it and
+    the operators may execute at once (nobody records their own training)."""
     from qms.services.training import training_is_current, training_record_add
 
-    recorder, password = people["qa_approver"]
     # Not before the version existed: a freshly seeded version is trained on the day it was created.
     trained_on = max(timezone.localdate() - timedelta(days=30), timezone.localdate(version.created_at))
     for key in ("supervisor", "operator", "operator2"):
         user = people[key][0]
-        trainer = people["qa_approver" if key == "supervisor" else "supervisor"][0]
+        trainer, password = people["qa_approver" if key == "supervisor" else "supervisor"]
         if not training_is_current(user=user, document_kind="master_record",
                                    document_code=version.master_record.code, version=str(version.version)):
-            training_record_add(actor=recorder, user=user, document_kind="master_record",
+            training_record_add(actor=trainer, user=user, document_kind="master_record",
                                 document_code=version.master_record.code, version=str(version.version),
                                 trained_on=trained_on, trainer=trainer,
                                 valid_until=timezone.localdate() + timedelta(days=335),
                                 reason="Demo facility: initial training", password=password,
-                                username=recorder.username)
+                                username=trainer.username)
 
 
 def _demo_patient_ref(n: int) -> str:

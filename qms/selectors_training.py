@@ -18,7 +18,14 @@ from django.utils import timezone
 
 from qms.conf import training_expiry_warning_days
 from qms.models import DocumentKind, TrainingRecord, User
+from qms.models.training import TrainerConfirmation
 from qms.selectors_deviations import order_by
+from qms.services.training import training_current_q
+
+# What counts, and what a later record renews: a record counts once its trainer confirmed it; one
+# they declined never will (qms.services.training).
+CONFIRMED = Q(trainer_confirmed_at__isnull=False)
+NOT_DECLINED = Q(trainer_declined_at__isnull=True)
 
 
 @dataclass(frozen=True)
@@ -72,12 +79,12 @@ def training_documents() -> list[TrainingDocument]:
 
 
 CELL_LABELS = {"current": "Current", "expiring": "Expiring", "expired": "Expired",
-               "other_version": "Other version", "missing": "Not trained"}
+               "awaiting_trainer": "Awaiting trainer", "other_version": "Other version", "missing": "Not trained"}
 
 
 @dataclass(frozen=True)
 class MatrixCell:
-    status: str  # current | expiring | expired | other_version | missing
+    status: str  # current | expiring | expired | awaiting_trainer | other_version | missing
     text: str
     valid_until: date | None = None
 
@@ -100,6 +107,9 @@ class TrainingMatrix:
 
 
 def _cell(records: list[TrainingRecord], document: TrainingDocument, on: date, warn_until: date) -> MatrixCell:
+    awaiting = [r for r in records if r.version == document.version and r.trained_on <= on
+                and r.trainer_confirmation == TrainerConfirmation.AWAITING]
+    records = [r for r in records if r.trainer_confirmation == TrainerConfirmation.CONFIRMED]
     same = [r for r in records if r.version == document.version and r.trained_on <= on]
     valid = [r for r in same if r.valid_until is None or r.valid_until >= on]
     if valid:
@@ -108,6 +118,10 @@ def _cell(records: list[TrainingRecord], document: TrainingDocument, on: date, w
             return MatrixCell("expiring", f"until {best.valid_until:%Y-%m-%d}", best.valid_until)
         until = f"until {best.valid_until:%Y-%m-%d}" if best.valid_until else "no expiry"
         return MatrixCell("current", until, best.valid_until)
+    if awaiting:
+        # Recorded, but it does not count until the trainer confirms it: say so, not "not trained".
+        first = min(awaiting, key=lambda r: r.recorded_at)
+        return MatrixCell("awaiting_trainer", f"{first.trainer.full_name} to confirm")
     if same:
         last = max(same, key=lambda r: r.valid_until or date.max)
         return MatrixCell("expired", f"expired {last.valid_until:%Y-%m-%d}", last.valid_until)
@@ -126,7 +140,8 @@ def training_matrix(*, users: Iterable[User], documents: list[TrainingDocument] 
     warn_until = on + timedelta(days=training_expiry_warning_days())
     records: dict[tuple[int, str, str], list[TrainingRecord]] = {}
     codes = {d.code for d in documents}
-    for record in TrainingRecord.objects.filter(user__in=people, document_code__in=codes):
+    for record in TrainingRecord.objects.filter(NOT_DECLINED, user__in=people,
+                                                document_code__in=codes).select_related("trainer"):
         records.setdefault((record.user_id, record.document_kind, record.document_code), []).append(record)
     rows = [MatrixRow(person, [_cell(records.get((person.pk, d.kind, d.code), []), d, on, warn_until)
                                for d in documents]) for person in people]
@@ -134,17 +149,18 @@ def training_matrix(*, users: Iterable[User], documents: list[TrainingDocument] 
 
 
 def _renewed() -> Exists:
-    """A later training record for the same person and document version exists."""
+    """A later training record for the same person and document version exists (one awaiting its
+    trainer is on its way; one the trainer declined renews nothing)."""
     return Exists(TrainingRecord.objects.filter(
-        user=OuterRef("user"), document_kind=OuterRef("document_kind"), document_code=OuterRef("document_code"),
-        version=OuterRef("version"), trained_on__gt=OuterRef("trained_on")))
+        NOT_DECLINED, user=OuterRef("user"), document_kind=OuterRef("document_kind"),
+        document_code=OuterRef("document_code"), version=OuterRef("version"), trained_on__gt=OuterRef("trained_on")))
 
 
 def training_expiring(*, on: date | None = None, days: int | None = None) -> QuerySet[TrainingRecord]:
     """Training that runs out within `days` and has not been renewed, soonest first."""
     on = on or timezone.localdate()
     days = training_expiry_warning_days() if days is None else days
-    return (TrainingRecord.objects.filter(valid_until__gte=on, valid_until__lte=on + timedelta(days=days),
+    return (TrainingRecord.objects.filter(CONFIRMED, valid_until__gte=on, valid_until__lte=on + timedelta(days=days),
                                           user__is_active=True)
             .annotate(renewed=_renewed()).filter(renewed=False)
             .select_related("user", "trainer").order_by("valid_until", "user__full_name"))
@@ -153,8 +169,8 @@ def training_expiring(*, on: date | None = None, days: int | None = None) -> Que
 def training_expired(*, on: date | None = None, within_days: int = 90) -> QuerySet[TrainingRecord]:
     """Training that ran out in the last `within_days` days and was not renewed."""
     on = on or timezone.localdate()
-    return (TrainingRecord.objects.filter(valid_until__lt=on, valid_until__gte=on - timedelta(days=within_days),
-                                          user__is_active=True)
+    return (TrainingRecord.objects.filter(CONFIRMED, valid_until__lt=on,
+                                          valid_until__gte=on - timedelta(days=within_days), user__is_active=True)
             .annotate(renewed=_renewed()).filter(renewed=False)
             .select_related("user", "trainer").order_by("-valid_until", "user__full_name"))
 
@@ -179,19 +195,29 @@ def training_list(filters: TrainingFilters, sort: str = "-trained_on") -> QueryS
     if filters.document_kind:
         records = records.filter(document_kind=filters.document_kind)
     if filters.state == "current":
-        records = records.filter(trained_on__lte=on).filter(Q(valid_until__isnull=True) | Q(valid_until__gte=on))
+        records = records.filter(training_current_q(on))
     elif filters.state == "expired":
-        records = records.filter(valid_until__lt=on)
+        records = records.filter(CONFIRMED, valid_until__lt=on)
     return records.order_by(*order_by(sort, TRAINING_SORTS, "-trained_on"))
 
 
+def training_awaiting_trainer(trainer: User) -> QuerySet[TrainingRecord]:
+    """Records that name `trainer` and wait for them to confirm or decline, oldest first."""
+    return (TrainingRecord.objects.filter(trainer=trainer, trainer_confirmed_at__isnull=True,
+                                          trainer_declined_at__isnull=True)
+            .select_related("user", "recorded_by").order_by("recorded_at", "id"))
+
+
 TRAINING_CSV_HEADER = ["person", "username", "document_kind", "document_code", "version", "trained_on", "trainer",
-                       "valid_until", "recorded_by", "recorded_at"]
+                       "valid_until", "recorded_by", "recorded_at", "trainer_confirmation", "trainer_decided_at",
+                       "trainer_decline_reason"]
 
 
 def training_csv_rows(records: QuerySet[TrainingRecord]) -> Iterator[list[str]]:
     for record in records.iterator(chunk_size=500):
+        decided = record.trainer_confirmed_at or record.trainer_declined_at
         yield [record.user.full_name, record.user.username, record.document_kind, record.document_code,
                record.version, record.trained_on.isoformat(), record.trainer.username,
                record.valid_until.isoformat() if record.valid_until else "", record.recorded_by.username,
-               record.recorded_at.isoformat()]
+               record.recorded_at.isoformat(), record.trainer_confirmation.value,
+               decided.isoformat() if decided else "", record.trainer_decline_reason or ""]

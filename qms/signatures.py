@@ -46,6 +46,7 @@ class Meaning(StrEnum):
     REJECTED = "rejected"
     ACKNOWLEDGED = "acknowledged"
     WITHDRAWN = "withdrawn"  # the signer withdraws a draft they may author, e.g. a master record version
+    CONFIRMED = "confirmed"  # the signer vouches for a fact another recorded, e.g. a trainer for a training record
 
 
 class SignatureRefused(PermissionError):

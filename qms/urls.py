@@ -29,4 +29,5 @@ urlpatterns = [
     path("training/new/", training.training_new, name="training_new"),
     path("training/matrix/", training.training_matrix_view, name="training_matrix"),
     path("training/expiring/", training.training_expiring_view, name="training_expiring"),
+    path("training/<int:pk>/<str:action>/", training.training_action, name="training_action"),
 ]

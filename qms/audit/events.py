@@ -101,6 +101,8 @@ class Event(StrEnum):
     CHANGE_CONTROL_CANCELLED = "CHANGE_CONTROL_CANCELLED"
     # training (EU GMP Part I 2.8-2.12)
     TRAINING_RECORDED = "TRAINING_RECORDED"
+    TRAINING_CONFIRMED = "TRAINING_CONFIRMED"  # the named trainer vouches for the record (21 CFR 11.50)
+    TRAINING_DECLINED = "TRAINING_DECLINED"  # the named trainer says they did not give it: it never counts
     # instruments and process data (Annex 11 §5 data exchange, §12 access; Annex 15 process monitoring)
     INSTRUMENT_REGISTERED = "INSTRUMENT_REGISTERED"
     INSTRUMENT_REVOKED = "INSTRUMENT_REVOKED"

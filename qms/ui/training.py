@@ -1,18 +1,28 @@
-"""Training screens: records (filter, sort, CSV), the matrix, expiring training, a new record."""
+"""Training screens: records (filter, sort, CSV) with what awaits the signed-in trainer's
+confirmation, the matrix, expiring training, a new record."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
 from qms.conf import training_expiry_warning_days
+from qms.models import TrainingRecord
 from qms.permissions import capability_required
 from qms.roles import Capability, can
 from qms.selectors_people import users_active, users_with
 from qms.selectors_training import (
     TRAINING_CSV_HEADER,
     TrainingFilters,
+    training_awaiting_trainer,
     training_csv_rows,
     training_documents,
     training_expired,
@@ -20,15 +30,66 @@ from qms.selectors_training import (
     training_list,
     training_matrix,
 )
-from qms.services.training import training_record_add
+from qms.services.training import training_confirm, training_confirm_decline, training_record_add
 from qms.ui import forms as f
 from qms.ui.common import csv_response, needs_username, page_of, run_service, signed_kwargs, wants_csv
 
 DEFAULT_SORT = "-trained_on"
 
 
-@capability_required(Capability.TRAINING_VIEW)
-def training_list_view(request: HttpRequest) -> HttpResponse:
+class TrainingConfirmForm(f.SignedForm):
+    reason = forms.CharField(required=False, max_length=2000, label="Comment",
+                             widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="Optional; recorded with your signature.")
+
+
+class TrainingDeclineForm(f.SignedForm):
+    reason = forms.CharField(max_length=2000, label="What is wrong with this record?",
+                             widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="E.g. you did not give this training, or not on that day. The record is kept "
+                                       "with your reason and never counts.")
+
+
+@dataclass(frozen=True)
+class TrainerAction:
+    form: type[f.SignedForm]
+    service: Callable[..., TrainingRecord]
+    done: str
+    label: str
+    button: str
+    danger: bool = False
+
+
+# What the named trainer may do with a record awaiting them (qms.services.training).
+TRAINING_ACTIONS = {
+    "confirm": TrainerAction(TrainingConfirmForm, training_confirm, "confirmed", "Confirm", "Sign: confirmed"),
+    "decline": TrainerAction(TrainingDeclineForm, training_confirm_decline, "declined", "Decline",
+                             "Sign: declined", danger=True),
+}
+
+
+def _trainer_form(request: HttpRequest, action: str, record: TrainingRecord,
+                  data: Any = None) -> f.SignedForm:
+    # One prefix per record and action: several records on one page, each field id unique.
+    return TRAINING_ACTIONS[action].form(data, prefix=f"{action}-{record.pk}", needs_username=needs_username(request))
+
+
+def _awaiting_me(request: HttpRequest, bound: dict[tuple[int, str], f.SignedForm]) -> list[dict[str, Any]]:
+    """The records that wait for the signed-in person to confirm or decline, each with its forms
+    (the refused one as typed, and open)."""
+    awaiting = []
+    for record in training_awaiting_trainer(request.user):
+        actions = [{"key": f"{action}-{record.pk}", "label": spec.label, "button": spec.button, "danger": spec.danger,
+                    "url": reverse("training_action", args=[record.pk, action]),
+                    "form": bound.get((record.pk, action)) or _trainer_form(request, action, record)}
+                   for action, spec in TRAINING_ACTIONS.items()]
+        active = next((f"{action}-{pk}" for (pk, action) in bound if pk == record.pk), "")
+        awaiting.append({"record": record, "actions": actions, "active": active})
+    return awaiting
+
+
+def _list_page(request: HttpRequest, *, bound: dict[tuple[int, str], f.SignedForm] | None = None,
+               status: int = 200) -> HttpResponse:
     form = f.TrainingFilterForm(request.GET or None)
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
     filters = TrainingFilters(**{k: v for k, v in data.items() if v not in (None, "")})
@@ -36,10 +97,37 @@ def training_list_view(request: HttpRequest) -> HttpResponse:
     if wants_csv(request):
         return csv_response(request, name="training-records", header=TRAINING_CSV_HEADER,
                             rows=training_csv_rows(records), count=records.count(), filters=data)
+    awaiting = _awaiting_me(request, bound or {})
+    shown = {entry["record"].pk for entry in awaiting}
+    # A refusal about a record not (or no longer) awaiting this person has no form to sit on.
+    refusals = [message for (pk, _), refused in (bound or {}).items() if pk not in shown
+                for errors in refused.errors.values() for message in errors]
     return render(request, "qms/training_list.html", {
         "form": form, "page": page_of(request, records), "default_sort": DEFAULT_SORT,
-        "can_record": can(request.user, Capability.TRAINING_RECORD),
-    })
+        "can_record": can(request.user, Capability.TRAINING_RECORD), "awaiting": awaiting, "refusals": refusals,
+    }, status=status)
+
+
+@capability_required(Capability.TRAINING_VIEW)
+def training_list_view(request: HttpRequest) -> HttpResponse:
+    return _list_page(request)
+
+
+@capability_required(Capability.TRAINING_VIEW)
+@require_POST
+def training_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """The trainer named on a record confirms or declines it; the service refuses anyone else."""
+    if action not in TRAINING_ACTIONS:
+        raise Http404("No such action.")
+    record = get_object_or_404(TrainingRecord.objects.select_related("user", "trainer"), pk=pk)
+    spec = TRAINING_ACTIONS[action]
+    form = _trainer_form(request, action, record, request.POST)
+    if run_service(form, lambda data: spec.service(actor=request.user, record=record, reason=data["reason"],
+                                                   **signed_kwargs(request, form))):
+        messages.success(request, f"Training of {record.user.full_name} on {record.document_label} {spec.done}.")
+        return redirect(reverse("training_list") + "#awaiting")
+    # Refused: the list again, the form as typed with the reason beside it, nothing saved.
+    return _list_page(request, bound={(record.pk, action): form}, status=422)
 
 
 @capability_required(Capability.TRAINING_RECORD)

@@ -79,10 +79,12 @@ def build_version(supervisor, qa_reviewer, qa_approver, resources, code="MBR-TES
 
 
 def train(user, version, qa_approver, trainer):
-    """Recorded and signed by the QA approver, today. Under the training rules the trainer must be
-    trained on the version first (or be a QA approver): a trainer who is not is trained here first."""
+    """Training that counts at once, today: recorded and signed by the trainer where their role
+    records training (their signature confirms it), else by the QA approver and then confirmed by
+    the trainer. Under the training rules the trainer must be trained on the version first (or be
+    a QA approver): a trainer who is not is trained here first."""
     from qms.roles import Capability, can
-    from qms.services.training import training_is_current, training_record_add
+    from qms.services.training import training_confirm, training_is_current, training_record_add
 
     document = {"document_kind": "master_record", "document_code": version.master_record.code,
                 "version": str(version.version)}
@@ -90,9 +92,12 @@ def train(user, version, qa_approver, trainer):
         return
     if not can(trainer, Capability.MASTER_RECORD_APPROVE) and not training_is_current(user=trainer, **document):
         train(trainer, version, qa_approver, qa_approver)
-    training_record_add(actor=qa_approver, user=user, **document, trained_on=timezone.localdate(), trainer=trainer,
-                        valid_until=timezone.localdate() + timedelta(days=365), reason="Initial training",
-                        password=PASSWORD, username=qa_approver.username)
+    recorder = trainer if can(trainer, Capability.TRAINING_RECORD) else qa_approver
+    record = training_record_add(actor=recorder, user=user, **document, trained_on=timezone.localdate(),
+                                 trainer=trainer, valid_until=timezone.localdate() + timedelta(days=365),
+                                 reason="Initial training", password=PASSWORD, username=recorder.username)
+    if recorder != trainer:
+        training_confirm(actor=trainer, record=record, password=PASSWORD, username=trainer.username)
 
 
 @pytest.fixture

@@ -304,7 +304,14 @@ def test_training_form_matrix_and_expiring_pages(client, supervisor, operator, q
         "trained_on": in_days(-1).isoformat(), "trainer": qa_approver.pk, "valid_until": in_days(10).isoformat(),
         "reason": "Training", "username": supervisor.username, "password": PASSWORD})
     assert response.status_code == 302
-    assert TrainingRecord.objects.get(user=operator).document_code == "CART-01"
+    record = TrainingRecord.objects.get(user=operator)
+    assert record.document_code == "CART-01"
+    client.logout()
+    login(client, qa_approver)  # the trainer named confirms it: until then it counts for nothing
+    confirm = f"confirm-{record.pk}"
+    response = client.post(f"/qms/training/{record.pk}/confirm/", {f"{confirm}-username": qa_approver.username,
+                                                                   f"{confirm}-password": PASSWORD})
+    assert response.status_code == 302
 
     matrix = _html(client.get("/qms/training/matrix/"))
     assert re.search(rf'data-username="{operator.username}">.*?cell-expiring', matrix, re.S)

@@ -98,9 +98,9 @@ def test_change_tasks_effectiveness_checks_and_training_are_reminded(supervisor,
                                         due_date=in_days(2), reason="Plan")
     capa = quality.capa(qa_reviewer, owner=owner, effectiveness_criteria="No recurrence",
                         effectiveness_due=in_days(3))
-    training_record_add(actor=supervisor, user=owner, document_kind="sop", document_code="SOP-017", version="3",
+    training_record_add(actor=qa_approver, user=owner, document_kind="sop", document_code="SOP-017", version="3",
                         trained_on=in_days(-300), trainer=qa_approver, valid_until=in_days(35), reason="Training",
-                        password=PASSWORD, username=supervisor.username)
+                        password=PASSWORD, username=qa_approver.username)  # the trainer records it: it counts
 
     run = reminders_send(today=in_days(5))
 

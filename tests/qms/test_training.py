@@ -36,12 +36,13 @@ def _record(actor, user, trainer, *, code="CART-01", version="3", trained_on=Non
 
 def test_training_is_recorded_and_makes_the_person_current_on_that_version_only(supervisor, qa_approver, operator,
                                                                                 verifier):
-    record = _record(supervisor, operator, qa_approver, valid_until=_days(365))
+    record = _record(qa_approver, operator, qa_approver, valid_until=_days(365))  # the trainer records it
 
-    assert record.recorded_by == supervisor and record.document_label == "CART-01 v3"
+    assert record.recorded_by == qa_approver and record.document_label == "CART-01 v3"
     event = AuditEvent.objects.get(event_type=Event.TRAINING_RECORDED, target_id=str(record.pk))
     assert {k: v for k, v in event.data.items() if k != "changes"} == {
-        "user": operator.username, "document": "master_record:CART-01:3", "trainer": qa_approver.username}
+        "user": operator.username, "document": "master_record:CART-01:3", "trainer": qa_approver.username,
+        "trainer_confirmation": "confirmed"}
     current = {"user": operator, "document_kind": "master_record", "document_code": "CART-01"}
     assert training_is_current(**current, version="3")
     assert training_is_current(**current, version=3)  # ebr passes integer versions as text
@@ -91,10 +92,10 @@ def test_only_supervisors_and_qa_record_training_and_each_training_once(operator
 
 def test_matrix_shows_who_may_execute_what(supervisor, qa_approver, operator, verifier, settings):
     settings.QMS_TRAINING_EXPIRY_WARNING_DAYS = 30
-    _record(supervisor, operator, qa_approver, code="CART-01", version="3", valid_until=_days(200))
-    _record(supervisor, operator, qa_approver, code="SOP-017", version="2", kind="sop", valid_until=_days(10))
-    _record(supervisor, verifier, qa_approver, code="CART-01", version="2", valid_until=None)
-    _record(supervisor, verifier, qa_approver, code="SOP-017", version="2", kind="sop", trained_on=_days(-400),
+    _record(qa_approver, operator, qa_approver, code="CART-01", version="3", valid_until=_days(200))
+    _record(qa_approver, operator, qa_approver, code="SOP-017", version="2", kind="sop", valid_until=_days(10))
+    _record(qa_approver, verifier, qa_approver, code="CART-01", version="2", valid_until=None)
+    _record(qa_approver, verifier, qa_approver, code="SOP-017", version="2", kind="sop", trained_on=_days(-400),
             valid_until=_days(-1))
     documents = [TrainingDocument("master_record", "CART-01", "3"), TrainingDocument("sop", "SOP-017", "2")]
 
@@ -108,8 +109,8 @@ def test_matrix_shows_who_may_execute_what(supervisor, qa_approver, operator, ve
 
 def test_matrix_documents_come_from_the_registered_provider_or_the_latest_trained_version(supervisor, qa_approver,
                                                                                           operator):
-    _record(supervisor, operator, qa_approver, code="CART-01", version="9")
-    _record(supervisor, operator, qa_approver, code="CART-01", version="10")
+    _record(qa_approver, operator, qa_approver, code="CART-01", version="9")
+    _record(qa_approver, operator, qa_approver, code="CART-01", version="10")
     assert TrainingDocument("master_record", "CART-01", "10") in training_documents()
 
     def effective_versions():
@@ -123,13 +124,13 @@ def test_matrix_documents_come_from_the_registered_provider_or_the_latest_traine
 
 
 def test_expiring_list_leaves_out_renewed_training(supervisor, qa_approver, operator, verifier):
-    soon = _record(supervisor, operator, qa_approver, code="SOP-001", kind="sop", trained_on=_days(-300),
+    soon = _record(qa_approver, operator, qa_approver, code="SOP-001", kind="sop", trained_on=_days(-300),
                    valid_until=_days(5))
-    renewed = _record(supervisor, verifier, qa_approver, code="SOP-001", kind="sop", trained_on=_days(-300),
+    renewed = _record(qa_approver, verifier, qa_approver, code="SOP-001", kind="sop", trained_on=_days(-300),
                       valid_until=_days(6))
-    _record(supervisor, verifier, qa_approver, code="SOP-001", kind="sop", trained_on=_days(-1),
+    _record(qa_approver, verifier, qa_approver, code="SOP-001", kind="sop", trained_on=_days(-1),
             valid_until=_days(700))
-    lapsed = _record(supervisor, operator, qa_approver, code="SOP-002", kind="sop", trained_on=_days(-300),
+    lapsed = _record(qa_approver, operator, qa_approver, code="SOP-002", kind="sop", trained_on=_days(-300),
                      valid_until=_days(-3))
 
     assert soon in training_expiring(days=30) and renewed not in training_expiring(days=30)

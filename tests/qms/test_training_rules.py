@@ -57,7 +57,7 @@ def test_an_untrained_trainer_is_refused_and_a_trained_one_or_the_qa_approver_ac
         _record(supervisor, operator, auditor)
     assert "not qualified to train on SOP-017 v3" in refused.value.message_dict["trainer"][0]
 
-    _record(supervisor, operator, qa_approver, trained_on=_days(-5))  # the bootstrap trainer
+    _record(qa_approver, operator, qa_approver, trained_on=_days(-5))  # the bootstrap trainer, who records it
     colleague = make_user(Role.OPERATOR)
     _record(supervisor, colleague, operator, trained_on=_days(-2))  # trained on this version since day -5
 
@@ -90,8 +90,8 @@ def test_training_before_the_master_record_version_existed_is_refused(master_ver
         "before."]
     _record(qa_approver, supervisor, qa_approver, kind="master_record", code=code, version=number,
             trained_on=timezone.localdate())
-    _record(qa_approver, operator, supervisor, kind="master_record", code=code, version=number,
-            trained_on=timezone.localdate())
+    _record(supervisor, operator, supervisor, kind="master_record", code=code, version=number,
+            trained_on=timezone.localdate())  # the trainer records it: it counts at once
     assert training_is_current(user=operator, document_kind="master_record", document_code=code, version=number)
 
 

@@ -89,6 +89,13 @@ def master_target(world: World, action: str) -> dict[str, Any]:
     return {"code": version.master_record.code, "version": version.version}
 
 
+def training_record_pk(world: World) -> int:
+    """The operator's training on the world's version (already confirmed: an action on it is refused)."""
+    from qms.models import TrainingRecord
+
+    return TrainingRecord.objects.filter(user=world.person("operator")).values_list("pk", flat=True)[0]
+
+
 def _with(builder: Kwargs, **extra: Any) -> Kwargs:
     return lambda world: {**builder(world), **extra}
 
@@ -162,6 +169,10 @@ PAGES: list[Case] = [
     Case("training_new", "page", C.TRAINING_RECORD, ("GET", "POST")),
     Case("training_matrix", "page", C.TRAINING_VIEW),
     Case("training_expiring", "page", C.TRAINING_VIEW),
+    # Every reader reaches the view; the service lets only the trainer the record names decide.
+    *[Case("training_action", "page", C.TRAINING_VIEW, ("POST",), label=action,
+           kwargs=lambda w, a=action: {"pk": training_record_pk(w), "action": a}, objects=("pk",))
+      for action in ("confirm", "decline")],
     Case("review_queue", "page", C.REVIEW_QUEUE),
     Case("review_monitoring", "page", C.REVIEW_QUEUE),
     Case("record_search", "page", C.RECORD_SEARCH),
