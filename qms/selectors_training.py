@@ -179,7 +179,7 @@ def training_expired(*, on: date | None = None, within_days: int = 90) -> QueryS
 class TrainingFilters:
     q: str = ""  # person, code
     document_kind: str = ""
-    state: str = ""  # current | expired | ""
+    state: str = ""  # current | expired | awaiting_trainer | declined | ""
 
 
 TRAINING_SORTS = {"person": "user__full_name", "code": "document_code", "trained_on": "trained_on",
@@ -198,6 +198,10 @@ def training_list(filters: TrainingFilters, sort: str = "-trained_on") -> QueryS
         records = records.filter(training_current_q(on))
     elif filters.state == "expired":
         records = records.filter(CONFIRMED, valid_until__lt=on)
+    elif filters.state == "awaiting_trainer":
+        records = records.filter(trainer_confirmed_at__isnull=True, trainer_declined_at__isnull=True)
+    elif filters.state == "declined":
+        records = records.filter(trainer_declined_at__isnull=False)
     return records.order_by(*order_by(sort, TRAINING_SORTS, "-trained_on"))
 
 

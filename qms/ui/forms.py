@@ -130,7 +130,9 @@ class ChangeFilterForm(ListFilterForm):
 
 class TrainingFilterForm(ListFilterForm):
     document_kind = forms.ChoiceField(required=False, label="Document", choices=[("", "any"), *DocumentKind.choices])
-    state = forms.ChoiceField(required=False, choices=[("", "any"), ("current", "current"), ("expired", "expired")])
+    state = forms.ChoiceField(required=False, choices=[("", "any"), ("current", "current"), ("expired", "expired"),
+                                                       ("awaiting_trainer", "awaiting the trainer"),
+                                                       ("declined", "declined by the trainer")])
 
 
 class MatrixFilterForm(forms.Form):

@@ -143,6 +143,16 @@ def test_a_declined_record_never_counts_and_the_recorder_may_record_it_with_the_
 
     assert again.trainer_confirmation == A.CONFIRMED
     assert training_is_current(user=operator, **_document(master_version))
+    assert list(training_list(TrainingFilters(state="declined"))) == [record]
+    assert again not in training_list(TrainingFilters(state="awaiting_trainer"))
+
+
+def test_the_training_list_finds_what_awaits_a_trainer(master_version, supervisor, qa_approver, operator):
+    waiting = _record(qa_approver, operator, supervisor, master_version)
+
+    assert list(training_list(TrainingFilters(state="awaiting_trainer"))) == [waiting]
+    _confirm(supervisor, waiting)
+    assert list(training_list(TrainingFilters(state="awaiting_trainer"))) == []
 
 
 def test_training_awaiting_its_trainer_does_not_make_the_trainee_a_trainer(master_version, supervisor, qa_approver,
