@@ -76,3 +76,13 @@ def created_once(create: Callable[[], T], constraint: str | tuple[str, ...], ref
         if any(name in str(error) for name in names):
             raise refusal from error
         raise
+
+
+def problem_collect(problems: dict[str, Any], check: Callable[[], Any]) -> Any:
+    """Run one rule and keep its refusal in `problems` (field → messages) instead of raising, so that
+    a service can show every problem of one submission at once, each on its field; None if refused."""
+    try:
+        return check()
+    except ValidationError as error:
+        error.update_error_dict(problems)
+        return None

@@ -13,7 +13,7 @@ so that their own checks and these show together.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import date
 from functools import partial
 from typing import Any
@@ -48,6 +48,7 @@ from qms.services._guards import (
     ensure_can,
     locked,
     person_able,
+    problem_collect,
     reason_required,
     text_required,
 )
@@ -58,16 +59,6 @@ from qms.staleness import ensure_unchanged
 from qms.states import CAPA_STEPS, ensure_step
 
 CLOSING_RESULTS = (EffectivenessResult.EFFECTIVE, EffectivenessResult.JUSTIFIED)
-
-
-def _collect(problems: dict[str, Any], check: Callable[[], Any]) -> Any:
-    """Run one rule and keep its refusal, so that every problem of one submission is shown at once,
-    each on its field (as qms/services/training.py does)."""
-    try:
-        return check()
-    except ValidationError as error:
-        error.update_error_dict(problems)
-        return None
 
 
 def _refuse(problems: dict[str, Any]) -> None:
@@ -144,13 +135,15 @@ def capa_open_check(*, title: str, problem_statement: str, source: str, deviatio
     the title, the deviations (each once) and the owner."""
     problems: dict[str, Any] = {}
     deviations = list(deviations)
-    fields = _collect(problems, lambda: capa_fields_clean(title=title, problem_statement=problem_statement,
+    fields = problem_collect(problems, lambda: capa_fields_clean(title=title, problem_statement=problem_statement,
                                                           source=source, deviations=deviations))
     for deviation in {d.pk: d for d in deviations}.values():
-        _collect(problems, partial(deviation_addressable, deviation))
-    owner = _collect(problems, lambda: person_able(owner, Capability.CAPA_ACTION_COMPLETE, "owner", "CAPA owner"))
+        problem_collect(problems, partial(deviation_addressable, deviation))
+    owner = problem_collect(problems,
+                            lambda: person_able(owner, Capability.CAPA_ACTION_COMPLETE, "owner", "CAPA owner"))
     if effectiveness_due is not None:
-        _collect(problems, lambda: date_not_past(effectiveness_due, "effectiveness_due", "effectiveness check date"))
+        problem_collect(problems,
+                        lambda: date_not_past(effectiveness_due, "effectiveness_due", "effectiveness check date"))
     _refuse(problems)
     return fields[0], fields[1], owner
 
@@ -160,12 +153,12 @@ def capa_action_check(*, kind: str, description: str, owner: User | None, due_da
     """Every rule of a new action at once: its kind, what it is, an owner able to complete it, a
     due date not in the past, the reason. Returns them cleaned, in that order."""
     problems: dict[str, Any] = {}
-    cleaned = (_collect(problems, lambda: choice_required(kind, CapaActionKind, "kind", "kind of action")),
-               _collect(problems, lambda: text_required(description, "description", "Describe the action.")),
-               _collect(problems, lambda: person_able(owner, Capability.CAPA_ACTION_COMPLETE, "owner",
+    cleaned = (problem_collect(problems, lambda: choice_required(kind, CapaActionKind, "kind", "kind of action")),
+               problem_collect(problems, lambda: text_required(description, "description", "Describe the action.")),
+               problem_collect(problems, lambda: person_able(owner, Capability.CAPA_ACTION_COMPLETE, "owner",
                                                       "action owner")),
-               _collect(problems, lambda: date_not_past(due_date, "due_date", "due date")),
-               _collect(problems, lambda: reason_required(reason)))
+               problem_collect(problems, lambda: date_not_past(due_date, "due_date", "due date")),
+               problem_collect(problems, lambda: reason_required(reason)))
     _refuse(problems)
     return cleaned
 
@@ -174,13 +167,13 @@ def capa_deviation_link_check(*, capa: Capa, deviation: Deviation | None, reason
     """Every rule of a deviation link at once: a deviation `capa` can take (deviation_linkable), the
     reason."""
     problems: dict[str, Any] = {}
-    cleaned = _collect(problems, lambda: reason_required(reason))
+    cleaned = problem_collect(problems, lambda: reason_required(reason))
     found: Any = None
     if deviation is None:
         problems["deviation"] = [ValidationError("Name the deviation.")]
     else:
         named = deviation
-        found = _collect(problems, lambda: deviation_linkable(capa, named, "deviation"))
+        found = problem_collect(problems, lambda: deviation_linkable(capa, named, "deviation"))
     _refuse(problems)
     return found, cleaned
 
@@ -282,8 +275,8 @@ def capa_action_complete(*, actor: User, action: CapaAction, evidence: str, pass
     CAPA moves to its effectiveness check."""
     ensure_can(actor, Capability.CAPA_ACTION_COMPLETE, "complete CAPA actions")
     problems: dict[str, Any] = {}
-    reason = _collect(problems, lambda: reason_required(reason))
-    evidence = _collect(problems, lambda: text_required(
+    reason = problem_collect(problems, lambda: reason_required(reason))
+    evidence = problem_collect(problems, lambda: text_required(
         evidence, "evidence", "Describe the evidence of completion (document, record, date)."))
     _refuse(problems)
     capa = locked(action.capa)
@@ -329,11 +322,11 @@ def capa_effectiveness_plan_check(*, capa: Capa, criteria: str, due_date: date |
     """Every rule of an effectiveness plan at once: criteria stated and not yet settled by a check,
     a date not in the past, the reason. Returns the criteria, the date and the reason."""
     problems: dict[str, Any] = {}
-    cleaned = (_collect(problems, lambda: text_required(criteria, "criteria",
+    cleaned = (problem_collect(problems, lambda: text_required(criteria, "criteria",
                                                         "State the criteria that show the CAPA worked.")),
-               _collect(problems, lambda: date_not_past(due_date, "due_date", "effectiveness check date")),
-               _collect(problems, lambda: reason_required(reason)))
-    _collect(problems, lambda: _criteria_open(capa))
+               problem_collect(problems, lambda: date_not_past(due_date, "due_date", "effectiveness check date")),
+               problem_collect(problems, lambda: reason_required(reason)))
+    problem_collect(problems, lambda: _criteria_open(capa))
     _refuse(problems)
     return cleaned
 
@@ -369,11 +362,11 @@ def capa_effectiveness_record_check(*, capa: Capa, result: str, evidence: str, r
     """Every rule of an effectiveness result at once: a known result, possible now (criteria planned,
     "effective" not before the planned date), its evidence, the reason. Returns them cleaned."""
     problems: dict[str, Any] = {}
-    cleaned = (_collect(problems, lambda: choice_required(result, EffectivenessResult, "result", "result")),
-               _collect(problems, lambda: text_required(
+    cleaned = (problem_collect(problems, lambda: choice_required(result, EffectivenessResult, "result", "result")),
+               problem_collect(problems, lambda: text_required(
                    evidence, "evidence", "Describe what was checked, or justify why it cannot be.")),
-               _collect(problems, lambda: reason_required(reason)))
-    _collect(problems, lambda: _result_possible(capa, result))
+               problem_collect(problems, lambda: reason_required(reason)))
+    problem_collect(problems, lambda: _result_possible(capa, result))
     _refuse(problems)
     return cleaned
 

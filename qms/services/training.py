@@ -27,7 +27,15 @@ from qms.links import page_link
 from qms.models import DocumentKind, TrainingRecord, User
 from qms.models.training import TrainerConfirmation
 from qms.roles import Capability, can
-from qms.services._guards import choice_required, created_once, ensure_can, locked, reason_required, text_required
+from qms.services._guards import (
+    choice_required,
+    created_once,
+    ensure_can,
+    locked,
+    problem_collect,
+    reason_required,
+    text_required,
+)
 from qms.services.notifications import notify
 from qms.signatures import Meaning, sign
 
@@ -138,15 +146,6 @@ def _clean_against_version(kind: str, code: str, version: str, trained_on: date,
         raise ValidationError(problems)
 
 
-def _collect(problems: dict[str, Any], clean: Callable[[], Any]) -> Any:
-    """Run one check and keep its refusal, so that every problem is shown at once on its field."""
-    try:
-        return clean()
-    except ValidationError as error:
-        error.update_error_dict(problems)
-        return None
-
-
 @transaction.atomic
 def training_record_add(*, actor: User, user: User, document_kind: str, document_code: str, version: str,
                         trained_on: date, trainer: User, valid_until: date | None, reason: str, password: str,
@@ -171,13 +170,13 @@ def training_record_add(*, actor: User, user: User, document_kind: str, document
     """
     ensure_can(actor, Capability.TRAINING_RECORD, "record training")
     problems: dict[str, Any] = {}
-    document = _collect(problems, lambda: _clean_document(document_kind, document_code, version))
-    _collect(problems, lambda: _clean_people(actor, user, trainer))
-    _collect(problems, lambda: _clean_dates(trained_on, valid_until))
+    document = problem_collect(problems, lambda: _clean_document(document_kind, document_code, version))
+    problem_collect(problems, lambda: _clean_people(actor, user, trainer))
+    problem_collect(problems, lambda: _clean_dates(trained_on, valid_until))
     if document is not None and "trainer" not in problems and isinstance(trained_on, date):
         checked_kind, checked_code, checked_version = document
-        _collect(problems, lambda: _clean_against_version(checked_kind, checked_code, checked_version, trained_on,
-                                                          trainer))
+        problem_collect(problems, lambda: _clean_against_version(checked_kind, checked_code, checked_version,
+                                                                 trained_on, trainer))
     if problems:
         raise ValidationError(problems)
     kind, code, version = document
