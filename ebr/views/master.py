@@ -24,7 +24,7 @@ from ebr.forms_master import (
     StepMaterialForm,
 )
 from ebr.instructions import MAX_IMAGE_BYTES, ImageRefused, image_read
-from ebr.models import MasterRecord, MasterRecordVersion, Stage, StepTemplate
+from ebr.models import MasterRecord, MasterRecordVersion, Stage, StepTemplate, VersionStatus
 from ebr.models.master import InstructionImage
 from ebr.selectors import step_instructions_html, version_diff
 from ebr.services import master_records as services
@@ -199,7 +199,26 @@ def master_version_action(request: HttpRequest, code: str, version: int, action:
         target = None
     if target is not None:
         return redirect("master_version", code=target.master_record.code, version=target.version)
-    return render(request, "ebr/master_version.html", _version_context(request, row, **forms), status=422)
+    context = _version_context(request, row, **forms)
+    context["unsaved"] = _unsaved(row, forms)
+    return render(request, "ebr/master_version.html", context, status=422)
+
+
+EDIT_FORMS = ("stage_form", "step_form", "parameter_form", "step_action_form")
+
+
+def _unsaved(row: MasterRecordVersion, forms: dict[str, Any]) -> dict[str, Any] | None:
+    """An edit refused because the version stopped being a draft while its author typed (submitted or
+    withdrawn meanwhile): the page no longer shows edit forms, so what was typed and why it was not
+    saved are shown on their own, for the author to copy into a new draft; nothing typed is lost."""
+    row.refresh_from_db(fields=["status"])
+    failed = next((forms[key] for key in EDIT_FORMS if key in forms), None)
+    if failed is None or row.status == VersionStatus.DRAFT or not failed.is_bound:
+        return None
+    typed = [(failed[name].label or name, value) for name in failed.fields if name != "seen"
+             and isinstance(value := failed.data.get(failed.add_prefix(name)), str) and value.strip()]
+    errors = [str(error) for errors in failed.errors.values() for error in errors]
+    return {"typed": typed, "errors": errors}
 
 
 def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, post: Any,

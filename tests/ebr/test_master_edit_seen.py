@@ -382,3 +382,25 @@ def test_qa_sees_how_many_operators_are_trained_and_the_audit_event_records_it(
     event = effective_event(version)
     assert event.data["trained_operators"] == 2
     assert {"field": "status", "old": "approved", "new": "effective"} in event.data["changes"]
+
+
+@pytest.mark.django_db
+def test_an_edit_refused_because_the_draft_was_submitted_meanwhile_shows_what_was_typed(client, supervisor,
+                                                                                          co_author):
+    version = a_draft(supervisor)
+    step = the_step(version)
+    login(client, supervisor)
+    client.get(url(version))
+    seen = record_version(version)
+    master_services.version_submit(actor=co_author, version=version, password=PASSWORD,
+                                   username=co_author.username)  # sent to review from the co-author's tab
+
+    response = client.post(url(version, "instructions"), {"step": step.pk, "seen": seen, "instructions": SECOND_TEXT,
+                                                          "reason": "Leak check"})
+
+    html = response.content.decode().replace("&#x27;", "'")
+    assert response.status_code == 422
+    unsaved = html.split('id="unsaved-edit"')[1].split("</section>")[0]
+    assert "Not saved: this version is no longer a draft (in review)." in unsaved
+    assert SECOND_TEXT in unsaved and "Leak check" in unsaved  # nothing typed is lost, the page has no edit form now
+    assert the_step(version).instructions != SECOND_TEXT
