@@ -79,7 +79,9 @@ class BatchReview(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
-    texts_sha256 = models.CharField(max_length=64, blank=True,
+    # Nullable only so that its history column is NULL in rows chained before it existed (the audit
+    # chain's digest leaves nulls out); the application stores "" or a digest.
+    texts_sha256 = models.CharField(max_length=64, blank=True, null=True, default="",  # noqa: DJ001
                                     help_text="Digest of the texts the run reads, in order.")
     risk_score = models.PositiveIntegerField(default=0)
     critical_count = models.PositiveIntegerField(default=0)

@@ -3,6 +3,9 @@
 from django.db import migrations, models
 
 
+HELP = 'Digest of the texts the run reads, in order (resumed chunks must match).'
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -13,11 +16,19 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='batchreview',
             name='texts_sha256',
-            field=models.CharField(blank=True, help_text='Digest of the texts the run reads, in order (resumed chunks must match).', max_length=64),
+            field=models.CharField(blank=True, null=True, default='', help_text=HELP, max_length=64),
         ),
+        # The history table is hash-chained: a row's digest leaves out its null columns, so a column an
+        # audited table gains must be null in the rows already chained (qms/audit/dbtriggers.py). Added
+        # without a default (existing history rows: NULL, digests unchanged), then given its default.
         migrations.AddField(
             model_name='historicalbatchreview',
             name='texts_sha256',
-            field=models.CharField(blank=True, help_text='Digest of the texts the run reads, in order (resumed chunks must match).', max_length=64),
+            field=models.CharField(blank=True, null=True, max_length=64),
+        ),
+        migrations.AlterField(
+            model_name='historicalbatchreview',
+            name='texts_sha256',
+            field=models.CharField(blank=True, null=True, default='', help_text=HELP, max_length=64),
         ),
     ]

@@ -13,11 +13,11 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='batchreview',
             name='texts_sha256',
-            field=models.CharField(blank=True, help_text='Digest of the texts the run reads, in order.', max_length=64),
+            field=models.CharField(blank=True, null=True, default='', help_text='Digest of the texts the run reads, in order.', max_length=64),
         ),
         migrations.AlterField(
             model_name='historicalbatchreview',
             name='texts_sha256',
-            field=models.CharField(blank=True, help_text='Digest of the texts the run reads, in order.', max_length=64),
+            field=models.CharField(blank=True, null=True, default='', help_text='Digest of the texts the run reads, in order.', max_length=64),
         ),
     ]

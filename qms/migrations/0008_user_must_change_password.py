@@ -3,6 +3,10 @@
 from django.db import migrations, models
 
 
+HELP = ("Set by an administrator's account creation: the password is known to them, so the holder changes it "
+        "before anything else (21 CFR 11.300(b)).")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -10,14 +14,22 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # The history table is hash-chained: a row's digest leaves out its null columns, so a column an
+        # audited table gains must be null in the rows already chained (qms/audit/dbtriggers.py). Added
+        # without a default (existing history rows: NULL, digests unchanged), then given its default.
         migrations.AddField(
             model_name='historicaluser',
             name='must_change_password',
-            field=models.BooleanField(default=False, help_text="Set by an administrator's account creation: the password is known to them, so the holder changes it before anything else (21 CFR 11.300(b))."),
+            field=models.BooleanField(null=True),
+        ),
+        migrations.AlterField(
+            model_name='historicaluser',
+            name='must_change_password',
+            field=models.BooleanField(default=False, null=True, help_text=HELP),
         ),
         migrations.AddField(
             model_name='user',
             name='must_change_password',
-            field=models.BooleanField(default=False, help_text="Set by an administrator's account creation: the password is known to them, so the holder changes it before anything else (21 CFR 11.300(b))."),
+            field=models.BooleanField(default=False, null=True, help_text=HELP),
         ),
     ]

@@ -18,7 +18,8 @@ def initial_passwords_flag(apps, schema_editor):  # type: ignore[no-untyped-def]
     created_by_a_person = AuditEvent.objects.filter(event_type="USER_CREATED", target_type="qms.user",
                                                     actor__isnull=False).values_list("target_id", flat=True)
     changed = AuditEvent.objects.filter(event_type="PASSWORD_CHANGED").values_list("actor_id", flat=True)
-    accounts = (User.objects.filter(is_active=True, must_change_password=False,
+    # Deactivated accounts too: reactivated later, they would log in with the administrator's password.
+    accounts = (User.objects.filter(must_change_password=False,
                                     pk__in=[int(pk) for pk in created_by_a_person if pk.isdigit()])
                 .exclude(pk__in=[pk for pk in changed if pk is not None]).exclude(groups__name="instrument"))
     now = timezone.now()

@@ -27,9 +27,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False, help_text="May open the Django admin.")
     date_joined = models.DateTimeField(auto_now_add=True)
     deactivated_at = models.DateTimeField(null=True, blank=True)
+    # Nullable only so that its history column is NULL in rows chained before it existed (the audit
+    # chain's digest leaves nulls out); the application always stores True or False.
     must_change_password = models.BooleanField(
-        default=False, help_text="Set by an administrator's account creation: the password is known to them, so the "
-                                 "holder changes it before anything else (21 CFR 11.300(b)).")
+        default=False, null=True,
+        help_text="Set by an administrator's account creation: the password is known to them, so the holder changes it "
+                  "before anything else (21 CFR 11.300(b)).")
 
     history = HistoricalRecords(excluded_fields=["password", "last_login"])
 

@@ -136,3 +136,29 @@ def test_eight_concurrent_writers_leave_one_valid_chain(committed):
     assert seqs == list(range(1, len(seqs) + 1)), "the chain has no gap and no fork"
     report = audit_chain_verify()
     assert report.intact, report.first_break
+
+
+@pytest.mark.django_db
+def test_a_column_an_audited_table_gains_is_nullable_so_rows_chained_before_keep_their_digest():
+    """A chained row's digest leaves out its null columns (qms/audit/dbtriggers.py): a column added
+    later must be NULL in the rows already chained, or every one of them reads as changed after it was
+    recorded once a site upgrades. Checked on every migration that adds a column to a chained table."""
+    from django.apps import apps
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.operations import AddField, CreateModel
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT table_name FROM qms_auditedtable")
+        chained = {name for (name,) in cursor.fetchall()}
+    added = []
+    for (app_label, name), migration in MigrationLoader(connection).disk_migrations.items():
+        created = {op.name.lower() for op in migration.operations if isinstance(op, CreateModel)}
+        for operation in migration.operations:
+            # A column added in the migration that creates its table (a foreign key, say) meets no chained row.
+            if isinstance(operation, AddField) and operation.model_name.lower() not in created:
+                table = apps.get_model(app_label, operation.model_name)._meta.db_table
+                if table in chained:
+                    added.append((f"{app_label}.{name}", table, operation.name, operation.field.null))
+
+    assert added, "no migration adds a column to a chained table: the check checks nothing"
+    assert [entry for entry in added if not entry[3]] == []

@@ -34,13 +34,17 @@ def test_accounts_an_administrator_created_and_never_changed_are_flagged_and_the
     changed = legacy_account(admin_user, "legacy-op2")
     user_services.password_change(actor=changed, current_password=GIVEN, new_password=OWN)
     seeded = legacy_account(SystemActor("system:seed"), "demo-op")
+    away = legacy_account(admin_user, "legacy-op3")
+    user_services.user_deactivate(actor=admin_user, user=away, reason="On leave during the upgrade")
 
     migration.initial_passwords_flag(apps, None)
 
-    for account in (untouched, changed, seeded):
+    for account in (untouched, changed, seeded, away):
         account.refresh_from_db()
     assert (untouched.must_change_password, changed.must_change_password, seeded.must_change_password) == (
         True, False, False)
+    # Back from leave, the account still cannot use the password the administrator chose.
+    assert away.must_change_password
     event = AuditEvent.objects.get(event_type=Event.USER_CHANGED, target_id=str(untouched.pk))
     assert event.actor_label == "system:migration" and "never changed the password" in event.reason
     assert event.data["changes"] == [{"field": "must_change_password", "old": False, "new": True}]
