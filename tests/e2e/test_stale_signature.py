@@ -46,6 +46,7 @@ def test_an_approval_signed_on_a_page_revised_meanwhile_is_refused_then_signed_o
     expect(approve.get_by_role("alert")).to_contain_text(
         f"This record changed since you opened it ({author.full_name} at")
     expect(approve.get_by_role("alert")).to_contain_text("review the changes, then sign again.")
+    expect(approve.get_by_role("alert")).to_be_in_viewport()  # the page comes back at the refusal, not at its top
     expect(approve.locator("[name=approve-reason]")).to_have_value("Impact assessed, acceptable")
     expect(approve.locator("[name=approve-password]")).to_have_value("")
     expect(approving.locator("p.prose", has_text="the NC-250 is withdrawn")).to_be_visible()
