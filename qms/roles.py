@@ -131,10 +131,18 @@ WRITE_CAPABILITIES = frozenset({
 
 
 def can(user: User | Any, capability: Capability) -> bool:
-    """True when the user is active and one of their roles holds the capability."""
+    """True when the user is active and one of their roles holds the capability.
+
+    An account holding the administrator role with a GMP role (given before the two were kept
+    apart) acts with its non-GMP roles only until one is removed: who administers accounts and
+    passwords does not also record or decide GMP data (EU GMP Annex 11 §12.1)."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
-    return bool(user.role_names & {role.value for role in MATRIX[capability]})
+    held = user.role_names
+    gmp = {role.value for role in GMP_DATA_ROLES}
+    if Role.ADMIN.value in held and held & gmp:
+        held = held - gmp
+    return bool(held & {role.value for role in MATRIX[capability]})
 
 
 def roles_for(user: User) -> list[Role]:

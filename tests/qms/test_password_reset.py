@@ -14,7 +14,7 @@ from django.test import Client
 
 from qms.audit import Event
 from qms.models import AuditEvent
-from qms.roles import Role
+from qms.roles import Capability, Role, can
 from qms.services import users as user_services
 from qms.signatures import SignatureRefused, sign
 from tests.conftest import PASSWORD, login
@@ -132,6 +132,9 @@ def test_an_account_holding_admin_and_a_gmp_role_cannot_sign_until_one_goes(clie
     with pytest.raises(SignatureRefused, match="administrator role and a GMP role"):
         sign(signer=legacy, password=PASSWORD, meaning="approved", target=legacy, username=legacy.username)
     assert AuditEvent.objects.filter(event_type=Event.SIGNATURE_REFUSED, actor=legacy).exists()
+    # Nor does it act unsigned with its GMP role (making a version effective, cancelling a CAPA, …).
+    assert not can(legacy, Capability.MASTER_RECORD_APPROVE) and not can(legacy, Capability.CAPA_CLOSE)
+    assert can(legacy, Capability.USER_MANAGE)
 
     login(client, admin_user)
     row = client.get("/users/").content.decode().split(f'data-username="{legacy.username}"')[1].split("</tr>")[0]
@@ -139,5 +142,6 @@ def test_an_account_holding_admin_and_a_gmp_role_cannot_sign_until_one_goes(clie
 
     user_services.user_roles_set(actor=admin_user, user=legacy, roles=[Role.QA_APPROVER], reason="Split the duties")
     legacy.__dict__.pop("_role_names", None)
+    assert can(legacy, Capability.MASTER_RECORD_APPROVE)
     signature = sign(signer=legacy, password=PASSWORD, meaning="approved", target=legacy, username=legacy.username)
     assert signature.signer == legacy
