@@ -153,6 +153,9 @@ def _version_context(request: HttpRequest, version: MasterRecordVersion, **forms
         "instructions": {step.pk: step_instructions_html(step) for stage in stages for step in stage.steps.all()},
         "others": version.master_record.versions.exclude(pk=version.pk).order_by("version"),
         "can_author": can(user, Capability.MASTER_RECORD_AUTHOR) and version.status == "draft",
+        # offered where the service would allow it: a later draft (a first has nothing to start again from)
+        "may_withdraw": (version.status == VersionStatus.DRAFT and version.based_on_id is not None
+                         and services.version_may_withdraw(user, version)),
         "can_review": can(user, Capability.MASTER_RECORD_REVIEW) and version.status == "in_review",
         "can_approve": can(user, Capability.MASTER_RECORD_APPROVE),
         "can_new_version": can(user, Capability.MASTER_RECORD_AUTHOR) and version.status == "effective",

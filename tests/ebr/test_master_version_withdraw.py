@@ -19,14 +19,27 @@ from qms.services import change_control as cc_services
 from qms.services.training import training_record_add
 from qms.signatures import SignatureRefused
 from qms.staleness import CHANGED_SINCE, record_version
-from tests.conftest import PASSWORD, login
+from tests.conftest import PASSWORD, login, person
 from tests.ebr.conftest import build_version, create_batch, resources  # noqa: F401 (fixture)
 from tests.ebr.test_master_record_change_control import approved
-from tests.test_master_version_seen import a_draft, reviewed, signatures, stored, the_step
+from tests.ebr.test_master_version_seen import a_draft as a_first_draft
+from tests.ebr.test_master_version_seen import reviewed, signatures, stored, the_step
 
 pytestmark = pytest.mark.django_db
 
 WHY = "Process change abandoned: the supplier kept the NC-200"
+
+
+def a_draft(author, code="MBR-WD-100"):  # type: ignore[no-untyped-def]
+    """A later draft (v2) of a record whose v1 is effective: a first version has nothing to start again
+    from, so it is never withdrawn."""
+    reviewer, approver = person(Role.QA_REVIEWER, "Rita Reviewer"), person(Role.QA_APPROVER, "Quentin Approver")
+    first = reviewed(author, reviewer, code)
+    master_services.version_approve(actor=approver, version=first, password=PASSWORD, username=approver.username)
+    master_services.version_make_effective(actor=approver, version=first)
+    change = approved(author, approver, change_type=ChangeType.PROCESS, affected_items=code)
+    return master_services.version_new_draft(actor=author, master_record=first.master_record,
+                                             change_control=change.number, summary_of_changes="Seal check")
 
 
 def withdraw(version, actor, **overrides):  # type: ignore[no-untyped-def]
@@ -74,7 +87,10 @@ def test_only_a_draft_is_withdrawn_and_the_refusal_says_why(supervisor, qa_revie
 
 
 def test_a_draft_returned_from_review_can_be_withdrawn(supervisor, qa_reviewer):
-    version = reviewed(supervisor, qa_reviewer)
+    version = a_draft(supervisor)
+    master_services.version_submit(actor=supervisor, version=version, password=PASSWORD, username=supervisor.username)
+    master_services.version_review(actor=qa_reviewer, version=version, password=PASSWORD,
+                                   username=qa_reviewer.username)
     master_services.version_return(actor=qa_reviewer, version=version, reason="Not needed after all")
 
     assert withdraw(version, supervisor).status == VersionStatus.WITHDRAWN
@@ -90,6 +106,30 @@ def test_only_someone_who_may_author_master_records_withdraws_a_draft(supervisor
         withdraw(version, other)
 
     assert stored(version) == before
+
+
+def test_the_first_version_of_a_master_record_is_not_withdrawn(supervisor):
+    first = a_first_draft(supervisor, code="MBR-WD-001")
+
+    with pytest.raises(ValidationError, match="is the first version of MBR-WD-001: there is no approved version"):
+        withdraw(first, supervisor)
+
+    assert MasterRecordVersion.objects.get(pk=first.pk).status == VersionStatus.DRAFT
+
+
+def test_only_the_author_who_started_the_draft_withdraws_it_while_their_account_is_active(supervisor, make_user,
+                                                                                           admin_user):
+    from qms.services.users import user_deactivate
+
+    version = a_draft(supervisor)
+    co_author = make_user(Role.QA_REVIEWER)
+
+    with pytest.raises(PermissionDenied, match=f"Only {supervisor.full_name}, who started this draft"):
+        withdraw(version, co_author)
+    assert MasterRecordVersion.objects.get(pk=version.pk).status == VersionStatus.DRAFT
+
+    user_deactivate(actor=admin_user, user=supervisor, reason="Left the unit")  # nobody else could ever withdraw it
+    assert withdraw(version, co_author).status == VersionStatus.WITHDRAWN
 
 
 def test_a_withdrawal_needs_a_reason_and_the_signers_password(supervisor):
@@ -141,7 +181,8 @@ def test_a_withdrawn_version_is_never_edited_submitted_trained_on_or_executed(
     assert "is not effective" in str(no_batch.value.message_dict["version"])
     with pytest.raises(ValidationError, match="withdrawn: training is recorded on an approved version"):
         training_record_add(actor=qa_approver, user=supervisor, document_kind="master_record",
-                            document_code=version.master_record.code, version="1", trained_on=timezone.localdate(),
+                            document_code=version.master_record.code, version=str(version.version),
+                            trained_on=timezone.localdate(),
                             trainer=qa_approver, valid_until=timezone.localdate() + timedelta(days=365),
                             reason="Initial", password=PASSWORD, username=qa_approver.username)
 

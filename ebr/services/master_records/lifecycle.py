@@ -293,6 +293,24 @@ def _ensure_withdrawable(version: MasterRecordVersion) -> None:
     if version.status != VersionStatus.DRAFT:
         raise ValidationError(f"{version} is {status}: it was approved under signature and stays on record; only a "
                               "draft that was never approved can be withdrawn.")
+    if version.based_on_id is None:
+        # A new draft copies an approved version; with none to copy, and the code never reused,
+        # withdrawing the first draft would leave a master record that can never have a version.
+        raise ValidationError(f"{version} is the first version of {version.master_record.code}: there is no approved "
+                              "version to start again from, so it is not withdrawn. Correct the draft instead.")
+
+
+def version_may_withdraw(actor: User, version: MasterRecordVersion) -> bool:
+    """The author who started the draft withdraws it (another author only once their account is
+    deactivated): a co-author's edits are not thrown away by someone else, since a withdrawal is final
+    and a new draft copies the last approved version."""
+    return can(actor, Capability.MASTER_RECORD_AUTHOR) and (
+        actor.pk == version.created_by_id or not version.created_by.is_active)
+
+
+def _ensure_may_withdraw(actor: User, version: MasterRecordVersion) -> None:
+    if not version_may_withdraw(actor, version):
+        raise PermissionDenied(f"Only {version.created_by.full_name}, who started this draft, withdraws it.")
 
 
 @transaction.atomic
@@ -311,6 +329,7 @@ def version_withdraw(*, actor: User, version: MasterRecordVersion, password: str
     version = MasterRecordVersion.objects.select_for_update().get(pk=version.pk)
     ensure_unchanged(version, seen)
     _ensure_withdrawable(version)
+    _ensure_may_withdraw(actor, version)
     meaning = version_transition_check(version.status, VersionStatus.WITHDRAWN)
     signature = sign(signer=actor, password=password, meaning=meaning or Meaning.WITHDRAWN, target=version,
                      reason=reason, username=username, session=session)
