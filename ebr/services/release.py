@@ -81,12 +81,16 @@ class TrailMarker:
 # signature and event, the release or rejection with its signature, a refused attempt to sign one of
 # them (kept by 21 CFR 11.300(d), so that a mistyped password is not a change), and exports (reads,
 # ebr/pdf/audit.py), and the notice to QA that the record awaits review (a message sent, which can
-# come late after a broker outage). Everything else in the trail is a change the review must have seen.
+# come late after a broker outage). A CAPA's own work is shown in the trail but not counted: one CAPA
+# serves deviations of many batches and runs for months, and its actions for another batch are no
+# change to this record (this batch's deviation records its CAPA decision and link itself).
+# Everything else in the trail is a change the review must have seen.
 _DECISIONS = [Meaning.REVIEWED.value, Meaning.RELEASED.value, Meaning.REJECTED.value]
 _NOT_CHANGES = Q(target_type="ebr.batch") & (
     Q(event_type__in=[Event.AUDIT_TRAIL_REVIEWED, Event.BATCH_RELEASED, Event.BATCH_REJECTED, Event.EXPORT_CREATED,
                       Event.QA_NOTIFIED])
-    | Q(event_type__in=[Event.SIGNATURE_APPLIED, Event.SIGNATURE_REFUSED], data__meaning__in=_DECISIONS))
+    | Q(event_type__in=[Event.SIGNATURE_APPLIED, Event.SIGNATURE_REFUSED], data__meaning__in=_DECISIONS)
+) | Q(target_type__in=["qms.capa", "qms.capaaction", "qms.capaeffectivenesscheck"])
 
 
 def _trail_changes(batch: Batch) -> QuerySet[AuditEvent]:

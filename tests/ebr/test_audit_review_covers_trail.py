@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from ebr.models import Alarm, BatchStatus
 from ebr.process_data import alarm_changes_recorded
+from ebr.selectors import batch_audit_events
 from ebr.services.alarms import alarm_acknowledge
 from ebr.services.batches import custody_event_record
 from ebr.services.release import (
@@ -270,3 +271,25 @@ def test_the_audit_trail_is_reviewed_where_it_is_shown_and_each_signer_reads_wha
 
     trail = client.get(f"/batches/{batch.number}/audit-trail/").content.decode()
     assert "I reviewed every entry of this batch's audit trail shown on this page" in trail
+
+
+def test_work_on_a_shared_capa_for_another_batch_leaves_this_batchs_review_valid(
+        in_review, operator, supervisor, qa_reviewer, qa_approver):
+    from qms.models import CapaActionKind, CapaSource
+    from qms.services import capa as capa_services
+
+    batch, glove = in_review
+    dispose(glove, qa_reviewer)
+    ours = quality.deviation(operator, subjects=[Subject("ebr.batch", str(batch.pk), batch.number)])
+    elsewhere = quality.deviation(operator, title="Another room, another batch")
+    shared = quality.capa(qa_approver, deviations=[ours, elsewhere], source=CapaSource.DEVIATION, owner=supervisor)
+    batch_audit_trail_review(actor=qa_reviewer, batch=batch, reason="Trail reviewed", **sign_args(qa_reviewer))
+
+    # Weeks of CAPA work driven by the other deviation: nothing in this batch's record changes.
+    capa_services.capa_action_add(actor=qa_approver, capa=shared, kind=CapaActionKind.PREVENTIVE,
+                                  description="Door alarm in room 2", owner=supervisor,
+                                  due_date=timezone.localdate() + timedelta(days=30), reason="From DEV elsewhere")
+
+    assert audit_trail_review_valid(batch)
+    page = batch_audit_events(batch).filter(target_type="qms.capaaction")
+    assert page.exists()  # still shown in the batch's trail, only not counted as a change of its record
