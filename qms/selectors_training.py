@@ -149,10 +149,11 @@ def training_matrix(*, users: Iterable[User], documents: list[TrainingDocument] 
 
 
 def _renewed() -> Exists:
-    """A later training record for the same person and document version exists (one awaiting its
-    trainer is on its way; one the trainer declined renews nothing)."""
+    """A later confirmed training record for the same person and document version exists: one still
+    awaiting its trainer renews nothing yet (the trainer may never act, and the lapse must still be
+    seen and reminded), one the trainer declined never will."""
     return Exists(TrainingRecord.objects.filter(
-        NOT_DECLINED, user=OuterRef("user"), document_kind=OuterRef("document_kind"),
+        CONFIRMED, user=OuterRef("user"), document_kind=OuterRef("document_kind"),
         document_code=OuterRef("document_code"), version=OuterRef("version"), trained_on__gt=OuterRef("trained_on")))
 
 

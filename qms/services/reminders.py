@@ -122,7 +122,7 @@ def _training_reminders(today: date) -> Iterator[Reminder]:
         return
     renewed = TrainingRecord.objects.filter(
         user=OuterRef("user"), document_kind=OuterRef("document_kind"), document_code=OuterRef("document_code"),
-        version=OuterRef("version"), trained_on__gt=OuterRef("trained_on"), trainer_declined_at__isnull=True)
+        version=OuterRef("version"), trained_on__gt=OuterRef("trained_on"), trainer_confirmed_at__isnull=False)
     # Only training that counts can run out (a record awaiting or declined by its trainer never counted).
     expiring = (TrainingRecord.objects.filter(valid_until__in=[today + timedelta(days=d) for d in days],
                                               user__is_active=True, trainer_confirmed_at__isnull=False)

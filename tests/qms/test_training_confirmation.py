@@ -316,3 +316,20 @@ def test_the_csv_export_carries_where_each_record_stands_with_its_trainer(client
     header, *rows = exported.splitlines()
     assert header.endswith("trainer_confirmation,trainer_decided_at,trainer_decline_reason")
     assert sorted(row.split(",")[10] for row in rows) == ["awaiting_trainer", "confirmed"]
+
+
+def test_a_later_record_still_awaiting_its_trainer_does_not_hide_the_lapse(master_version, operator, supervisor,
+                                                                           qa_approver):
+    from datetime import timedelta
+
+    from qms.selectors_training import training_expired
+
+    today = timezone.localdate()
+    first = _record(qa_approver, operator, qa_approver, master_version)  # the trainer records it: it counts
+    # As if recorded a year ago and run out yesterday (setup only: the version was made today).
+    TrainingRecord.objects.filter(pk=first.pk).update(trained_on=today - timedelta(days=400),
+                                                      valid_until=today - timedelta(days=1))
+    _record(qa_approver, operator, supervisor, master_version)  # retraining, awaiting the supervisor
+
+    # Not trained, and still listed as expired (and reminded) until the retraining is confirmed.
+    assert [record.pk for record in training_expired()] == [first.pk]
