@@ -23,8 +23,7 @@ NAVIGATION: list[tuple[str, str, Capability | None]] = [
     ("Search", "record_search", Capability.RECORD_SEARCH),
     ("Audit trail", "audit_trail", Capability.AUDIT_TRAIL_VIEW),
     ("Users", "user_list", Capability.USER_MANAGE),
-    ("Notifications", "notifications", None),
-]
+]  # Notifications and the password are the person's own: beside their name (templates/base.html)
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:

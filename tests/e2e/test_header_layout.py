@@ -1,0 +1,33 @@
+"""The header reads at a glance: on a 1280 px desktop the menu is one line under the facility's name
+and the account, for the role with the most entries; on a 768 px tablet its entries keep 48 px touch
+targets (EU GMP Annex 11 §6, usability of the system by its users)."""
+
+from __future__ import annotations
+
+import pytest
+
+from qms.roles import Role
+from tests.e2e.conftest import log_in, screenshot
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("role", [Role.QA_APPROVER, Role.QA_REVIEWER, Role.SUPERVISOR])
+def test_the_menu_is_one_line_on_a_desktop(open_page, e2e_user, role):
+    page = open_page()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(page, e2e_user(role).username)
+
+    entries = page.locator(".mainnav a")
+    tops = {round(box["y"]) for box in (entries.nth(i).bounding_box() for i in range(entries.count()))}
+    screenshot(page, f"header-1280-{role.value}")
+    assert entries.count() >= 8 and len(tops) == 1, f"{entries.count()} entries on {len(tops)} lines"
+
+
+def test_on_a_tablet_the_menu_keeps_its_touch_targets(open_page, e2e_user):
+    page = open_page()  # 768 x 1024
+    log_in(page, e2e_user(Role.QA_APPROVER).username)
+
+    entries = page.locator(".mainnav a")
+    heights = {round(entries.nth(i).bounding_box()["height"]) for i in range(entries.count())}
+    assert min(heights) >= 48
