@@ -226,7 +226,8 @@ def batch_audit_trail_review(*, actor: User, batch: Batch, password: str, reason
         added, records = _trail_added(batch, seen, now)
         what = (f"{_entries_were(added)} added to the audit trail while it was open: {records}{', ' if records else ''}"
                 if added > 0 else "The audit trail changed while it was open: ")
-        raise ValidationError(f"{what}look at them, then sign again.", code=TRAIL_CHANGED)
+        them = "it" if added == 1 else "them"
+        raise ValidationError(f"{what}look at {them}, then sign again.", code=TRAIL_CHANGED)
     signature = sign(signer=actor, password=password, meaning=Meaning.REVIEWED, target=batch, reason=reason,
                      username=username, session=session)
     record_event(actor=actor, event=Event.AUDIT_TRAIL_REVIEWED, target=batch, reason=reason,

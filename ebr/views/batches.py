@@ -136,9 +136,9 @@ def batch_action(request: HttpRequest, number: str, action: str) -> HttpResponse
             service(actor=request.user, batch=batch, **kwargs(form.cleaned_data))
         except ValidationError as error:
             if error.code == release_services.TRAIL_CHANGED:
-                # What QA read is not what would be signed: back to the trail as it is now.
-                messages.error(request, " ".join(error.messages))
-                return redirect("batch_audit_trail", number=number)
+                # What QA read is not what would be signed: the trail as it is now, with the statement
+                # typed kept, to read and sign again (taken before the rows below are read).
+                seen = release_services.audit_trail_marker(batch)
             if error.code == release_services.RECORD_CHANGED:
                 seen = None  # the page below shows the record as it is now: read, then sign that
             form.add_error(None, " ".join(error.messages))

@@ -99,14 +99,18 @@ def test_a_flag_dispositioned_while_the_audit_trail_is_open_refuses_the_review(i
     refused = client.post(f"/batches/{batch.number}/audit_review/", {
         "reason": "Audit trail reviewed", "password": PASSWORD, "username": qa_reviewer.username, "trail_seen": read})
 
-    assert refused.status_code == 302 and refused["Location"] == trail
-    shown = client.get(trail).content.decode()
+    # The trail as it is now, on the page the review is signed on, with the refusal and the statement kept.
+    shown = refused.content.decode().replace("&#x27;", "'")
+    assert refused.status_code == 422 and refused.templates[0].name == "ebr/batch_audit_trail.html"
     assert (f"2 entries were added to the audit trail while it was open: {flag_words(glove)}, look at them, then sign "
-            "again.") in shown.replace("&#x27;", "'")
+            "again.") in shown
+    assert "Audit trail reviewed</textarea>" in shown
     assert not reviews(batch).exists()
+    now = re.search(r'name="trail_seen" value="(\d+:\d+)"', shown).group(1)
+    assert now == page_marker(client, trail) != read
     signed = client.post(f"/batches/{batch.number}/audit_review/", {
         "reason": "Audit trail reviewed", "password": PASSWORD, "username": qa_reviewer.username,
-        "trail_seen": page_marker(client, trail)})
+        "trail_seen": now})
     assert signed.status_code == 302 and reviews(batch).count() == 1
 
 
