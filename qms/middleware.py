@@ -114,7 +114,7 @@ class InitialPasswordMiddleware:
         if (user.is_authenticated and getattr(user, "must_change_password", False)
                 and not request.path.startswith(self.ALLOWED)):
             messages.info(request, "Choose your own password before you go on: the one you were given is known "
-                                   "to the administrator who created your account.")
+                                   "to the administrator who set it.")
             if request.headers.get("HX-Request"):
                 response = HttpResponse(status=204)
                 response["HX-Redirect"] = "/account/password/"

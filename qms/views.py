@@ -61,7 +61,8 @@ def password_change(request: HttpRequest) -> HttpResponse:
             update_session_auth_hash(request, user)  # this session stays; the holder's others end
             messages.success(request, "Your password is changed.")
             return redirect("home")
-    return render(request, "qms/password_change.html", {"form": form}, status=422 if form.errors else 200)
+    return render(request, "qms/password_change.html", {"form": form, "set_by": user_services.password_set_by(
+        request.user)}, status=422 if form.errors else 200)
 
 
 # --- user administration --------------------------------------------------------------------
@@ -135,6 +136,9 @@ def user_roles(request: HttpRequest, pk: int) -> HttpResponse:
 @capability_required(Capability.USER_MANAGE)
 def user_password_reset(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(User, pk=pk)
+    if account.pk == request.user.pk:
+        messages.error(request, "Nobody resets their own password: change it here, with your current one.")
+        return redirect("password_change")
     form = PasswordResetForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -255,7 +255,7 @@ def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, 
                                             seen=form.cleaned_data["seen"])
             messages.success(request, f"{row} is now effective.")
             if not services.version_trained_operator_count(row):
-                messages.warning(request, f"Nobody is trained on v{row.version} yet: operators will be refused at "
+                messages.warning(request, f"No operator is trained on v{row.version} yet: operators will be refused at "
                                           "the first step until their training is recorded.")
             return row
     elif action == "new_version":

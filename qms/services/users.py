@@ -253,6 +253,23 @@ def account_locked(username: str) -> bool:
     return failed_attempts(username) >= settings.AXES_FAILURE_LIMIT
 
 
+def password_set_by(user: User) -> str | None:
+    """Who set the password `user` must change, and when ("Ada Admin on 2026-11-29 14:02 CET"), so the
+    holder sees who else knew it (21 CFR 11.300(b)); None when they chose their own."""
+    from qms.models import AuditEvent
+    from qms.signatures import format_local
+
+    if not getattr(user, "must_change_password", False):
+        return None
+    event = (AuditEvent.objects.filter(target_type="qms.user", target_id=str(user.pk),
+                                       event_type__in=[Event.PASSWORD_RESET, Event.USER_CREATED])
+             .select_related("actor").order_by("-id").first())
+    if event is None or event.actor is None:
+        return None
+    done = "reset it" if event.event_type == Event.PASSWORD_RESET else "created your account"
+    return f"{event.actor.full_name} {done} on {format_local(event.occurred_at)}"
+
+
 def users_roles_mixed() -> list[str]:
     """Usernames holding the administrator role with a GMP role: given before the two were kept
     apart (_roles_apply). Such an account cannot sign (qms.signatures.sign) until one is removed."""

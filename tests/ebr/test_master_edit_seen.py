@@ -348,13 +348,13 @@ def test_qa_is_warned_before_making_effective_a_version_nobody_is_trained_on(
 
     page = client.get(url(version)).content.decode()
 
-    assert ("Nobody is trained on v1 yet: operators will be refused at the first step until their training is "
+    assert ("No operator is trained on v1 yet: operators will be refused at the first step until their training is "
             "recorded.") in page
     made = client.post(url(version, "effective"), {"seen": record_version(version), "reason": "Effective date"},
                        follow=True)
     assert made.status_code == 200  # not refused: training is often recorded after approval
     assert MasterRecordVersion.objects.get(pk=version.pk).status == VersionStatus.EFFECTIVE
-    assert "Nobody is trained on v1 yet" in made.content.decode()
+    assert "No operator is trained on v1 yet" in made.content.decode()
     assert effective_event(version).data["trained_operators"] == 0
 
 

@@ -44,6 +44,8 @@ def test_a_reset_password_must_be_changed_before_anything_else(client, operator,
     holder = Client()
     login(holder, operator, TEMPORARY)
     assert holder.get("/batches/")["Location"] == "/account/password/"
+    told = holder.get("/account/password/").content.decode()
+    assert f"{admin_user.full_name} reset it on" in told and "knows the password you were given" in told
     with pytest.raises(SignatureRefused, match="Change the password an administrator gave you"):
         sign(signer=operator, password=TEMPORARY, meaning="performed", target=operator, username=operator.username)
     holder.post("/account/password/", {"current_password": TEMPORARY, "new_password": OWN,
@@ -115,6 +117,15 @@ def test_a_deactivated_account_is_not_reset(operator, admin_user):
 
     with pytest.raises(ValidationError, match="reactivate it first"):
         user_services.password_reset(actor=admin_user, user=operator, password=TEMPORARY, reason=WHY)
+
+
+def test_an_administrator_is_sent_to_change_their_own_password_not_to_reset_it(client, admin_user):
+    login(client, admin_user)
+
+    response = client.get(f"/users/{admin_user.pk}/password/", follow=True)
+
+    assert response.redirect_chain == [("/account/password/", 302)]
+    assert "Nobody resets their own password" in response.content.decode()
 
 
 def test_only_an_administrator_reaches_the_reset_page(client, operator, supervisor):
