@@ -271,6 +271,33 @@ def batch_executors(batch: Batch) -> set[int]:
     return people
 
 
+def step_training_gap(*, user: User, batch: Batch) -> str | None:
+    """Why `user` may not record steps of `batch` for want of training on its master record version
+    (the rule is ebr.services.execution._training_ensure), said before the operator types a value;
+    None when their training is current."""
+    from django.utils import timezone
+
+    from qms.models import TrainingRecord
+    from qms.services.training import training_is_current
+
+    version = batch.master_version
+    document = {"document_kind": "master_record", "document_code": version.master_record.code,
+                "version": str(version.version)}
+    if training_is_current(user=user, **document):
+        return None
+    latest = (TrainingRecord.objects.filter(user=user, **document).select_related("trainer")
+              .order_by("-trained_on", "-id").first())
+    if latest is None:
+        return f"no training on {version} is recorded for you"
+    if latest.trainer_declined_at is not None:
+        return f"your training on {version} was declined by its trainer, {latest.trainer.full_name}"
+    if latest.trainer_confirmed_at is None:
+        return f"your training on {version} awaits the confirmation of its trainer, {latest.trainer.full_name}"
+    if latest.valid_until is not None and latest.valid_until < timezone.localdate():
+        return f"your training on {version} expired on {latest.valid_until:%Y-%m-%d}"
+    return f"your training on {version} is not current"
+
+
 def step_may_verify(*, step: StepExecution, user: User) -> bool:
     """Whether segregation of duties lets `user` verify `step`: the rules `step_verify` applies
     (not its performer, no values recorded in it), asked so that the tablet never offers a

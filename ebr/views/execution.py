@@ -19,6 +19,7 @@ from ebr.selectors import (
     step_instructions_html,
     step_may_verify,
     step_record,
+    step_training_gap,
 )
 from ebr.services.execution import entry_correct, entry_record, step_perform, step_verify
 from ebr.views.signing import SIGNING_REFUSED
@@ -52,6 +53,7 @@ def _step_context(request: HttpRequest, batch: Batch, step: StepExecution | None
         "total_steps": batch.steps.count(),
         "may_verify": (step is not None and step.status == StepStatus.PERFORMED
                        and step_may_verify(step=step, user=request.user)),
+        "training_gap": step_training_gap(user=request.user, batch=batch) if step else None,
     }
 
 

@@ -333,3 +333,21 @@ def test_a_later_record_still_awaiting_its_trainer_does_not_hide_the_lapse(maste
 
     # Not trained, and still listed as expired (and reminded) until the retraining is confirmed.
     assert [record.pk for record in training_expired()] == [first.pk]
+
+
+def test_the_tablet_says_why_an_operator_cannot_record_the_step_before_they_type(client, master_version, supervisor,
+                                                                                  qa_approver, operator):
+    from tests.ebr.conftest import create_batch
+
+    batch = batch_services.batch_start(actor=supervisor, batch=create_batch(supervisor, master_version))
+    login(client, operator)
+
+    def gap() -> str:
+        page = client.get(f"/execute/{batch.number}/").content.decode()
+        return page.split('id="training-gap">')[1].split("</div>")[0] if 'id="training-gap"' in page else ""
+
+    assert f"no training on {master_version} is recorded for you" in gap()
+    record = _record(qa_approver, operator, supervisor, master_version)
+    assert f"awaits the confirmation of its trainer, {supervisor.full_name}" in gap()
+    _confirm(supervisor, record)
+    assert gap() == ""
