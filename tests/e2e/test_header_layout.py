@@ -31,3 +31,22 @@ def test_on_a_tablet_the_menu_keeps_its_touch_targets(open_page, e2e_user):
     entries = page.locator(".mainnav a")
     heights = {round(entries.nth(i).bounding_box()["height"]) for i in range(entries.count())}
     assert min(heights) >= 48
+
+
+def test_the_audit_trail_fits_a_desktop_screen_with_long_values(open_page, e2e_user):
+    from qms.audit import Event, SystemActor, record_event
+
+    auditor = e2e_user(Role.AUDITOR)
+    long_value = "sha256:" + "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" * 2
+    record_event(actor=SystemActor("system:tests"), event=Event.SESSION_ENDED_PASSWORD_CHANGED, target=auditor,
+                 reason="The password was changed in another session of the account holder",
+                 data={"changes": [{"field": "content_hash_of_the_signed_record", "old": long_value,
+                                    "new": long_value[::-1]}]})
+    page = open_page()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(page, auditor.username)
+    page.goto("/audit/")
+
+    width = page.evaluate("document.documentElement.scrollWidth")
+    screenshot(page, "audit-1280")
+    assert width <= 1280, f"the page is {width} px wide: Reason and Signature need scrolling"
