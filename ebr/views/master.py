@@ -261,7 +261,9 @@ def _master_action(request: HttpRequest, row: MasterRecordVersion, action: str, 
     elif action == "new_version":
         form = forms["new_version_form"] = NewVersionForm(post)
         if form.is_valid():
-            return services.version_new_draft(actor=user, master_record=row.master_record, **form.cleaned_data)
+            draft = services.version_new_draft(actor=user, master_record=row.master_record, **form.cleaned_data)
+            messages.success(request, f"{draft} started as a copy of v{row.version}: edit it, then sign and submit it.")
+            return draft
     else:
         raise PermissionDenied("Unknown action.")
     return None

@@ -348,6 +348,10 @@ def change_control_scope_refusal(number: str, item_code: str, change_type: str =
     return None
 
 
+def change_control_exists(number: str) -> bool:
+    return ChangeControl.objects.filter(number=(number or "").strip().upper()).exists()
+
+
 def change_control_is_approved(number: str) -> bool:
     """True when change control `number` (e.g. "CC-2026-0001") has been approved and not since
     rejected or cancelled: approved, implemented or closed. Master record versioning relies on

@@ -84,3 +84,19 @@ def test_a_closed_change_control_authorises_no_new_version_and_one_with_a_draft_
     second = draft(supervisor, version, other.number)
     with pytest.raises(ValidationError, match=f"{second} is draft, not effective"):
         cc_services.change_control_cancel(actor=qa_approver, change=other, reason="Not needed after all")
+
+
+@pytest.mark.parametrize(("number", "said"), [
+    ("", "Name the approved change control that authorises this new version."),
+    ("CC-2099-0001", "There is no change control CC-2099-0001: check its number"),
+])
+def test_a_missing_or_unknown_change_control_is_named_as_such(version, supervisor, number, said):
+    with pytest.raises(ValidationError, match=said):
+        draft(supervisor, version, number)
+
+
+def test_an_opened_but_unapproved_change_control_is_said_to_be_unapproved(version, supervisor):
+    opened = change(supervisor, change_type=ChangeType.PROCESS, affected_items=version.master_record.code)
+
+    with pytest.raises(ValidationError, match=f"{opened.number} is not approved: a new version needs an approved"):
+        draft(supervisor, version, opened.number)

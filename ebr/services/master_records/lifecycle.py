@@ -48,8 +48,12 @@ def _change_control_refusal(number: str, master_record: MasterRecord) -> str | N
     """Why `number` cannot authorise a new version of `master_record` (None: it can)."""
     from qms.services import change_control
 
+    if not number.strip():
+        return "Name the approved change control that authorises this new version."
+    if not change_control.change_control_exists(number):
+        return f"There is no change control {number}: check its number (CC-YYYY-NNNN)."
     if not change_control.change_control_is_approved(number):
-        return f"{number or 'A change control'} is not approved: a new version needs an approved change control."
+        return f"{number} is not approved: a new version needs an approved change control."
     # A withdrawn draft used nothing up: the approved change is still to be made, under that change control.
     earlier = master_record.versions.filter(change_control=number).exclude(status=VersionStatus.WITHDRAWN).first()
     if earlier is not None:
