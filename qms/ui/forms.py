@@ -246,6 +246,19 @@ class CapaDecisionForm(forms.Form):
             can_take |= Q(deviation_links__deviation=deviation) & ~Q(status=CapaStatus.CANCELLED)
         self.fields["capa"].queryset = Capa.objects.filter(can_take).distinct().order_by("-number")
 
+    def clean(self) -> dict[str, Any]:
+        # The decision's own rules, with the form's, so that every error of one submission shows at once
+        # (the service checks them again: deviation_capa_decide).
+        from qms.services.deviations.investigation import NO_CAPA_NAMED, NO_CAPA_WHY
+
+        cleaned = super().clean() or {}
+        decision = cleaned.get("decision")
+        if decision == CapaDecision.NOT_REQUIRED and not (cleaned.get("rationale") or "").strip():
+            self.add_error("rationale", NO_CAPA_WHY)
+        if decision == CapaDecision.REQUIRED and cleaned.get("capa") is None and "capa" not in self.errors:
+            self.add_error("capa", NO_CAPA_NAMED)
+        return cleaned
+
 
 class SubjectAddForm(forms.Form):
     subject_type = forms.ChoiceField(label="Kind of record")

@@ -220,3 +220,17 @@ def test_a_closed_capa_that_already_addresses_the_deviation_stays_its_decision(c
     decided = dev_services.deviation_capa_decide(actor=supervisor, deviation=investigated,
                                                  decision=CapaDecision.REQUIRED, capa=capa, reason="Addressed")
     assert decided.capa == capa and capa.status == CapaStatus.CLOSED
+
+
+@pytest.mark.parametrize(("decision", "missing"), [("not_required", "capa_decide-rationale"),
+                                                   ("required", "capa_decide-capa")])
+def test_the_capa_decision_shows_its_own_rule_and_the_missing_reason_at_once(client, investigated, supervisor,
+                                                                             decision, missing):
+    login(client, supervisor)
+
+    response = client.post(f"/qms/deviations/{investigated.number}/capa_decide/", {
+        "capa_decide-seen": record_version(investigated), "capa_decide-decision": decision})
+
+    assert response.status_code == 422
+    assert {missing, "capa_decide-reason"} <= set(_field_errors(response.content.decode()))
+    assert Deviation.objects.get(pk=investigated.pk).capa_decision == ""

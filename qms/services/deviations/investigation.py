@@ -93,6 +93,10 @@ def deviation_investigate(*, actor: User, deviation: Deviation, root_cause_categ
     return deviation
 
 
+NO_CAPA_WHY = "Write why no CAPA is needed."
+NO_CAPA_NAMED = "Name the CAPA that addresses this deviation (open one first if needed)."
+
+
 @transaction.atomic
 def deviation_capa_decide(*, actor: User, deviation: Deviation, decision: str, rationale: str = "",
                           capa: Capa | None = None, reason: str, seen: str | None = None) -> Deviation:
@@ -104,12 +108,12 @@ def deviation_capa_decide(*, actor: User, deviation: Deviation, decision: str, r
     decision = choice_required(decision, CapaDecision, "capa_decision", "CAPA decision")
     rationale = (rationale or "").strip()
     if decision == CapaDecision.NOT_REQUIRED:
-        rationale = text_required(rationale, "capa_rationale", "Write why no CAPA is needed.")
+        rationale = text_required(rationale, "capa_rationale", NO_CAPA_WHY)
         capa = None
     elif capa is not None:
         capa = locked(capa)  # its state now, and no one closes or cancels it meanwhile
     if decision == CapaDecision.REQUIRED and capa is None:
-        raise ValidationError({"capa": "Name the CAPA that addresses this deviation (open one first if needed)."})
+        raise ValidationError({"capa": NO_CAPA_NAMED})
     if capa is not None and capa.status == CapaStatus.CANCELLED:
         raise ValidationError({"capa": f"{capa} is cancelled and cannot address a deviation."})
     deviation = locked(deviation)
