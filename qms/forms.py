@@ -38,7 +38,8 @@ class AuditFilterForm(forms.Form):
                              help_text="Batch number, DEV-…, or type:id")
     username = forms.CharField(required=False, max_length=64, label="User")
     event_type = forms.ChoiceField(required=False, label="Event",
-                                   choices=[("", "any event")] + [(e.value, event_label(e.value)) for e in Event])
+                                   choices=[("", "any event")] + [(e.value, f"{event_label(e.value)} ({e.value})")
+                                                                   for e in Event])
     date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
 

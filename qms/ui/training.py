@@ -141,7 +141,10 @@ def training_new(request: HttpRequest) -> HttpResponse:
             trainer=data["trainer"], valid_until=data.get("valid_until"), reason=data["reason"],
             **signed_kwargs(request, form)))
         if record:
-            messages.success(request, f"Training of {record.user.full_name} on {record.document_label} recorded.")
+            awaiting = ("" if record.trainer_confirmed_at else
+                        f" It counts once {record.trainer.full_name}, the trainer, confirms it (they are notified).")
+            messages.success(request, f"Training of {record.user.full_name} on {record.document_label} recorded."
+                                      f"{awaiting}")
             return redirect("training_list")
     return render(request, "qms/training_new.html", {"form": form}, status=422 if form.errors else 200)
 

@@ -86,8 +86,8 @@ def test_events_read_as_words_on_the_page_and_in_the_filter_and_keep_their_code(
     login(client, auditor)
     page = client.get("/audit/", {"event_type": Event.PASSWORD_RESET.value}).content.decode()
 
-    assert '<option value="PASSWORD_RESET" selected>Password reset</option>' in page
-    assert '<option value="CAPA_ACTION_COMPLETED">CAPA action completed</option>' in page
+    assert '<option value="PASSWORD_RESET" selected>Password reset (PASSWORD_RESET)</option>' in page
+    assert '<option value="CAPA_ACTION_COMPLETED">CAPA action completed (CAPA_ACTION_COMPLETED)</option>' in page
     row = page.split('class="audit-row"')[1].split("</tr>")[0]
     assert 'data-label="Event">Password reset<div class="muted"><code>PASSWORD_RESET</code>' in row
     response = client.get("/audit/export.csv", {"event_type": Event.PASSWORD_RESET.value})
