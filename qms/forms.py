@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
-from django.contrib.auth.password_validation import password_validators_help_text_html
+from django.contrib.auth.password_validation import password_validators_help_text_html, validate_password
 from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from qms.audit import Event
 from qms.audit.display import event_label
+from qms.models import User
 from qms.roles import MACHINE_ROLES, Role
 from qms.selectors import AuditFilters
 
@@ -101,11 +104,21 @@ class PasswordResetForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000,
                              help_text="Why, and how you verified the holder's identity. Recorded in the audit trail.")
 
+    def __init__(self, *args: Any, account: User | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.account = account
+
     def clean(self) -> dict:  # type: ignore[type-arg]
         cleaned = super().clean() or {}
-        again = cleaned.get("new_password_again")
-        if again is not None and again != cleaned.get("new_password"):
+        password, again = cleaned.get("new_password"), cleaned.get("new_password_again")
+        if again is not None and again != password:
             self.add_error("new_password_again", "The two passwords differ.")
+        if password and self.account is not None:
+            # The password rules too, in the same round (the service checks them again).
+            try:
+                validate_password(password, self.account)
+            except ValidationError as error:
+                self.add_error("new_password", error)
         return cleaned
 
 

@@ -139,7 +139,7 @@ def user_password_reset(request: HttpRequest, pk: int) -> HttpResponse:
     if account.pk == request.user.pk:
         messages.error(request, "Nobody resets their own password: change it here, with your current one.")
         return redirect("password_change")
-    form = PasswordResetForm(request.POST or None)
+    form = PasswordResetForm(request.POST or None, account=account)
     if request.method == "POST" and form.is_valid():
         try:
             user_services.password_reset(actor=request.user, user=account, password=form.cleaned_data["new_password"],

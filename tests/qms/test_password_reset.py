@@ -112,6 +112,17 @@ def test_a_refused_reset_says_why_keeps_the_reason_and_changes_nothing(client, o
     assert not AuditEvent.objects.filter(event_type=Event.PASSWORD_RESET).exists()
 
 
+def test_a_reset_shows_a_mismatch_and_the_password_rules_at_once(client, operator, admin_user):
+    login(client, admin_user)
+
+    response = client.post(f"/users/{operator.pk}/password/", _reset_form(password=operator.username + "-2026",
+                                                                          again="something-else-entirely"))
+
+    errors = response.context["form"].errors
+    assert response.status_code == 422
+    assert "differ" in str(errors["new_password_again"]) and "username" in str(errors["new_password"])
+
+
 def test_a_deactivated_account_is_not_reset(operator, admin_user):
     user_services.user_deactivate(actor=admin_user, user=operator, reason="Left the unit")
 
