@@ -283,7 +283,8 @@ def step_training_gap(*, user: User, batch: Batch) -> str | None:
     version = batch.master_version
     document = {"document_kind": "master_record", "document_code": version.master_record.code,
                 "version": str(version.version)}
-    if training_is_current(user=user, **document):
+    if training_is_current(user=user, document_kind="master_record", document_code=version.master_record.code,
+                           version=str(version.version)):
         return None
     latest = (TrainingRecord.objects.filter(user=user, **document).select_related("trainer")
               .order_by("-trained_on", "-id").first())
