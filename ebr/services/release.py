@@ -60,7 +60,11 @@ class TrailMarker:
 
     A count, not a time: an entry saved before the page was read but committed after it is caught
     too, whatever the clocks of the processes. The newest id catches an entry that joins as
-    another leaves (a part re-linked), which a count alone would miss.
+    another leaves (a part re-linked), which a count alone would miss. What it catches is what was
+    committed by the time the signature's transaction reads the trail: deviation, flag and CAPA
+    work does not lock the batch, so an entry committed just after a release is a change after the
+    release (it stands in the trail after it, and the review then reads as stale), never one the
+    release silently covered.
     """
 
     entries: int

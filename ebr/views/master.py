@@ -35,7 +35,7 @@ from qms.permissions import capability_required
 from qms.roles import Capability, can
 from qms.signatures import Meaning, format_local, may_approve, signatures_for, username_required
 from qms.staleness import record_version_read
-from qms.ui.actions import SEEN_MISSING, forms_seen
+from qms.ui.actions import forms_seen, seen_field
 
 
 @capability_required(Capability.BATCH_VIEW)
@@ -101,8 +101,7 @@ def _versioned(form: django_forms.Form) -> django_forms.Form:
     """The form carries `seen`, the version of the version page it was read from (qms.staleness):
     the service refuses a signature over content changed since (21 CFR 11.50, 11.70), and an edit
     of a draft another author changed since (ALCOA+: an edit is made to the content its author read)."""
-    form.fields["seen"] = django_forms.CharField(widget=django_forms.HiddenInput, max_length=200,
-                                                 error_messages={"required": SEEN_MISSING})
+    form.fields["seen"] = seen_field()
     return form
 
 

@@ -48,6 +48,11 @@ def versioned(actions: Mapping[str, Action]) -> dict[str, Action]:
 SEEN_MISSING = "This form does not say which version of the record you read: reload the page and try again."
 
 
+def seen_field() -> forms.CharField:
+    """The hidden field a form carries the version of the record its page showed in (qms.staleness)."""
+    return forms.CharField(widget=forms.HiddenInput, max_length=200, error_messages={"required": SEEN_MISSING})
+
+
 def form_key(action: str, item: Any = None) -> str:
     return f"{action}_{item.pk}" if item is not None else action
 
@@ -59,8 +64,7 @@ def action_form(actions: Mapping[str, Action], action: str, request: HttpRequest
     form = actions[action].form(request, record, item, data)
     form.prefix = form_key(action, item)
     if actions[action].versioned:
-        form.fields["seen"] = forms.CharField(widget=forms.HiddenInput, max_length=200,
-                                              error_messages={"required": SEEN_MISSING})
+        form.fields["seen"] = seen_field()
         form.initial["seen"] = seen
     return form
 
