@@ -63,7 +63,7 @@ class TrailMarker:
     another leaves (a part re-linked), which a count alone would miss. What it catches is what was
     committed by the time the signature's transaction reads the trail: deviation, flag and CAPA
     work does not lock the batch, so an entry committed just after a release is a change after the
-    release (it stands in the trail after it, and the review then reads as stale), never one the
+    release (it stands in the trail after the release entry, for whoever reads it), never one the
     release silently covered.
     """
 
