@@ -44,7 +44,8 @@ from qms.numbering import number_next
 from qms.risk import risk_assess
 from qms.roles import Capability
 from qms.services._guards import choice_required, created_once, ensure_can, person_able, reason_required, text_required
-from qms.services.capa import action_record, capa_fields_clean, deviation_link_record
+from qms.services.capa import action_record, deviation_link_record
+from qms.services.capa_rules import capa_fields_clean
 from qms.services.deviations.reporting import clean_report, clean_subjects, subject_create
 from qms.services.notifications import notify
 from qms.subjects import Subject

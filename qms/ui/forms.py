@@ -30,7 +30,7 @@ from qms.risk import SCORE_LABELS
 from qms.roles import Capability
 from qms.selectors_deviations import STATUS_FILTER_CHOICES
 from qms.selectors_people import users_active, users_with
-from qms.services import capa as capa_rules
+from qms.services import capa_rules
 from qms.subjects import Subject, subject_kinds, subject_resolve
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -239,7 +239,7 @@ class CapaDecisionForm(forms.Form):
 
     def __init__(self, *args: Any, deviation: Deviation | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Only CAPAs that can take this deviation (qms.services.capa.capa_takes_deviations): those in
+        # Only CAPAs that can take this deviation (qms.services.capa_rules.capa_takes_deviations): those in
         # progress, and one that already addresses it unless cancelled (its decision can be saved again).
         can_take = Q(status__in=ACTIVE_CAPA_STATUSES)
         if deviation is not None:
