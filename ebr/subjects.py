@@ -9,7 +9,11 @@ from django.db import models
 from django.urls import reverse
 
 from qms.models import DocumentKind
-from qms.services.change_control import change_control_citing_register, change_control_pending_register
+from qms.services.change_control import (
+    change_control_abandoned_register,
+    change_control_citing_register,
+    change_control_pending_register,
+)
 from qms.services.training import DocumentVersionFacts, training_document_facts_register, training_document_register
 from qms.staleness import page_parts_register
 from qms.subjects import BATCH, EQUIPMENT, MATERIAL, Subject, subject_kind_register
@@ -111,9 +115,22 @@ def _versions_citing(change_control: str) -> list[tuple[str, str, str]]:
             for version in versions]
 
 
+def _versions_all_withdrawn(change_control: str) -> list[str]:
+    """The master record change `change_control` authorised was never made: every version drafted
+    under it was withdrawn."""
+    from ebr.models import MasterRecordVersion, VersionStatus
+
+    statuses = set(MasterRecordVersion.objects.filter(change_control=change_control).values_list("status", flat=True))
+    if statuses == {VersionStatus.WITHDRAWN}:
+        return ["every master record version drafted under it was withdrawn, so nothing was changed: cancel it, "
+                "or draft the change again under it"]
+    return []
+
+
 def change_control_work_register() -> None:
     change_control_pending_register(_versions_not_effective)
     change_control_citing_register(_versions_citing)
+    change_control_abandoned_register(_versions_all_withdrawn)
 
 
 def _master_version_parts(version: Any) -> list[models.QuerySet[Any]]:

@@ -237,6 +237,9 @@ def change_control_implement(*, actor: User, change: ChangeControl, reason: str,
     ensure_unchanged(change, seen, again="save again")
     ensure_step(CHANGE_CONTROL_STEPS, "implement", change)
     _ensure_no_pending_work(change, "declared implemented")
+    abandoned = [why for check in _abandoned for why in check(change.number)]
+    if abandoned:
+        raise ValidationError(f"{change} cannot be declared implemented: {'; '.join(abandoned)}.")
     statuses = list(change.tasks.values_list("status", flat=True))
     if ActionStatus.DONE not in statuses:
         raise ValidationError(f"{change} has no completed implementation task.")
@@ -299,6 +302,17 @@ def change_control_pending_register(check: PendingWork) -> None:
     """Register `check(number) -> descriptions of unfinished work under that change control`."""
     if check not in _pending_work:
         _pending_work.append(check)
+
+
+_abandoned: list[PendingWork] = []
+
+
+def change_control_abandoned_register(check: PendingWork) -> None:
+    """Register `check(number) -> why the change it authorised was never made` (e.g. every master
+    record version drafted under it was withdrawn): such a change control is cancelled, or the change
+    drafted again under it, never declared implemented (Annex 15 §11: the record says what changed)."""
+    if check not in _abandoned:
+        _abandoned.append(check)
 
 
 Citing = Callable[[str], list[tuple[str, str, str]]]

@@ -205,6 +205,15 @@ def test_a_withdrawn_draft_no_longer_holds_its_change_control_which_may_then_be_
         cc_services.change_control_cancel(actor=qa_approver, change=change, reason="Change abandoned")
 
     withdraw(draft, supervisor)
+    task = cc_services.change_control_task_add(actor=supervisor, change=change, description="Train the operators",
+                                               owner=supervisor, due_date=timezone.localdate() + timedelta(days=5),
+                                               reason="Plan")
+    cc_services.change_control_task_complete(actor=supervisor, task=task, evidence="Training records TR-9",
+                                             password=PASSWORD, username=supervisor.username, reason="Done")
+    # Nothing was changed under it: it is not declared implemented …
+    with pytest.raises(ValidationError, match="every master record version drafted under it was withdrawn"):
+        cc_services.change_control_implement(actor=supervisor, change=change, reason="All tasks done")
+    # … it is cancelled.
     cancelled = cc_services.change_control_cancel(actor=qa_approver, change=change, reason="Change abandoned")
 
     assert cancelled.status == ChangeControlStatus.CANCELLED
