@@ -29,7 +29,7 @@ from qms.models.capa import ACTIVE_CAPA_STATUSES
 from qms.risk import SCORE_LABELS
 from qms.roles import Capability
 from qms.selectors_deviations import STATUS_FILTER_CHOICES
-from qms.selectors_people import users_active, users_with
+from qms.selectors_people import users_active, users_who_train, users_with
 from qms.services import capa_rules
 from qms.subjects import Subject, subject_kinds, subject_resolve
 
@@ -431,7 +431,7 @@ class TrainingRecordForm(SignedForm):
     document_code = forms.CharField(max_length=64, label="Document code")
     version = forms.CharField(max_length=32)
     trained_on = _date_field("Trained on")
-    trainer = PersonChoiceField(queryset=users_active())
+    trainer = PersonChoiceField(queryset=users_who_train())
     valid_until = _date_field("Valid until", required=False, help_text="Empty: valid until the document changes.")
     reason = _reason("Training recorded")
 

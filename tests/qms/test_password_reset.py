@@ -15,6 +15,7 @@ from django.test import Client
 from qms.audit import Event
 from qms.models import AuditEvent
 from qms.roles import Capability, Role, can
+from qms.selectors_people import users_who_train, users_with
 from qms.services import users as user_services
 from qms.signatures import SignatureRefused, sign
 from tests.conftest import PASSWORD, login
@@ -157,6 +158,8 @@ def test_an_account_holding_admin_and_a_gmp_role_cannot_sign_until_one_goes(clie
     # Nor does it act unsigned with its GMP role (making a version effective, cancelling a CAPA, …).
     assert not can(legacy, Capability.MASTER_RECORD_APPROVE) and not can(legacy, Capability.CAPA_CLOSE)
     assert can(legacy, Capability.USER_MANAGE)
+    assert legacy not in users_with(Capability.DEVIATION_INVESTIGATE)  # nor is it offered as an owner
+    assert legacy not in users_who_train()
 
     login(client, admin_user)
     row = client.get("/users/").content.decode().split(f'data-username="{legacy.username}"')[1].split("</tr>")[0]
@@ -167,3 +170,10 @@ def test_an_account_holding_admin_and_a_gmp_role_cannot_sign_until_one_goes(clie
     assert can(legacy, Capability.MASTER_RECORD_APPROVE)
     signature = sign(signer=legacy, password=PASSWORD, meaning="approved", target=legacy, username=legacy.username)
     assert signature.signer == legacy
+
+
+def test_the_trainer_picker_offers_people_who_work_on_gmp_records(make_user, admin_user, auditor, supervisor,
+                                                                  qa_approver):
+    offered = set(users_who_train())
+
+    assert {supervisor, qa_approver} <= offered and not {admin_user, auditor} & offered

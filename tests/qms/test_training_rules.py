@@ -121,12 +121,12 @@ def test_the_recorder_signs_the_record_and_a_wrong_password_records_nothing(supe
     assert (signature.signer, signature.meaning) == (supervisor, Meaning.AUTHORED)
 
 
-def test_the_form_shows_every_refusal_on_its_field_and_keeps_what_was_typed(client, supervisor, auditor):
+def test_the_form_shows_every_refusal_on_its_field_and_keeps_what_was_typed(client, supervisor, operator):
     login(client, supervisor)
 
     response = client.post("/qms/training/new/", {
         "user": supervisor.pk, "document_kind": "sop", "document_code": "SOP-017", "version": "3",
-        "trained_on": _days(2).isoformat(), "trainer": auditor.pk, "reason": "Training",
+        "trained_on": _days(2).isoformat(), "trainer": operator.pk, "reason": "Training",
         "username": supervisor.username, "password": PASSWORD})
 
     page = response.content.decode()
