@@ -50,9 +50,9 @@ def _change_control_refusal(number: str, master_record: MasterRecord) -> str | N
 
     if not number.strip():
         return "Name the approved change control that authorises this new version."
-    if not change_control.change_control_exists(number):
-        return f"There is no change control {number}: check its number (CC-YYYY-NNNN)."
     if not change_control.change_control_is_approved(number):
+        if not change_control.change_control_exists(number):
+            return f"There is no change control {number}: check its number (CC-YYYY-NNNN)."
         return f"{number} is not approved: a new version needs an approved change control."
     # A withdrawn draft used nothing up: the approved change is still to be made, under that change control.
     earlier = master_record.versions.filter(change_control=number).exclude(status=VersionStatus.WITHDRAWN).first()
