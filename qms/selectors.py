@@ -111,7 +111,8 @@ def audit_row(event: AuditEvent, signature: Signature | None) -> AuditRow:
         id=event.pk, occurred_at=event.occurred_at, occurred_at_display=format_local(event.occurred_at),
         actor=event.actor_label, event_type=event.event_type, target_type=event.target_type,
         target_id=event.target_id, target_label=event.target_label, reason=event.reason,
-        changes=[audit_change_display(c) for c in data.get("changes", []) if isinstance(c, dict)],
+        changes=[audit_change_display(c, target_type=event.target_type) for c in data.get("changes", [])
+                 if isinstance(c, dict)],
         signature=manifestation, data=data,
     )
 

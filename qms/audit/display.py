@@ -63,8 +63,21 @@ def audit_value_display(value: Any, label: str | None = None, *, zone: tzinfo | 
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def field_label(target_type: str, field: str) -> str:
+    """A changed field as a reader names it: the model field's verbose name ("from party"), the
+    stored name with spaces where the model is unknown. The stored name stays in the CSV."""
+    from django.apps import apps
+    from django.core.exceptions import FieldDoesNotExist
+
+    try:
+        return str(apps.get_model(target_type)._meta.get_field(field).verbose_name)
+    except (LookupError, ValueError, FieldDoesNotExist):
+        return field.replace("_", " ")
+
+
 def audit_change_display(change: dict[str, Any], *, zone: tzinfo | None = None,
-                         local: bool = True) -> dict[str, str]:
-    return {"field": str(change.get("field", "")),
+                         local: bool = True, target_type: str = "") -> dict[str, str]:
+    field = str(change.get("field", ""))
+    return {"field": field, "label": field_label(target_type, field) if target_type else field,
             "old": audit_value_display(change.get("old"), change.get("old_label"), zone=zone, local=local),
             "new": audit_value_display(change.get("new"), change.get("new_label"), zone=zone, local=local)}

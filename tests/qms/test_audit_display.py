@@ -42,7 +42,8 @@ def test_a_changed_moment_is_shown_in_the_facility_zone_and_exported_in_utc(oper
     event = _latest(Event.RECORD_CHANGED, operator)
     assert event.data["changes"] == [{"field": "last_login", "old": None, "new": "2026-07-01 06:30:00+00:00"}]
 
-    assert audit_row(event, None).changes == [{"field": "last_login", "old": "—", "new": "2026-07-01 08:30:00 CEST"}]
+    assert audit_row(event, None).changes == [{"field": "last_login", "label": "last login", "old": "—",
+                                               "new": "2026-07-01 08:30:00 CEST"}]  # the field named as people say it
     page = client_page(client, auditor, operator)
     assert "2026-07-01 08:30:00 CEST" in page and "06:30:00+00:00" not in page
 
