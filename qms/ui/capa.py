@@ -19,6 +19,7 @@ from qms.signatures import signatures_for
 from qms.staleness import record_version_read
 from qms.states import CAPA_STEPS, steps_possible
 from qms.ui import forms as f
+from qms.ui import forms_capa as fc
 from qms.ui.actions import Action, action_form, action_post, form_key, forms_seen, item_actions, refusals, versioned
 from qms.ui.common import (
     csv_response,
@@ -55,7 +56,7 @@ def capa_new(request: HttpRequest) -> HttpResponse:
     initial: dict[str, Any] = {"owner": request.user.pk}
     if request.GET.get("deviation"):
         initial.update(deviations=request.GET["deviation"], source=CapaSource.DEVIATION)
-    form = f.CapaOpenForm(request.POST or None, initial=initial)
+    form = fc.CapaOpenForm(request.POST or None, initial=initial)
     if request.method == "POST":
         capa = run_service(form, lambda data: services.capa_open(
             actor=request.user, title=data["title"], problem_statement=data["problem_statement"],
@@ -125,12 +126,12 @@ def _signed(form_class: type) -> Any:
 
 CAPA_ACTIONS: dict[str, Action] = versioned({
     "deviation_link": Action(
-        "deviation_link", lambda request, c, item, data: f.DeviationLinkForm(data, capa=c),
+        "deviation_link", lambda request, c, item, data: fc.DeviationLinkForm(data, capa=c),
         lambda request, c, item, form, data: services.capa_deviation_link(
             actor=request.user, capa=c, deviation=data["deviation"], reason=data["reason"], seen=data["seen"]),
         "Deviation linked to {record}."),
     "action_add": Action(
-        "action_add", lambda request, c, item, data: f.ActionAddForm(data, capa=c),
+        "action_add", lambda request, c, item, data: fc.ActionAddForm(data, capa=c),
         lambda request, c, item, form, data: services.capa_action_add(
             actor=request.user, capa=c, kind=data["kind"], description=data["description"], owner=data["owner"],
             due_date=data["due_date"], reason=data["reason"], seen=data["seen"]),
@@ -148,7 +149,7 @@ CAPA_ACTIONS: dict[str, Action] = versioned({
         "{item} cancelled.", per_item=True),
     "effectiveness_plan": Action(
         "effectiveness_plan",
-        lambda request, c, item, data: f.EffectivenessPlanForm(data, capa=c, initial={
+        lambda request, c, item, data: fc.EffectivenessPlanForm(data, capa=c, initial={
             "criteria": c.effectiveness_criteria, "due_date": c.effectiveness_due}),
         lambda request, c, item, form, data: services.capa_effectiveness_plan(
             actor=request.user, capa=c, criteria=data["criteria"], due_date=data["due_date"], reason=data["reason"],
@@ -156,7 +157,7 @@ CAPA_ACTIONS: dict[str, Action] = versioned({
         "Effectiveness check of {record} planned."),
     "effectiveness_record": Action(
         "effectiveness_record",
-        lambda request, c, item, data: f.EffectivenessRecordForm(data, capa=c,
+        lambda request, c, item, data: fc.EffectivenessRecordForm(data, capa=c,
                                                                  needs_username=needs_username(request)),
         lambda request, c, item, form, data: services.capa_effectiveness_record(
             actor=request.user, capa=c, result=data["result"], evidence=data["evidence"], reason=data["reason"],
