@@ -16,7 +16,10 @@ Target: (a) at least 50 % of the better raw COPY. Beside the rates it prints the
 kind of process spent per 1,000 readings in (a) and (b) (web = gunicorn, database = PostgreSQL
 backends, relay = outbox relay, client = this process, whose threads send), read from the
 operating system, so that a change can be judged by where its cost lands and not only by a noisy
-rate. The database column is empty when PostgreSQL runs on another machine.
+rate. Only this run's processes count: the gunicorn and relay this test started (with their
+children) and the children of the postmaster serving the test database, except backends of other
+databases (a shared cluster serves other people's tests meanwhile). The database column is empty
+when PostgreSQL runs on another machine.
 BENCH_INGEST_REQUESTS sets the requests per client thread and round (default 20: 4 x 20 x 1,000
 = 80,000 readings per round and variant).
 """
@@ -63,28 +66,66 @@ class Variant:
         return self.readings / sum(self.seconds)
 
 
-def _cpu_by_kind() -> Counter[tuple[str, int]]:
+@dataclass(frozen=True)
+class Measured:
+    """The processes whose CPU time counts: this run's own, never another test's on the machine."""
+
+    web: int  # the gunicorn master this test started; its workers are its children
+    relay: int
+    postmaster: int | None  # None: PostgreSQL is not on this machine
+
+    @classmethod
+    def of(cls, web: int, relay: int) -> Measured:
+        postmaster = None
+        if (connection.settings_dict["HOST"] or "localhost") in {"localhost", "127.0.0.1", "::1"}:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                backend = cursor.fetchone()[0]
+            try:
+                process = psutil.Process(backend)
+                postmaster = process.ppid() if process.name() == "postgres" else None
+            except psutil.Error:
+                pass
+        return cls(web=web, relay=relay, postmaster=postmaster)
+
+    def processes(self) -> list[tuple[str, psutil.Process]]:
+        found: list[tuple[str, psutil.Process]] = [("client", psutil.Process())]
+        for kind, root in (("web", self.web), ("relay", self.relay), ("database", self.postmaster)):
+            if root is None:
+                continue
+            try:
+                parent = psutil.Process(root)
+                found += [(kind, process) for process in [parent, *parent.children(recursive=True)]]
+            except psutil.Error:
+                continue
+        if self.postmaster is not None:
+            elsewhere = self._other_databases_backends()
+            found = [(kind, process) for kind, process in found if process.pid not in elsewhere]
+        return found
+
+    @staticmethod
+    def _other_databases_backends() -> set[int]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname <> current_database()")
+            return {row[0] for row in cursor.fetchall()}
+
+
+def _cpu_by_kind(measured: Measured) -> Counter[tuple[str, int]]:
     """CPU seconds so far of the processes that serve ingest, by (kind, pid)."""
     seconds: Counter[tuple[str, int]] = Counter()
-    for pid in psutil.pids():
+    for kind, process in measured.processes():
         try:
-            process = psutil.Process(pid)  # not process_iter(): it keeps stale CPU times of busy processes
-            with process.oneshot():
-                name, command, times = process.name(), " ".join(process.cmdline()), process.cpu_times()
+            times = process.cpu_times()  # a fresh Process: process_iter() keeps stale CPU times of busy ones
         except psutil.Error:
             continue
-        # A PostgreSQL backend rewrites its command line as its state changes; its name stays.
-        kind = ("database" if name == "postgres" else "web" if "gunicorn" in command
-                else "relay" if "outbox_relay" in command else "client" if pid == os.getpid() else None)
-        if kind:
-            seconds[(kind, pid)] += times.user + times.system
+        seconds[(kind, process.pid)] += times.user + times.system
     return seconds
 
 
-def _cpu_spent(before: Counter[tuple[str, int]]) -> Counter[str]:
+def _cpu_spent(measured: Measured, before: Counter[tuple[str, int]]) -> Counter[str]:
     """CPU seconds by kind since `before` (processes that started meanwhile count from zero)."""
     spent: Counter[str] = Counter()
-    for (kind, pid), seconds in _cpu_by_kind().items():
+    for (kind, pid), seconds in _cpu_by_kind(measured).items():
         spent[kind] += max(seconds - before.get((kind, pid), 0.0), 0.0)
     return spent
 
@@ -117,7 +158,8 @@ def _warm_up(url: str, tokens: list[str], batch: str) -> None:
         connection_.close()
 
 
-def _post_all(url: str, tokens: list[str], bodies: list[list[bytes]], cpu: Counter[str]) -> float:
+def _post_all(url: str, tokens: list[str], bodies: list[list[bytes]], measured: Measured,
+              cpu: Counter[str]) -> float:
     host = urlsplit(url)
     failures: list[str] = []
     barrier = threading.Barrier(THREADS + 1)
@@ -138,11 +180,11 @@ def _post_all(url: str, tokens: list[str], bodies: list[list[bytes]], cpu: Count
     for thread in threads:
         thread.start()
     barrier.wait()
-    began, before = time.perf_counter(), _cpu_by_kind()
+    began, before = time.perf_counter(), _cpu_by_kind(measured)
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - began
-    cpu.update(_cpu_spent(before))
+    cpu.update(_cpu_spent(measured, before))
     assert not failures, failures[:3]
     return elapsed
 
@@ -162,8 +204,8 @@ def _copy_lines(ids: dict[str, int], instrument: int, batch: int, post: int, seq
 COPY_SQL = "COPY ebr_reading (instrument_id, batch_id, parameter_id, post_id, seq, ts, value, unit) FROM STDIN"
 
 
-def _copy_parallel(chunks: list[str], cpu: Counter[str]) -> float:
-    started, finished, measured = threading.Barrier(THREADS + 1), threading.Barrier(THREADS + 1), threading.Event()
+def _copy_parallel(chunks: list[str], measured: Measured, cpu: Counter[str]) -> float:
+    started, finished, counted = threading.Barrier(THREADS + 1), threading.Barrier(THREADS + 1), threading.Event()
 
     def copier(mine: list[str]) -> None:
         with _raw_connection() as raw:
@@ -172,20 +214,20 @@ def _copy_parallel(chunks: list[str], cpu: Counter[str]) -> float:
                 with raw.transaction(), raw.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
                     copy.write(chunk)
             finished.wait()
-            measured.wait(timeout=60)  # the connection stays open until its backend's CPU time is read
+            counted.wait(timeout=60)  # the connection stays open until its backend's CPU time is read
 
     threads = [threading.Thread(target=copier, args=(chunks[i::THREADS],)) for i in range(THREADS)]
     for thread in threads:
         thread.start()
     started.wait()
-    began, before = time.perf_counter(), _cpu_by_kind()
+    began, before = time.perf_counter(), _cpu_by_kind(measured)
     elapsed = 0.0
     try:
         finished.wait()
         elapsed = time.perf_counter() - began
-        cpu.update(_cpu_spent(before))
+        cpu.update(_cpu_spent(measured, before))
     finally:
-        measured.set()
+        counted.set()
         for thread in threads:
             thread.join()
     return elapsed
@@ -230,16 +272,17 @@ def test_ingest_throughput_through_the_api_against_raw_copy(committed, broker, r
                         extra_env={"INSTRUMENT_RATE_LIMIT": "1000000/min"}).wait_ready()
     api, parallel, single = Variant("API, gunicorn 2 workers, 4 clients"), Variant("raw COPY, 4 connections"), \
         Variant("raw COPY, 1 stream")
+    measured = Measured.of(web=server.process.pid, relay=relay.process.pid)
     try:
         _warm_up(server.url, tokens, site.batch.number)
         for round_ in range(ROUNDS):
             seq_base = round_ * REQUESTS * PER_REQUEST
             bodies = [_bodies(start, step, seq_base) for _ in tokens]
-            api.seconds.append(_post_all(server.url, tokens, bodies, api.cpu))
+            api.seconds.append(_post_all(server.url, tokens, bodies, measured, api.cpu))
             api.readings += THREADS * REQUESTS * PER_REQUEST
             base = 10**9 * (round_ + 1)
             parallel.seconds.append(_copy_parallel(_copy_lines(ids, copier.pk, site.batch.pk, post.pk, base, start,
-                                                               step), parallel.cpu))
+                                                               step), measured, parallel.cpu))
             parallel.readings += THREADS * REQUESTS * PER_REQUEST
             single.seconds.append(_copy_single(_copy_lines(ids, copier.pk, site.batch.pk, post.pk, base + 10**8,
                                                            start, step)))
