@@ -25,7 +25,7 @@ from qms.services.training import training_current_q
 # What counts, and what a later record renews: a record counts once its trainer confirmed it; one
 # they declined never will (qms.services.training).
 CONFIRMED = Q(trainer_confirmed_at__isnull=False)
-NOT_DECLINED = Q(trainer_declined_at__isnull=True)
+NOT_DECLINED = Q(trainer_declined_at__isnull=True, withdrawn_at__isnull=True)  # declined or withdrawn: void
 
 
 @dataclass(frozen=True)
@@ -200,17 +200,28 @@ def training_list(filters: TrainingFilters, sort: str = "-trained_on") -> QueryS
     elif filters.state == "expired":
         records = records.filter(CONFIRMED, valid_until__lt=on)
     elif filters.state == "awaiting_trainer":
-        records = records.filter(trainer_confirmed_at__isnull=True, trainer_declined_at__isnull=True)
+        records = records.filter(trainer_confirmed_at__isnull=True, trainer_declined_at__isnull=True,
+                                 withdrawn_at__isnull=True)
     elif filters.state == "declined":
         records = records.filter(trainer_declined_at__isnull=False)
+    elif filters.state == "withdrawn":
+        records = records.filter(withdrawn_at__isnull=False)
     return records.order_by(*order_by(sort, TRAINING_SORTS, "-trained_on"))
 
 
 def training_awaiting_trainer(trainer: User) -> QuerySet[TrainingRecord]:
     """Records that name `trainer` and wait for them to confirm or decline, oldest first."""
     return (TrainingRecord.objects.filter(trainer=trainer, trainer_confirmed_at__isnull=True,
-                                          trainer_declined_at__isnull=True)
+                                          trainer_declined_at__isnull=True, withdrawn_at__isnull=True)
             .select_related("user", "recorded_by").order_by("recorded_at", "id"))
+
+
+def training_awaiting_others(recorder: User) -> QuerySet[TrainingRecord]:
+    """Records `recorder` made that still wait for another person to confirm them: the recorder may
+    withdraw one (a wrong trainer named, a trainer who left), oldest first."""
+    return (TrainingRecord.objects.filter(recorded_by=recorder, trainer_confirmed_at__isnull=True,
+                                          trainer_declined_at__isnull=True, withdrawn_at__isnull=True)
+            .exclude(trainer=recorder).select_related("user", "trainer").order_by("recorded_at", "id"))
 
 
 TRAINING_CSV_HEADER = ["person", "username", "document_kind", "document_code", "version", "trained_on", "trainer",

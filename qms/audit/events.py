@@ -103,6 +103,7 @@ class Event(StrEnum):
     TRAINING_RECORDED = "TRAINING_RECORDED"
     TRAINING_CONFIRMED = "TRAINING_CONFIRMED"  # the named trainer vouches for the record (21 CFR 11.50)
     TRAINING_DECLINED = "TRAINING_DECLINED"  # the named trainer says they did not give it: it never counts
+    TRAINING_WITHDRAWN = "TRAINING_WITHDRAWN"  # the recorder takes back a record awaiting its trainer
     # instruments and process data (Annex 11 §5 data exchange, §12 access; Annex 15 process monitoring)
     INSTRUMENT_REGISTERED = "INSTRUMENT_REGISTERED"
     INSTRUMENT_REVOKED = "INSTRUMENT_REVOKED"

@@ -23,6 +23,7 @@ class TrainerConfirmation(models.TextChoices):
     AWAITING = "awaiting_trainer", "Awaiting trainer"
     CONFIRMED = "confirmed", "Confirmed"
     DECLINED = "declined", "Declined by trainer"
+    WITHDRAWN = "withdrawn", "Withdrawn by recorder"
 
 
 # The fields a signature on a training record covers: the facts of the training, not where it
@@ -49,6 +50,10 @@ class TrainingRecord(models.Model):
     trainer_confirmed_at = models.DateTimeField(null=True, blank=True)
     trainer_declined_at = models.DateTimeField(null=True, blank=True)
     trainer_decline_reason = models.TextField(null=True, blank=True)  # noqa: DJ001  (see above)
+    # The recorder takes back a record still awaiting its trainer (a wrong trainer named, one who left):
+    # kept, never counts, and frees its place (qms.services.training.training_record_withdraw).
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_reason = models.TextField(null=True, blank=True)  # noqa: DJ001  (see above)
 
     history = HistoricalRecords()
 
@@ -58,10 +63,10 @@ class TrainingRecord(models.Model):
                                 name="training_user_document_idx"),
                    models.Index(fields=["valid_until"], name="training_valid_until_idx")]
         constraints = [
-            # A declined record frees its place: the recorder may then record the training with
-            # the person who did give it.
+            # A declined or withdrawn record frees its place: the recorder may then record the training
+            # with the person who did give it.
             models.UniqueConstraint(fields=["user", "document_kind", "document_code", "version", "trained_on"],
-                                    condition=models.Q(trainer_declined_at__isnull=True),
+                                    condition=models.Q(trainer_declined_at__isnull=True, withdrawn_at__isnull=True),
                                     name="training_record_unique"),
             models.CheckConstraint(name="training_valid_after_trained",
                                    condition=models.Q(valid_until__isnull=True)
@@ -69,6 +74,10 @@ class TrainingRecord(models.Model):
             models.CheckConstraint(name="training_confirmed_or_declined_once",
                                    condition=models.Q(trainer_confirmed_at__isnull=True)
                                    | models.Q(trainer_declined_at__isnull=True)),
+            # Withdrawn only while it awaited its trainer: never after a confirmation or a decline.
+            models.CheckConstraint(name="training_withdrawn_only_undecided",
+                                   condition=models.Q(withdrawn_at__isnull=True)
+                                   | models.Q(trainer_confirmed_at__isnull=True, trainer_declined_at__isnull=True)),
         ]
 
     def __str__(self) -> str:
@@ -84,6 +93,8 @@ class TrainingRecord(models.Model):
             return TrainerConfirmation.CONFIRMED
         if self.trainer_declined_at is not None:
             return TrainerConfirmation.DECLINED
+        if self.withdrawn_at is not None:
+            return TrainerConfirmation.WITHDRAWN
         return TrainerConfirmation.AWAITING
 
     def signed_content(self) -> dict[str, Any]:

@@ -183,7 +183,8 @@ def training_record_add(*, actor: User, user: User, document_kind: str, document
     duplicate = ValidationError(f"{user.full_name}'s training on {code} v{version} of {trained_on:%Y-%m-%d} "
                                 "is already recorded.")
     if TrainingRecord.objects.filter(user=user, document_kind=kind, document_code=code, version=version,
-                                     trained_on=trained_on, trainer_declined_at__isnull=True).exists():
+                                     trained_on=trained_on, trainer_declined_at__isnull=True,
+                                     withdrawn_at__isnull=True).exists():
         raise duplicate
     reason = (reason or "").strip() or "Training recorded"
     now = timezone.now()
@@ -265,6 +266,38 @@ def training_confirm_decline(*, actor: User, record: TrainingRecord, password: s
     notify(user=record.recorded_by, link=page_link("training_list"),
            text=f"{actor.full_name} declined the training record of {record.user.full_name} on "
                 f"{record.document_label} ({record.trained_on:%Y-%m-%d}): {reason[:200]}")
+    return record
+
+
+@transaction.atomic
+def training_record_withdraw(*, actor: User, record: TrainingRecord, password: str, reason: str,
+                             username: str | None = None, session: SessionBase | None = None,
+                             request: HttpRequest | None = None) -> TrainingRecord:
+    """The recorder takes back a record still awaiting its trainer (the wrong trainer was named, or
+    they left and will never answer), under signature ("withdrawn") with the reason (21 CFR 11.50,
+    11.10(e)). The record is kept, never counts, and frees its place for the training to be
+    recorded with the person who gave it. Only the recorder (another person who records training
+    once the recorder's account is deactivated), and never after the trainer decided: a
+    confirmation or a decline is the trainer's, and final.
+    """
+    ensure_can(actor, Capability.TRAINING_RECORD, "withdraw training records")
+    record = locked(record)
+    if actor.pk != record.recorded_by_id and record.recorded_by.is_active:
+        raise PermissionDenied(f"Only {record.recorded_by.full_name}, who recorded it, withdraws this record.")
+    state = record.trainer_confirmation
+    if state != TrainerConfirmation.AWAITING:
+        raise ValidationError(f"This training record is {state.label.lower()}: only a record still awaiting its "
+                              "trainer is withdrawn.")
+    reason = reason_required(reason, "Say why the record is withdrawn: it is kept with your reason.")
+    signature = sign(signer=actor, password=password, meaning=Meaning.WITHDRAWN, target=record, reason=reason,
+                     username=username, session=session, request=request)
+    record.withdrawn_at, record.withdrawn_reason = timezone.now(), reason
+    save_with_reason(record, actor=actor, reason=reason, update_fields=["withdrawn_at", "withdrawn_reason"],
+                     event=Event.TRAINING_WITHDRAWN, data={"signature": signature.pk})
+    if record.trainer.is_active and record.trainer_id != actor.pk:
+        notify(user=record.trainer, link=page_link("training_list"),
+               text=f"{actor.full_name} withdrew the training record of {record.user.full_name} on "
+                    f"{record.document_label} that awaited your confirmation: {reason[:200]}")
     return record
 
 

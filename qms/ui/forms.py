@@ -129,7 +129,8 @@ class TrainingFilterForm(ListFilterForm):
     document_kind = forms.ChoiceField(required=False, label="Document", choices=[("", "any"), *DocumentKind.choices])
     state = forms.ChoiceField(required=False, choices=[("", "any"), ("current", "current"), ("expired", "expired"),
                                                        ("awaiting_trainer", "awaiting the trainer"),
-                                                       ("declined", "declined by the trainer")])
+                                                       ("declined", "declined by the trainer"),
+                                                       ("withdrawn", "withdrawn by the recorder")])
 
 
 class MatrixFilterForm(forms.Form):

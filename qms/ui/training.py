@@ -22,6 +22,7 @@ from qms.selectors_people import users_active, users_with
 from qms.selectors_training import (
     TRAINING_CSV_HEADER,
     TrainingFilters,
+    training_awaiting_others,
     training_awaiting_trainer,
     training_csv_rows,
     training_documents,
@@ -30,7 +31,12 @@ from qms.selectors_training import (
     training_list,
     training_matrix,
 )
-from qms.services.training import training_confirm, training_confirm_decline, training_record_add
+from qms.services.training import (
+    training_confirm,
+    training_confirm_decline,
+    training_record_add,
+    training_record_withdraw,
+)
 from qms.ui import forms as f
 from qms.ui.common import csv_response, needs_username, page_of, run_service, signed_kwargs, wants_csv
 
@@ -60,11 +66,22 @@ class TrainerAction:
     danger: bool = False
 
 
-# What the named trainer may do with a record awaiting them (qms.services.training).
+class TrainingWithdrawForm(f.SignedForm):
+    reason = forms.CharField(max_length=2000, label="Why is this record withdrawn?",
+                             widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="E.g. the wrong trainer was named, or the trainer left. The record is kept "
+                                       "with your reason and never counts; record the training again as it was given.")
+
+
+# What the named trainer may do with a record awaiting them, and what its recorder may (qms.services.training).
+TRAINER_ACTIONS = ("confirm", "decline")
+RECORDER_ACTIONS = ("withdraw",)
 TRAINING_ACTIONS = {
     "confirm": TrainerAction(TrainingConfirmForm, training_confirm, "confirmed", "Confirm", "Sign: confirmed"),
     "decline": TrainerAction(TrainingDeclineForm, training_confirm_decline, "declined", "Decline",
                              "Sign: declined", danger=True),
+    "withdraw": TrainerAction(TrainingWithdrawForm, training_record_withdraw, "withdrawn", "Withdraw",
+                              "Sign: withdrawn", danger=True),
 }
 
 
@@ -74,18 +91,31 @@ def _trainer_form(request: HttpRequest, action: str, record: TrainingRecord,
     return TRAINING_ACTIONS[action].form(data, prefix=f"{action}-{record.pk}", needs_username=needs_username(request))
 
 
-def _awaiting_me(request: HttpRequest, bound: dict[tuple[int, str], f.SignedForm]) -> list[dict[str, Any]]:
-    """The records that wait for the signed-in person to confirm or decline, each with its forms
-    (the refused one as typed, and open)."""
+def _awaiting(request: HttpRequest, records: Any, names: tuple[str, ...],
+              bound: dict[tuple[int, str], f.SignedForm]) -> list[dict[str, Any]]:
+    """Records waiting on a trainer, each with the forms of `names` (the refused one as typed, and open)."""
     awaiting = []
-    for record in training_awaiting_trainer(request.user):
-        actions = [{"key": f"{action}-{record.pk}", "label": spec.label, "button": spec.button, "danger": spec.danger,
+    for record in records:
+        actions = [{"key": f"{action}-{record.pk}", "label": TRAINING_ACTIONS[action].label,
+                    "button": TRAINING_ACTIONS[action].button, "danger": TRAINING_ACTIONS[action].danger,
                     "url": reverse("training_action", args=[record.pk, action]),
                     "form": bound.get((record.pk, action)) or _trainer_form(request, action, record)}
-                   for action, spec in TRAINING_ACTIONS.items()]
+                   for action in names]
         active = next((f"{action}-{pk}" for (pk, action) in bound if pk == record.pk), "")
         awaiting.append({"record": record, "actions": actions, "active": active})
     return awaiting
+
+
+def _awaiting_me(request: HttpRequest, bound: dict[tuple[int, str], f.SignedForm]) -> list[dict[str, Any]]:
+    """The records that wait for the signed-in person to confirm or decline."""
+    return _awaiting(request, training_awaiting_trainer(request.user), TRAINER_ACTIONS, bound)
+
+
+def _awaiting_others(request: HttpRequest, bound: dict[tuple[int, str], f.SignedForm]) -> list[dict[str, Any]]:
+    """The records the signed-in person made that wait for another trainer: they may withdraw one."""
+    if not can(request.user, Capability.TRAINING_RECORD):
+        return []
+    return _awaiting(request, training_awaiting_others(request.user), RECORDER_ACTIONS, bound)
 
 
 def _list_page(request: HttpRequest, *, bound: dict[tuple[int, str], f.SignedForm] | None = None,
@@ -97,14 +127,17 @@ def _list_page(request: HttpRequest, *, bound: dict[tuple[int, str], f.SignedFor
     if wants_csv(request):
         return csv_response(request, name="training-records", header=TRAINING_CSV_HEADER,
                             rows=training_csv_rows(records), count=records.count(), filters=data)
-    awaiting = _awaiting_me(request, bound or {})
-    shown = {entry["record"].pk for entry in awaiting}
-    # A refusal about a record not (or no longer) awaiting this person has no form to sit on.
-    refusals = [message for (pk, _), refused in (bound or {}).items() if pk not in shown
+    awaiting, recorded = _awaiting_me(request, bound or {}), _awaiting_others(request, bound or {})
+    shown = {(entry["record"].pk, action["key"].split("-")[0]) for entry in awaiting + recorded
+             for action in entry["actions"]}
+    # A refusal about a form the page does not show (a record no longer awaiting, an action not this
+    # person's) has no form to sit on.
+    refusals = [message for key, refused in (bound or {}).items() if key not in shown
                 for errors in refused.errors.values() for message in errors]
     return render(request, "qms/training_list.html", {
         "form": form, "page": page_of(request, records), "default_sort": DEFAULT_SORT,
         "can_record": can(request.user, Capability.TRAINING_RECORD), "awaiting": awaiting, "refusals": refusals,
+        "recorded_awaiting": recorded,
     }, status=status)
 
 

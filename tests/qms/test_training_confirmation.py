@@ -23,6 +23,7 @@ from qms.services.training import (
     training_confirm_decline,
     training_is_current,
     training_record_add,
+    training_record_withdraw,
 )
 from qms.signatures import Meaning, SignatureRefused, signatures_for
 from tests.conftest import PASSWORD, SEED, login
@@ -353,3 +354,76 @@ def test_the_tablet_says_why_an_operator_cannot_record_the_step_before_they_type
     assert f"awaits the confirmation of its trainer, {supervisor.full_name}" in gap()
     _confirm(supervisor, record)
     assert gap() == ""
+
+
+def _withdraw(actor, record, reason="The wrong trainer was named", password=PASSWORD):  # type: ignore[no-untyped-def]
+    return training_record_withdraw(actor=actor, record=record, password=password, reason=reason,
+                                    username=actor.username)
+
+
+def test_the_recorder_withdraws_a_record_awaiting_a_trainer_who_will_not_answer(
+        master_version, supervisor, qa_approver, operator, admin_user):
+    from qms.services.users import user_deactivate
+
+    record = _record(qa_approver, operator, supervisor, master_version)
+    user_deactivate(actor=admin_user, user=supervisor, reason="Left the unit")  # will never answer
+
+    _withdraw(qa_approver, record, reason="Trainer left before confirming")
+
+    record.refresh_from_db()
+    assert record.trainer_confirmation == A.WITHDRAWN and record.withdrawn_reason == "Trainer left before confirming"
+    signature = Signature.objects.get(target_type="qms.trainingrecord", target_id=str(record.pk),
+                                      meaning=Meaning.WITHDRAWN)
+    assert signature.signer == qa_approver
+    assert AuditEvent.objects.filter(event_type=Event.TRAINING_WITHDRAWN, target_id=str(record.pk)).exists()
+    assert not training_is_current(user=operator, **_document(master_version))
+    # Its place is free: the training is recorded as it was given, the same day, by the trainer who gave it.
+    again = _record(qa_approver, operator, qa_approver, master_version)
+    assert again.trainer_confirmation == A.CONFIRMED
+    assert list(training_list(TrainingFilters(state="withdrawn"))) == [record]
+
+
+def test_only_the_recorder_withdraws_and_only_while_the_record_awaits_its_trainer(
+        master_version, supervisor, qa_approver, operator, make_user):
+    record = _record(qa_approver, operator, supervisor, master_version)
+    other_recorder = make_user(Role.QA_APPROVER)
+
+    with pytest.raises(PermissionDenied, match=f"Only {qa_approver.full_name}, who recorded it"):
+        _withdraw(other_recorder, record)
+    _confirm(supervisor, record)
+    with pytest.raises(ValidationError, match="is confirmed: only a record still awaiting its trainer"):
+        _withdraw(qa_approver, record)
+
+    record.refresh_from_db()
+    assert record.trainer_confirmation == A.CONFIRMED
+    assert not AuditEvent.objects.filter(event_type=Event.TRAINING_WITHDRAWN).exists()
+
+
+def test_a_withdrawn_record_leaves_the_trainers_list_and_cannot_be_confirmed(master_version, supervisor,
+                                                                             qa_approver, operator):
+    from qms.selectors_training import training_awaiting_trainer
+
+    record = _record(qa_approver, operator, supervisor, master_version)
+    _withdraw(qa_approver, record)
+
+    assert record not in training_awaiting_trainer(supervisor)
+    with pytest.raises(ValidationError, match="already withdrawn by recorder"):
+        _confirm(supervisor, record)
+    assert Notification.objects.filter(user=supervisor, text__contains="withdrew").exists()
+
+
+def test_the_recorder_withdraws_from_the_training_page(client, master_version, supervisor, qa_approver, operator):
+    record = _record(qa_approver, operator, supervisor, master_version)
+    login(client, qa_approver)
+    page = client.get("/qms/training/").content.decode()
+    assert 'id="recorded-awaiting"' in page and f'id="recorded-{record.pk}"' in page
+    url = f"/qms/training/{record.pk}/withdraw/"
+
+    refused = client.post(url, _fields("withdraw", record, qa_approver, password="wrong", reason="Wrong trainer"))
+    assert refused.status_code == 422 and ">\nWrong trainer</textarea>" in refused.content.decode()
+    done = client.post(url, _fields("withdraw", record, qa_approver, password=PASSWORD, reason="Wrong trainer"))
+
+    assert done.status_code == 302
+    record.refresh_from_db()
+    assert record.trainer_confirmation == A.WITHDRAWN
+    assert "Withdrawn by recorder" in client.get("/qms/training/").content.decode()
