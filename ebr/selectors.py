@@ -278,6 +278,7 @@ def step_training_gap(*, user: User, batch: Batch) -> str | None:
     from django.utils import timezone
 
     from qms.models import TrainingRecord
+    from qms.models.training import TrainerConfirmation
     from qms.services.training import training_is_current
 
     version = batch.master_version
@@ -286,13 +287,16 @@ def step_training_gap(*, user: User, batch: Batch) -> str | None:
     if training_is_current(user=user, document_kind="master_record", document_code=version.master_record.code,
                            version=str(version.version)):
         return None
-    latest = (TrainingRecord.objects.filter(user=user, **document).select_related("trainer")
+    latest = (TrainingRecord.objects.filter(user=user, **document).select_related("trainer", "recorded_by")
               .order_by("-trained_on", "-id").first())
     if latest is None:
         return f"no training on {version} is recorded for you"
-    if latest.trainer_declined_at is not None:
+    state = latest.trainer_confirmation
+    if state == TrainerConfirmation.DECLINED:
         return f"your training on {version} was declined by its trainer, {latest.trainer.full_name}"
-    if latest.trainer_confirmed_at is None:
+    if state == TrainerConfirmation.WITHDRAWN:
+        return f"your training record on {version} was withdrawn by {latest.recorded_by.full_name}, who recorded it"
+    if state == TrainerConfirmation.AWAITING:
         return f"your training on {version} awaits the confirmation of its trainer, {latest.trainer.full_name}"
     if latest.valid_until is not None and latest.valid_until < timezone.localdate():
         return f"your training on {version} expired on {latest.valid_until:%Y-%m-%d}"

@@ -18,14 +18,14 @@ from django.utils import timezone
 
 from qms.conf import training_expiry_warning_days
 from qms.models import DocumentKind, TrainingRecord, User
-from qms.models.training import TrainerConfirmation
+from qms.models.training import NOT_VOID, TrainerConfirmation
 from qms.selectors_deviations import order_by
 from qms.services.training import training_current_q
 
 # What counts, and what a later record renews: a record counts once its trainer confirmed it; one
 # they declined never will (qms.services.training).
 CONFIRMED = Q(trainer_confirmed_at__isnull=False)
-NOT_DECLINED = Q(trainer_declined_at__isnull=True, withdrawn_at__isnull=True)  # declined or withdrawn: void
+AWAITING_TRAINER = Q(trainer_confirmed_at__isnull=True) & NOT_VOID  # TrainerConfirmation.AWAITING, as a query
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def training_matrix(*, users: Iterable[User], documents: list[TrainingDocument] 
     warn_until = on + timedelta(days=training_expiry_warning_days())
     records: dict[tuple[int, str, str], list[TrainingRecord]] = {}
     codes = {d.code for d in documents}
-    for record in TrainingRecord.objects.filter(NOT_DECLINED, user__in=people,
+    for record in TrainingRecord.objects.filter(NOT_VOID, user__in=people,
                                                 document_code__in=codes).select_related("trainer"):
         records.setdefault((record.user_id, record.document_kind, record.document_code), []).append(record)
     rows = [MatrixRow(person, [_cell(records.get((person.pk, d.kind, d.code), []), d, on, warn_until)
@@ -200,8 +200,7 @@ def training_list(filters: TrainingFilters, sort: str = "-trained_on") -> QueryS
     elif filters.state == "expired":
         records = records.filter(CONFIRMED, valid_until__lt=on)
     elif filters.state == "awaiting_trainer":
-        records = records.filter(trainer_confirmed_at__isnull=True, trainer_declined_at__isnull=True,
-                                 withdrawn_at__isnull=True)
+        records = records.filter(AWAITING_TRAINER)
     elif filters.state == "declined":
         records = records.filter(trainer_declined_at__isnull=False)
     elif filters.state == "withdrawn":
@@ -211,16 +210,14 @@ def training_list(filters: TrainingFilters, sort: str = "-trained_on") -> QueryS
 
 def training_awaiting_trainer(trainer: User) -> QuerySet[TrainingRecord]:
     """Records that name `trainer` and wait for them to confirm or decline, oldest first."""
-    return (TrainingRecord.objects.filter(trainer=trainer, trainer_confirmed_at__isnull=True,
-                                          trainer_declined_at__isnull=True, withdrawn_at__isnull=True)
+    return (TrainingRecord.objects.filter(AWAITING_TRAINER, trainer=trainer)
             .select_related("user", "recorded_by").order_by("recorded_at", "id"))
 
 
 def training_awaiting_others(recorder: User) -> QuerySet[TrainingRecord]:
     """Records `recorder` made that still wait for another person to confirm them: the recorder may
     withdraw one (a wrong trainer named, a trainer who left), oldest first."""
-    return (TrainingRecord.objects.filter(recorded_by=recorder, trainer_confirmed_at__isnull=True,
-                                          trainer_declined_at__isnull=True, withdrawn_at__isnull=True)
+    return (TrainingRecord.objects.filter(AWAITING_TRAINER, recorded_by=recorder)
             .exclude(trainer=recorder).select_related("user", "trainer").order_by("recorded_at", "id"))
 
 

@@ -122,7 +122,7 @@ def _edit_valid(form: django_forms.Form) -> bool:
 
 def _withdrawal(version: MasterRecordVersion) -> dict[str, str] | None:
     """Who withdrew the version, when and why, from the withdrawal signature (None: not withdrawn)."""
-    if version.status != "withdrawn":
+    if version.status != VersionStatus.WITHDRAWN:
         return None
     signature = (Signature.objects.filter(target_type=version._meta.label_lower, target_id=str(version.pk),
                                           meaning=Meaning.WITHDRAWN).order_by("-signed_at").first())
@@ -134,7 +134,7 @@ def _withdrawal(version: MasterRecordVersion) -> dict[str, str] | None:
 def _readiness(version: MasterRecordVersion, *, can_approve: bool) -> dict[str, Any]:
     """For QA about to make the version effective: how many operators its batches would admit
     today (services.version_trained_operator_count, the number the audit event records)."""
-    if not can_approve or version.status != "approved":
+    if not can_approve or version.status != VersionStatus.APPROVED:
         return {}
     return {"trained_operators": services.version_trained_operator_count(version)}
 
@@ -151,7 +151,7 @@ def _version_context(request: HttpRequest, version: MasterRecordVersion, **forms
         "withdrawal": _withdrawal(version),
         "instructions": {step.pk: step_instructions_html(step) for stage in stages for step in stage.steps.all()},
         "others": version.master_record.versions.exclude(pk=version.pk).order_by("version"),
-        "can_author": can(user, Capability.MASTER_RECORD_AUTHOR) and version.status == "draft",
+        "can_author": can(user, Capability.MASTER_RECORD_AUTHOR) and version.status == VersionStatus.DRAFT,
         # offered where the service would allow it: a later draft (a first has nothing to start again from)
         "may_withdraw": (version.status == VersionStatus.DRAFT and version.based_on_id is not None
                          and services.version_may_withdraw(user, version)),

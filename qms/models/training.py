@@ -26,6 +26,11 @@ class TrainerConfirmation(models.TextChoices):
     WITHDRAWN = "withdrawn", "Withdrawn by recorder"
 
 
+# Records neither declined by their trainer nor withdrawn by their recorder: the ones that hold their
+# place (one per person, document version and day) and may count once confirmed.
+NOT_VOID = models.Q(trainer_declined_at__isnull=True, withdrawn_at__isnull=True)
+
+
 # The fields a signature on a training record covers: the facts of the training, not where it
 # stands with its trainer, so that the recorder's "authored" signature stays valid when the trainer
 # confirms or declines. They are the model's fields as they were before the confirmation fields
@@ -66,7 +71,7 @@ class TrainingRecord(models.Model):
             # A declined or withdrawn record frees its place: the recorder may then record the training
             # with the person who did give it.
             models.UniqueConstraint(fields=["user", "document_kind", "document_code", "version", "trained_on"],
-                                    condition=models.Q(trainer_declined_at__isnull=True, withdrawn_at__isnull=True),
+                                    condition=NOT_VOID,
                                     name="training_record_unique"),
             models.CheckConstraint(name="training_valid_after_trained",
                                    condition=models.Q(valid_until__isnull=True)

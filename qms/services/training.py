@@ -25,7 +25,7 @@ from django.utils import timezone
 from qms.audit import Event, create_with_reason, save_with_reason
 from qms.links import page_link
 from qms.models import DocumentKind, TrainingRecord, User
-from qms.models.training import TrainerConfirmation
+from qms.models.training import NOT_VOID, TrainerConfirmation
 from qms.roles import Capability, can
 from qms.services._guards import (
     choice_required,
@@ -182,9 +182,8 @@ def training_record_add(*, actor: User, user: User, document_kind: str, document
     kind, code, version = document
     duplicate = ValidationError(f"{user.full_name}'s training on {code} v{version} of {trained_on:%Y-%m-%d} "
                                 "is already recorded.")
-    if TrainingRecord.objects.filter(user=user, document_kind=kind, document_code=code, version=version,
-                                     trained_on=trained_on, trainer_declined_at__isnull=True,
-                                     withdrawn_at__isnull=True).exists():
+    if TrainingRecord.objects.filter(NOT_VOID, user=user, document_kind=kind, document_code=code, version=version,
+                                     trained_on=trained_on).exists():
         raise duplicate
     reason = (reason or "").strip() or "Training recorded"
     now = timezone.now()

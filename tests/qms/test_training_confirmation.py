@@ -427,3 +427,17 @@ def test_the_recorder_withdraws_from_the_training_page(client, master_version, s
     record.refresh_from_db()
     assert record.trainer_confirmation == A.WITHDRAWN
     assert "Withdrawn by recorder" in client.get("/qms/training/").content.decode()
+
+
+def test_the_tablet_says_a_withdrawn_record_was_withdrawn_not_that_it_awaits(master_version, supervisor,
+                                                                            qa_approver, operator):
+    from ebr.selectors import step_training_gap
+    from tests.ebr.conftest import create_batch
+
+    batch = batch_services.batch_start(actor=supervisor, batch=create_batch(supervisor, master_version))
+    _withdraw(qa_approver, _record(qa_approver, operator, supervisor, master_version))
+
+    gap = step_training_gap(user=operator, batch=batch)
+
+    assert gap == (f"your training record on {master_version} was withdrawn by {qa_approver.full_name}, "
+                   "who recorded it")
