@@ -130,6 +130,13 @@ WRITE_CAPABILITIES = frozenset({
 })
 
 
+def admin_with_gmp(role_names: set[str]) -> bool:
+    """The administrator role held with a role that records or signs GMP data: refused for new
+    accounts and role changes, and an account that holds it from before neither signs nor acts in
+    its GMP roles (EU GMP Annex 11 §12.1)."""
+    return Role.ADMIN.value in role_names and bool(role_names & {role.value for role in GMP_DATA_ROLES})
+
+
 def can(user: User | Any, capability: Capability) -> bool:
     """True when the user is active and one of their roles holds the capability.
 
@@ -139,9 +146,8 @@ def can(user: User | Any, capability: Capability) -> bool:
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     held = user.role_names
-    gmp = {role.value for role in GMP_DATA_ROLES}
-    if Role.ADMIN.value in held and held & gmp:
-        held = held - gmp
+    if admin_with_gmp(held):
+        held = held - {role.value for role in GMP_DATA_ROLES}
     return bool(held & {role.value for role in MATRIX[capability]})
 
 

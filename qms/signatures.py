@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from qms.audit import Event, record_event, record_security_event
 from qms.models import Signature, User
-from qms.roles import GMP_DATA_ROLES, Role
+from qms.roles import admin_with_gmp
 
 SESSION_USERNAME_CONFIRMED = "signature_username_confirmed"
 
@@ -138,7 +138,7 @@ def sign(*, signer: User, password: str, meaning: Meaning | str, target: models.
         # not provably the holder's (11.100(a), 11.300(b)).
         raise _refuse(signer, target, meaning.value,
                       "Change the password an administrator gave you (My account) before signing.")
-    if signer.has_role(Role.ADMIN) and signer.has_role(*GMP_DATA_ROLES):
+    if admin_with_gmp(signer.role_names):
         # An account given both before the roles were kept apart (qms.services.users._roles_apply):
         # who administers the accounts and passwords must not also sign the records (Annex 11 §12.1).
         raise _refuse(signer, target, meaning.value,

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from qms.audit import Event, SystemActor, create_with_reason, record_event, save_with_reason
 from qms.models import User
-from qms.roles import GMP_DATA_ROLES, MACHINE_ROLES, Capability, Role, can
+from qms.roles import GMP_DATA_ROLES, MACHINE_ROLES, Capability, Role, admin_with_gmp, can
 from qms.services._guards import locked, reason_required
 from qms.services.sessions import session_end, sessions_stored
 from qms.signatures import request_for_authentication
@@ -37,7 +37,7 @@ def _ensure_admin(actor: User | SystemActor) -> None:
 
 def _roles_apply(user: User, roles: Iterable[Role | str]) -> list[str]:
     chosen = {Role(role) for role in roles}
-    if Role.ADMIN in chosen and chosen & GMP_DATA_ROLES:
+    if admin_with_gmp({role.value for role in chosen}):
         raise ValidationError({"roles": "The administrator role cannot go with a role that records or signs GMP "
                                         f"data ({', '.join(sorted(r.value for r in chosen & GMP_DATA_ROLES))}): "
                                         "administration stays apart from the records (EU GMP Annex 11 §12.1)."})
