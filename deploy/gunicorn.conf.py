@@ -20,6 +20,7 @@ message naming the variable, like the Django settings do (ebr/config.py).
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -112,3 +113,21 @@ if loglevel not in {"debug", "info", "warning", "error", "critical"}:
 access_log_format = '%({x-real-ip}i)s %(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms "%(a)s"'
 
 proc_name = "ebr-web"
+
+
+# --- after a worker has loaded the application ------------------------------------------------------
+def post_worker_init(worker: object) -> None:
+    """Load the URL configuration now, then move everything loaded so far out of the collector's sight.
+
+    Django imports the URL configuration (and with it every view module) on the first request;
+    done here, no user waits for it. gc.freeze() then puts the tens of thousands of objects that
+    start-up created, and that live as long as the worker, in the permanent generation: every
+    full collection during requests would otherwise walk all of them again (measured: about 5 %
+    of a worker's CPU time under instrument posts, issue #6). Objects created later are collected
+    as before.
+    """
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 (the import is the point)
+    gc.freeze()
+
