@@ -80,7 +80,8 @@ class ReadingPost(models.Model):
     """One accepted POST /api/v1/readings exactly as received: the original record.
 
     Append-only and hash-chained (qms.audit.dbtriggers). `body` is the zlib-compressed request
-    body, `body_sha256` the digest of the uncompressed bytes; `original()` gives them back.
+    body, `body_sha256` the digest of the uncompressed bytes; `original()` gives them back. The
+    column is stored EXTERNAL (migration ebr/0013): PostgreSQL does not try to compress it again.
     """
 
     id = models.BigAutoField(primary_key=True)

@@ -37,8 +37,9 @@ LANGUAGE plpgsql SET TimeZone TO 'UTC' AS $$
 DECLARE
     last_seq bigint;
     last_hash text;
-    row_key text := to_jsonb(NEW) ->> TG_ARGV[0];
-    digest text := qms_row_digest(to_jsonb(NEW));
+    content jsonb := to_jsonb(NEW);  -- once: a row may carry a large value (an instrument's body)
+    row_key text := content ->> TG_ARGV[0];
+    digest text := qms_row_digest(content);
 BEGIN
     PERFORM pg_advisory_xact_lock({CHAIN_LOCK_KEY});
     SELECT seq, entry_hash INTO last_seq, last_hash

@@ -291,6 +291,30 @@ def test_readings_and_originals_cannot_be_changed_and_originals_are_chained(clie
         AuditedTable.objects.values_list("table_name", flat=True))
 
 
+def test_a_large_original_is_kept_byte_for_byte_and_its_chain_link_verifies(client, site):
+    """A full post's compressed body is stored out of line as it is (no second compression by
+    PostgreSQL: ebr/0013) and chained at commit with the digest the verifier recomputes
+    (the chain trigger turns the row into JSON once: qms/0012)."""
+    from qms.audit.chain import audit_chain_verify
+
+    start = now_minus(hours=1)
+    body = {"readings": [reading(seq, start + timedelta(seconds=seq // 3), ("ph", "do", "temp")[seq % 3],
+                                 value=(7.1, 41.5, 37.0)[seq % 3] + (seq % 7) / 100) for seq in range(3000)]}
+    raw = orjson.dumps(body)
+
+    assert post(client, site, body).status_code == 201
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # chain now, as the commit would
+        cursor.execute("SELECT attstorage FROM pg_attribute WHERE attrelid = 'ebr_readingpost'::regclass "
+                       "AND attname = 'body'")
+        assert cursor.fetchone()[0] == "e"
+    stored = ReadingPost.objects.get(instrument=site.instrument)
+    assert len(stored.body) > 2048  # large enough to live out of line
+    assert stored.original() == raw
+    report = audit_chain_verify()
+    assert report.intact, report.first_break
+
+
 def test_the_registry_holds_the_thirteen_initial_parameters(db):
     assert dict(InstrumentParameter.objects.values_list("code", "unit")).items() >= {
         "ph": "[pH]", "do": "%", "temp": "Cel", "glucose": "g/L", "lactate": "mmol/L", "glutamine": "mmol/L",
