@@ -116,8 +116,7 @@ def _cell(records: list[TrainingRecord], document: TrainingDocument, on: date, w
         best = max(valid, key=lambda r: r.valid_until or date.max)
         if best.valid_until is not None and best.valid_until <= warn_until:
             return MatrixCell("expiring", f"until {best.valid_until:%Y-%m-%d}", best.valid_until)
-        until = f"until {best.valid_until:%Y-%m-%d}" if best.valid_until else "no expiry"
-        return MatrixCell("current", until, best.valid_until)
+        return MatrixCell("current", f"until {best.valid_until_label}", best.valid_until)
     if awaiting:
         # Recorded, but it does not count until the trainer confirms it: say so, not "not trained".
         first = min(awaiting, key=lambda r: r.recorded_at)
@@ -223,7 +222,7 @@ def training_awaiting_others(recorder: User) -> QuerySet[TrainingRecord]:
 
 TRAINING_CSV_HEADER = ["person", "username", "document_kind", "document_code", "version", "trained_on", "trainer",
                        "valid_until", "recorded_by", "recorded_at", "trainer_confirmation", "trainer_decided_at",
-                       "trainer_decline_reason"]
+                       "trainer_decline_reason", "withdrawn_at", "withdrawn_reason"]
 
 
 def training_csv_rows(records: QuerySet[TrainingRecord]) -> Iterator[list[str]]:
@@ -233,4 +232,5 @@ def training_csv_rows(records: QuerySet[TrainingRecord]) -> Iterator[list[str]]:
                record.version, record.trained_on.isoformat(), record.trainer.username,
                record.valid_until.isoformat() if record.valid_until else "", record.recorded_by.username,
                record.recorded_at.isoformat(), record.trainer_confirmation.value,
-               decided.isoformat() if decided else "", record.trainer_decline_reason or ""]
+               decided.isoformat() if decided else "", record.trainer_decline_reason or "",
+               record.withdrawn_at.isoformat() if record.withdrawn_at else "", record.withdrawn_reason or ""]

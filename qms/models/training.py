@@ -93,6 +93,12 @@ class TrainingRecord(models.Model):
         return f"{self.document_code} v{self.version}"
 
     @property
+    def valid_until_label(self) -> str:
+        """Its last day, or (no date) "the document changes": a new version takes effect and the person
+        must be trained again. Worded the same on every page that shows it."""
+        return f"{self.valid_until:%Y-%m-%d}" if self.valid_until is not None else "the document changes"
+
+    @property
     def trainer_confirmation(self) -> TrainerConfirmation:
         if self.trainer_confirmed_at is not None:
             return TrainerConfirmation.CONFIRMED

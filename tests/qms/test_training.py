@@ -135,3 +135,21 @@ def test_expiring_list_leaves_out_renewed_training(supervisor, qa_approver, oper
 
     assert soon in training_expiring(days=30) and renewed not in training_expiring(days=30)
     assert lapsed in training_expired() and soon not in training_expired()
+
+
+def test_a_record_without_a_date_reads_valid_until_the_document_changes_on_every_page(client, qa_approver,
+                                                                                       operator, verifier):
+    """One wording for "no date": valid until a new version of the document takes effect (the person is
+    then trained again). The list said "no expiry" and the matrix "no expiry", the record itself
+    "valid until the document changes"."""
+    from tests.conftest import login
+
+    _record(qa_approver, operator, qa_approver, code="CART-01", version="3", valid_until=None)
+    _record(qa_approver, verifier, qa_approver, code="CART-01", version="3", valid_until=_days(30))
+    matrix = training_matrix(users=[operator, verifier], documents=[TrainingDocument("master_record", "CART-01", "3")])
+    login(client, qa_approver)
+    listed = client.get("/qms/training/").content.decode()
+
+    assert [row.cells[0].text for row in matrix.rows] == ["until the document changes", f"until {_days(30):%Y-%m-%d}"]
+    assert listed.count("the document changes") == 1 and f"{_days(30):%Y-%m-%d}" in listed
+    assert "no expiry" not in listed

@@ -2,7 +2,9 @@
 11.70): a supervisor cannot name a qualified trainer who never heard of the training and so open
 the batch-execution gate. The trainer confirms or declines under their own signature."""
 
+import csv
 import importlib
+import io
 import uuid
 
 import pytest
@@ -308,17 +310,26 @@ def test_someone_else_posting_a_confirmation_is_refused_on_the_page_and_nothing_
 
 
 def test_the_csv_export_carries_where_each_record_stands_with_its_trainer(client, master_version, supervisor,
-                                                                          qa_approver, operator):
+                                                                          qa_approver, operator, make_user):
     _record(qa_approver, operator, supervisor, master_version)
+    second = make_user(Role.OPERATOR)
+    withdrawn = _record(qa_approver, second, supervisor, master_version)
+    _withdraw(qa_approver, withdrawn, reason="Named the wrong trainer")
     login(client, qa_approver)
 
     exported = b"".join(client.get("/qms/training/", {"format": "csv", "q": master_version.master_record.code})
                         .streaming_content).decode()
 
-    header, *rows = exported.splitlines()
-    assert header.endswith("trainer_confirmation,trainer_decided_at,trainer_decline_reason")
-    by_person = {row.split(",")[1]: row.split(",")[10] for row in rows}  # other tests' records left aside
-    assert (by_person[operator.username], by_person[supervisor.username]) == ("awaiting_trainer", "confirmed")
+    header, *rows = list(csv.reader(io.StringIO(exported)))
+    assert header[-5:] == ["trainer_confirmation", "trainer_decided_at", "trainer_decline_reason", "withdrawn_at",
+                           "withdrawn_reason"]
+    by_person = {row[1]: dict(zip(header, row, strict=True)) for row in rows}  # other tests' records left aside
+    assert (by_person[operator.username]["trainer_confirmation"],
+            by_person[supervisor.username]["trainer_confirmation"]) == ("awaiting_trainer", "confirmed")
+    withdrawn.refresh_from_db()
+    assert {name: by_person[second.username][name] for name in header[-5:]} == {
+        "trainer_confirmation": "withdrawn", "trainer_decided_at": "", "trainer_decline_reason": "",
+        "withdrawn_at": withdrawn.withdrawn_at.isoformat(), "withdrawn_reason": "Named the wrong trainer"}
 
 
 def test_a_later_record_still_awaiting_its_trainer_does_not_hide_the_lapse(master_version, operator, supervisor,
