@@ -247,7 +247,8 @@ def _trend(today: date) -> tuple[Chart, list[tuple[str, list[int], int]], list[s
     series = [(c.value, c.label) for c in RootCauseCategory] + [(NOT_INVESTIGATED, "Not yet investigated")]
     columns = [f"{m:%Y-%m}" for m in months]
     chart = stacked_bars(title="Deviations reported per month, by root-cause category", columns=columns,
-                         column_labels=[f"{m:%b %y}" for m in months], series=series, values=dict(values))
+                         column_labels=[f"{m:%b %y}" for m in months], series=series, values=dict(values),
+                         width=860, height=270)  # twelve months across a full-width card
     table = [(label, [values.get((column, key), 0) for column in columns],
               sum(values.get((column, key), 0) for column in columns)) for key, label in series]
     return chart, table, [f"{m:%b %y}" for m in months]

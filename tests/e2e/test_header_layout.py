@@ -50,3 +50,18 @@ def test_the_audit_trail_fits_a_desktop_screen_with_long_values(open_page, e2e_u
     width = page.evaluate("document.documentElement.scrollWidth")
     screenshot(page, "audit-1280")
     assert width <= 1280, f"the page is {width} px wide: Reason and Signature need scrolling"
+
+
+def test_the_deviation_trend_chart_starts_at_the_left_of_its_card(open_page, e2e_user):
+    """On a wide screen the full-width trend chart is held to its greatest height; its bars and month
+    labels begin at the card's left edge instead of floating in the middle with a blank band before them
+    (browser QA pass, 2026-11-29)."""
+    page = open_page()
+    page.set_viewport_size({"width": 1600, "height": 900})
+    log_in(page, e2e_user(Role.QA_APPROVER).username)
+    page.goto("/qms/dashboard/")
+
+    card = page.locator("#trend").bounding_box()
+    first_month = page.locator("#trend svg.chart-svg text.label").first.bounding_box()
+    screenshot(page, "dashboard-1600")
+    assert first_month["x"] - card["x"] < 110, f"the chart begins {first_month['x'] - card['x']:.0f} px into its card"
