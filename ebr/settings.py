@@ -160,6 +160,9 @@ LOGOUT_REDIRECT_URL = "login"
 
 # Lockout: five failed attempts lock the account until an administrator unlocks it.
 AXES_FAILURE_LIMIT = 5
+# A password an administrator set (a new account, a reset) opens the account for this long only: the
+# administrator knows it until the holder has chosen their own (qms.services.users).
+TEMPORARY_PASSWORD_HOURS = env_int("TEMPORARY_PASSWORD_HOURS", 72, minimum=1, maximum=720)
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_COOLOFF_TIME = None
 AXES_RESET_ON_SUCCESS = True

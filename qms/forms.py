@@ -35,6 +35,13 @@ class LoginForm(AuthenticationForm):
             raise self.get_invalid_login_error()
         return super().clean()
 
+    def confirm_login_allowed(self, user: Any) -> None:
+        """Right password, active account: still refused once the password an administrator set has expired."""
+        from qms.services.users import login_temporary_password_check
+
+        super().confirm_login_allowed(user)
+        login_temporary_password_check(user, request=self.request)
+
 
 class AuditFilterForm(forms.Form):
     record = forms.CharField(required=False, max_length=200, label="Record",

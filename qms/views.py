@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -80,7 +81,9 @@ def user_list(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             errors_onto(form, error, unplaced_field="password")
         else:
-            messages.success(request, f"Account {user.username} created.")
+            messages.success(request, f"Account {user.username} created: give its holder the password in person; "
+                                      f"it works for {settings.TEMPORARY_PASSWORD_HOURS} hours, until they choose "
+                                      "their own.")
             return redirect("user_list")
     users = User.objects.prefetch_related("groups").order_by("username")
     return render(request, "qms/user_list.html", {
@@ -148,10 +151,11 @@ def user_password_reset(request: HttpRequest, pk: int) -> HttpResponse:
             errors_onto(form, error, unplaced_field="new_password")
         else:
             messages.success(request, f"Password of {account.username} reset: they choose their own at their next "
-                                      "login.")
+                                      f"login, within {settings.TEMPORARY_PASSWORD_HOURS} hours.")
             return redirect("user_list")
-    return render(request, "qms/user_password_reset.html", {"account": account, "form": form},
-                  status=422 if form.errors else 200)
+    return render(request, "qms/user_password_reset.html", {
+        "account": account, "form": form, "temporary_hours": settings.TEMPORARY_PASSWORD_HOURS},
+        status=422 if form.errors else 200)
 
 
 # --- audit trail ----------------------------------------------------------------------------

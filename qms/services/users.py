@@ -7,6 +7,7 @@ Users are never deleted (21 CFR 11.10(e)): a deactivated user keeps every record
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -253,21 +254,58 @@ def account_locked(username: str) -> bool:
     return failed_attempts(username) >= settings.AXES_FAILURE_LIMIT
 
 
-def password_set_by(user: User) -> str | None:
-    """Who set the password `user` must change, and when ("Ada Admin on 2026-11-29 14:02 CET"), so the
-    holder sees who else knew it (21 CFR 11.300(b)); None when they chose their own."""
+def _password_set(user: User) -> Any:
+    """The audit event of the account's creation or password reset that set the password it must change."""
     from qms.models import AuditEvent
-    from qms.signatures import format_local
 
     if not getattr(user, "must_change_password", False):
         return None
-    event = (AuditEvent.objects.filter(target_type="qms.user", target_id=str(user.pk),
-                                       event_type__in=[Event.PASSWORD_RESET, Event.USER_CREATED])
-             .select_related("actor").order_by("-id").first())
+    return (AuditEvent.objects.filter(target_type="qms.user", target_id=str(user.pk),
+                                      event_type__in=[Event.PASSWORD_RESET, Event.USER_CREATED])
+            .select_related("actor").order_by("-id").first())
+
+
+def password_set_by(user: User) -> str | None:
+    """Who set the password `user` must change, and when ("Ada Admin on 2026-11-29 14:02 CET"), so the
+    holder sees who else knew it (21 CFR 11.300(b)); None when they chose their own."""
+    from qms.signatures import format_local
+
+    event = _password_set(user)
     if event is None or event.actor is None:
         return None
     done = "reset it" if event.event_type == Event.PASSWORD_RESET else "created your account"
     return f"{event.actor.full_name} {done} on {format_local(event.occurred_at)}"
+
+
+def login_temporary_password_check(user: User, *, request: HttpRequest | None = None) -> None:
+    """A password an administrator set opens the account for TEMPORARY_PASSWORD_HOURS only.
+
+    The administrator who created the account or reset its password knows that password until the
+    holder chooses their own at the first login (InitialPasswordMiddleware). The shorter it works,
+    the smaller the window in which anyone but the holder could log in with it (21 CFR 11.300(b),
+    identification codes and passwords periodically checked, recalled or revised; EU GMP Annex 11
+    §12.1). Past it the login is refused, recorded as a failed login with its cause, and an
+    administrator sets a new one. Accounts flagged by migration qms/0010 (created long before,
+    password never changed) therefore need a reset before their next login.
+    """
+    from qms.audit import record_security_event
+
+    event = _password_set(user)
+    if event is None:
+        return
+    expires = event.occurred_at + timedelta(hours=settings.TEMPORARY_PASSWORD_HOURS)
+    if timezone.now() < expires:
+        return
+    data: dict[str, str] = {"cause": "temporary_password_expired", "set_at": event.occurred_at.isoformat()}
+    if request is not None:
+        from axes.helpers import get_client_ip_address
+
+        data.update(ip=get_client_ip_address(request) or "", user_agent=request.META.get("HTTP_USER_AGENT", "")[:200])
+    record_security_event(actor=user, event=Event.LOGIN_FAILED, target=user,
+                          reason="The password an administrator set has expired", data=data)
+    raise ValidationError(
+        f"The password you were given has expired: it worked for {settings.TEMPORARY_PASSWORD_HOURS} hours after it "
+        "was set. Ask an administrator to set a new one.", code="temporary_password_expired")
 
 
 def users_roles_mixed() -> list[str]:

@@ -177,3 +177,36 @@ def test_the_trainer_picker_offers_people_who_work_on_gmp_records(make_user, adm
     offered = set(users_who_train())
 
     assert {supervisor, qa_approver} <= offered and not {admin_user, auditor} & offered
+
+
+def test_a_password_an_administrator_set_stops_working_after_its_hours(client, operator, admin_user, settings):
+    """The administrator knows the temporary password until the holder chooses their own; it opens the
+    account for TEMPORARY_PASSWORD_HOURS only. Past that the login is refused with the reason, recorded
+    as a failed login with its cause, and a new reset opens a new window."""
+    login(client, admin_user)
+    page = client.get(f"/users/{operator.pk}/password/").content.decode()
+    assert "it works for 72 hours" in page
+    assert client.post(f"/users/{operator.pk}/password/", _reset_form()).status_code == 302
+    settings.TEMPORARY_PASSWORD_HOURS = 0  # the window has passed
+
+    holder = Client()
+    refused = holder.post("/login/", {"username": operator.username, "password": TEMPORARY})
+
+    assert refused.status_code == 200 and "_auth_user_id" not in holder.session
+    assert "The password you were given has expired" in refused.content.decode()
+    event = AuditEvent.objects.filter(event_type=Event.LOGIN_FAILED, target_id=str(operator.pk)).latest("id")
+    assert event.data["cause"] == "temporary_password_expired" and event.actor_id == operator.pk
+    assert holder.get("/batches/").status_code != 200
+
+    settings.TEMPORARY_PASSWORD_HOURS = 72
+    assert client.post(f"/users/{operator.pk}/password/", _reset_form(reason=WHY + " (second time)")).status_code == 302
+    login(holder, operator, TEMPORARY)
+    assert holder.get("/batches/")["Location"] == "/account/password/"
+
+
+def test_a_password_the_holder_chose_never_expires_this_way(client, operator, settings):
+    settings.TEMPORARY_PASSWORD_HOURS = 0
+
+    login(client, operator)  # the operator's own password (the fixture's account was made by the system)
+
+    assert client.get("/batches/").status_code == 200

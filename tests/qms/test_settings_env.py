@@ -33,6 +33,7 @@ def _load_settings(**overrides: str) -> subprocess.CompletedProcess[str]:
     ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE='Mars/Olympus' is not an IANA time zone"),
     ("SESSION_IDLE_TIMEOUT", "soon", "SESSION_IDLE_TIMEOUT='soon' is not a whole number"),
     ("SESSION_IDLE_TIMEOUT", "0", "SESSION_IDLE_TIMEOUT=0 must be between 1 and 480"),
+    ("TEMPORARY_PASSWORD_HOURS", "0", "TEMPORARY_PASSWORD_HOURS=0 must be between 1 and 720"),
     ("DJANGO_DEBUG", "maybe", "DJANGO_DEBUG='maybe' is not a yes/no value"),
     # Redis must never re-deliver a task that may still be running (time limit 900 s).
     ("CELERY_VISIBILITY_TIMEOUT", "600", "CELERY_VISIBILITY_TIMEOUT=600 must be between 960 and 86400"),
