@@ -22,7 +22,8 @@ def _user_named(username: str | None) -> Any:
     return get_user_model()._default_manager.filter(username=username).first()
 
 
-def _client(request: Any) -> dict[str, str]:
+def client_details(request: Any) -> dict[str, str]:
+    """Where an authentication came from, for its audit event: the client address and browser."""
     from axes.helpers import get_client_ip_address
 
     if request is None:
@@ -40,7 +41,7 @@ def login_failed_record(sender: Any, credentials: dict[str, Any], request: Any =
     # An unknown username is recorded too, without revealing to the client which it was.
     record_security_event(
         actor=user or SystemActor(f"anonymous:{username[:60]}"), event=Event.LOGIN_FAILED,
-        target=user, target_label=username[:200], data=_client(request),
+        target=user, target_label=username[:200], data=client_details(request),
     )
 
 
@@ -56,7 +57,7 @@ def user_locked_record(sender: Any, request: Any = None, username: str | None = 
     user = _user_named(username)
     record_security_event(
         actor=SystemActor("system:lockout"), event=Event.USER_LOCKED, target=user,
-        target_label=username or "", reason="Too many failed authentication attempts", data=_client(request),
+        target_label=username or "", reason="Too many failed authentication attempts", data=client_details(request),
     )
 
 
@@ -86,7 +87,7 @@ _replace_update_last_login()
 def logged_in_record(sender: Any, request: Any, user: Any, **_: Any) -> None:
     from qms.audit import record_event
 
-    record_event(actor=user, event=Event.LOGIN_SUCCEEDED, target=user, data=_client(request))
+    record_event(actor=user, event=Event.LOGIN_SUCCEEDED, target=user, data=client_details(request))
 
 
 @receiver(user_logged_out, dispatch_uid="qms.logged_out")
@@ -94,4 +95,4 @@ def logged_out_record(sender: Any, request: Any, user: Any, **_: Any) -> None:
     from qms.audit import record_event
 
     if user is not None:
-        record_event(actor=user, event=Event.LOGGED_OUT, target=user, data=_client(request))
+        record_event(actor=user, event=Event.LOGGED_OUT, target=user, data=client_details(request))

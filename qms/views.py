@@ -89,6 +89,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
     return render(request, "qms/user_list.html", {
         "users": users, "locked": set(user_services.user_locked_list()), "form": form,
         "roles_mixed": set(user_services.users_roles_mixed()),
+        "temporary_expired": user_services.users_temporary_password_expired(),
     }, status=422 if form.errors else 200)
 
 

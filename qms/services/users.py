@@ -277,6 +277,23 @@ def password_set_by(user: User) -> str | None:
     return f"{event.actor.full_name} {done} on {format_local(event.occurred_at)}"
 
 
+def users_temporary_password_expired() -> set[str]:
+    """Usernames of active accounts whose administrator-set password has expired unused: the holder
+    cannot log in until an administrator sets a new one (login_temporary_password_check)."""
+    from django.db.models import Max
+
+    from qms.models import AuditEvent
+
+    waiting = dict(User.objects.filter(must_change_password=True, is_active=True).values_list("pk", "username"))
+    if not waiting:
+        return set()
+    cutoff = timezone.now() - timedelta(hours=settings.TEMPORARY_PASSWORD_HOURS)
+    set_at = (AuditEvent.objects.filter(target_type="qms.user", target_id__in=[str(pk) for pk in waiting],
+                                        event_type__in=[Event.PASSWORD_RESET, Event.USER_CREATED])
+              .values("target_id").annotate(latest=Max("occurred_at")))
+    return {waiting[int(row["target_id"])] for row in set_at if row["latest"] <= cutoff}
+
+
 def login_temporary_password_check(user: User, *, request: HttpRequest | None = None) -> None:
     """A password an administrator set opens the account for TEMPORARY_PASSWORD_HOURS only.
 
@@ -296,11 +313,10 @@ def login_temporary_password_check(user: User, *, request: HttpRequest | None = 
     expires = event.occurred_at + timedelta(hours=settings.TEMPORARY_PASSWORD_HOURS)
     if timezone.now() < expires:
         return
-    data: dict[str, str] = {"cause": "temporary_password_expired", "set_at": event.occurred_at.isoformat()}
-    if request is not None:
-        from axes.helpers import get_client_ip_address
+    from qms.auth_events import client_details
 
-        data.update(ip=get_client_ip_address(request) or "", user_agent=request.META.get("HTTP_USER_AGENT", "")[:200])
+    data = {"cause": "temporary_password_expired", "set_at": event.occurred_at.isoformat(),
+            **client_details(request)}
     record_security_event(actor=user, event=Event.LOGIN_FAILED, target=user,
                           reason="The password an administrator set has expired", data=data)
     raise ValidationError(

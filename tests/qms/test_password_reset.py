@@ -197,8 +197,11 @@ def test_a_password_an_administrator_set_stops_working_after_its_hours(client, o
     event = AuditEvent.objects.filter(event_type=Event.LOGIN_FAILED, target_id=str(operator.pk)).latest("id")
     assert event.data["cause"] == "temporary_password_expired" and event.actor_id == operator.pk
     assert holder.get("/batches/").status_code != 200
+    row = client.get("/users/").content.decode().split(f'data-username="{operator.username}"')[1].split("</tr>")[0]
+    assert "temporary password expired" in row  # the administrator sees who needs a new one
 
     settings.TEMPORARY_PASSWORD_HOURS = 72
+    assert "temporary password expired" not in client.get("/users/").content.decode()
     assert client.post(f"/users/{operator.pk}/password/", _reset_form(reason=WHY + " (second time)")).status_code == 302
     login(holder, operator, TEMPORARY)
     assert holder.get("/batches/")["Location"] == "/account/password/"
