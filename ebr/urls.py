@@ -8,6 +8,7 @@ from ebr import health
 from ebr.api import readings as readings_api
 from ebr.views import batches, execution, exports, home, master, process_data
 from qms import views as qms_views
+from qms.forms import AdminLoginForm
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -62,3 +63,7 @@ urlpatterns = [
          name="api_docs"),
     path("admin/", admin.site.urls),
 ]
+
+# The admin's login page applies the site's login rules too (an expired temporary password, the same
+# messages): every way in goes through LoginForm.confirm_login_allowed.
+admin.site.login_form = AdminLoginForm

@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.password_validation import password_validators_help_text_html, validate_password
 from django.core.exceptions import ValidationError
@@ -41,6 +42,11 @@ class LoginForm(AuthenticationForm):
 
         super().confirm_login_allowed(user)
         login_temporary_password_check(user, request=self.request)
+
+
+class AdminLoginForm(LoginForm, AdminAuthenticationForm):
+    """The Django admin's login page, under the same rules as the site's (admin.site.login_form in
+    ebr/urls.py): the same messages, an expired temporary password refused, and staff only."""
 
 
 class AuditFilterForm(forms.Form):

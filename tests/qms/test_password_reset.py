@@ -213,3 +213,17 @@ def test_a_password_the_holder_chose_never_expires_this_way(client, operator, se
     login(client, operator)  # the operator's own password (the fixture's account was made by the system)
 
     assert client.get("/batches/").status_code == 200
+
+
+def test_an_expired_temporary_password_opens_no_session_through_the_admin_login_either(client, admin_user, settings):
+    """Every login form applies the rule: the Django admin's own login page too (is_staff accounts)."""
+    staff = user_services.user_create(actor=admin_user, username="stella-staff", full_name="Stella Staff",
+                                      password=TEMPORARY, roles=[Role.AUDITOR], reason="New auditor")
+    staff.is_staff = True
+    staff.save(update_fields=["is_staff"])
+    settings.TEMPORARY_PASSWORD_HOURS = 0
+
+    response = client.post("/admin/login/", {"username": staff.username, "password": TEMPORARY})
+
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
+    assert "The password you were given has expired" in response.content.decode()
