@@ -115,7 +115,7 @@ def _cell(records: list[TrainingRecord], document: TrainingDocument, on: date, w
     if valid:
         best = max(valid, key=lambda r: r.valid_until or date.max)
         if best.valid_until is not None and best.valid_until <= warn_until:
-            return MatrixCell("expiring", f"until {best.valid_until:%Y-%m-%d}", best.valid_until)
+            return MatrixCell("expiring", f"until {best.valid_until_label}", best.valid_until)
         return MatrixCell("current", f"until {best.valid_until_label}", best.valid_until)
     if awaiting:
         # Recorded, but it does not count until the trainer confirms it: say so, not "not trained".

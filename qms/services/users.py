@@ -7,7 +7,7 @@ Users are never deleted (21 CFR 11.10(e)): a deactivated user keeps every record
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -254,15 +254,25 @@ def account_locked(username: str) -> bool:
     return failed_attempts(username) >= settings.AXES_FAILURE_LIMIT
 
 
-def _password_set(user: User) -> Any:
-    """The audit event of the account's creation or password reset that set the password it must change."""
+def _password_set_events(user_ids: Iterable[int]) -> QuerySet[Any]:
+    """The audit events that set a password its holder must change: the account's creation by an
+    administrator, a password reset."""
     from qms.models import AuditEvent
 
+    return AuditEvent.objects.filter(target_type="qms.user", target_id__in=[str(pk) for pk in user_ids],
+                                     event_type__in=[Event.PASSWORD_RESET, Event.USER_CREATED])
+
+
+def _password_set(user: User) -> Any:
+    """The event that set the password `user` must change, or None when they chose their own."""
     if not getattr(user, "must_change_password", False):
         return None
-    return (AuditEvent.objects.filter(target_type="qms.user", target_id=str(user.pk),
-                                      event_type__in=[Event.PASSWORD_RESET, Event.USER_CREATED])
-            .select_related("actor").order_by("-id").first())
+    return _password_set_events([user.pk]).select_related("actor").order_by("-id").first()
+
+
+def _temporary_password_expired(set_at: datetime) -> bool:
+    """A password an administrator set at `set_at` opens the account for TEMPORARY_PASSWORD_HOURS only."""
+    return timezone.now() >= set_at + timedelta(hours=settings.TEMPORARY_PASSWORD_HOURS)
 
 
 def password_set_by(user: User) -> str | None:
@@ -282,16 +292,9 @@ def users_temporary_password_expired() -> set[str]:
     cannot log in until an administrator sets a new one (login_temporary_password_check)."""
     from django.db.models import Max
 
-    from qms.models import AuditEvent
-
     waiting = dict(User.objects.filter(must_change_password=True, is_active=True).values_list("pk", "username"))
-    if not waiting:
-        return set()
-    cutoff = timezone.now() - timedelta(hours=settings.TEMPORARY_PASSWORD_HOURS)
-    set_at = (AuditEvent.objects.filter(target_type="qms.user", target_id__in=[str(pk) for pk in waiting],
-                                        event_type__in=[Event.PASSWORD_RESET, Event.USER_CREATED])
-              .values("target_id").annotate(latest=Max("occurred_at")))
-    return {waiting[int(row["target_id"])] for row in set_at if row["latest"] <= cutoff}
+    latest = _password_set_events(waiting).values("target_id").annotate(set_at=Max("occurred_at"))
+    return {waiting[int(row["target_id"])] for row in latest if _temporary_password_expired(row["set_at"])}
 
 
 def login_temporary_password_check(user: User, *, request: HttpRequest | None = None) -> None:
@@ -303,22 +306,19 @@ def login_temporary_password_check(user: User, *, request: HttpRequest | None = 
     identification codes and passwords periodically checked, recalled or revised; EU GMP Annex 11
     §12.1). Past it the login is refused, recorded as a failed login with its cause, and an
     administrator sets a new one. Accounts flagged by migration qms/0010 (created long before,
-    password never changed) therefore need a reset before their next login.
+    password never changed) therefore need a reset before their next login. Every login form
+    calls it (LoginForm, and the admin's AdminLoginForm).
     """
     from qms.audit import record_security_event
-
-    event = _password_set(user)
-    if event is None:
-        return
-    expires = event.occurred_at + timedelta(hours=settings.TEMPORARY_PASSWORD_HOURS)
-    if timezone.now() < expires:
-        return
     from qms.auth_events import client_details
 
-    data = {"cause": "temporary_password_expired", "set_at": event.occurred_at.isoformat(),
-            **client_details(request)}
+    event = _password_set(user)
+    if event is None or not _temporary_password_expired(event.occurred_at):
+        return
     record_security_event(actor=user, event=Event.LOGIN_FAILED, target=user,
-                          reason="The password an administrator set has expired", data=data)
+                          reason="The password an administrator set has expired",
+                          data={"cause": "temporary_password_expired", "set_at": event.occurred_at.isoformat(),
+                                **client_details(request)})
     raise ValidationError(
         f"The password you were given has expired: it worked for {settings.TEMPORARY_PASSWORD_HOURS} hours after it "
         "was set. Ask an administrator to set a new one.", code="temporary_password_expired")

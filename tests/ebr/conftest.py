@@ -46,6 +46,17 @@ def resources(db):
     }
 
 
+def a_draft(author, code="MBR-DRAFT-001"):  # type: ignore[no-untyped-def]
+    """A draft master record version with one stage and one step with a numeric parameter."""
+    product = master_services.product_create(actor=author, code=f"P-{code}", name="Draft product")
+    version = master_services.master_record_create(actor=author, product=product, code=code, title="Draft")
+    stage = master_services.stage_add(actor=author, version=version, name="Receipt")
+    master_services.step_add(actor=author, stage=stage, code="1.1", title="Receive", instructions="Check the label.",
+                             parameters=[{"code": "temp", "label": "Temperature", "kind": "number", "unit": "Cel",
+                                          "lower_limit": D("2"), "upper_limit": D("8")}])
+    return version
+
+
 def build_version(supervisor, qa_reviewer, qa_approver, resources, code="MBR-TEST-001"):
     product = master_services.product_create(actor=supervisor, code=f"P-{code}", name="Test CAR-T")
     version = master_services.master_record_create(actor=supervisor, product=product, code=code, title="Test process")

@@ -23,7 +23,7 @@ from qms.models import AuditEvent
 from qms.roles import Role
 from qms.staleness import CHANGED_SINCE, record_version
 from tests.conftest import PASSWORD, login, person, unique, while_held
-from tests.ebr.conftest import resources  # noqa: F401 (fixture)
+from tests.ebr.conftest import a_draft, resources  # noqa: F401 (resources: fixture)
 from tests.ebr.test_instructions import media, png  # noqa: F401 (fixture: images to the test's folder)
 
 # Marked test by test: the race test needs committed data (`committed`), which the test
@@ -32,16 +32,6 @@ from tests.ebr.test_instructions import media, png  # noqa: F401 (fixture: image
 FIRST_TEXT = "Check the label against the chain of identity."
 # Long, as instructions are: typing it again would be the worst outcome of a refusal.
 SECOND_TEXT = "Check the label.\n\n" + " ".join(["Inspect the bag for leaks, then weigh it."] * 40)
-
-
-def a_draft(author, code="MBR-EDIT-001"):  # type: ignore[no-untyped-def]
-    product = master_services.product_create(actor=author, code=f"P-{code}", name="Edit product")
-    version = master_services.master_record_create(actor=author, product=product, code=code, title="Edits")
-    stage = master_services.stage_add(actor=author, version=version, name="Receipt")
-    master_services.step_add(actor=author, stage=stage, code="1.1", title="Receive", instructions="Check the label.",
-                             parameters=[{"code": "temp", "label": "Temperature", "kind": "number", "unit": "Cel",
-                                          "lower_limit": Decimal("2"), "upper_limit": Decimal("8")}])
-    return version
 
 
 def the_step(version):  # type: ignore[no-untyped-def]

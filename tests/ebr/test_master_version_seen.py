@@ -16,20 +16,10 @@ from qms.models import AuditEvent, Signature
 from qms.roles import Role
 from qms.staleness import CHANGED_SINCE, record_version
 from tests.conftest import PASSWORD, login
-from tests.ebr.conftest import resources  # noqa: F401 (fixture)
+from tests.ebr.conftest import a_draft, resources  # noqa: F401 (resources: fixture)
 from tests.ebr.test_instructions import media, png  # noqa: F401 (fixture: images to the test's folder)
 
 pytestmark = pytest.mark.django_db
-
-
-def a_draft(author, code="MBR-SEEN-001"):  # type: ignore[no-untyped-def]
-    product = master_services.product_create(actor=author, code=f"P-{code}", name="Seen product")
-    version = master_services.master_record_create(actor=author, product=product, code=code, title="Seen")
-    stage = master_services.stage_add(actor=author, version=version, name="Receipt")
-    master_services.step_add(actor=author, stage=stage, code="1.1", title="Receive", instructions="Check the label.",
-                             parameters=[{"code": "temp", "label": "Temperature", "kind": "number", "unit": "Cel",
-                                          "lower_limit": Decimal("2"), "upper_limit": Decimal("8")}])
-    return version
 
 
 def reviewed(author, reviewer, code="MBR-SEEN-001"):  # type: ignore[no-untyped-def]
