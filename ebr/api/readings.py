@@ -64,9 +64,11 @@ DEFAULT_LIMIT, MAX_LIMIT = 1000, 10000
 class ReadingInSerializer(serializers.Serializer):
     seq = serializers.IntegerField(min_value=0, max_value=2**63 - 1,
                                    help_text="The instrument's own increasing counter; (instrument, seq) is unique.")
-    ts = serializers.DateTimeField(help_text="RFC 3339 with a time zone; at most 5 minutes in the future.")
+    ts = serializers.DateTimeField(help_text="RFC 3339 with a time zone; at most 5 minutes in the future and at most "
+                                             "INSTRUMENT_MAX_AGE_DAYS (default 30) days in the past.")
     parameter = serializers.CharField(max_length=40, help_text="A code of the parameter registry, e.g. ph.")
-    value = serializers.FloatField(help_text="A finite number: no NaN, no Infinity.")
+    value = serializers.FloatField(min_value=-1e15, max_value=1e15,
+                                   help_text="A finite number from -1e15 to 1e15: no NaN, no Infinity.")
     unit = serializers.CharField(max_length=32, help_text="The parameter's UCUM unit, e.g. [pH].")
 
 

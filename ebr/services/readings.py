@@ -61,6 +61,12 @@ FUTURE_TOLERANCE = READINGS_FUTURE_TOLERANCE
 MAX_ERRORS = 100
 STOPPED_AFTER_MAX_ERRORS = f"Stopped after {MAX_ERRORS} problems; fix these and send again."
 MAX_SEQ = 2**63 - 1
+# No process parameter comes near 10^15 in its unit (particle counts per m3 stay below 10^10). A
+# bound keeps every stored value far from the float range, so that sums and means over any number
+# of readings (plots, buckets, the PDF) cannot overflow: one 1e308 from a faulty instrument would
+# otherwise break every later mean of its bucket for good, in an append-only table.
+MAX_VALUE = 1e15
+VALUE_RANGE = "value must be a finite number from -1e15 to 1e15 (no NaN, no Infinity)."
 READING_FIELDS = frozenset({"seq", "ts", "parameter", "value", "unit"})
 BODY_FIELDS = frozenset({"batch", "readings"})
 BATCH_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
@@ -229,14 +235,16 @@ def _parse(body: bytes) -> tuple[str | None, list[Any]]:
     return cast(str | None, batch), cast(list[Any], readings)
 
 
-NON_FINITE = re.compile(rb"-?\b(?:NaN|Infinity)\b")
+# Bare NaN / Infinity, and numbers whose exponent puts them past the float range (1e400).
+NON_FINITE = re.compile(rb"-?\b(?:NaN|Infinity)\b|[0-9][eE][+]?[0-9]{3,}")
 
 
 def _non_finite_refuse(body: bytes) -> None:
     """A body that is JSON but for NaN or Infinity literals (what many JSON encoders write for
-    non-finite floats, Python's among them): refused with the readings and fields they are in, as
-    any other bad value, so that an integrator sees which sensor sent them. Never stored: the body
-    is only read here to name them, and the request is refused whatever else it holds."""
+    non-finite floats, Python's among them) or numbers beyond the float range (1e400, valid JSON
+    that no parser here can hold): refused with the readings and fields they are in, as any other
+    bad value, so that an integrator sees which sensor sent them. Never stored: the body is only
+    read here to name them, and the request is refused whatever else it holds."""
     if NON_FINITE.search(body) is None:
         return
     non_finite: list[str] = []
@@ -250,11 +258,13 @@ def _non_finite_refuse(body: bytes) -> None:
     except (ValueError, RecursionError):
         return
     items = document.get("readings") if type(document) is dict else None
-    if not non_finite or type(items) is not list:
+    if type(items) is not list:
         return
-    errors = [_error(index, name, f"{name} must be a finite number (no NaN, no Infinity).")
+    errors = [_error(index, name, VALUE_RANGE if name == "value" else f"{name} must be a finite number.")
               for index, item in enumerate(items[:MAX_READINGS]) if type(item) is dict
-              for name, value in item.items() if type(value) is float and math.isnan(value)]
+              for name, value in item.items() if type(value) is float and not math.isfinite(value)]
+    if not errors and not non_finite:
+        return  # something else orjson refused (an integer past 64 bits): its own message says what
     if len(errors) > MAX_ERRORS:
         errors = [*errors[:MAX_ERRORS],
                   _error(None, None, STOPPED_AFTER_MAX_ERRORS)]
@@ -304,7 +314,7 @@ def _readings_fast(body: bytes, registry: dict[str, tuple[int, str]],
         if known is None or unit != known[1]:
             return None
     values = [item.value for item in items]
-    if not all(map(math.isfinite, values)):
+    if not all(map(math.isfinite, values)) or min(values) < -MAX_VALUE or max(values) > MAX_VALUE:
         return None
     return post.batch, Readings(
         indexes=list(range(len(items))), seqs=[item.seq for item in items], tss=[moments[item.ts] for item in items],
@@ -355,10 +365,8 @@ def _timestamp(raw: Any, earliest: datetime, latest: datetime) -> datetime | str
 
 def _value(raw: Any) -> float | None:
     kind = type(raw)
-    if kind is float:
-        return raw if math.isfinite(raw) else None
-    if kind is int:
-        return float(raw)
+    if kind is float or kind is int:
+        return float(raw) if -MAX_VALUE <= raw <= MAX_VALUE else None  # NaN fails both comparisons
     return None  # bool, string, null, object: refused
 
 
@@ -382,7 +390,7 @@ def _reading_errors(index: int, item: Any, moment: datetime | str | None,
     if type(moment) is str:
         problems.append(_error(index, "ts", moment))
     if _value(item["value"]) is None:
-        problems.append(_error(index, "value", "value must be a finite number (no NaN, no Infinity)."))
+        problems.append(_error(index, "value", VALUE_RANGE))
     code, unit = item["parameter"], item["unit"]
     known = registry.get(code) if type(code) is str else None
     if known is None:
@@ -413,7 +421,8 @@ def _validate(items: list[Any], registry: dict[str, tuple[int, str]], now: datet
             kind = type(value)
             # The fast path: a good reading is checked in one expression and stored as columns.
             if (type(seq) is int and 0 <= seq <= MAX_SEQ and type(moment) is datetime and known is not None
-                    and item["unit"] == known[1] and (kind is int or (kind is float and math.isfinite(value)))):
+                    and item["unit"] == known[1] and (kind is int or kind is float)
+                    and -MAX_VALUE <= value <= MAX_VALUE):
                 if not errors:
                     readings.indexes.append(index)
                     readings.seqs.append(seq)

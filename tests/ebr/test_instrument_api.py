@@ -433,6 +433,58 @@ def test_nan_and_infinity_as_most_json_encoders_write_them_are_named_by_reading_
     assert stored(site) == before
 
 
+@pytest.mark.parametrize("value", [1e308, -1.7e308, 1e155, 1.000001e15, 10**16])
+def test_a_value_no_instrument_measures_is_refused_so_that_means_cannot_overflow(client, site, value):
+    """One 1e308 stored in the append-only table would make every later mean of its bucket (the
+    GET with `bucket`, the batch chart, the PDF) overflow in PostgreSQL for good."""
+    readings = [reading(1, now_minus(minutes=1)), reading(2, now_minus(minutes=1), value=value)]
+    before = stored(site)
+
+    response = post(client, site, {"readings": readings})
+
+    assert response.status_code == 400
+    assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [(1, "value")]
+    assert "1e15" in response.json()["errors"][0]["message"]
+    assert stored(site) == before
+
+
+def test_the_largest_values_allowed_still_average_within_a_bucket(client, site):
+    moment = now_minus(minutes=1)
+    readings = [reading(seq, moment, value=1e15) for seq in range(1, 2001)]
+
+    assert post(client, site, {"readings": readings}).status_code == 201
+    response = client.get(f"/api/v1/batches/{site.batch.number}/readings?parameter=ph&bucket=1h",
+                          HTTP_AUTHORIZATION=f"Bearer {site.token}")
+
+    assert response.status_code == 200
+    [bucket] = response.json()["results"]
+    assert (bucket["mean"], bucket["max"], bucket["n"]) == (1e15, 1e15, 2000)
+
+
+def test_a_number_beyond_the_float_range_is_named_by_reading_and_field(client, site):
+    """1e400 is valid JSON (RFC 8259 sets no range) but no float: the value's own error, not "not JSON"."""
+    body = (b'{"readings": [' + orjson.dumps(reading(1, now_minus(minutes=1))) + b', '
+            + orjson.dumps(reading(2, now_minus(minutes=1))).replace(b'"value":7.1', b'"value":1e400') + b']}')
+    assert b"1e400" in body
+    before = stored(site)
+
+    response = post(client, site, body, raw=True)
+
+    assert response.status_code == 400
+    assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [(1, "value")]
+    assert stored(site) == before
+
+
+def test_an_integer_past_64_bits_is_still_reported_as_json_the_server_cannot_read(client, site):
+    body = b'{"readings": [' + orjson.dumps(reading(1, now_minus(minutes=1))).replace(
+        b'"seq":1', b'"seq":100000000000000000000000000000') + b"]}"
+
+    response = post(client, site, body, raw=True)
+
+    assert response.status_code == 400
+    assert "NaN" not in response.json()["errors"][0]["message"]
+
+
 def test_a_post_full_of_nan_gets_at_most_the_usual_hundred_errors(client, site):
     import json
 
