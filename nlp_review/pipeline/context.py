@@ -46,6 +46,8 @@ class TriggerKind:
 
 NEG_FWD = TriggerKind(Modifier.NEGATED, Direction.FORWARD, forward=5)
 NEG_BACK = TriggerKind(Modifier.NEGATED, Direction.BACKWARD, backward=4)
+# "not observed" looks both ways: "growth not observed", "did not observe any turbidity".
+NEG_PERCEIVED = TriggerKind(Modifier.NEGATED, Direction.BOTH, forward=5, backward=4)
 NEG_NORMAL = TriggerKind(Modifier.NEGATED, Direction.BACKWARD, backward=4, events_only=True)
 NEG_BOTH = TriggerKind(Modifier.NEGATED, Direction.BOTH, forward=5, backward=3)
 NEG_RULED_OUT = TriggerKind(Modifier.NEGATED, Direction.BOTH, forward=5, backward=8)
@@ -66,10 +68,14 @@ TRIGGERS: tuple[tuple[TriggerKind, tuple[str, ...]], ...] = (
     # "none" and "nil" negate what precedes them too: "Growth: none", "Leaks - nil".
     (NEG_BOTH, ("not", "none|nil")),
     (NEG_RULED_OUT, ("ruled out", "excluded", "not confirmed|detected|found")),
-    (NEG_FWD, ("no|without|never|nor|neither|zero|0|nothing|avoid|prevent|preventing|avoiding",
+    # "nobody" as "no": "Nobody checked the COI" is an omission, "nobody reported leaks" rules them out.
+    (NEG_FWD, ("no|without|never|nor|neither|zero|0|nothing|nobody|noone|no-one|avoid|prevent|preventing|avoiding",
                "none of", "absence of", "free of|from", "negative for", "no evidence|sign|signs of", "rules out",
                "to avoid|prevent")),
-    (NEG_BACK, ("negative|absent", "not seen|observed|present|noted|evident|identified|visible|shown")),
+    (NEG_BACK, ("negative|absent",)),
+    (NEG_PERCEIVED, ("not seen|observed|present|noted|evident|identified|visible|shown",
+                     # A bare "no" answering a question or a heading: "Leak? No.", "Turbidity: no".
+                     "? no|nope|none|nil", ": no|nope")),
     (NEG_NORMAL, ("free|passed|pass|ok|okay|intact|normal|clear|satisfactory|unremarkable|conforms|conform|compliant|"
                   "acceptable|fine|nad", "within|in limit|limits|range|spec|specification|specifications|tolerance")),
     (PSEUDO, ("no change|changes|longer|doubt|further|increase|decrease", "not only|necessarily|just|always|applicable",
@@ -81,6 +87,8 @@ TRIGGERS: tuple[tuple[TriggerKind, tuple[str, ...]], ...] = (
                  "presumed|presumably|questionable|doubtful|maybe|perhaps|tbc|pending|investigating",
                  "may|might|could", "may|might|could have|be|been", "not sure|certain|clear",
                  "looks|look|looked like?", "to be confirmed|investigated|checked", "under investigation|review",
+                 # Longer than the hypothetical "if"/"whether" they hold: doubt about this batch's event.
+                 "not sure|certain|clear if|whether", "unclear|unsure|uncertain|unknown if|whether",
                  "can|could not be? excluded|ruled out?", "can|could not exclude|rule out?",
                  "not ruled|excluded out?")),
     (UNCERTAIN_FWD, ("?",)),

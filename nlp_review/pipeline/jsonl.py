@@ -18,6 +18,7 @@ from nlp_review.pipeline.types import TextReview
 
 ReviewMany = Callable[[list[str]], Iterable[TextReview]]
 READ_SIZE = 1 << 16
+BOM = b"\xef\xbb\xbf"
 
 
 def review_jsonl(source: BinaryIO, sink: BinaryIO, review: ReviewMany, batch_size: int = 256) -> int:
@@ -104,11 +105,14 @@ def _error(entry_id: object, message: str) -> bytes:
 def _available_lines(source: BinaryIO) -> Iterator[list[bytes]]:
     """Complete lines as they arrive (a final line without newline counts too)."""
     read = getattr(source, "read1", source.read)
-    pending = b""
+    pending, first = b"", True
     while True:
         data = read(READ_SIZE)
         if not data:
             break
+        if first:
+            # A file saved by a Windows editor starts with a UTF-8 byte order mark: not part of line 1.
+            data, first = data.removeprefix(BOM), False
         pending += data
         *complete, pending = pending.split(b"\n")
         if complete:

@@ -15,7 +15,7 @@ from nlp_review.pipeline.rules.words import MATERIAL_CONTAINERS, PRODUCT_VESSELS
 from nlp_review.pipeline.types import Category, Severity
 
 C, CRIT, MAJ = Category.CONTAMINATION, Severity.CRITICAL, Severity.MAJOR
-BREACH = ("torn|tear|tears|teared|ripped|rip|rips|hole|holes|holed|pinhole|pinholes|breach|breached|punctured|"
+BREACH = ("torn|tear|tears|teared|tore|ripped|rip|rips|hole|holes|holed|pinhole|pinholes|breach|breached|punctured|"
           "puncture|split|cut|nick|nicked|damaged|compromised|perforated|perforation")
 PACKAGING = "overwrap|overwraps|carton|cartons|packaging|pouch|pouches|outer|box|boxes|shipper"
 DAMAGE = ("crack|cracked|cracks|fractured|shattered|chipped|broken|burst|ruptured|punctured|torn|holed|perforated|"
@@ -29,7 +29,13 @@ RULES: tuple[Rule, ...] = (
         f"glove|gloves|glv|gauntlet|gauntlets|glove-port|sleeve|sleeves _{{0,3}} {BREACH}",
         f"{BREACH} _{{0,4}} glove|gloves|gauntlet|gauntlets|glove-port",
         "glove|gloving breach|failure|integrity",
-    ), "A breached glove during aseptic processing may have exposed the product (EU GMP Annex 1 §7.14)."),
+    ), "A breached glove during aseptic processing may have exposed the product (EU GMP Annex 1 §7.14).",
+        # The check said to be passed is no breach, and rules the category out there ("glove integrity
+        # checked, no tears"); "glove integrity test failed" still is one.
+        exclude=("glove|gloves integrity checked|ok|okay|intact|fine|good|verified|confirmed|passed|maintained|"
+                 "satisfactory",
+                 # taking gloves off is routine: "tore off the outer gloves and re-gloved"
+                 "tore|ripped|rip|tear off|away")),
     Rule("aseptic.microbial_growth", C, CRIT, (
         "growth", "colonies|colony|cfus", "bacteria|bacterial|fungal|fungi|fungus|yeast|mould|mold|organisms|organism",
         "cocci|rods|bacilli",
@@ -49,6 +55,7 @@ RULES: tuple[Rule, ...] = (
         "returned|gave|showed|reported|yielded|came|turned _{0,2} back? _{0,1} a? positive|reactive|detected",
         "(sterility|mycoplasma|endotoxin|bacterial|fungal) (failure|positive|positivity|hit)",
         # a result said to be too high ("endotoxin above the limit", "endotoxin result high")
+        "endotoxin|endotoxins|lal|bioburden _{0,2} > limit|spec|specification|al|action|alert|usl",
         "endotoxin|endotoxins|lal|bioburden _{0,2} result|level|value? _{0,1} high|higher|elevated|above|over|"
         "exceeded|exceeds|exceeding|raised|increased",
         # named as a contamination, or as suspected ("possible mycoplasma", "suspected endotoxin")
@@ -65,20 +72,29 @@ RULES: tuple[Rule, ...] = (
         f"{PRODUCT_VESSELS} _{{0,2}} wet|damp|moist",
         "drop|drops|droplet|droplets|splash _{0,2} culture|medium|media|product|cells|suspension",
         "culture|medium|media|product|suspension _{0,3} fell|dripped|spilled|spilt|splashed|leaked",
-    ), "A leak or spill breaks the closed system and may let organisms in or product out (Annex 1 §8)."),
+    ), "A leak or spill breaks the closed system and may let organisms in or product out (Annex 1 §8).",
+        # looking for leaks is the check, not a finding: "all bags checked for leaks before freezing"
+        exclude=("check|checked|checking|inspect|inspected|inspecting|examined|visually _{0,3} for _{0,4} "
+                 "leak|leaks|leaking|leakage",)),
     Rule("aseptic.vessel_breach", C, CRIT, (
         f"crack|cracked|cracks|crazing|fracture|fractured|hairline|shattered|chipped|broken|burst|ruptured|punctured|"
         f"split _{{0,7}} {PRODUCT_VESSELS}",
+        f"pinhole|pinholes|hole|holes _{{0,4}} {PRODUCT_VESSELS}",
         f"{PRODUCT_VESSELS} _{{0,3}} crack|cracked|cracks|fractured|shattered|chipped|broken|burst|ruptured|"
         "punctured|torn|holed|perforated|pierced",
     ), "A cracked or broken product container is an open container.",
         # A punctured overwrap or outer carton is the packaging (material.damaged), not the container;
         # tied to the damaged word, so that "bag cracked, placed in outer box" still counts.
-        exclude=(f"{PACKAGING} _{{0,2}} {DAMAGE}", f"{DAMAGE} _{{0,2}} {PACKAGING}")),
+        exclude=(f"{PACKAGING} _{{0,2}} {DAMAGE}", f"{DAMAGE} _{{0,2}} {PACKAGING}",
+                 # looking for holes is the check, not a finding: "checked all bags for pinholes"
+                 "check|checked|checking|inspect|inspected|inspecting|look|looked|looking|examined|visual|visually "
+                 "_{0,3} for _{0,1} pinhole|pinholes|hole|holes",
+                 "hole|holes punch|punched|puncher")),
     Rule("aseptic.open_exposure", C, CRIT, (
         "open|opened _{0,1} container|vessel|flask|bottle|bag|tube|vial",
         "uncapped|unsealed|unclamped|uncovered|unplugged|decapped",
         "lid|cap|caps|lids|plug|cover off|removed|left|missing|open",
+        f"left|leaving|unattended _{{0,5}} {PRODUCT_VESSELS} open|opened|uncapped",
         "(left open|lid-off|cap-off|sash up|sash raised)",
         "cap|lid|connector|spike|needle|tip|pipette|stopper|luer|screwcap _{0,3} dropped|fell|touched|contacted",
         "dropped _{0,3} cap|lid|connector|spike|needle|tip|pipette|stopper|luer",
@@ -135,10 +151,23 @@ RULES: tuple[Rule, ...] = (
         "cleaning|disinfection|sanitization|sanitisation|decontamination|wipe-down",
     ), "Cleaning or disinfection before aseptic work was not done (Annex 1 §4.x).", polarity=Polarity.CHECK),
     Rule("aseptic.sterility_sampling", C, MAJ, (
-        "sterility _{0,1} sample|samples|sampling|bottle|bottles|test|testing _{0,3} taken|sent|done|inoculated|"
+        "sterility _{0,1} sample|samples|sampling|bottle|bottles|test|testing _{0,5} taken|sent|done|inoculated|"
         "performed|collected",
+
     ), "A sterility sample was not taken: the batch cannot show it meets its sterility specification.",
         polarity=Polarity.CHECK),
+    # An event, not a check: "sterility tested negative" must not read as a negated test.
+    Rule("aseptic.sterility_not_tested", C, MAJ, (
+        "sterility not|never tested|checked|done|performed",
+    ), "Sterility was not tested: the batch cannot show it meets its sterility specification.",
+        unless_near=frozenset({"yet", "pending", "scheduled", "until", "til", "till", "tomorrow", "tmrw"})),
+    # A closure that no longer seals: "vial cap was loose after thaw". Vented flask caps are loosened
+    # on purpose for gas exchange.
+    Rule("aseptic.closure_loose", C, CRIT, (
+        "lid|cap|caps|lids|closure|closures|screwcap|stopper _{0,2} loose",
+        "loose cap|caps|lid|lids|closure|closures|screwcap|stopper",
+    ), "A container closure found loose may have let the product be contaminated.",
+        unless_near=frozenset({"gas", "exchange", "vent", "vented", "venting", "quarter", "turn", "intentionally"})),
     Rule("aseptic.material_container_breach", C, CRIT, (
         f"{MATERIAL_CONTAINERS} _{{0,2}} leaking|leaked|dripping|open|unsealed",
     ), "A leaking or open material container used in aseptic processing may bring contamination in."),

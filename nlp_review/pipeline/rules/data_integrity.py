@@ -59,6 +59,9 @@ RULES: tuple[Rule, ...] = (
         "shared|same|common|generic|group|one _{0,1} login|logins|account|accounts|user|username|password|"
         "credentials|badge",
         "logged in|on _{0,3} as|under|with _{0,3} colleague|another|other|someone|same|shared",
+        # Work recorded under somebody else's credentials: "entries made by operator2 under my login".
+        "under|using|with|via my|his|her|their|your|another|someone|somebody|colleague|colleagues _{0,2} login|logins|"
+        "account|password|credentials|username|badge|card",
         "left logged in|on",
         "not logged out",
     ), "Shared or borrowed credentials: entries are not attributable (21 CFR 11.10(d), 11.300)."),
@@ -140,6 +143,18 @@ RULES: tuple[Rule, ...] = (
     ), "A required record entry was left empty (ALCOA+: complete).",
         unless_near=frozenset({"step", "check", "clearance", "verification", "label", "coi", "identity", "training",
                                "cleaning", "expiry", "em", "sterility"})),
+    Rule("di.result_changed", D, CRIT, (
+        # Not "value" or "reading": "pH value changed to within range after CO2 adjustment" is the process.
+        "result|results|count|counts|entry|entries|outcome _{0,2} changed|altered|amended|edited|modified|updated|"
+        "corrected|rewritten _{0,1} to _{0,1} pass|passing|passed|conform|conforming|compliant|acceptable|within|meet|"
+        "meets",
+        "changed|altered|amended|edited|modified _{0,2} to _{0,1} pass|passing|conform|conforming|compliant",
+    ), "A result changed until it passes: falsified data unless a documented investigation shows why (critical)."),
+    Rule("di.selective_reporting", D, CRIT, (
+        "used|reported|recorded|took|kept|chose|picked|selected|entered|accepted _{0,1} the? better|best|higher|"
+        "highest|lower|lowest|passing|nicer _{0,1} result|results|value|values|count|counts|reading|readings",
+    ), "Repeating a test and keeping the result that passes is testing into compliance (critical).",
+        exclude=("lower|lowest|higher|highest _{0,1} limit|limits|dilution|speed|setting|temperature",)),
     Rule("di.copied", D, CRIT, (
         "copied|copy|pasted|copy-pasted|duplicated|cloned _{0,3} from|over _{0,3} previous|another|other|last|"
         "earlier|prior|yesterday|batch|record|run|entry|sheet|colleague",

@@ -36,7 +36,9 @@ RULES: tuple[Rule, ...] = (
         "condensation|frost|icing|ice _{0,3} incubator|freezer|fridge|door|chamber|frame|cabinet|build-up|buildup",
         "incubator|freezer|fridge|door|chamber|cabinet _{0,4} condensation|frost|icing|wet",
     ), "Equipment did not work as qualified; the step's results need an impact assessment.",
-        exclude=("printer _{0,3} jammed|jam|jams", "in error"),
+        # The record of faults is not a fault: "the centrifuge error log was reviewed and is empty".
+        exclude=("printer _{0,3} jammed|jam|jams", "in error",
+                 "error|errors|fault|faults|alarm|alarms log|logs|history|list|record|records"),
         unless_near=frozenset({"reagent", "medium", "media", "serum", "vial", "vials"})),
     Rule("equipment.reading", E, MAJ, (
         "(setpoint|set-point|set point|target temperature) _{0,3} not|n't _{0,1} reached|achieved|maintained|held",
@@ -79,7 +81,9 @@ RULES: tuple[Rule, ...] = (
         "incubator|incubators|freezer|fridge|refrigerator|dewar|room|cabinet|bsc _{0,3} temperature _{0,2} "
         "excursion|dropped|drop|fell|low|high|rose|deviation|out",
         "ln2|nitrogen _{0,2} level? _{0,1} low|empty|depleted|alarm|dropped|fell|below|under|insufficient",
-    ), "A controlled environment left its qualified range.", unless_near=SHIPPING),
+    ), "A controlled environment left its qualified range.", unless_near=SHIPPING,
+        # Setting up the alarm is not the alarm: "CO2 alarm limits set to 4.5-5.5%".
+        exclude=("alarm|alarms limit|limits|setpoint|setpoints|settings|setting|threshold|thresholds|configured",)),
     Rule("equipment.profile", E, MAJ, (
         "crf|freezer|profile|program|programme|run|cycle _{0,3} failed|deviated|deviation|deviates|aborted|"
         "abort|error|interrupted|incomplete",

@@ -26,7 +26,10 @@ RULES: tuple[Rule, ...] = (
         "errors|mistake|mistakes",
         f"mismatch|mismatched|mis-match|discrepancy|discrepancies|discrepant|inconsistent|wrong|incorrect|"
         f"conflicting _{{0,2}} {ID_ONLY}|patient|patients|bag|bags",
-        "mix-up|mixup|mix|mixed|swap|swapped|switched|interchanged|transposed|misidentified|mislabeled|misidentification",
+        "mix-up|mixup|mix|mixed|swap|swapped|switched|interchanged|transposed|misidentified|mislabeled|misidentification|"
+        "mislabel|mislabels|mislabelled|mislabeling|mislabelling|misassigned",
+        # Material meant for one patient used for another: "vector reserved for patient 12 instead of patient 14".
+        "instead of _{0,1} patient|patients|pt|pts|donor|coi|din",
         "vs|versus|≠ _{0,1} pt|patient|coi|din",
         f"differs|differ|differed|different|disagrees|disagree|inconsistent|conflicts _{{0,1}} from|to|with _{{0,3}} "
         f"{ID_ONLY}|patient|traveller|traveler|order|requisition|wristband",
@@ -47,6 +50,11 @@ RULES: tuple[Rule, ...] = (
         f"{ID_ONLY}|patient",
         "chain of identity|custody _{0,2} check|checks|verification|confirmation|reconciliation",
     ), "An identity check was not done: the product's identity is unconfirmed (critical).",
+        polarity=Polarity.CHECK),
+    Rule("identity.labelled", ID, CRIT, (
+        "bag|bags|cryobag|cryobags|tube|tubes|sample|samples|vial|vials|syringe|syringes|aliquot|aliquots|product|"
+        "container|containers _{0,3} labelled|labeled",
+    ), "A product or sample not labelled when it was made: its identity rests on memory (critical).",
         polarity=Polarity.CHECK),
     Rule("identity.unlabeled", ID, CRIT, (
         "unlabeled|unlabelled|unidentified|unmarked|anonymous|nameless",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from nlp_review.pipeline.rules.base import Polarity, Rule
 from nlp_review.pipeline.types import Category, Severity
 
-P, MAJ, MIN = Category.PROCEDURE, Severity.MAJOR, Severity.MINOR
+P, CRIT, MAJ, MIN = Category.PROCEDURE, Severity.CRITICAL, Severity.MAJOR, Severity.MINOR
 DOCUMENT = ("(mbr|sop|sops|procedure|protocol|instructions|instruction|batch record|record|master|wi|form|method|bom|"
             "bill of materials)")
 
@@ -30,6 +30,11 @@ RULES: tuple[Rule, ...] = (
     ), "A step of the master batch record is stated not to have been done.", polarity=Polarity.CHECK,
         unless_near=frozenset({"label", "coi", "identity", "verification", "verified", "em", "settle", "sterility",
                                "cleaning", "cleaned", "calibration", "expiry", "retest", "recount", "signature"})),
+    Rule("procedure.released_before_results", P, CRIT, (
+        "infused|released|shipped|dispatched|administered|issued|transfused _{0,4} before|prior|ahead _{0,1} to|of? "
+        "_{0,2} sterility|qc|release|endotoxin|mycoplasma|gram|test|tests|testing|result|results",
+    ), "The product left or reached the patient before its release results were known: the release specification "
+       "was not shown to be met (critical)."),
     Rule("procedure.order", P, MAJ, (
         "out of order|sequence",
         "wrong|incorrect|reverse|reversed|revere|different|inverted|opposite|swapped|switched|changed _{0,4} "
