@@ -41,7 +41,7 @@ from ebr.api.instruments import (
     MayReadReadings,
     request_instrument,
 )
-from ebr.models import Batch, InstrumentParameter
+from ebr.models import Batch, Instrument, InstrumentParameter
 from ebr.process_data import (
     ReadingsFilter,
     alarms_open,
@@ -322,8 +322,9 @@ class BatchReadingsView(APIView):
         query = ReadingsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        where = ReadingsFilter(batch=_batch(batch), parameter=_parameter(params.get("parameter")),
-                               start=params.get("from"), end=params.get("to"), instrument=request_instrument(request))
+        instrument = request_instrument(request)
+        where = ReadingsFilter(batch=_batch(batch, instrument), parameter=_parameter(params.get("parameter")),
+                               start=params.get("from"), end=params.get("to"), instrument=instrument)
         bucketed = "bucket_seconds" in params
         after = _cursor_decode(params["cursor"], bucketed) if params.get("cursor") else None
         if bucketed:
@@ -337,8 +338,13 @@ class BatchReadingsView(APIView):
         return Response({"count": page.count, "next": next_url, "results": page.results})
 
 
-def _batch(number: str) -> Batch:
-    batch = Batch.objects.filter(number=number).first() if BATCH_NUMBER.fullmatch(number) else None
+def _batch(number: str, instrument: Instrument | None) -> Batch:
+    """The batch; for an instrument only one its equipment was ever assigned to, so that a token cannot
+    tell which of the (sequential) batch numbers exist: any other answers as an unknown batch."""
+    batches = Batch.objects.filter(number=number)
+    if instrument is not None:
+        batches = batches.filter(equipment_uses__equipment_id=instrument.equipment_id)
+    batch = batches.first() if BATCH_NUMBER.fullmatch(number) else None
     if batch is None:
         raise NotFound("No such batch.")
     return batch

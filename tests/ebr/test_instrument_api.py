@@ -749,6 +749,21 @@ def test_an_instrument_reads_only_its_own_readings(client, site, series):
     assert mine["count"] == 132 and theirs["count"] == 0
 
 
+def test_an_instrument_cannot_tell_which_other_batches_exist(client, site):
+    """Batch numbers are sequential: a token must not be able to list them. A batch its equipment was
+    never assigned to answers like one that does not exist; people still see every batch."""
+    elsewhere = running_batch(site.who, site.version, bioreactor())
+
+    theirs = client.get(f"/api/v1/batches/{elsewhere.number}/readings", **site.auth)
+    unknown = client.get("/api/v1/batches/B-1999-9999/readings", **site.auth)
+    mine = client.get(f"/api/v1/batches/{site.batch.number}/readings", **site.auth)
+    login(client, site.who.auditor)
+    person = client.get(f"/api/v1/batches/{elsewhere.number}/readings")
+
+    assert (theirs.status_code, unknown.status_code, mine.status_code, person.status_code) == (404, 404, 200, 200)
+    assert theirs.json() == unknown.json()
+
+
 def test_instrument_revocation_is_recorded_once(db):
     equipment = bioreactor()
     registration = instrument_register(actor=SEED, name=unique("r"), equipment=equipment)
