@@ -1,6 +1,8 @@
-"""One error shape for the whole API: {"errors": [{"field", "message"}, ...]} with a 4xx status.
+"""One error shape for the whole API: {"errors": [{"index", "field", "message"}, ...]} with a 4xx status.
 
-Integrators parse one structure whatever went wrong; DRF's default shapes vary per error.
+Integrators parse one structure whatever went wrong; DRF's default shapes vary per error. `index`
+is the position of the reading an error is about, null when it is about the request as a whole
+(authentication, method, rate limit, query parameters).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ def _flatten(detail: Any, field: str | None = None) -> list[dict[str, Any]]:
         return errors
     if isinstance(detail, list):
         return [error for value in detail for error in _flatten(value, field)]
-    return [{"field": field, "message": str(detail)}]
+    return [{"index": None, "field": field, "message": str(detail)}]
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -31,7 +33,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(data, dict) and "errors" in data and len(data) == 1:
         return response
     if isinstance(data, dict) and set(data) == {"detail"}:
-        data = {"errors": [{"field": None, "message": str(data["detail"])}]}
+        data = {"errors": [{"index": None, "field": None, "message": str(data["detail"])}]}
     else:
         data = {"errors": _flatten(data)}
     response.data = data

@@ -113,7 +113,8 @@ class ReadingsPostResultSerializer(serializers.Serializer):
 
 
 class ErrorItemSerializer(serializers.Serializer):
-    index = serializers.IntegerField(required=False, allow_null=True, help_text="Position in readings, if any.")
+    index = serializers.IntegerField(allow_null=True,
+                                     help_text="Position in readings; null for the request as a whole.")
     field = serializers.CharField(allow_null=True)
     message = serializers.CharField()
 
