@@ -19,12 +19,28 @@ def _production() -> bool:
         return True  # an unreadable DJANGO_ENV_FILE: settings say why; never fall back to embedded servers
 
 
+DATABASE_UNAVAILABLE = 3  # distinct from every command's own codes (verify_audit_trail's 1 is "broken")
+
+
+def _execute(argv: list[str]) -> None:
+    """Run the command; a database that cannot be reached or fails mid-way ends it with one line and
+    exit 3, not a traceback, so that a cron job or CI tells "could not check" from "checked: broken"."""
+    from django.core.management import execute_from_command_line
+    from django.db.utils import InterfaceError, OperationalError
+
+    try:
+        execute_from_command_line(argv)
+    except (OperationalError, InterfaceError) as error:
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        sys.stderr.write(f"manage.py: database error, the command stopped: {reason}\n")
+        sys.exit(DATABASE_UNAVAILABLE)
+
+
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ebr.settings")
-    from django.core.management import execute_from_command_line
 
     if _given("DATABASE_URL") and _given("REDIS_URL"):
-        execute_from_command_line(sys.argv)
+        _execute(sys.argv)
         return
     if _production():
         # A production unit with a URL missing is misconfigured: it must not quietly run against
@@ -38,7 +54,7 @@ def main() -> None:
     try:
         with services() as env:
             os.environ.update(env)
-            execute_from_command_line(sys.argv)
+            _execute(sys.argv)
     except LocalServiceError as error:
         sys.exit(f"manage.py: set DATABASE_URL and REDIS_URL, or let the embedded servers start: {error}")
 
