@@ -250,6 +250,25 @@ class ApiClient:
         self.endpoint = url.rstrip("/") + "/api/v1/readings"
         self.token, self.max_retries, self.timeout, self.sleep, self.log = token, max_retries, timeout, sleep, log
 
+    @staticmethod
+    def unreachable(url: str, *, attempts: int = 3, timeout: float = 5.0,
+                    sleep: Callable[[float], None] = time.sleep) -> str | None:
+        """Why the server at `url` cannot be reached, or None when it answers at all (any HTTP status)."""
+        if not url.startswith(("http://", "https://")):
+            return "the server URL must start with http:// or https://"
+        reason = ""
+        for attempt in range(attempts):
+            try:
+                with urllib.request.urlopen(url.rstrip("/") + "/api/v1/readings", timeout=timeout):  # noqa: S310
+                    return None
+            except urllib.error.HTTPError:
+                return None  # 401 or 405: a server that answers
+            except (urllib.error.URLError, OSError, TimeoutError) as error:
+                reason = str(getattr(error, "reason", error))
+            if attempt + 1 < attempts:
+                sleep(1.0)
+        return reason
+
     def _send(self, body: bytes) -> tuple[int, dict[str, Any], str | None]:
         request = urllib.request.Request(self.endpoint, data=body, method="POST", headers={  # noqa: S310
             "Authorization": f"Bearer {self.token}", "Content-Type": "application/json",

@@ -368,3 +368,91 @@ def test_no_request_holds_more_than_the_batch_size(tmp_path: Path):
 
     sizes = [len(payload["readings"]) for payload in client.payloads]
     assert max(sizes) <= 12 and sum(sizes) == 180 * 5 + 3 * 6  # 3 h: online every minute, at-line hourly
+
+
+# --- refusing up front: nothing registered for a run that cannot post --------------------------------
+
+def _instruments() -> int:
+    from ebr.models import Instrument
+
+    return Instrument.objects.count()
+
+
+@pytest.mark.django_db
+def test_a_batch_whose_bioreactor_was_released_is_refused_before_anything_is_registered(tmp_path: Path, scripted):
+    """The readings would be stamped now, after the assignment ended: every post would be refused."""
+    from django.core.management.base import CommandError
+
+    from ebr.models import EquipmentUse
+    from ebr.services.batches import equipment_release
+    from tests.ebr.process_builders import plant
+
+    site = plant()
+    equipment_release(actor=site.who.supervisor, use=EquipmentUse.objects.get(batch=site.batch, ended_at=None))
+    server = scripted()
+    before = _instruments()
+
+    with pytest.raises(CommandError, match=f"no bioreactor is assigned to batch {site.batch.number} now") as refused:
+        call_command("simulate_bioreactor", "--batch", site.batch.number, "--hours", "1", "--url", server.url,
+                     "--state", str(tmp_path / "state.json"), stdout=io.StringIO(), stderr=io.StringIO())
+
+    assert refused.value.returncode == 2 and "\n" not in str(refused.value)
+    assert _instruments() == before and not (tmp_path / "state.json").exists()
+
+
+@pytest.mark.django_db
+def test_a_server_that_cannot_be_reached_is_refused_before_anything_is_registered(tmp_path: Path):
+    from django.core.management.base import CommandError
+
+    from tests.ebr.process_builders import plant
+
+    site = plant()
+    before = _instruments()
+
+    with pytest.raises(CommandError, match=r"cannot reach http://127\.0\.0\.1:1") as refused:
+        call_command("simulate_bioreactor", "--batch", site.batch.number, "--hours", "1", "--url",
+                     "http://127.0.0.1:1", "--state", str(tmp_path / "state.json"), stdout=io.StringIO(),
+                     stderr=io.StringIO())
+
+    assert "\n" not in str(refused.value) and "nothing registered" in str(refused.value)
+    assert _instruments() == before
+
+
+def _half_done_compressed_culture(tmp_path: Path) -> SequenceState:
+    from ebr.simulator import rfc3339
+
+    scale = 60 / 7200  # 2 h of culture into 60 s, half of it posted by the last run just now
+    began = datetime.now(UTC) - timedelta(seconds=30)
+    state = SequenceState.load(tmp_path / "state.json")
+    state.batch, state.culture_start, state.time_scale = "B-1", began.isoformat(), scale
+    state.last_ts = rfc3339(began + timedelta(hours=1) * scale)
+    return state
+
+
+def _options(speed: float) -> dict[str, Any]:
+    return {"hours": 2.0, "speed": speed, "interval": timedelta(seconds=60), "start": None, "excursion": [],
+            "gap": [], "batch": "B-1"}
+
+
+def test_a_second_run_goes_on_with_the_culture_when_that_keeps_to_its_speed(tmp_path: Path):
+    """At 100x the rest of the culture (1 h) takes 36 s, and it has 30 s of its own pace left: it goes on."""
+    from ebr.management.commands.simulate_bioreactor import Command
+
+    plan = Command(stdout=io.StringIO(), stderr=io.StringIO())._plan(_options(100.0), _half_done_compressed_culture(
+        tmp_path), None)
+
+    assert plan.resume_from is not None
+
+
+def test_a_second_run_that_cannot_keep_to_its_speed_says_so_at_once(tmp_path: Path):
+    """At 36000x the rest should take 0.1 s but goes on at its own pace for 30 s of real time, and no new
+    culture fits before the run's end: one line saying so, instead of a run 300 times slower than asked."""
+    from django.core.management.base import CommandError
+
+    from ebr.management.commands.simulate_bioreactor import Command
+
+    with pytest.raises(CommandError, match=r"no room for 2 h of culture.*goes on only at its own pace") as refused:
+        Command(stdout=io.StringIO(), stderr=io.StringIO())._plan(_options(36000.0), _half_done_compressed_culture(
+            tmp_path), None)
+
+    assert "\n" not in str(refused.value)

@@ -28,10 +28,14 @@ from ebr.simulator import ApiClient, Excursion, Gap, Plan, SequenceState, Simula
 
 MAX_BATCH_SIZE = 4000
 MIN_COMPRESSED_INTERVAL = timedelta(milliseconds=10)
+RESUME_SLACK = timedelta(seconds=5)
 
 
-def _bioreactor_use(batch: Batch, equipment: Equipment | None = None) -> EquipmentUse | None:
+def _bioreactor_use(batch: Batch, equipment: Equipment | None = None, *, open_only: bool = False
+                    ) -> EquipmentUse | None:
     uses = EquipmentUse.objects.filter(batch=batch).select_related("equipment").order_by("-started_at")
+    if open_only:
+        uses = uses.filter(ended_at__isnull=True)
     if equipment is not None:
         return uses.filter(equipment=equipment).first()
     return (uses.filter(equipment__equipment_type=EquipmentType.BIOREACTOR, ended_at__isnull=True).first()
@@ -75,6 +79,9 @@ class Command(BaseCommand):
         batch = Batch.objects.filter(number=number).first()
         if batch is None and not options["token"]:
             raise CommandError(f"unknown batch {number}", returncode=2)
+        unreachable = ApiClient.unreachable(options["url"])
+        if unreachable:  # before an instrument is registered for a run that cannot post
+            raise CommandError(f"cannot reach {options['url']}: {unreachable}; nothing registered")
         token, state, use = self._credentials(batch, options)
         plan = self._plan(options, state, use)
         state.batch = number
@@ -112,9 +119,12 @@ class Command(BaseCommand):
             chosen = Equipment.objects.filter(code=options["equipment"]).first()
             if chosen is None:
                 raise CommandError(f"unknown equipment {options['equipment']}", returncode=2)
-        use = _bioreactor_use(batch, chosen)
+        # Only an assignment that still runs: a new instrument for a completed batch's bioreactor would
+        # be registered for nothing, every post of it refused (the readings are in the present).
+        use = _bioreactor_use(batch, chosen, open_only=True)
         if use is None:
-            raise CommandError(f"no bioreactor is assigned to batch {batch.number}", returncode=2)
+            raise CommandError(f"no bioreactor is assigned to batch {batch.number} now (batch "
+                               f"{batch.get_status_display().lower()}); nothing registered", returncode=2)
         name = options["instrument"] or f"{use.equipment.code}-simulator"
         state = SequenceState.load(options["state"] or directory / f"{name}.json")
         known = instrument_for_token(state.token) if state.token else None
@@ -150,6 +160,7 @@ class Command(BaseCommand):
                 raise CommandError("--start needs a time zone, e.g. 2026-11-27T08:00:00Z")
             return self._new_culture(options, state, options["start"])
         now, culture = datetime.now(UTC), timedelta(hours=hours)
+        abandoned: datetime | None = None  # the end of a last culture that --speed cannot wait for
         ends = now + culture / speed
         start = ideal = ends - culture
         if use is not None:
@@ -159,16 +170,27 @@ class Command(BaseCommand):
             resume = datetime.fromisoformat(state.last_ts.replace("Z", "+00:00")) + interval * state.time_scale
             # Times are kept to the millisecond: a culture whose last reading was sent ends within
             # half an interval of `resume`, not exactly at it (a compressed interval is short).
-            if began + culture * state.time_scale - resume > interval * state.time_scale / 2:
-                return Plan(start=began, hours=hours, interval=interval, excursions=options["excursion"],
-                            gaps=options["gap"], resume_from=resume, time_scale=state.time_scale)
+            end = began + culture * state.time_scale
+            if end - resume > interval * state.time_scale / 2:
+                # The rest of the culture keeps its time scale and real instrument times, so it cannot
+                # end before `end`: resume only when that is about as soon as --speed asks for.
+                rest = culture - (resume - began) / state.time_scale
+                if end - now <= rest / speed + RESUME_SLACK:
+                    return Plan(start=began, hours=hours, interval=interval, excursions=options["excursion"],
+                                gaps=options["gap"], resume_from=resume, time_scale=state.time_scale)
+                abandoned = end
             start = max(start, resume)
         start = start.replace(microsecond=0) + timedelta(seconds=1)  # readings carry milliseconds at most
         # Each compressed interval must keep readings apart at the millisecond the API keeps.
         if start > ideal + timedelta(seconds=1) and ends - start < culture / interval * MIN_COMPRESSED_INTERVAL:
+            resumable = (f"; the last run's culture goes on only at its own pace, until {abandoned:%H:%M:%S} UTC"
+                         if abandoned else "")
             raise CommandError(f"no room for {hours:g} h of culture between {start:%Y-%m-%d %H:%M:%S} UTC (the "
                                "bioreactor's assignment or its last reading) and the end of this run: run it "
-                               "longer (a lower --speed) or later")
+                               f"longer (a lower --speed) or later{resumable}")
+        if abandoned:
+            self.stderr.write(f"the last run's culture would go on at its own pace until {abandoned:%H:%M:%S} UTC, "
+                              f"longer than --speed {speed:g} allows: a new culture begins after its last reading")
         scale = 1.0 if start <= ideal + timedelta(seconds=1) else min(1.0, (ends - start) / culture)
         return self._new_culture(options, state, start, scale=scale)
 
