@@ -34,6 +34,10 @@ def _execute(argv: list[str]) -> None:
         reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
         sys.stderr.write(f"manage.py: database error, the command stopped: {reason}\n")
         sys.exit(DATABASE_UNAVAILABLE)
+    except BrokenPipeError:
+        # The reader went away (`... | head -1`): no traceback; what is left to write goes nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def main() -> None:

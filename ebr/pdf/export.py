@@ -119,7 +119,16 @@ def _export_recorded(*, actor: Actor, batch: Batch, signed: SignedRecord, path: 
 
 
 def batch_pdf_write(*, batch: Batch, path: Path, actor: Actor, progress: Progress | None = None) -> ExportResult:
-    """The command line's export: build, sign, write `path` atomically, record EXPORT_CREATED."""
+    """The command line's export: build, sign, write `path` atomically, record EXPORT_CREATED.
+
+    A person named as the exporter must hold the export capability, as on the screen: the audit trail
+    attributes the export to them (21 CFR 11.10(d), (g)). The system actor is whoever runs the command
+    on the server. `path`'s directory must exist: a mistyped path is refused, not created.
+    """
+    if isinstance(actor, User) and not can(actor, Capability.AUDIT_TRAIL_EXPORT):
+        raise PermissionDenied(f"{actor.get_username()}'s role does not allow exporting batch records.")
+    if not Path(path).parent.is_dir():
+        raise FileNotFoundError(f"the directory {Path(path).parent} does not exist")
     signed = batch_pdf_build(batch, exported_by=exporter_label(actor), progress=progress)
     file_write_atomic(Path(path), signed.pdf)
     with transaction.atomic():

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from ebr.models import Alarm, Batch, Equipment, StepStatus
@@ -234,11 +235,14 @@ def fingerprint_in(output: str) -> str:
 
 
 def verify(path: Path) -> tuple[int, str]:
-    out = io.StringIO()
+    """Exit code and what the command said: the report on stdout when valid, the reason on stderr when not."""
+    out, err = io.StringIO(), io.StringIO()
     try:
-        call_command("verify_pdf", str(path), stdout=out)
+        call_command("verify_pdf", str(path), stdout=out, stderr=err)
     except SystemExit as stop:
-        return int(stop.code or 0), out.getvalue()
+        assert out.getvalue() == "" and len(err.getvalue().strip().splitlines()) == 1, (out.getvalue(), err.getvalue())
+        return int(stop.code or 0), err.getvalue()
+    assert err.getvalue() == ""
     return 0, out.getvalue()
 
 
@@ -444,6 +448,29 @@ def test_unknown_batch_exits_2_with_one_line(pki, tmp_path):
     assert not (tmp_path / "x.pdf").exists()
 
 
+def test_an_export_named_after_a_person_whose_role_may_not_export_is_refused(scenario, pki, tmp_path, operator):
+    """The audit trail would attribute the export to them: the same rule as on the screen."""
+    before = AuditEvent.objects.filter(event_type=Event.EXPORT_CREATED).count()
+
+    with pytest.raises(CommandError, match="role does not allow exporting") as refused:
+        export(scenario["batch"], tmp_path / "x.pdf", "--user", operator.username)
+
+    assert "\n" not in str(refused.value)
+    assert not (tmp_path / "x.pdf").exists()
+    assert AuditEvent.objects.filter(event_type=Event.EXPORT_CREATED).count() == before
+
+
+def test_an_output_directory_that_does_not_exist_is_refused_not_created(scenario, pki, tmp_path):
+    target = tmp_path / "typo" / "x.pdf"
+    before = AuditEvent.objects.filter(event_type=Event.EXPORT_CREATED).count()
+
+    with pytest.raises(CommandError, match="does not exist"):
+        export(scenario["batch"], target)
+
+    assert not target.parent.exists()
+    assert AuditEvent.objects.filter(event_type=Event.EXPORT_CREATED).count() == before
+
+
 # --- signature: valid, trusted, and nothing may change after signing -------------------------------
 
 def test_verify_pdf_accepts_the_export_and_prints_signer_time_and_fingerprint(exported):
@@ -478,7 +505,7 @@ def test_a_byte_changed_in_the_signed_range_is_detected(exported, tmp_path):
     assert not status.intact and not status.bottom_line
 
 
-def test_content_appended_after_signing_is_detected(exported, tmp_path):
+def test_content_appended_after_signing_is_detected(exported, tmp_path, caplog):
     from pyhanko.pdf_utils import generic
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
@@ -494,6 +521,8 @@ def test_content_appended_after_signing_is_detected(exported, tmp_path):
 
     assert code == 1
     assert output.startswith("altered")
+    # pyHanko logs its own warning, with tracebacks, about the revision it rejects: not on the terminal
+    assert not [record for record in caplog.records if record.name.startswith("pyhanko")]
     status = pyhanko_status(appended)
     assert status.coverage.name != "ENTIRE_FILE" and not status.bottom_line
 

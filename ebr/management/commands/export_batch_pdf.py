@@ -2,7 +2,8 @@
 
 Exit 0 when written; 2 (with one line) when the batch does not exist; 1 on any other failure.
 The export is recorded in the audit trail (EXPORT_CREATED) with the record fingerprint,
-attributed to system:cli unless --user names the person exporting.
+attributed to system:cli unless --user names the person exporting, who must hold a role that may
+export batch records (QA, auditor). The output's directory must exist.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ebr.models import Batch
@@ -41,6 +43,8 @@ class Command(BaseCommand):
                 raise CommandError(f"unknown or inactive user {options['user']}")
         try:
             result = batch_pdf_write(batch=batch, path=Path(options["output"]), actor=actor)
+        except (PermissionDenied, FileNotFoundError) as error:
+            raise CommandError(f"export of {number} refused: {error}") from None
         except Exception as error:  # fonts, signing key, disk: one readable line, exit 1
             raise CommandError(f"export of {number} failed: {error}") from error
         self.stdout.write(f"{result.path}: {result.pages} pages, {result.size} bytes, signed; "

@@ -1,13 +1,18 @@
 """Check a signed PDF batch record: signature valid, signer trusted, nothing changed after signing.
 
-Exit 0 valid (printing signer, signing time, time stamp, record fingerprint); exit 1 invalid,
-altered or unsigned, with one line saying why (21 CFR 11.10(b)/(c), EU GMP Annex 11 §8).
+Exit 0 valid (printing signer, signing time, time stamp, record fingerprint on standard output);
+exit 1 invalid, altered, unsigned or unreadable, with one line on standard error saying why
+(21 CFR 11.10(b)/(c), EU GMP Annex 11 §8). pyHanko's own warnings about a file it rejects (with
+tracebacks) are not shown: the verdict line says what is wrong.
 Trust comes from PDF_TRUST_ROOTS (the facility CA; the demo CA by default).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,7 +32,8 @@ class Command(BaseCommand):
 
         path = Path(options["path"])
         try:
-            result = pdf_verify(path.read_bytes())
+            with _pyhanko_quiet():
+                result = pdf_verify(path.read_bytes())
         except OSError as error:
             self._fail(f"unreadable: {error.strerror or error} ({path})")
         except SigningNotConfigured as error:
@@ -42,5 +48,16 @@ class Command(BaseCommand):
         self.stdout.write(f"record fingerprint: sha256:{result.fingerprint or 'not stated'}")
 
     def _fail(self, why: str) -> NoReturn:
-        self.stdout.write(why)
+        self.stderr.write(why)
         sys.exit(1)
+
+
+@contextmanager
+def _pyhanko_quiet() -> Iterator[None]:
+    logger = logging.getLogger("pyhanko")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
