@@ -1,6 +1,10 @@
 #!/usr/bin/env python
 import os
 import sys
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from django.core.management.base import CommandParser
 
 
 def _given(name: str) -> bool:
@@ -26,8 +30,10 @@ def _execute(argv: list[str]) -> None:
     """Run the command; a database that cannot be reached or fails mid-way ends it with one line and
     exit 3, not a traceback, so that a cron job or CI tells "could not check" from "checked: broken"."""
     from django.core.management import execute_from_command_line
+    from django.core.management.base import CommandParser
     from django.db.utils import InterfaceError, OperationalError
 
+    CommandParser.error = _argument_error  # type: ignore[method-assign]
     try:
         execute_from_command_line(argv)
     except (OperationalError, InterfaceError) as error:
@@ -38,6 +44,15 @@ def _execute(argv: list[str]) -> None:
         # The reader went away (`... | head -1`): no traceback; what is left to write goes nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
+
+
+def _argument_error(parser: "CommandParser", message: str) -> "NoReturn":
+    """A bad or missing argument: one line, exit 2 (argparse prints the whole usage block first)."""
+    from django.core.management.base import CommandError
+
+    if not getattr(parser, "called_from_command_line", False):
+        raise CommandError(f"Error: {message}")  # call_command(): as Django does
+    parser.exit(2, f"{parser.prog}: {message} (see --help)\n")
 
 
 def main() -> None:

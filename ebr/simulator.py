@@ -17,6 +17,7 @@ viability, glucose, lactate, glutamine, ammonia) every hour.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -45,11 +46,15 @@ class SimulatorError(Exception):
     """The server refused the data (4xx) or could not be reached after every retry."""
 
 
+class OptionError(ValueError, argparse.ArgumentTypeError):
+    """A malformed option value; argparse shows its message (a plain ValueError it replaces with its own)."""
+
+
 def duration(text: str) -> timedelta:
     """"90s", "30m", "12h", "1.5d" as a timedelta."""
     match = DURATION.fullmatch(text.strip())
     if match is None:
-        raise ValueError(f"{text!r} is not a duration like 30m, 12h or 2d")
+        raise OptionError(f"{text!r} is not a duration like 30m, 12h or 2d")
     return timedelta(seconds=float(match.group(1)) * SECONDS[match.group(2)])
 
 
@@ -65,8 +70,10 @@ class Excursion:
     @classmethod
     def parse(cls, text: str) -> Excursion:
         match = re.fullmatch(r"([a-z0-9_]+):(-?\d+(?:\.\d+)?)@([0-9.]+[smhd])(?:\+([0-9.]+[smhd]))?", text.strip())
-        if match is None or match.group(1) not in UNITS:
-            raise ValueError(f"{text!r}: expected PARAMETER:VALUE@TIME[+DURATION], e.g. ph:6.6@12h+30m")
+        if match is None:
+            raise OptionError(f"{text!r}: expected PARAMETER:VALUE@TIME[+DURATION], e.g. ph:6.6@12h+30m")
+        if match.group(1) not in UNITS:
+            raise OptionError(f"{text!r}: unknown parameter {match.group(1)!r}; one of {', '.join(sorted(UNITS))}")
         length = duration(match.group(4)) if match.group(4) else timedelta(minutes=30)
         return cls(match.group(1), float(match.group(2)), duration(match.group(3)), length)
 
@@ -85,7 +92,7 @@ class Gap:
     def parse(cls, text: str) -> Gap:
         length, _, at = text.partition("@")
         if not at:
-            raise ValueError(f"{text!r}: expected DURATION@TIME, e.g. 30m@20h")
+            raise OptionError(f"{text!r}: expected DURATION@TIME, e.g. 30m@20h")
         return cls(duration(length), duration(at))
 
     def covers(self, elapsed: timedelta) -> bool:

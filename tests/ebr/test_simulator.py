@@ -456,3 +456,12 @@ def test_a_second_run_that_cannot_keep_to_its_speed_says_so_at_once(tmp_path: Pa
             tmp_path), None)
 
     assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("option", [["--excursion", "ph:6.6@12h"], ["--gap", "30m@2h"]])
+def test_an_excursion_or_gap_after_the_culture_ends_is_refused_not_ignored(option: list[str]):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="not within the 1 h culture"):
+        call_command("simulate_bioreactor", "--batch", "B-NONE-1", "--hours", "1", *option,
+                     stdout=io.StringIO(), stderr=io.StringIO())

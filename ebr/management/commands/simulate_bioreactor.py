@@ -74,6 +74,11 @@ class Command(BaseCommand):
             raise CommandError("--hours and --speed must be positive.")
         if not 1 <= options["batch_size"] <= MAX_BATCH_SIZE:
             raise CommandError(f"--batch-size is 1 to {MAX_BATCH_SIZE}.")
+        culture = timedelta(hours=options["hours"])
+        for name, events in (("--excursion", options["excursion"]), ("--gap", options["gap"])):
+            late = next((event for event in events if event.at >= culture), None)
+            if late is not None:  # it would silently never happen
+                raise CommandError(f"{name} at {late.at} is not within the {options['hours']:g} h culture")
         self.verbosity = options["verbosity"]
         number = options["batch"]
         batch = Batch.objects.filter(number=number).first()
