@@ -62,7 +62,7 @@ def instrument_register(*, actor: Actor, name: str, equipment: Equipment,
     name = (name or "").strip()
     if not NAME_PATTERN.match(name):
         raise ValidationError({"name": "Use 1 to 64 letters, digits, dots, dashes or underscores."})
-    if Instrument.objects.filter(name=name).exists():
+    if Instrument.objects.filter(name__iexact=name).exists():  # BSC-CTL and bsc-ctl would be told apart by case only
         raise ValidationError({"name": f"An instrument named {name} is already registered."})
     token = token_new()
     instrument = create_with_reason(

@@ -594,6 +594,20 @@ def test_create_instrument_on_unknown_equipment_exits_2_with_one_line(db):
     assert result.stdout == ""
 
 
+def test_an_instrument_name_that_differs_only_in_case_is_refused(db):
+    from django.core.management.base import CommandError
+
+    equipment = bioreactor()
+    call_command("create_instrument", "BSC-CTL", "--equipment", equipment.code, stdout=io.StringIO(),
+                 stderr=io.StringIO())
+
+    with pytest.raises(CommandError, match="already registered"):
+        call_command("create_instrument", "bsc-ctl", "--equipment", equipment.code, stdout=io.StringIO(),
+                     stderr=io.StringIO())
+
+    assert Instrument.objects.filter(name__iexact="bsc-ctl").count() == 1
+
+
 def _env_for_subprocess() -> dict[str, str]:
     import os
 

@@ -320,3 +320,10 @@ def test_a_run_resumed_after_the_record_s_texts_changed_stops_instead_of_skippin
     review = BatchReview.objects.get(request_id="resume-1")
     assert review.status != ReviewStatus.DONE
     assert ReviewFlag.objects.filter(review=review).count() == flags_before
+
+
+def test_a_batch_number_typed_in_lower_case_is_found(completed, capsys):
+    """Batch numbers are stored in upper case; an administrator typing b-2026-0001 means the same batch."""
+    call_command("review_batch", completed.number.lower())
+
+    assert capsys.readouterr().out.startswith(f"{completed.number}: review v")

@@ -32,7 +32,7 @@ class Command(BaseCommand):
         from ebr.pdf.export import batch_pdf_write
 
         number = options["batch_no"]
-        batch = Batch.objects.filter(number=number).first()
+        batch = Batch.objects.filter(number__iexact=number).first()  # b-2026-0001 typed in lower case
         if batch is None:
             self.stderr.write(f"unknown batch {number}")
             sys.exit(2)

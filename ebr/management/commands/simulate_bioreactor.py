@@ -81,9 +81,11 @@ class Command(BaseCommand):
                 raise CommandError(f"{name} at {late.at} is not within the {options['hours']:g} h culture")
         self.verbosity = options["verbosity"]
         number = options["batch"]
-        batch = Batch.objects.filter(number=number).first()
+        batch = Batch.objects.filter(number__iexact=number).first()  # b-2026-0001 typed in lower case
         if batch is None and not options["token"]:
             raise CommandError(f"unknown batch {number}", returncode=2)
+        if batch is not None:
+            number = options["batch"] = batch.number  # the API matches the number as stored
         unreachable = ApiClient.unreachable(options["url"])
         if unreachable:  # before an instrument is registered for a run that cannot post
             raise CommandError(f"cannot reach {options['url']}: {unreachable}; nothing registered")

@@ -34,7 +34,7 @@ class Command(BaseCommand):
         from nlp_review.services import ReviewRefused, batch_review_run, decision_review, latest_review
 
         number = options["batch_no"]
-        batch = Batch.objects.filter(number=number).first()
+        batch = Batch.objects.filter(number__iexact=number).first()  # b-2026-0001 typed in lower case
         if batch is None:
             self.stderr.write(f"unknown batch {number}")
             sys.exit(2)
