@@ -16,6 +16,7 @@ How the two parts combine, so that the critical path stays deterministic and exp
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -56,6 +57,7 @@ RECORD_WORDS = frozenset({"patient", "patients", "batch", "batches", "bag", "bag
 IDENTIFIER = re.compile(r"\b([A-Za-z]{1,5})[-_]?(\d{2,}(?:[-_]\d+)*)\b")
 DEFAULT_BATCH_SIZE = 256
 CACHE_SIZE = 4096
+LONG_PIECE = 20_000  # characters per piece of a text longer than spaCy takes at once
 CATEGORY_BY_LABEL = {str(category): category for category in Category}
 
 
@@ -99,6 +101,9 @@ class Reviewer:
         for chunk in _chunks(texts, batch_size):
             known = {text: self._cache[text] for text in chunk if text in self._cache}
             missing = list(dict.fromkeys(text for text in chunk if text not in known))
+            for text in [text for text in missing if len(text) > self.nlp.max_length]:
+                known[text] = self._review_long(text)
+            missing = [text for text in missing if text not in known]
             for text, doc in zip(missing, self.nlp.pipe(missing, batch_size=batch_size), strict=True):
                 known[text] = self._review(doc)
                 self._remember(text, known[text])
@@ -121,6 +126,23 @@ class Reviewer:
         flags.sort(key=lambda f: (f.start, -f.severity.rank, f.category))
         return TextReview(risk=highest([f.severity for f in flags]), flags=tuple(flags),
                           pipeline_version=self.pipeline_version, scores=scores)
+
+    def _review_long(self, text: str) -> TextReview:
+        """A text longer than spaCy takes at once (nlp.max_length, a million characters): reviewed in
+        pieces cut at line breaks (else sentence ends, else spaces), each flag put back at its place
+        in the whole text, so that an event at the end of a pasted log is not left unread."""
+        flags: list[Flag] = []
+        scores: dict[Category, float] = {}
+        for offset, piece in _pieces(text, min(LONG_PIECE, self.nlp.max_length)):
+            review = self._review(self.nlp(piece))
+            flags += [dataclasses.replace(flag, start=flag.start + offset, end=flag.end + offset)
+                      for flag in review.flags]
+            for category, score in review.scores:
+                scores[category] = max(scores.get(category, 0.0), score)
+        flags.sort(key=lambda f: (f.start, -f.severity.rank, f.category))
+        return TextReview(risk=highest([f.severity for f in flags]), flags=tuple(flags),
+                          pipeline_version=self.pipeline_version,
+                          scores=tuple(sorted(scores.items(), key=lambda item: str(item[0]))))
 
     @staticmethod
     def _rule_flag(doc: Doc, raw: RawFlag) -> Flag:
@@ -172,6 +194,21 @@ def _confirmation_only(span: Span, words: set[str]) -> bool:
     if any(norm in ANOTHER and not RECORD_WORDS.isdisjoint(norms[i + 1:i + 3]) for i, norm in enumerate(norms)):
         return False
     return not two_numbers_of_one_kind(IDENTIFIER.findall(span.doc.text))  # the whole entry: a comma splits none
+
+
+def _pieces(text: str, size: int) -> Iterator[tuple[int, str]]:
+    """(offset, piece) of at most `size` characters, cut after a line break, a sentence or a space."""
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            for mark in ("\n", ". ", " "):
+                cut = text.rfind(mark, start + size // 2, end)
+                if cut >= 0:
+                    end = cut + len(mark)
+                    break
+        yield start, text[start:end]
+        start = end
 
 
 def _chunks(texts: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -95,3 +95,18 @@ def test_a_byte_order_mark_before_the_first_line_is_not_part_of_it(rules: Review
     first, second = (json.loads(line) for line in sink.getvalue().splitlines())
     assert (first["id"], first["risk"]) == ("a", "critical")
     assert second == {"id": "b", "risk": "none", "flags": []}  # only the stream's first bytes are a mark
+
+
+def test_a_text_longer_than_spacy_takes_at_once_is_reviewed_to_its_end() -> None:
+    """spaCy refuses a text past nlp.max_length (a million characters) in one piece: the review
+    reads it in pieces, and every flag's offsets point into the whole text."""
+    reviewer = Reviewer(None)
+    reviewer.nlp.max_length = 5_000  # the same path as a 2-million-character paste, in a second
+    text = "Routine feed done, no issues.\n" * 400 + "Glove torn during transfer in BSC. " + "All fine. " * 300
+
+    review = reviewer.review_text(text)
+
+    assert review.risk is Severity.CRITICAL
+    [flag] = [f for f in review.flags if f.rule == "aseptic.glove_breach"]
+    assert text[flag.start:flag.end] == flag.evidence == "Glove torn"
+    assert flag.start == 400 * len("Routine feed done, no issues.\n")
