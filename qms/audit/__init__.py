@@ -5,12 +5,13 @@ Everything else records through this package; nothing re-implements it.
 
 from qms.audit.events import Event
 from qms.audit.history import ReasonRequired, create_with_reason, field_changes, save_with_reason
-from qms.audit.writer import SystemActor, record_event, record_security_event
+from qms.audit.writer import SystemActor, command_actor, record_event, record_security_event
 
 __all__ = [
     "Event",
     "ReasonRequired",
     "SystemActor",
+    "command_actor",
     "create_with_reason",
     "field_changes",
     "record_event",

@@ -8,6 +8,7 @@ business transaction that tried it is rolled back (21 CFR 11.300(d)).
 
 from __future__ import annotations
 
+import getpass
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,15 @@ class SystemActor:
     @property
     def pk(self) -> None:
         return None
+
+
+def command_actor(command: str) -> SystemActor:
+    """Who ran a management command: the operating-system account, for the audit trail."""
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "unknown"
+    return SystemActor(f"system:{command} (os user {who})")
 
 
 Actor = Any  # a qms.models.User or a SystemActor

@@ -9,6 +9,7 @@ Annex 11 §8). Pages are rendered to PNG under tests/e2e/artifacts/ for reviewer
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import io
 import json
@@ -271,7 +272,7 @@ def test_cover_names_product_batch_identity_master_decision_exporter_and_fingerp
                      batch.din_display, "PT-0042 (pseudonymised", "MBR-PDF-001 version 1: CAR-T manufacture (test)",
                      "Rejected",
                      "Rejected by Claire Approver", "reason: Viability out of specification (61 %)",
-                     "by system:cli", fingerprint):
+                     "by system:export_batch_pdf (os user ", fingerprint):
         assert expected in cover, expected
     assert " CET " in cover or " CEST " in cover  # export time in the facility's zone
     assert "signature valid" in cover
@@ -410,7 +411,7 @@ def test_pages_render_to_images_that_are_not_blank(exported):
 def test_export_is_audit_logged_with_its_fingerprint(exported):
     event = AuditEvent.objects.filter(event_type=Event.EXPORT_CREATED, target_type="ebr.batch",
                                       target_id=str(exported["batch"].pk)).latest("id")
-    assert event.actor_label == "system:cli"
+    assert event.actor_label == f"system:export_batch_pdf (os user {getpass.getuser()})"
     assert event.data["fingerprint"] == fingerprint_in(exported["output"])
     assert event.data["file_sha256"] == hashlib.sha256(exported["path"].read_bytes()).hexdigest()
 

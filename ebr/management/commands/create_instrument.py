@@ -6,7 +6,6 @@ Exit 2 with one line on unknown equipment (specs/commands.md).
 
 from __future__ import annotations
 
-import getpass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -14,16 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ebr.models import Equipment
 from ebr.services.instruments import instrument_register
-from qms.audit import SystemActor
-
-
-def command_actor(command: str) -> SystemActor:
-    """Who ran a management command: the operating-system account, for the audit trail."""
-    try:
-        who = getpass.getuser()
-    except (KeyError, OSError):
-        who = "unknown"
-    return SystemActor(f"system:{command} (os user {who})")
+from qms.audit import command_actor
 
 
 class Command(BaseCommand):

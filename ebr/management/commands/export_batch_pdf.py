@@ -2,7 +2,8 @@
 
 Exit 0 when written; 2 (with one line) when the batch does not exist; 1 on any other failure.
 The export is recorded in the audit trail (EXPORT_CREATED) with the record fingerprint,
-attributed to system:cli unless --user names the person exporting, who must hold a role that may
+attributed to the operating-system account that ran the command (system:export_batch_pdf (os user
+NAME), as every command's own actor) unless --user names the person exporting, who must hold a role that may
 export batch records (QA, auditor). The output's directory must exist.
 """
 
@@ -16,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ebr.models import Batch
-from qms.audit import SystemActor
+from qms.audit import command_actor
 from qms.models import User
 
 
@@ -26,7 +27,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("batch_no")
         parser.add_argument("--output", "-o", required=True, help="Where to write the PDF.")
-        parser.add_argument("--user", default="", help="Username of the person exporting (default system:cli).")
+        parser.add_argument("--user", default="",
+                            help="Username of the person exporting (default: the operating-system account).")
 
     def handle(self, *args: Any, **options: Any) -> None:
         from ebr.pdf.export import batch_pdf_write
@@ -36,7 +38,7 @@ class Command(BaseCommand):
         if batch is None:
             self.stderr.write(f"unknown batch {number}")
             sys.exit(2)
-        actor: Any = SystemActor("system:cli")
+        actor: Any = command_actor("export_batch_pdf")
         if options["user"]:
             actor = User.objects.filter(username=options["user"], is_active=True).first()
             if actor is None:

@@ -7,8 +7,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ebr.management.commands.create_instrument import command_actor
 from ebr.services.instruments import instrument_parameter_add
+from qms.audit import command_actor
 
 
 class Command(BaseCommand):

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ebr.management.commands.create_instrument import command_actor
 from ebr.models import Instrument
 from ebr.services.instruments import instrument_revoke
+from qms.audit import command_actor
 
 
 class Command(BaseCommand):

@@ -21,10 +21,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
-from ebr.management.commands.create_instrument import command_actor
 from ebr.models import Batch, Equipment, EquipmentType, EquipmentUse, Instrument
 from ebr.services.instruments import instrument_for_token, instrument_register
 from ebr.simulator import ApiClient, Excursion, Gap, Plan, SequenceState, SimulatorError, duration, run
+from qms.audit import command_actor
 
 MAX_BATCH_SIZE = 4000
 MIN_COMPRESSED_INTERVAL = timedelta(milliseconds=10)

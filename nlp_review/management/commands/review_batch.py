@@ -18,7 +18,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from ebr.models import Batch
-from qms.audit import SystemActor
+from qms.audit import command_actor
 
 
 class Command(BaseCommand):
@@ -39,7 +39,8 @@ class Command(BaseCommand):
             self.stderr.write(f"unknown batch {number}")
             sys.exit(2)
         try:
-            review = batch_review_run(batch=batch, actor=SystemActor("system:cli"), request_id=f"cli-{uuid.uuid4()}")
+            review = batch_review_run(batch=batch, actor=command_actor("review_batch"),
+                                      request_id=f"cli-{uuid.uuid4()}")
         except ReviewRefused as refused:
             # Released, rejected or aborted: the review the decision rested on is the batch's review.
             review, latest = decision_review(batch.pk), latest_review(batch.pk)
