@@ -243,6 +243,11 @@ def batch_record(batch: Batch) -> BatchRecord:
     )
 
 
+def batch_find(number: str) -> Batch | None:
+    """The batch a person named, however they cased it (numbers are stored upper case: B-2026-0001)."""
+    return Batch.objects.filter(number__iexact=number).first()
+
+
 def batch_get(number: str) -> Batch:
     return Batch.objects.select_related("master_version__master_record__product").get(number=number)
 

@@ -20,9 +20,9 @@ from qms.subjects import BATCH, EQUIPMENT, MATERIAL, Subject, subject_kind_regis
 
 
 def _batch(reference: str) -> Subject | None:
-    from ebr.models import Batch
+    from ebr.selectors import batch_find
 
-    batch = Batch.objects.filter(number__iexact=reference).first()
+    batch = batch_find(reference)
     return Subject(BATCH, str(batch.pk), batch.number) if batch else None
 
 

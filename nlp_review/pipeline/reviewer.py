@@ -123,6 +123,9 @@ class Reviewer:
             scores = tuple((CATEGORY_BY_LABEL[label], round(score, 4)) for label, score in sorted(doc.cats.items()))
             flags += self._model_flags(doc, scores, {f.category for f in flags} | result.cleared,
                                        result.cleared_spans)
+        return self._text_review(flags, scores)
+
+    def _text_review(self, flags: list[Flag], scores: tuple[tuple[Category, float], ...]) -> TextReview:
         flags.sort(key=lambda f: (f.start, -f.severity.rank, f.category))
         return TextReview(risk=highest([f.severity for f in flags]), flags=tuple(flags),
                           pipeline_version=self.pipeline_version, scores=scores)
@@ -139,10 +142,7 @@ class Reviewer:
                       for flag in review.flags]
             for category, score in review.scores:
                 scores[category] = max(scores.get(category, 0.0), score)
-        flags.sort(key=lambda f: (f.start, -f.severity.rank, f.category))
-        return TextReview(risk=highest([f.severity for f in flags]), flags=tuple(flags),
-                          pipeline_version=self.pipeline_version,
-                          scores=tuple(sorted(scores.items(), key=lambda item: str(item[0]))))
+        return self._text_review(flags, tuple(sorted(scores.items(), key=lambda item: str(item[0]))))
 
     @staticmethod
     def _rule_flag(doc: Doc, raw: RawFlag) -> Flag:

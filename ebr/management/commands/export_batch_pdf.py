@@ -16,7 +16,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ebr.models import Batch
+from ebr.selectors import batch_find
 from qms.audit import command_actor
 from qms.models import User
 
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         from ebr.pdf.export import batch_pdf_write
 
         number = options["batch_no"]
-        batch = Batch.objects.filter(number__iexact=number).first()  # b-2026-0001 typed in lower case
+        batch = batch_find(number)
         if batch is None:
             self.stderr.write(f"unknown batch {number}")
             sys.exit(2)

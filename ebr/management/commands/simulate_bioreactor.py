@@ -22,6 +22,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
 from ebr.models import Batch, Equipment, EquipmentType, EquipmentUse, Instrument
+from ebr.selectors import batch_find
 from ebr.services.instruments import instrument_for_token, instrument_register
 from ebr.simulator import ApiClient, Excursion, Gap, Plan, SequenceState, SimulatorError, duration, run
 from qms.audit import command_actor
@@ -81,7 +82,7 @@ class Command(BaseCommand):
                 raise CommandError(f"{name} at {late.at} is not within the {options['hours']:g} h culture")
         self.verbosity = options["verbosity"]
         number = options["batch"]
-        batch = Batch.objects.filter(number__iexact=number).first()  # b-2026-0001 typed in lower case
+        batch = batch_find(number)
         if batch is None and not options["token"]:
             raise CommandError(f"unknown batch {number}", returncode=2)
         if batch is not None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from ebr.models import Batch
+from ebr.selectors import batch_find
 from qms.audit import command_actor
 
 
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         from nlp_review.services import ReviewRefused, batch_review_run, decision_review, latest_review
 
         number = options["batch_no"]
-        batch = Batch.objects.filter(number__iexact=number).first()  # b-2026-0001 typed in lower case
+        batch = batch_find(number)
         if batch is None:
             self.stderr.write(f"unknown batch {number}")
             sys.exit(2)
