@@ -1,8 +1,9 @@
 """Ingest of instrument readings (POST /api/v1/readings, specs/instrument-api.md).
 
 The rules, in the order they are applied:
-1. The body is JSON (NaN, Infinity and nesting deeper than 1,024 levels are refused), an
-   object with `readings` (1 to 5,000, more is 413) and an optional `batch`. A body that is
+1. The body is JSON (NaN, Infinity, nesting deeper than 1,024 levels and a field given twice in
+   one object are refused), an object with `readings` (1 to 5,000, more is 413) and an optional
+   `batch`. A body that is
    right in every respect is decoded and checked by msgspec into typed columns in one pass in C
    (the fast path, nearly every post); any other body is parsed again by orjson and checked
    item by item, which finds and lists every problem (the full path). Both apply the same
@@ -232,7 +233,54 @@ def _parse(body: bytes) -> tuple[str | None, list[Any]]:
         errors.append(_error(None, "batch", "The batch is a batch number, e.g. B-2026-0007."))
     if errors:
         raise ReadingsRefused(400, errors)
+    _repeated_keys_refuse(body)
     return cast(str | None, batch), cast(list[Any], readings)
+
+
+class _RepeatedKeys(dict[str, Any]):
+    """A JSON object that named a key more than once (its keys in order of first repeat)."""
+
+    repeated: list[str]
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) == len(pairs):
+        return document
+    flagged = _RepeatedKeys(document)
+    seen: set[str] = set()
+    flagged.repeated = []
+    for key, _ in pairs:
+        if key in seen and key not in flagged.repeated:
+            flagged.repeated.append(key)
+        seen.add(key)
+    return flagged
+
+
+def _repeated_keys_refuse(body: bytes) -> None:
+    """A body or reading that names a field twice ({"value": 7.1, "value": 9.9}) is refused.
+
+    JSON parsers disagree on which of the two counts (RFC 8259 §4); orjson and msgspec keep the
+    last, a reviewer reading the kept original may take the first. The original record and the
+    value stored must say the same thing (ALCOA+ accurate, consistent; I-JSON, RFC 7493 §2.3, makes
+    unique names a must), so an ambiguous body is not stored at all. Run on the full path only,
+    which reads the body a second time with the standard library to see every key; the fast path
+    proves the absence of repeats by counting strings (`_readings_fast`).
+    """
+    try:
+        document = json.loads(body, object_pairs_hook=_object_pairs)
+    except (ValueError, RecursionError):
+        return  # read by orjson but not here (nesting deeper than Python's limit): refused for its type anyway
+    errors = [_error(None, key, f"{key} is given more than once; give each field once.")
+              for key in getattr(document, "repeated", [])]
+    items = document.get("readings") if type(document) in (dict, _RepeatedKeys) else None
+    for index, item in enumerate(items if isinstance(items, list) else []):
+        errors += [_error(index, key, f"{key} is given more than once in this reading; give each field once.")
+                   for key in getattr(item, "repeated", [])]
+    if errors:
+        if len(errors) > MAX_ERRORS:
+            errors = [*errors[:MAX_ERRORS], _error(None, None, STOPPED_AFTER_MAX_ERRORS)]
+        raise ReadingsRefused(400, errors)
 
 
 # Bare NaN / Infinity, and numbers whose exponent puts them past the float range (1e400).
@@ -284,7 +332,7 @@ class _ReadingIn(msgspec.Struct, forbid_unknown_fields=True):
 
 class _PostIn(msgspec.Struct, forbid_unknown_fields=True):
     readings: Annotated[list[_ReadingIn], msgspec.Meta(min_length=1, max_length=MAX_READINGS)]
-    batch: str | None = None
+    batch: str | msgspec.UnsetType | None = msgspec.UNSET  # UNSET: no "batch" key; None: "batch": null
 
 
 _POST_DECODER = msgspec.json.Decoder(_PostIn)
@@ -303,9 +351,18 @@ def _readings_fast(body: bytes, registry: dict[str, tuple[int, str]],
         post = _POST_DECODER.decode(body)
     except (msgspec.DecodeError, UnicodeDecodeError):  # ValidationError is a DecodeError
         return None
-    if post.batch is not None and not BATCH_NUMBER.fullmatch(post.batch):
+    batch = None if post.batch is msgspec.UNSET else post.batch
+    if batch is not None and not BATCH_NUMBER.fullmatch(batch):
         return None
     items = post.readings
+    # No key named twice (the full path would refuse it; msgspec keeps the last): decoded, every
+    # reading holds exactly 8 strings (5 keys, ts, parameter, unit) and the body 1 more ("readings"),
+    # 1 for "batch": null and 2 for a batch number. A repeated key adds at least one string, and
+    # nothing else can (unknown fields and other types are refused by the decoder; a quote inside a
+    # string is escaped, which only adds quotes), so counting the quotes settles it.
+    strings = 8 * len(items) + 1 + (0 if post.batch is msgspec.UNSET else 1 if batch is None else 2)
+    if body.count(b'"') != 2 * strings:
+        return None
     moments = _moments_fast({item.ts for item in items}, now)
     if moments is None:
         return None
@@ -316,7 +373,7 @@ def _readings_fast(body: bytes, registry: dict[str, tuple[int, str]],
     values = [item.value for item in items]
     if not all(map(math.isfinite, values)) or min(values) < -MAX_VALUE or max(values) > MAX_VALUE:
         return None
-    return post.batch, Readings(
+    return batch, Readings(
         indexes=list(range(len(items))), seqs=[item.seq for item in items], tss=[moments[item.ts] for item in items],
         parameter_ids=[registry[item.parameter][0] for item in items], values=values,
         units=[item.unit for item in items])

@@ -389,6 +389,9 @@ BAD_BODIES = {
     "missing field": lambda: orjson.dumps({"readings": [{"seq": 1, "ts": _ts(), "parameter": "ph", "value": 7.1}]}),
     "unknown reading field": lambda: orjson.dumps({"readings": [_good(quality="good")]}),
     "nul character": lambda: orjson.dumps({"batch": "B\u0000", "readings": [_good()]}),
+    "field given twice": lambda: orjson.dumps({"readings": [_good()]}).replace(b'"seq":1', b'"seq":1,"seq":2'),
+    "escaped field given twice": lambda: orjson.dumps({"readings": [_good()]}).replace(
+        b'"seq":1', b'"seq":1,"\\u0073eq":2'),
 }
 
 
@@ -475,6 +478,44 @@ def test_a_number_beyond_the_float_range_is_named_by_reading_and_field(client, s
     assert response.status_code == 400
     assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [(1, "value")]
     assert stored(site) == before
+
+
+def test_a_field_given_twice_is_refused_by_reading_and_field_whichever_copy_a_parser_keeps(client, site):
+    """{"value": 7.1, "value": 9.9}: parsers differ on which one counts, so the stored value and the
+    kept original could say different things. Refused, also when both copies agree."""
+    good = orjson.dumps(reading(1, now_minus(minutes=1)))
+    twice = orjson.dumps(reading(2, now_minus(minutes=1))).replace(b'"value":7.1', b'"value":7.1,"value":9.9')
+    same = orjson.dumps(reading(3, now_minus(minutes=1))).replace(b'"unit":"[pH]"', b'"unit":"[pH]", "unit":"[pH]"')
+    body = b'{"readings": [' + b", ".join([good, twice, same]) + b"]}"
+    before = stored(site)
+
+    response = post(client, site, body, raw=True)
+
+    assert response.status_code == 400
+    errors = response.json()["errors"]
+    assert [(e["index"], e["field"]) for e in errors] == [(1, "value"), (2, "unit")]
+    assert "more than once" in errors[0]["message"]
+    assert stored(site) == before
+
+
+def test_readings_given_twice_in_the_body_are_refused_as_a_whole(client, site):
+    body = (b'{"readings": [], "readings": [' + orjson.dumps(reading(1, now_minus(minutes=1))) + b"]}")
+    before = stored(site)
+
+    response = post(client, site, body, raw=True)
+
+    assert response.status_code == 400
+    assert [(e["index"], e["field"]) for e in response.json()["errors"]] == [(None, "readings")]
+    assert stored(site) == before
+
+
+def test_a_body_that_sends_batch_as_null_is_stored(client, site):
+    body = {"batch": None, "readings": [reading(seq, now_minus(minutes=1)) for seq in range(1, 4)]}
+
+    response = post(client, site, body)
+
+    assert response.status_code == 201, response.content
+    assert response.json()["accepted"] == 3
 
 
 def test_an_integer_past_64_bits_is_still_reported_as_json_the_server_cannot_read(client, site):

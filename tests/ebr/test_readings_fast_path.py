@@ -174,6 +174,23 @@ def test_a_post_of_a_thousand_good_readings_takes_the_fast_path() -> None:
     assert ("stored", fast[0], _columns(fast[1])) == _full(body)
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.lists(good_readings(), min_size=1, max_size=6), st.data())
+def test_a_body_that_gives_a_field_twice_is_refused_by_both_paths(items: list[dict[str, Any]],
+                                                                  data: st.DataObject) -> None:
+    """Each copy good on its own, but which one counts is up to the parser: neither path stores it."""
+    position = data.draw(st.integers(min_value=0, max_value=len(items) - 1))
+    name = data.draw(st.sampled_from(["seq", "ts", "parameter", "value", "unit"]))
+    copy = data.draw(good_readings())[name]
+    text = _json({"readings": items, **data.draw(st.sampled_from([{}, {"batch": "B-2026-0007"}, {"batch": None}]))})
+    marker = _json(items[position]).encode()
+    repeat = b"," + orjson.dumps(name) + b":" + _json(copy).encode()
+    body = text.encode().replace(marker, marker[:-1] + repeat + b"}", 1)
+
+    assert _readings_fast(body, REGISTRY, NOW) is None
+    assert _full(body) == ("refused", 400)
+
+
 @settings(max_examples=1000, deadline=None)
 @given(st.lists(good_readings(), min_size=1, max_size=4), st.data())
 def test_a_body_damaged_in_transit_is_never_taken_differently(items: list[dict[str, Any]], data: st.DataObject) -> None:
