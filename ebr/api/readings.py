@@ -73,8 +73,9 @@ class ReadingInSerializer(serializers.Serializer):
 
 
 class ReadingsPostSerializer(serializers.Serializer):
-    batch = serializers.CharField(required=False, max_length=32,
-                                  help_text="Optional: else the batch the equipment is assigned to at each ts.")
+    batch = serializers.CharField(required=False, allow_null=True, max_length=32,
+                                  help_text="Optional (absent or null): else the batch the equipment is assigned "
+                                            "to at each ts.")
     readings = serializers.ListField(child=ReadingInSerializer(), min_length=1, max_length=MAX_READINGS,
                                      help_text=f"1 to {MAX_READINGS} readings; one bad reading refuses them all.")
 

@@ -50,6 +50,16 @@ def test_the_schema_documents_the_posting_contract(client, site):
     assert set(result["required"]) == {"accepted", "duplicates", "alarms"}
 
 
+def test_the_schema_says_posted_objects_take_no_other_fields(client, site):
+    """The API refuses an unknown field in the body or a reading (400): a client generated from the
+    schema, or a validator run before sending, must learn that from the schema too."""
+    schemas = client.get("/api/schema/?format=json").json()["components"]["schemas"]
+
+    assert schemas["ReadingsPost"]["additionalProperties"] is False
+    assert schemas["ReadingIn"]["additionalProperties"] is False
+    assert schemas["ReadingsPost"]["properties"]["batch"]["nullable"] is True
+
+
 def test_the_schema_is_published_to_integrators_without_a_login(client):
     """An integrator's tooling (a code generator, schemathesis) reads /api/schema/ with no session
     and no token; the documentation pages still need a login."""
