@@ -4,8 +4,11 @@ severity, history caps it at major, conditionals at minor (nlp_review/pipeline/p
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nlp_review.pipeline import Category, Severity
+from nlp_review.pipeline import context as context_module
 from nlp_review.pipeline.reviewer import Reviewer
 
 C = Category
@@ -180,3 +183,55 @@ def test_a_routine_confirmation_naming_one_record_stays_no_finding(reviewer: Rev
 def test_two_patient_numbers_of_the_p_form_are_a_conflict_even_across_a_comma(rules_only: Reviewer, text: str,
                                                                                 flagged: bool) -> None:
     assert (Category.IDENTITY in rules_only.review_text(text).categories) is flagged
+
+
+# --- scope reach: only nearby triggers are looked at, and that changes nothing ---------------------
+
+_WORDS = sorted({"no", "not", ",", ".", "and", "or", "ruled", "out", "previous", "batch", "possible", "if",
+                 "documented", "checked", "label", "leak", "glove", "torn", "seen", "none", "negative", "was"})
+_KINDS = sorted({kind for kind, _ in context_module.TRIGGERS}, key=repr)
+
+
+@st.composite
+def _contexts(draw: st.DrawFn) -> tuple[list[str], list[context_module.TriggerHit], int, int]:
+    norms = draw(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=120))
+    hits = [context_module.TriggerHit(start, start + length, kind) for start, length, kind in draw(st.lists(
+        st.tuples(st.integers(0, len(norms) - 1), st.integers(1, 3), st.sampled_from(_KINDS)), max_size=40))]
+    start = draw(st.integers(0, len(norms) - 1))
+    end = draw(st.integers(start + 1, min(len(norms), start + 6)))
+    return norms, context_module.resolve_triggers(hits), start, end
+
+
+@settings(max_examples=600, deadline=None)
+@given(_contexts(), st.booleans())
+def test_looking_only_at_triggers_within_reach_finds_the_same_modifiers(case, check_rule) -> None:  # type: ignore[no-untyped-def]
+    """A pasted log of 200,000 characters took 11 s when every target looked at every trigger of the
+    text; now each looks only within SCOPE_REACH tokens, which must never change what it finds."""
+    norms, triggers, start, end = case
+    near = context_module.modifiers_for(norms, triggers, start, end, check_rule=check_rule)
+    reach = context_module.SCOPE_REACH
+    try:
+        context_module.SCOPE_REACH = 10**9
+        everywhere = context_module.modifiers_for(norms, triggers, start, end, check_rule=check_rule)
+    finally:
+        context_module.SCOPE_REACH = reach
+    assert near == everywhere
+
+
+def test_a_long_pasted_log_is_read_to_its_end_like_its_parts(rules_only: Reviewer) -> None:
+    """The same flags, at the same places, whether a long text is reviewed whole or line by line."""
+    lines = ["Glove tear noticed on left hand, gloves changed.", "No leaks observed.", "Label checked, correct.",
+             "Sample sent to QC for sterility testing.", "Possible turbidity in flask 3, sent to QA."]
+    parts = [lines[(i * 7) % len(lines)] for i in range(3000)]
+    text = "\n".join(parts)
+
+    whole = rules_only.review_text(text)
+
+    offsets, position = [], 0
+    for part in parts:
+        offsets.append(position)
+        position += len(part) + 1
+    by_part = [(offset + flag.start, flag.rule, flag.severity) for offset, part in zip(offsets, parts, strict=True)
+               for flag in rules_only.review_text(part).flags]
+    assert [(flag.start, flag.rule, flag.severity) for flag in whole.flags] == by_part
+    assert len(whole.flags) >= 1200
