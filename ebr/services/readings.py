@@ -73,6 +73,10 @@ BODY_FIELDS = frozenset({"batch", "readings"})
 BATCH_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,31}")
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})")
 RFC3339_LINES = re.compile(f"(?:{RFC3339.pattern}\n)*{RFC3339.pattern}")
+# RFC 3339 allows a leap second (23:59:60Z); no time type here holds one, and none is scheduled
+# (the last was 2016; they end by 2035). Refused with a message that says so, not as "not valid".
+LEAP_SECOND = ("ts names a leap second (:60), which cannot be stored; send it as second 59.999999 of that "
+               "minute, or let the clock smear the leap second.")
 NAIVE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?")
 
 ALARMS_EVALUATE = "ebr.alarms_evaluate"  # the task, queued through the outbox with every post
@@ -412,6 +416,8 @@ def _timestamp(raw: Any, earliest: datetime, latest: datetime) -> datetime | str
         # In UTC from here on: PostgreSQL refuses zone offsets beyond 15:59 that RFC 3339 allows.
         moment = datetime.fromisoformat(raw.upper()).astimezone(UTC)
     except (ValueError, OverflowError):
+        if raw[17:19] == "60":
+            return LEAP_SECOND
         return "ts is not a valid date and time."
     if moment > latest:
         return "ts is more than 5 minutes in the future."

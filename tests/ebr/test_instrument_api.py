@@ -541,6 +541,19 @@ def test_a_post_full_of_nan_gets_at_most_the_usual_hundred_errors(client, site):
     assert "Stopped after 100" in errors[-1]["message"]
 
 
+def test_a_leap_second_is_refused_with_a_message_that_says_so(client, site):
+    """RFC 3339 allows 23:59:60; nothing here can hold it, so the instrument is told how to send it."""
+    moment = now_minus(days=1).strftime("%Y-%m-%dT23:59:60Z")
+    before = stored(site)
+
+    response = post(client, site, {"readings": [_good(ts=moment)]})
+
+    assert response.status_code == 400
+    [error] = response.json()["errors"]
+    assert (error["index"], error["field"]) == (0, "ts") and "leap second" in error["message"]
+    assert stored(site) == before
+
+
 def test_future_tolerance_is_five_minutes(client, site):
     response = post(client, site, {"readings": [reading(1, timezone.now() + timedelta(minutes=4))]})
 
