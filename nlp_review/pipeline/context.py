@@ -103,7 +103,9 @@ TRIGGERS: tuple[tuple[TriggerKind, tuple[str, ...]], ...] = (
 
 TERMINATORS = frozenset({".", ";", "!", "but", "however", "although", "though", "whereas", "except", "yet", "->",
                          "=>", "then", "so", "because", "since", "which", "while", "\n", "\n\n"})
-FORWARD_NEGATION_STOPS = frozenset({"and", "+", "&"})
+# A forward negation also ends at a preposition of time: "gloves not changed after tear" denies the
+# change, not the tear.
+FORWARD_NEGATION_STOPS = frozenset({"and", "+", "&", "after", "despite", "following"})
 # A forward scope also ends at a dash between words ("no leak - glove torn").
 FORWARD_TERMINATORS = TERMINATORS | {"-", "–", "—", "|"}
 # A forward negation's scope ends after the word that closes what it negates: "no leaks seen glove torn"
@@ -180,6 +182,11 @@ PARTICIPLES = frozenset({"taken", "done", "performed", "completed", "exposed", "
 
 
 OMISSION_WINDOW = 8
+# A negation of an absence affirms: "no missing signature", "logger not missing".
+ABSENCE_WORDS = frozenset({"missing", "absent", "lost", "omitted", "outstanding", "lacking", "gone"})
+# "Turbidity: no" answers for what precedes it; "Logger data: no alarms" heads a finding about what
+# follows, and says nothing against the logger.
+BARE_ANSWERS = frozenset({"no", "nope"})
 # The farthest any trigger's scope reaches from it, in tokens: triggers farther from a target than
 # this cannot modify it (modifiers_for).
 SCOPE_REACH = max(OMISSION_WINDOW, 2, *(max(kind.forward, kind.backward) for kind, _ in TRIGGERS)) + 1
@@ -223,6 +230,8 @@ def modifiers_for(norms: Sequence[str], triggers: Sequence[TriggerHit], start: i
         negation = kind.modifier is Modifier.NEGATED
         if check_rule and kind.events_only:
             continue
+        if check_rule and negation and trigger.end < len(norms) and norms[trigger.end] in ABSENCE_WORDS:
+            continue  # "no missing second signature": the control is affirmed
         if trigger.start < end and start < trigger.end:  # inside or overlapping the target
             if not (negation and not check_rule):
                 found.add(kind.modifier)
@@ -235,6 +244,9 @@ def modifiers_for(norms: Sequence[str], triggers: Sequence[TriggerHit], start: i
         backward = kind.backward
         if negation and check_rule and _omission_verb_after(norms, trigger.end):
             backward = OMISSION_WINDOW  # "line clearance for suite 2 was not documented"
+        if (check_rule and kind is NEG_PERCEIVED and trigger.end < len(norms)
+                and norms[trigger.end - 1] in BARE_ANSWERS and norms[trigger.end].isalnum()):
+            continue  # "Active air sampler: no colonies": the "no" is about the colonies
         if (kind.direction is not Direction.FORWARD and trigger.start >= end
                 and end > _backward_start(norms, trigger.start, backward)):
             found.add(kind.modifier)

@@ -40,7 +40,9 @@ CLAUSE_BREAKS = frozenset({".", ";", ",", "!", "but", "however", "whereas", "\n"
 # of them, must not flag it. A clause with a word of trouble in it still may be flagged.
 CONFIRMATIONS = frozenset({"verified", "matches", "matched", "match", "confirmed", "correct", "correctly",
                            "reconciled", "agrees", "agreed", "consistent", "passed", "intact", "acceptable",
-                           "satisfactory", "conforms", "compliant"})
+                           "satisfactory", "conforms", "compliant",
+                           # a question the entry answers itself: "Sterility sample taken? Yes, 11:05"
+                           "yes"})
 TROUBLE = frozenset({"not", "no", "never", "without", "mismatch", "mismatched", "wrong", "incorrect", "incorrectly",
                      "failed", "fail", "fails", "unable", "missing", "unlabeled", "unlabelled", "illegible",
                      "discrepancy", "different", "only", "after", "later", "but",

@@ -1,3 +1,3 @@
 """The pipeline code version; Reviewer.pipeline_version adds the rules and model fingerprints."""
 
-PIPELINE_VERSION = "1.2.6"
+PIPELINE_VERSION = "1.2.7"

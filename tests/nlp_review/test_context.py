@@ -195,8 +195,8 @@ _KINDS = sorted({kind for kind, _ in context_module.TRIGGERS}, key=repr)
 @st.composite
 def _contexts(draw: st.DrawFn) -> tuple[list[str], list[context_module.TriggerHit], int, int]:
     norms = draw(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=120))
-    hits = [context_module.TriggerHit(start, start + length, kind) for start, length, kind in draw(st.lists(
-        st.tuples(st.integers(0, len(norms) - 1), st.integers(1, 3), st.sampled_from(_KINDS)), max_size=40))]
+    hits = [context_module.TriggerHit(start, min(len(norms), start + length), kind) for start, length, kind in draw(
+        st.lists(st.tuples(st.integers(0, len(norms) - 1), st.integers(1, 3), st.sampled_from(_KINDS)), max_size=40))]
     start = draw(st.integers(0, len(norms) - 1))
     end = draw(st.integers(start + 1, min(len(norms), start + 6)))
     return norms, context_module.resolve_triggers(hits), start, end

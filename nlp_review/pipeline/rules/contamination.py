@@ -29,6 +29,9 @@ RULES: tuple[Rule, ...] = (
         f"glove|gloves|glv|gauntlet|gauntlets|glove-port|sleeve|sleeves _{{0,3}} {BREACH}",
         f"{BREACH} _{{0,4}} glove|gloves|gauntlet|gauntlets|glove-port",
         "glove|gloving breach|failure|integrity",
+        # "Gloves not changed after tear": the tear is stated; what is denied is the remedy
+        f"glove|gloves|gauntlet|gauntlets not|never _{{0,1}} changed|replaced|swapped|removed _{{0,2}} after|"
+        f"following|despite _{{0,2}} {BREACH}",
     ), "A breached glove during aseptic processing may have exposed the product (EU GMP Annex 1 §7.14).",
         # The check said to be passed is no breach, and rules the category out there ("glove integrity
         # checked, no tears"); "glove integrity test failed" still is one.
@@ -125,6 +128,11 @@ RULES: tuple[Rule, ...] = (
         "contamination|contaminated|contaminant|contaminants|cross-contamination|infected|infection|septic|"
         "nonsterile|non-sterile|unsterile",
     ), "Contamination is stated.", exclude=("contamination control|prevention|risk|strategy|ccs",
+                                            # a cell impurity of the product (a quality attribute), not microbes
+                                            "granulocyte|granulocytes|platelet|platelets|rbc|rbcs|erythrocyte|"
+                                            "erythrocytes|monocyte|monocytes|neutrophil|neutrophils|myeloid|tumour|"
+                                            "tumor|cellular _{0,2} contamination",
+                                            "red|b|nk|tumour|tumor _{0,1} blood? cell|cells contamination",
                                             "non-sterile|nonsterile gloves|area|side|zone|corridor|room")),
     Rule("aseptic.em_action_limit", C, CRIT, (
         "action _{0,1} limit|limits|level|levels _{0,2} exceeded|exceed|exceeds|exceeding|excursion|breach|above|"
@@ -177,7 +185,9 @@ RULES: tuple[Rule, ...] = (
         "rose|increased|breach",
         "particle|particles|particulate _{0,2} excursion|spike|spikes|alarm|alarms|exceedance",
     ), "A non-viable particle count out of its grade's limit calls the session's asepsis into question "
-       "(EU GMP Annex 1 §9.x)."),
+       "(EU GMP Annex 1 §9.x).",
+        # "counts within alert/action levels": the passing side of the limits
+        exclude=("within|below|under the? alert|action",)),
     Rule("aseptic.gown_breach", C, MAJ, (
         f"gown|gowns|coverall|coveralls|suit|mask|hood|goggles|overshoe|overshoes|boot|boots _{{0,3}} {BREACH}|"
         "open|unzipped|slipped|exposed|gap",

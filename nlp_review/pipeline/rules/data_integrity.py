@@ -86,7 +86,12 @@ RULES: tuple[Rule, ...] = (
         unless_near=frozenset({"label", "labels", "labeling", "barcode", "din", "tag", "sticker"})),
     Rule("di.missing_record", D, MAJ, (
         "(raw data|printout|printouts|print-out|print|file|files|chart|report|ticket|record|records|data|page|pages|"
-        "attachment|worksheet|sheet|graph) _{0,5} missing|lost|absent|unavailable|gone|misplaced|not",
+        "attachment|worksheet|sheet|graph) _{0,5} missing|lost|absent|unavailable|gone|misplaced",
+        # "not" only with a verb of keeping or finding: "data not transcribed / lost / modified" denies
+        # a bad thing, it does not report a missing record.
+        "(raw data|printout|printouts|print-out|print|file|files|chart|report|ticket|record|records|data|page|pages|"
+        "attachment|worksheet|sheet|graph) _{0,3} not|never available|attached|kept|saved|retained|filed|printed|"
+        "stored|present|included|provided|found|located|retrievable|there|enclosed|archived|backed|signed|dated",
         "missing|lost|misplaced _{0,2} printout|printouts|print-out|raw|data|file|page|pages|record|records|chart",
         "could|can|unable _{0,2} not? _{0,1} be? found|find|located|locate|retrieved|retrieve",
     ), "Original data or a required attachment is missing (ALCOA+: complete, enduring).",
@@ -94,7 +99,9 @@ RULES: tuple[Rule, ...] = (
     Rule("di.no_reason", D, MIN, (
         "without|w/o|no|missing _{0,2} reason|justification|explanation|comment|rationale",
         "reason|justification _{0,2} (missing|not given|not stated|blank|absent)",
-    ), "A correction or change without a stated reason (EU GMP Part I 4.9)."),
+    ), "A correction or change without a stated reason (EU GMP Part I 4.9).",
+        # "QA reviewed, no comments": nothing to remark on, not a change without a reason
+        exclude=("no|nil _{0,1} further|additional? comments",)),
     Rule("di.verification_missing", D, MAJ, (
         "missing|no|without|lacking|absent|omitted|outstanding|blank _{0,2} verification|verifier|countersignature|"
         "counter-signature|witness|witnessed|second|2nd|double|signature|signatures|sign-off|check",

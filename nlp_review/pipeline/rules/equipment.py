@@ -53,10 +53,20 @@ RULES: tuple[Rule, ...] = (
     ), "An equipment alarm during processing needs an impact assessment.",
         exclude=("alarm|alarms test|tests|tested|testing|check|checks|checked|function|functional|verification|set|"
                  "settings|points|limits|limit", "alert|action limit|limits|level|levels",
+                 "alert|action /|and|or action|alert limit|limits|level|levels", "bact / alert|alerts", "bactalert",
                  "test|false|nuisance|spurious|planned|simulated alarm|alarms",
                  "warning|warnings label|labels|sign|signs"),
         # An alarm test, a false alarm or one during planned maintenance is not a process event.
         unless_near=SHIPPING | {"test", "false", "planned", "simulated", "drill", "nuisance", "spurious"}),
+    Rule("equipment.alarm_unanswered", E, MAJ, (
+        "alarm|alarms|alert|alerts _{0,1} not|never _{0,1} acknowledged|answered|responded|attended|investigated|"
+        "actioned|addressed",
+        "unacknowledged|unanswered|ignored alarm|alarms|alert|alerts",
+        "alarm|alarms|alert|alerts _{0,2} ignored|overridden",
+    ), "An equipment alarm that nobody answered: the condition it signalled was left as it was "
+       "(EU GMP Annex 11 §13 and Annex 15: alarms are acted on).",
+        # Silencing is an answer; a test or planned alarm is no process event (as equipment.alarm).
+        unless_near=frozenset({"test", "false", "planned", "simulated", "drill", "nuisance", "spurious"})),
     Rule("equipment.calibration", E, MAJ, (
         "calibration|calibrations|recalibration _{0,2} overdue|expired|lapsed|due|failed|fail|out|outdated|missed|"
         "missing|invalid",

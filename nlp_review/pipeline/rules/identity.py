@@ -62,7 +62,9 @@ RULES: tuple[Rule, ...] = (
         "label|labels _{0,2} missing|absent|fell|came|detached|removed|lost|peeled|off|blank",
     ), "A product or sample without identification (critical).",
         exclude=("no label|labeling|labels|identification issue|issues|problem|problems|error|errors|discrepancy|"
-                 "discrepancies|concern|concerns|change|changes",)),
+                 "discrepancies|concern|concerns|change|changes",
+                 # "no missing labels": the absence is what is denied
+                 "no|not|nothing|none missing|absent|lost|detached")),
     Rule("identity.co_processing", ID, CRIT, (
         "two|2|multiple|both|several|three|second|another|other _{0,1} patients|pts|patient|"
         "donors|donor _{0,6} same|one|single|bsc|cabinet|hood|isolator|simultaneously|together|concurrently|"

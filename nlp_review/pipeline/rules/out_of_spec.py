@@ -40,6 +40,9 @@ RULES: tuple[Rule, ...] = (
         "does|did|do|not _{0,1} not? meet|conform|comply _{0,3} spec|specification|criteria|"
         "acceptance|limit|limits|requirements|release",
         "fails|failed|failing _{0,2} spec|specification|specifications|acceptance|criteria|release",
+        "ipc|ipcs|in-process|assay|test|tests|qc|control|result|results|sample|check _{0,2} did|does|has|have not pass|"
+        "passed",
+        "failed to pass",
         "not|n't|failed|fail|unable _{0,1} to? _{0,1} reach|reached|achieve|achieved|meet|met|attain|attained|hit "
         "_{0,2} "
         "target|spec|specification|minimum|dose|criteria|limit|required|requirement|requirements",

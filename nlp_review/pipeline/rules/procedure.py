@@ -28,6 +28,9 @@ RULES: tuple[Rule, ...] = (
         "recorded|documented",
         "(performed|done|completed|carried out|finished|conducted) _{0,1} step|stage",
     ), "A step of the master batch record is stated not to have been done.", polarity=Polarity.CHECK,
+        # "steps not performed out of order": what is denied is the disorder, not the steps
+        exclude=("performed|done|executed|completed|carried|conducted _{0,1} out? out of order|sequence",
+                 "performed|done|executed|completed|carried|conducted _{0,1} out-of-order|out-of-sequence"),
         unless_near=frozenset({"label", "coi", "identity", "verification", "verified", "em", "settle", "sterility",
                                "cleaning", "cleaned", "calibration", "expiry", "retest", "recount", "signature"})),
     Rule("procedure.released_before_results", P, CRIT, (
@@ -57,6 +60,8 @@ RULES: tuple[Rule, ...] = (
         "maximum|minimum|limit",
         "outside|missed|beyond _{0,2} the? (time window|processing window|window|time limit|timeframe|time frame)",
         "too early|late|long|soon|short",
+        "hold|holding|storage|incubation|exposure|processing|thaw _{0,1} time|times|limit|limits|window _{0,1} "
+        "not|never respected|met|kept|observed|adhered|followed|maintained|honoured|honored",
         "premature|prematurely|overtime|overran|overrun",
         "(feed|feeding|harvest|addition|wash|sampling|split|media change|medium change|passage|thaw) _{0,2} "
         "delayed|late|postponed|missed|early|overdue",
