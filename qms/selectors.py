@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from django.apps import apps
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -151,3 +153,21 @@ def event_actor_name(target: Any, event: str) -> str | None:
 
 def record_history(target_type: str, target_id: str) -> list[AuditRow]:
     return list(audit_rows_all(AuditFilters(record=f"{target_type}:{target_id}")))
+
+
+def record_label(target_type: str, target_id: str, rows: list[AuditRow]) -> str:
+    """What the record whose history is shown is called: the record itself as it stands (a batch
+    by its number), else the label its own oldest event gave it. Never the label of the newest row:
+    a record's history also holds its parts (entries, deviations), whose labels are their own. A
+    record without audit events is not looked up (the page shows no other table's rows)."""
+    if not rows:
+        return f"{target_type} {target_id}"
+    try:
+        model = apps.get_model(target_type)
+        found = model._default_manager.filter(pk=target_id).first()
+    except (LookupError, ValueError, TypeError, ValidationError):
+        found = None
+    if found is not None:
+        return str(found)[:200]
+    own = [row.target_label for row in rows if row.target_type == target_type and row.target_id == target_id]
+    return own[-1] if own else f"{target_type} {target_id}"

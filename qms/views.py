@@ -26,7 +26,7 @@ from qms.forms import (
 from qms.models import User
 from qms.permissions import capability_required
 from qms.roles import Capability
-from qms.selectors import AuditRow, audit_events_filtered, audit_page, audit_rows_all, record_history
+from qms.selectors import AuditRow, audit_events_filtered, audit_page, audit_rows_all, record_history, record_label
 from qms.services import users as user_services
 from qms.ui.common import csv_response
 
@@ -212,5 +212,5 @@ def record_history_view(request: HttpRequest, target_type: str, target_id: str) 
     rows = record_history(target_type, target_id)
     return render(request, "qms/record_history.html", {
         "rows": rows, "target_type": target_type, "target_id": target_id,
-        "target_label": rows[0].target_label if rows else f"{target_type} {target_id}",
+        "target_label": record_label(target_type, target_id, rows),
     })

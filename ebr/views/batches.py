@@ -70,6 +70,7 @@ def _detail_context(request: HttpRequest, batch: Batch, seen: TrailMarker | None
         "audit_reviewed": release_services.audit_trail_review_valid(batch),
         "can_manage": can(user, Capability.BATCH_MANAGE), "can_review": can(user, Capability.REVIEW_QUEUE),
         "can_release": can(user, Capability.BATCH_RELEASE), "can_execute": can(user, Capability.BATCH_EXECUTE),
+        "can_history": can(user, Capability.AUDIT_TRAIL_VIEW),
         "custody_form": forms.get("custody_form") or CustodyForm(),
         "sign_form": forms.get("sign_form") or ReasonedSignatureForm(username_required=needs_username),
         "reason_form": forms.get("reason_form") or ReasonForm(),

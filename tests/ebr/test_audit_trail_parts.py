@@ -59,3 +59,28 @@ def test_another_batchs_deviation_is_not_in_this_batchs_trail(batch, deviation_a
     other = quality.deviation(operator, subjects=[Subject("ebr.batch", "999999", "B-1999-0001")])
 
     assert str(other.pk) not in {e.target_id for e in batch_audit_events(batch) if e.target_type == "qms.deviation"}
+
+
+def test_a_batchs_history_page_is_headed_with_the_batch_number_not_its_newest_parts_label(
+        client, batch, deviation_about_the_batch, auditor):
+    """The page holds the batch's parts too (entries, deviations); an inspector printing it must see
+    which record it is the history of, not the label of whatever happened last."""
+    client.force_login(auditor)
+
+    response = client.get(f"/audit/record/ebr.batch/{batch.pk}/")
+
+    assert response.status_code == 200
+    heading = response.content.decode().split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert heading == f"History of {batch.number}"
+    assert deviation_about_the_batch.number.encode() in response.content  # the parts are still listed
+
+
+def test_the_batch_page_links_its_history_only_for_roles_that_may_open_it(client, batch, supervisor, auditor):
+    history = f"/audit/record/ebr.batch/{batch.pk}/"
+    client.force_login(supervisor)
+    page = client.get(f"/batches/{batch.number}/").content.decode()
+    assert history not in page and "visible to QA and auditors" in page
+    assert client.get(history).status_code == 403
+
+    client.force_login(auditor)
+    assert history in client.get(f"/batches/{batch.number}/").content.decode()
