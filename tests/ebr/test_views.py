@@ -266,3 +266,49 @@ def test_the_batch_page_shows_the_din_as_on_the_label_with_its_check_character(c
 
     shown = batch.din_display
     assert f"<code>{shown}</code>" in page and din_validate(shown) == batch.din
+
+
+def test_a_value_sent_from_a_stale_page_gets_a_correction_form_that_keeps_the_typed_reason(client, batch, operator):
+    """Two tablets (or tabs) on one step: the second records a value the first already recorded. The
+    answer offers the correction; the reason typed into it must then reach the server."""
+    login(client, operator)
+    step = open_step(batch)
+    url, prefix = entry_url(batch, step, "temp")
+    client.post(url, {f"{prefix}-value": "5", f"{prefix}-idempotency_key": uuid.uuid4().hex})
+
+    stale = client.post(url, {f"{prefix}-value": "6", f"{prefix}-idempotency_key": uuid.uuid4().hex},
+                        headers={"HX-Request": "true"})
+
+    assert stale.status_code == 422 and b"already recorded" in stale.content
+    page = stale.content.decode()
+    assert f'name="{prefix}-reason"' in page and 'name="entry"' in page
+    entry = Entry.objects.get(step=step, parameter__code="temp")
+    corrected = client.post(url, {"entry": entry.pk, f"{prefix}-value": "6",
+                                  f"{prefix}-reason": "Read the wrong logger",
+                                  f"{prefix}-idempotency_key": uuid.uuid4().hex}, headers={"HX-Request": "true"})
+    assert corrected.status_code == 200, corrected.content.decode()[:500]
+    assert Entry.objects.filter(step=step, parameter__code="temp", correction_reason="Read the wrong logger").exists()
+
+
+def test_a_value_sent_to_a_step_signed_meanwhile_says_why_it_was_not_saved(client, batch, operator, verifier):
+    """A page opened before the step was performed and verified: the value cannot be saved any more,
+    and the operator must be told so, with what they typed, instead of seeing the input vanish."""
+    from ebr.services.execution import step_verify
+
+    login(client, operator)
+    step = open_step(batch)
+    for code, value in (("label_ok", "yes"), ("temp", "5")):
+        url, prefix = entry_url(batch, step, code)
+        client.post(url, {f"{prefix}-value": value, f"{prefix}-idempotency_key": uuid.uuid4().hex})
+    client.post(f"/execute/{batch.number}/steps/{step.pk}/perform/", {"username": operator.username,
+                                                                      "password": PASSWORD})
+    step_verify(actor=verifier, step=step, password=PASSWORD, username=verifier.username)
+    url, prefix = entry_url(batch, step, "temp")
+    entry = Entry.objects.get(step=step, parameter__code="temp")
+
+    late = client.post(url, {"entry": entry.pk, f"{prefix}-value": "6", f"{prefix}-reason": "typo",
+                             f"{prefix}-idempotency_key": uuid.uuid4().hex}, headers={"HX-Request": "true"})
+
+    assert late.status_code == 422
+    page = late.content.decode()
+    assert "Not saved:" in page and "You typed: 6" in page
