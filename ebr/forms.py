@@ -33,6 +33,10 @@ class SignatureForm(forms.Form):
         return self.cleaned_data.get("username") or None
 
 
+class PerformSignatureForm(SignatureForm):
+    remarks = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
 class ReasonedSignatureForm(SignatureForm):
     reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 

@@ -423,7 +423,13 @@ def _equipment_missing(step: StepExecution) -> str | None:
 @transaction.atomic
 def step_perform(*, actor: User, step: StepExecution, password: str, username: str | None = None,
                  session: Any = None, remarks: str = "") -> StepExecution:
-    """Sign the step as performed (21 CFR 11.50); a step needing verification waits for a second person."""
+    """Sign the step as performed (21 CFR 11.50); a step needing verification waits for a second person.
+
+    The signature says the signer did the work the values record (21 CFR 11.50(a)(3); ALCOA+
+    attributable). Someone who recorded none of them (a step re-signed after a correction by the
+    next shift, or an operator in the cabinet with a scribe recording) signs only with remarks that
+    say how they come to sign it; the remarks become part of the signature's reason.
+    """
     if not can(actor, Capability.BATCH_EXECUTE):
         raise PermissionDenied("Your role does not allow signing batch steps.")
     step = _locked_step(step)
@@ -432,14 +438,22 @@ def step_perform(*, actor: User, step: StepExecution, password: str, username: s
     missing = _missing(step)
     if missing:
         raise ValidationError(f"Record every value first: {', '.join(missing)}.")
+    remarks = remarks.strip()
+    entrants = step_entrants(step)
+    if entrants and actor not in entrants and not remarks:
+        names = ", ".join(sorted(person.full_name or person.username for person in entrants))
+        raise ValidationError(
+            f"You recorded none of this step's values ({names} did). Sign as performed only if you did the work, "
+            "and say in the remarks how (e.g. \"performed in the BSC, values recorded by my scribe\"); otherwise "
+            "the person who did it signs.")
     problem = _equipment_missing(step)
     if problem:
         raise ValidationError(problem)
     _calculated_record(actor=actor, step=step)
-    if remarks.strip():
-        step.remarks = remarks.strip()
-    sign(signer=actor, password=password, meaning=Meaning.PERFORMED, target=step, reason=f"Step {step.template.code}",
-         username=username, session=session)
+    if remarks:
+        step.remarks = remarks
+    sign(signer=actor, password=password, meaning=Meaning.PERFORMED, target=step,
+         reason=f"Step {step.template.code}" + (f": {remarks}" if remarks else ""), username=username, session=session)
     now = timezone.now()
     step.performed_by, step.performed_at = actor, now
     step.status = StepStatus.PERFORMED if step.template.needs_verification else StepStatus.DONE

@@ -11,11 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from ebr.forms import CorrectionForm, EntryForm, SignatureForm, new_key
+from ebr.forms import CorrectionForm, EntryForm, PerformSignatureForm, SignatureForm, new_key
 from ebr.models import Batch, Entry, ParameterSpec, StepExecution, StepStatus
 from ebr.selectors import (
     batch_current_step,
     batches_for_execution,
+    step_entrants,
     step_instructions_html,
     step_may_verify,
     step_record,
@@ -49,8 +50,12 @@ def _step_context(request: HttpRequest, batch: Batch, step: StepExecution | None
         "batch": batch, "step": step, "record": record, "entry_forms": entry_forms,
         "instructions_html": step_instructions_html(step.template) if step else "",
         "step_materials": list(step.template.materials.select_related("material")) if step else [],
-        "sign_form": sign_form or SignatureForm(username_required=needs_username),
+        "sign_form": sign_form or (PerformSignatureForm if step and step.status == StepStatus.OPEN
+                                   else SignatureForm)(username_required=needs_username),
         "total_steps": batch.steps.count(),
+        # Who recorded this step's values: anyone else signs "performed" only with remarks.
+        "step_entrant_ids": ([person.pk for person in step_entrants(step)]
+                             if step is not None and step.status == StepStatus.OPEN else []),
         "may_verify": (step is not None and step.status == StepStatus.PERFORMED
                        and step_may_verify(step=step, user=request.user)),
         "training_gap": step_training_gap(user=request.user, batch=batch) if step else None,
@@ -119,13 +124,15 @@ def entry_submit(request: HttpRequest, number: str, step_pk: int, parameter_pk: 
     return _render_parameter(request, step, parameter, form, warnings, status=422 if form.errors else 200)
 
 
-def _sign_step(request: HttpRequest, number: str, step_pk: int, service: Any, done: str) -> HttpResponse:
+def _sign_step(request: HttpRequest, number: str, step_pk: int, service: Any, done: str,
+               form_class: type[SignatureForm] = SignatureForm) -> HttpResponse:
     step = _step_of(number, step_pk)
-    form = SignatureForm(request.POST, username_required=username_required(request.session))
+    form = form_class(request.POST, username_required=username_required(request.session))
     if form.is_valid():
+        extra = {"remarks": form.cleaned_data["remarks"]} if "remarks" in form.cleaned_data else {}
         try:
             service(actor=request.user, step=step, password=form.cleaned_data["password"],
-                    username=form.signing_username(), session=request.session)
+                    username=form.signing_username(), session=request.session, **extra)
         except (ValidationError, *SIGNING_REFUSED) as error:
             form.add_error(None, " ".join(getattr(error, "messages", [str(error)])))
         else:
@@ -138,7 +145,8 @@ def _sign_step(request: HttpRequest, number: str, step_pk: int, service: Any, do
 @require_POST
 @capability_required(Capability.BATCH_EXECUTE)
 def step_perform_submit(request: HttpRequest, number: str, step_pk: int) -> HttpResponse:
-    return _sign_step(request, number, step_pk, step_perform, "Step {code} signed as performed.")
+    return _sign_step(request, number, step_pk, step_perform, "Step {code} signed as performed.",
+                      form_class=PerformSignatureForm)
 
 
 @require_POST

@@ -428,3 +428,35 @@ def test_completing_the_last_step_completes_the_batch_and_queues_qa_notification
     assert OutboxMessage.objects.filter(task_name="ebr.batch_completed_notify", kwargs__batch_id=batch.pk).exists()
     with pytest.raises(ValidationError, match="completed"):
         record(operator, last, "cells", "1")
+
+
+def test_someone_who_recorded_none_of_the_values_signs_performed_only_saying_how(batch, operator, verifier):
+    """A performed signature says the signer did the work its values record (21 CFR 11.50): after a
+    correction reopened the step, another operator could re-sign it as if they had done it."""
+    step = current_step(batch)
+    record(operator, step, "label_ok", "yes")
+    record(operator, step, "temp", "5")
+
+    with pytest.raises(ValidationError, match="recorded none of this step"):
+        step_perform(actor=verifier, step=step, password=PASSWORD, username=verifier.username)
+    step.refresh_from_db()
+    assert step.status == StepStatus.OPEN and not Signature.objects.filter(target_id=str(step.pk)).exists()
+
+    step_perform(actor=verifier, step=step, password=PASSWORD, username=verifier.username,
+                 remarks="Performed in the BSC; values recorded by O. Operator as scribe")
+
+    step.refresh_from_db()
+    assert step.performed_by == verifier and "scribe" in step.remarks
+    signature = Signature.objects.get(target_id=str(step.pk), meaning="performed")
+    assert signature.reason.endswith("values recorded by O. Operator as scribe")
+
+
+def test_the_operator_who_recorded_the_values_signs_performed_without_remarks(batch, operator):
+    step = current_step(batch)
+    record(operator, step, "label_ok", "yes")
+    record(operator, step, "temp", "5")
+
+    step_perform(actor=operator, step=step, password=PASSWORD, username=operator.username)
+
+    step.refresh_from_db()
+    assert step.performed_by == operator and step.remarks == ""

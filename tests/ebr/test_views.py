@@ -312,3 +312,23 @@ def test_a_value_sent_to_a_step_signed_meanwhile_says_why_it_was_not_saved(clien
     assert late.status_code == 422
     page = late.content.decode()
     assert "Not saved:" in page and "You typed: 6" in page
+
+
+def test_the_tablet_asks_someone_who_recorded_none_of_the_values_to_say_how_they_sign(client, batch, operator,
+                                                                                    verifier):
+    login(client, operator)
+    step = open_step(batch)
+    for code, value in (("label_ok", "yes"), ("temp", "5")):
+        url, prefix = entry_url(batch, step, code)
+        client.post(url, {f"{prefix}-value": value, f"{prefix}-idempotency_key": uuid.uuid4().hex})
+    client.post("/logout/")
+    login(client, verifier)
+    assert "required: you recorded none of the values" in client.get(f"/execute/{batch.number}/").content.decode()
+
+    refused = client.post(f"/execute/{batch.number}/steps/{step.pk}/perform/",
+                          {"username": verifier.username, "password": PASSWORD, "remarks": "  "})
+    assert refused.status_code == 422 and "recorded none of this step" in refused.content.decode()
+    signed = client.post(f"/execute/{batch.number}/steps/{step.pk}/perform/",
+                         {"username": verifier.username, "password": PASSWORD,
+                          "remarks": "Performed it in the BSC; Olivia recorded as scribe"})
+    assert signed.status_code == 302
