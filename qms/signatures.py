@@ -47,6 +47,7 @@ class Meaning(StrEnum):
     ACKNOWLEDGED = "acknowledged"
     WITHDRAWN = "withdrawn"  # the signer withdraws a draft they may author, e.g. a master record version
     CONFIRMED = "confirmed"  # the signer vouches for a fact another recorded, e.g. a trainer for a training record
+    GRANTED = "granted"  # the signer grants a request on record, e.g. a later due date for an investigation
 
 
 class SignatureRefused(PermissionError):

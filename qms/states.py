@@ -58,8 +58,9 @@ DEVIATION_STEPS: dict[str, Step] = {
                    label="return to investigation"),
     "close": Step(_from(D.PENDING_APPROVAL), D.CLOSED, Capability.DEVIATION_CLOSE, Meaning.APPROVED,
                   label="approve and close"),
+    # "granted", not "approved": QA reviewers may extend, and an approval is a QA approver's act.
     "extend": Step(_from(D.TRIAGE, D.INVESTIGATION, D.PENDING_APPROVAL), None, Capability.DEVIATION_EXTEND,
-                   Meaning.APPROVED, label="extend the due date"),
+                   Meaning.GRANTED, label="extend the due date"),
     "cancel": Step(_D_ACTIVE, D.CANCELLED, Capability.DEVIATION_CANCEL, label="cancel"),
 }
 

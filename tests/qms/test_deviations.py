@@ -437,7 +437,7 @@ def test_due_date_extension_is_signed_and_justified(operator, qa_reviewer, super
     deviation.refresh_from_db()
     assert deviation.due_date == original + timedelta(days=14)
     assert (extension.previous_due_date, extension.justification) == (original, "Supplier analysis pending")
-    assert [(s.meaning, s.valid) for s in signatures_for(extension)] == [("approved", True)]
+    assert [(s.meaning, s.valid) for s in signatures_for(extension)] == [("granted", True)]
     extended = _events(deviation, Event.DEVIATION_EXTENDED).get()
     assert extended.data["signature"] and extended.reason == "Supplier analysis pending"
     # re-triage keeps the extension
@@ -542,3 +542,24 @@ def test_whoever_recorded_the_capa_decision_cannot_approve_the_investigation(ope
     with pytest.raises(SegregationOfDuties):
         services.deviation_close(actor=qa_approver, deviation=deviation, password=PASSWORD,
                                  username=qa_approver.username, reason="Close")
+
+
+def test_one_extension_adds_at_most_one_investigation_period_and_is_signed_granted(operator, qa_reviewer,
+                                                                                    supervisor):
+    """A QA reviewer may extend, not approve: the signature says "granted". And a due date cannot be
+    pushed years ahead at once (the review saw a major deviation moved to 2031)."""
+    deviation = quality.deviation(operator)
+    quality.triage(deviation, qa_reviewer, owner=supervisor)
+    deviation.refresh_from_db()
+    due = deviation.due_date
+
+    with pytest.raises(ValidationError, match="at most 30 days"):
+        services.deviation_extend(actor=qa_reviewer, deviation=deviation, new_due_date=due + timedelta(days=31),
+                                  password=PASSWORD, username=qa_reviewer.username, reason="Vendor report late")
+    deviation.refresh_from_db()
+    assert deviation.due_date == due and not deviation.extensions.exists()
+
+    extension = services.deviation_extend(actor=qa_reviewer, deviation=deviation,
+                                          new_due_date=due + timedelta(days=30), password=PASSWORD,
+                                          username=qa_reviewer.username, reason="Vendor report late")
+    assert [s.meaning for s in signatures_for(extension)] == ["granted"]

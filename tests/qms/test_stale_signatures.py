@@ -219,7 +219,7 @@ def test_extension_capa_decision_and_cancel_refused_when_stale(operator, qa_revi
     seen = record_version(deviation)
     quality.investigate(deviation, supervisor)
 
-    _refused(lambda: dev.deviation_extend(actor=qa_approver, deviation=deviation, new_due_date=in_days(90),
+    _refused(lambda: dev.deviation_extend(actor=qa_approver, deviation=deviation, new_due_date=in_days(45),
                                           password=PASSWORD, username=qa_approver.username, reason="Supplier",
                                           seen=seen), deviation, supervisor)
     _refused(lambda: dev.deviation_capa_decide(actor=supervisor, deviation=deviation, decision="not_required",
@@ -227,10 +227,10 @@ def test_extension_capa_decision_and_cancel_refused_when_stale(operator, qa_revi
              deviation, supervisor)
     _refused(lambda: dev.deviation_cancel(actor=qa_reviewer, deviation=deviation, reason="Duplicate", seen=seen),
              deviation, supervisor)
-    extension = dev.deviation_extend(actor=qa_approver, deviation=deviation, new_due_date=in_days(90),
+    extension = dev.deviation_extend(actor=qa_approver, deviation=deviation, new_due_date=in_days(45),
                                      password=PASSWORD, username=qa_approver.username, reason="Supplier",
                                      seen=record_version(deviation))
-    assert extension.new_due_date == in_days(90)
+    assert extension.new_due_date == in_days(45)
 
 
 # --- the pages ---------------------------------------------------------------------------------

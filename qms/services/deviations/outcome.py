@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import ValidationError
@@ -11,10 +11,12 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from qms.audit import Event, create_with_reason, save_with_reason
+from qms.conf import deviation_due_days
 from qms.links import record_link
 from qms.models import (
     CapaDecision,
     CapaStatus,
+    Classification,
     Deviation,
     DeviationExtension,
     DeviationStatus,
@@ -123,8 +125,11 @@ def deviation_cancel(*, actor: User, deviation: Deviation, reason: str, seen: st
 def deviation_extend(*, actor: User, deviation: Deviation, new_due_date: date, password: str, reason: str,
                      username: str | None = None, session: SessionBase | None = None,
                      request: HttpRequest | None = None, seen: str | None = None) -> DeviationExtension:
-    """QA grants a later due date under signature, with its justification (the reason), so an
-    overdue investigation is a decision on record rather than a silent slip (EU GMP Part I 1.4(xiv))."""
+    """QA grants a later due date under signature ("granted"), with its justification (the reason),
+    so an overdue investigation is a decision on record rather than a silent slip (EU GMP Part I
+    1.4(xiv)). One extension adds at most one investigation period of the deviation's class
+    (DEVIATION_DUE_DAYS): a longer delay is granted step by step, each time justified again, not
+    pushed years ahead at once."""
     ensure_can(actor, Capability.DEVIATION_EXTEND, "extend deviation due dates")
     justification = reason_required(reason, "Justify the extension.")
     deviation = locked(deviation)
@@ -136,6 +141,13 @@ def deviation_extend(*, actor: User, deviation: Deviation, new_due_date: date, p
         raise ValidationError({"new_due_date": f"The new due date must be after {deviation.due_date:%Y-%m-%d}."})
     if new_due_date < timezone.localdate():
         raise ValidationError({"new_due_date": "The new due date cannot be in the past."})
+    kind = deviation.classification or Classification.CRITICAL  # unclassified: the strictest class's period
+    period = deviation_due_days(kind)
+    latest = deviation.due_date + timedelta(days=period)
+    if new_due_date > latest:
+        raise ValidationError({"new_due_date": f"One extension adds at most {period} days (the investigation period "
+                                               f"of a {kind} deviation): at most {latest:%Y-%m-%d}. Extend again "
+                                               "then if it is still needed."})
     extension = create_with_reason(DeviationExtension, actor=actor, reason=justification, deviation=deviation,
                                    previous_due_date=deviation.due_date, new_due_date=new_due_date,
                                    justification=justification, granted_by=actor, granted_at=timezone.now())
