@@ -6,6 +6,7 @@ of identity is checked at creation (COI entered twice or scanned, DIN check char
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -163,6 +164,12 @@ def batch_abort(*, actor: User, batch: Batch, reason: str, password: str, userna
                        password=password, username=username, session=session)
 
 
+# A title before a capitalised word ("Mrs Dupont"), or "bed of" before one: how a patient's name
+# gets into free text. Staff, wards and companies are not written this way.
+PERSONAL_NAME = re.compile(r"\b(?i:mr|mrs|ms|miss|mme|mlle|herr|frau|sr|sra)\.?\s+[A-Z][a-z]|"
+                           r"\b(?i:bed|room|home) of\s+[A-Z][a-z]")
+CUSTODY_TEMPERATURE = (Decimal(-200), Decimal(60))
+
 @transaction.atomic
 def custody_event_record(*, actor: User, batch: Batch, from_party: str, to_party: str, location: str,
                          occurred_at: datetime, temperature_c: Decimal | None = None,
@@ -173,13 +180,27 @@ def custody_event_record(*, actor: User, batch: Batch, from_party: str, to_party
     (EC GMP for ATMPs 15.4, traceability), so it goes on after release (shipment to the ward,
     receipt, administration) and after a rejection or abort (quarantine, destruction). A hand-off
     changes no signed content: the release signature stays valid; the audit trail holds it.
+    Rows are append-only, so what cannot be true is refused before it is kept for good: a
+    hand-off before the material was collected, a temperature no material here is kept at, and a
+    party or place written with the patient's name (the record is pseudonymised; parties are
+    named by role, site or organisation).
     """
     ensure_can(actor, Capability.BATCH_EXECUTE, "record custody events")
     batch = locked(batch)
     errors = {name: "Required." for name, value in
               (("from_party", from_party), ("to_party", to_party), ("location", location)) if not value.strip()}
+    for name, value in (("from_party", from_party), ("to_party", to_party), ("location", location)):
+        if name not in errors and PERSONAL_NAME.search(value):
+            errors[name] = (f"Name the party or place by role, site or organisation (e.g. Ward 4B, the courier "
+                            f"company), never the patient: the patient is {batch.patient_ref} in this record.")
     if occurred_at > timezone.now():
         errors["occurred_at"] = "A hand-off cannot be in the future."
+    elif occurred_at < batch.collected_at:
+        errors["occurred_at"] = (f"A hand-off cannot be before the material was collected "
+                                 f"({format_local(batch.collected_at)}).")
+    if temperature_c is not None and not CUSTODY_TEMPERATURE[0] <= temperature_c <= CUSTODY_TEMPERATURE[1]:
+        errors["temperature_c"] = (f"A temperature from {CUSTODY_TEMPERATURE[0]} to {CUSTODY_TEMPERATURE[1]} °C "
+                                   "(liquid nitrogen to a warm day); check the reading and its sign.")
     if errors:
         raise ValidationError(errors)
     return create_with_reason(CustodyEvent, actor=actor, reason="Chain of custody", event=Event.CUSTODY_RECORDED,

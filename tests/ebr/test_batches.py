@@ -1,5 +1,7 @@
 """Creating and moving patient batches: identity checked, numbers without gaps, states enforced."""
 
+from decimal import Decimal
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
@@ -120,3 +122,36 @@ def test_bioreactor_cannot_serve_two_batches_at_once(supervisor, version, resour
 
     with pytest.raises(ValidationError, match="in use by batch"):
         batch_services.equipment_assign(actor=supervisor, batch=second, equipment=resources["bioreactor"])
+
+
+@pytest.mark.parametrize(("field", "changes"), [
+    ("to_party", {"to_party": "Mrs Marie Dupont, room 12"}),
+    ("location", {"location": "Ward 4, bed of Marie Dupont"}),
+    ("occurred_at", {"occurred_at": "before collection"}),
+    ("temperature_c", {"temperature_c": Decimal(400)}),
+    ("temperature_c", {"temperature_c": Decimal(-250)}),
+])
+def test_a_hand_off_that_cannot_be_true_is_refused_before_it_is_kept_for_good(supervisor, version, field, changes):
+    """Custody rows are append-only: a patient's name, a hand-off before the material existed or a
+    400 °C bag would stay on the record for good."""
+    batch = create_batch(supervisor, version)
+    if changes.get("occurred_at") == "before collection":
+        changes["occurred_at"] = batch.collected_at - timezone.timedelta(days=1)
+    hand_off = {"from_party": "Apheresis unit", "to_party": "World Courier", "location": "Dock 2",
+                "occurred_at": timezone.now() - timezone.timedelta(hours=1), "temperature_c": Decimal(5), **changes}
+
+    with pytest.raises(ValidationError) as refused:
+        batch_services.custody_event_record(actor=supervisor, batch=batch, **hand_off)
+
+    assert set(refused.value.message_dict) == {field}
+    assert not CustodyEvent.objects.filter(batch=batch).exists()
+
+
+def test_liquid_nitrogen_and_a_named_courier_company_are_fine(supervisor, version):
+    batch = create_batch(supervisor, version)
+
+    event = batch_services.custody_event_record(actor=supervisor, batch=batch, from_party="Cryo store",
+                                                to_party="World Courier (dry shipper)", location="Goods-in, room 3",
+                                                occurred_at=timezone.now(), temperature_c=Decimal("-196"))
+
+    assert event.temperature_c == Decimal("-196")
