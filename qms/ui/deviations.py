@@ -24,6 +24,7 @@ from qms.selectors_deviations import (
     is_overdue,
 )
 from qms.services import deviations as services
+from qms.services.deviations.reporting import clean_report
 from qms.signatures import signatures_for
 from qms.staleness import record_version_read
 from qms.states import DEVIATION_STEPS, steps_possible
@@ -62,9 +63,12 @@ def deviation_list_view(request: HttpRequest) -> HttpResponse:
 @capability_required(Capability.DEVIATION_OPEN)
 def deviation_new(request: HttpRequest) -> HttpResponse:
     form = f.DeviationOpenForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST":
+        valid = form.is_valid()
         subjects = form.subjects()
-        if not form.errors:
+        if not valid or form.errors:
+            _report_errors_onto(form)
+        else:
             deviation = run_service(form, lambda data: services.deviation_open(
                 actor=request.user, title=data["title"], description=data["description"],
                 occurred_at=data["occurred_at"], discovered_at=data.get("discovered_at"),
@@ -76,6 +80,23 @@ def deviation_new(request: HttpRequest) -> HttpResponse:
     status = 422 if form.errors else 200
     return render(request, "qms/deviation_new.html", {"form": form, "has_kinds": bool(subject_kinds())},
                   status=status)
+
+
+def _report_errors_onto(form: f.DeviationOpenForm) -> None:
+    """Everything wrong in one answer: the report's own checks (times in the future, found before it
+    happened) beside the form's and the subjects', not one more error per submit."""
+    data = form.cleaned_data
+    if "occurred_at" not in data:
+        return
+    try:
+        clean_report(title=data.get("title", ""), description=data.get("description", ""),
+                     occurred_at=data["occurred_at"], discovered_at=data.get("discovered_at") or timezone.now(),
+                     source=DeviationSource.MANUAL, now=timezone.now())
+    except ValidationError as error:
+        for field, problems in error.message_dict.items():
+            if field in form.fields and field not in form.errors:
+                for problem in problems:
+                    form.add_error(field, problem)
 
 
 # --- the record page ------------------------------------------------------------------------

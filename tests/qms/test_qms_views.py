@@ -355,3 +355,22 @@ def test_every_csv_export_neutralises_cells_a_spreadsheet_would_run_as_formulas(
     body = b"".join(response.streaming_content).decode()
     row = next(line for line in body.splitlines() if deviation.number in line)
     assert "'=HYPERLINK" in row and ',=HYPERLINK' not in row
+
+
+def test_the_report_form_says_everything_wrong_in_one_answer(client, operator, batch_kind):
+    """An unknown batch, a time in the future and a discovery before it happened: all three at once,
+    not one more after each submit (black-box review)."""
+    login(client, operator)
+    future = timezone.localtime() + timezone.timedelta(days=30)
+    before = Deviation.objects.count()
+
+    response = client.post("/qms/deviations/new/", {
+        "title": "Label misprint on bag", "description": "Lot number unreadable",
+        "occurred_at": future.strftime("%Y-%m-%dT%H:%M"), "discovered_at": "2026-01-01T10:00",
+        "subjects_ebr__batch": "B-9999-0000"})
+
+    page = _html(response)
+    assert response.status_code == 422
+    assert "No batch &#x27;B-9999-0000&#x27; was found" in page and "This time is in the future" in page
+    assert 'value="Label misprint on bag"' in page
+    assert Deviation.objects.count() == before
