@@ -46,6 +46,8 @@ def _flags(reviewer: Reviewer, text: str) -> set[tuple[str, str]]:
     "Steps were not done out of order.",
     # silencing an alarm is answering it
     "Freezer alarm silenced by engineering during a planned defrost.",
+    "Mycoplasma sample collected at 10:00 and sent to QC.",
+    "Temperature kept stable at 37 °C.",
 ])
 def test_routine_entries_with_negation_raise_no_rule_flag(rules: Reviewer, text: str) -> None:
     assert rules.review_text(text).flags == (), rules.review_text(text).flags
@@ -70,6 +72,9 @@ def test_a_question_the_entry_answers_yes_raises_no_classifier_flag(full: Review
     ("Identity assay did not pass; sample re-sent.", "out_of_spec", "critical"),  # a release test
     # a time limit not kept
     ("Thaw hold time not respected (40 min, limit 30).", "procedure", "major"),
+    # a sample not sent, a condition not held
+    ("Myco samples were not submitted to the QC lab.", "contamination", "major"),
+    ("Incubator O2 not held at 5 % during the night.", "equipment", "major"),
 ])
 def test_a_denied_remedy_or_pass_is_flagged(rules: Reviewer, text: str, category: str, severity: str) -> None:
     assert (category, severity) in _flags(rules, text), rules.review_text(text).flags

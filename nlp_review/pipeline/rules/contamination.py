@@ -159,10 +159,10 @@ RULES: tuple[Rule, ...] = (
         "cleaning|disinfection|sanitization|sanitisation|decontamination|wipe-down",
     ), "Cleaning or disinfection before aseptic work was not done (Annex 1 §4.x).", polarity=Polarity.CHECK),
     Rule("aseptic.sterility_sampling", C, MAJ, (
-        "sterility _{0,1} sample|samples|sampling|bottle|bottles|test|testing _{0,5} taken|sent|done|inoculated|"
-        "performed|collected",
-
-    ), "A sterility sample was not taken: the batch cannot show it meets its sterility specification.",
+        "sterility|mycoplasma|myco _{0,1} sample|samples|sampling|bottle|bottles|test|testing _{0,5} taken|sent|done|"
+        "inoculated|performed|collected|submitted",
+    ), "A sterility or mycoplasma sample was not taken or sent: the batch cannot show it meets its specification "
+       "for microbial contamination.",
         polarity=Polarity.CHECK),
     # An event, not a check: "sterility tested negative" must not read as a negated test.
     Rule("aseptic.sterility_not_tested", C, MAJ, (

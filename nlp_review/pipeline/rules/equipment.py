@@ -91,6 +91,8 @@ RULES: tuple[Rule, ...] = (
         "incubator|incubators|freezer|fridge|refrigerator|dewar|room|cabinet|bsc _{0,3} temperature _{0,2} "
         "excursion|dropped|drop|fell|low|high|rose|deviation|out",
         "ln2|nitrogen _{0,2} level? _{0,1} low|empty|depleted|alarm|dropped|fell|below|under|insufficient",
+        # the condition denied: "CO2 not maintained overnight"
+        "co2|o2|humidity|temperature|temp|pressure|airflow _{0,2} not|never maintained|stable|held|controlled|kept",
     ), "A controlled environment left its qualified range.", unless_near=SHIPPING,
         # Setting up the alarm is not the alarm: "CO2 alarm limits set to 4.5-5.5%".
         exclude=("alarm|alarms limit|limits|setpoint|setpoints|settings|setting|threshold|thresholds|configured",)),
