@@ -136,11 +136,12 @@ def batch_action(request: HttpRequest, number: str, action: str) -> HttpResponse
         try:
             service(actor=request.user, batch=batch, **kwargs(form.cleaned_data))
         except ValidationError as error:
-            if error.code == release_services.TRAIL_CHANGED:
+            code = getattr(error, "code", None)  # a refusal with several reasons has none
+            if code == release_services.TRAIL_CHANGED:
                 # What QA read is not what would be signed: the trail as it is now, with the statement
                 # typed kept, to read and sign again (taken before the rows below are read).
                 seen = release_services.audit_trail_marker(batch)
-            if error.code == release_services.RECORD_CHANGED:
+            if code == release_services.RECORD_CHANGED:
                 seen = None  # the page below shows the record as it is now: read, then sign that
             form.add_error(None, " ".join(error.messages))
         except SIGNING_REFUSED as error:

@@ -297,3 +297,20 @@ def test_work_on_a_shared_capa_for_another_batch_leaves_this_batchs_review_valid
     assert audit_trail_review_valid(batch)
     page = batch_audit_events(batch).filter(target_type="qms.capaaction")
     assert page.exists()  # still shown in the batch's trail, only not counted as a change of its record
+
+
+def test_a_release_refused_for_several_reasons_lists_them_all_instead_of_a_server_error(in_review, qa_approver):
+    """The QP typed their password and the release was refused for more than one reason: the page
+    must say which (it answered 500, indistinguishable from a fault, in a black-box review)."""
+    batch, _glove = in_review
+    client = login(Client(), qa_approver)
+    read = page_marker(client, f"/batches/{batch.number}/")
+
+    response = client.post(f"/batches/{batch.number}/release/", {
+        "reason": "Meets specifications", "password": PASSWORD, "username": qa_approver.username, "trail_seen": read})
+
+    html = response.content.decode().replace("&#x27;", "'")
+    assert response.status_code == 422
+    assert "audit trail" in html.lower() and "Meets specifications" in html
+    batch.refresh_from_db()
+    assert batch.status == BatchStatus.IN_REVIEW

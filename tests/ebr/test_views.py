@@ -282,6 +282,7 @@ def test_a_value_sent_from_a_stale_page_gets_a_correction_form_that_keeps_the_ty
     assert stale.status_code == 422 and b"already recorded" in stale.content
     page = stale.content.decode()
     assert f'name="{prefix}-reason"' in page and 'name="entry"' in page
+    assert "{#" not in page and "#}" not in page and "comment %" not in page  # no template source on the tablet
     entry = Entry.objects.get(step=step, parameter__code="temp")
     corrected = client.post(url, {"entry": entry.pk, f"{prefix}-value": "6",
                                   f"{prefix}-reason": "Read the wrong logger",
