@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from ebr.models.batches import Batch, StepExecution
@@ -301,8 +302,12 @@ class Alarm(models.Model):
         ]
 
     def __str__(self) -> str:
+        # The facility's time with its zone, like every other time shown: the label is copied into
+        # blockers, review flags, the audit trail and the PDF, where a bare UTC time read as local
+        # (and could show another date).
         what = self.parameter.code if self.parameter is not None else "data"
-        return f"{self.get_kind_display()} {what} on {self.batch.number} at {self.opened_at:%Y-%m-%d %H:%M}"
+        opened = timezone.localtime(self.opened_at)
+        return f"{self.get_kind_display()} {what} on {self.batch.number} at {opened:%Y-%m-%d %H:%M} {opened.tzname()}"
 
     @property
     def is_open(self) -> bool:

@@ -81,6 +81,9 @@ def test_an_excursion_opens_one_alarm_not_one_per_reading_and_closes_back_within
     assert not alarm.deviation_number
     events = AuditEvent.objects.filter(target_type="ebr.alarm", target_id=str(alarm.pk))
     assert {Event.ALARM_RAISED, Event.ALARM_CLEARED} <= set(events.values_list("event_type", flat=True))
+    # its label, copied into blockers, flags and the PDF, gives the facility's time and names the zone
+    opened = timezone.localtime(alarm.opened_at)
+    assert str(alarm).endswith(f"at {opened:%Y-%m-%d %H:%M} {opened.tzname()}") and opened.tzname() != "UTC"
 
 
 def test_an_alert_that_passes_the_action_limit_escalates_and_opens_a_deviation_on_a_critical_parameter(site, feed):
