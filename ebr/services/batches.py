@@ -97,13 +97,14 @@ def batch_create(*, actor: User, version: MasterRecordVersion, coi: str, coi_con
 
 def _transition(batch: Batch, target: BatchStatus, *, actor: User, reason: str, event: Event,
                 password: str | None = None, username: str | None = None, session: Any = None,
-                extra_fields: dict[str, Any] | None = None) -> Batch:
+                extra_fields: dict[str, Any] | None = None, statement: str = "") -> Batch:
+    """`statement`: what the signer certifies (the QP's), kept with the signature before the reason."""
     meaning = batch_transition_check(batch.status, target)
     if meaning is not None:
         if password is None:
             raise ValidationError({"password": "This change needs your electronic signature."})
-        sign(signer=actor, password=password, meaning=meaning, target=batch, reason=reason, username=username,
-             session=session)
+        sign(signer=actor, password=password, meaning=meaning, target=batch,
+             reason=f"{statement}\nReason: {reason}" if statement else reason, username=username, session=session)
     batch.status = target
     batch.status_reason = reason
     for name, value in (extra_fields or {}).items():

@@ -356,7 +356,16 @@ def batch_release(*, actor: User, batch: Batch, password: str, reason: str, user
     if blockers:
         raise ValidationError(blockers)
     return _transition(batch, BatchStatus.RELEASED, actor=actor, reason=reason or "Released",
-                       event=Event.BATCH_RELEASED, password=password, username=username, session=session)
+                       event=Event.BATCH_RELEASED, password=password, username=username, session=session,
+                       statement=qp_certification(batch))
+
+
+def qp_certification(batch: Batch) -> str:
+    """What the QP certifies by the release signature, shown at signing and kept with the signature
+    (21 CFR 11.50: the manifestation says what the signature means; EU GMP Annex 16 §1.7)."""
+    return (f"As Qualified Person I certify that batch {batch.number} was manufactured and checked in compliance "
+            "with GMP, its master record and the patient's prescription, that its deviations were assessed, and "
+            "that it may be released for this patient only (EU GMP Annex 16; Part IV, ATMP).")
 
 
 @transaction.atomic

@@ -71,6 +71,7 @@ def _detail_context(request: HttpRequest, batch: Batch, seen: TrailMarker | None
         "can_manage": can(user, Capability.BATCH_MANAGE), "can_review": can(user, Capability.REVIEW_QUEUE),
         "can_release": can(user, Capability.BATCH_RELEASE), "can_execute": can(user, Capability.BATCH_EXECUTE),
         "can_history": can(user, Capability.AUDIT_TRAIL_VIEW),
+        "qp_certification": release_services.qp_certification(batch),
         "custody_form": forms.get("custody_form") or CustodyForm(),
         "sign_form": forms.get("sign_form") or ReasonedSignatureForm(username_required=needs_username),
         "reason_form": forms.get("reason_form") or ReasonForm(),

@@ -12,10 +12,11 @@ from ebr.services.release import (
     batch_reject,
     batch_release,
     batch_review_start,
+    qp_certification,
     release_blockers,
 )
 from qms.audit import Event
-from qms.models import AuditEvent
+from qms.models import AuditEvent, Signature
 from qms.signatures import SegregationOfDuties
 from tests.conftest import PASSWORD
 
@@ -73,6 +74,10 @@ def test_clean_batch_is_released_with_signature_and_becomes_read_only(reviewed_b
 
     assert released.status == BatchStatus.RELEASED
     assert AuditEvent.objects.filter(event_type=Event.BATCH_RELEASED, target_id=str(released.pk)).exists()
+    # what the QP certified is kept with the signature, not only shown at signing
+    signature = Signature.objects.get(target_type="ebr.batch", target_id=str(released.pk), meaning="released")
+    assert signature.reason == f"{qp_certification(released)}\nReason: Meets all specifications"
+    assert f"I certify that batch {released.number}" in signature.reason
     step = released.steps.order_by("sequence").last()
     with pytest.raises(ValidationError):
         entry_record(actor=operator, step=step, parameter=step.template.parameters.first(), value="1",
