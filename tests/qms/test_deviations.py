@@ -563,3 +563,17 @@ def test_one_extension_adds_at_most_one_investigation_period_and_is_signed_grant
                                           new_due_date=due + timedelta(days=30), password=PASSWORD,
                                           username=qa_reviewer.username, reason="Vendor report late")
     assert [s.meaning for s in signatures_for(extension)] == ["granted"]
+
+
+@pytest.mark.parametrize("source", ["oos_entry", "instrument_alarm"])
+def test_a_deviation_raised_from_a_measured_result_is_investigated_not_cancelled(qa_reviewer, qa_approver, source):
+    """A black-box review cancelled an automatic OOS deviation with one reviewer's free text, and the
+    batch could then be released with the failed result never investigated."""
+    deviation = quality.deviation(SystemActor("system:tests"), source=source)
+
+    for person in (qa_reviewer, qa_approver):
+        with pytest.raises(ValidationError, match="not cancelled but investigated"):
+            services.deviation_cancel(actor=person, deviation=deviation, reason="Raised in error")
+
+    deviation.refresh_from_db()
+    assert deviation.status != DeviationStatus.CANCELLED

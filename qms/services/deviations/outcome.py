@@ -19,6 +19,7 @@ from qms.models import (
     Classification,
     Deviation,
     DeviationExtension,
+    DeviationSource,
     DeviationStatus,
     DeviationSubject,
     User,
@@ -107,14 +108,29 @@ def deviation_investigators(deviation: Deviation) -> list[User]:
     return list(User.objects.filter(pk__in=ids))
 
 
+MEASURED_SOURCES = frozenset({DeviationSource.OOS_ENTRY, DeviationSource.INSTRUMENT_ALARM})
+
+
 @transaction.atomic
 def deviation_cancel(*, actor: User, deviation: Deviation, reason: str, seen: str | None = None) -> Deviation:
-    """QA cancels a deviation reported in error or twice; the reason is kept with the record."""
+    """QA cancels a deviation reported in error or twice; the reason is kept with the record.
+
+    Not one the system raised from a measured result (an out-of-specification entry, an instrument
+    alarm): that deviation is the formal record of the result and is closed through its
+    investigation and a QA approver's signed closure, which may find an assignable error; a single
+    unsigned cancellation would let the result leave the release blockers uninvestigated (EU GMP
+    Part I 1.4(xiv), 6.35; MHRA OOS guidance).
+    """
     ensure_can(actor, Capability.DEVIATION_CANCEL, "cancel deviations")
     reason = reason_required(reason, "Say why this deviation is cancelled (e.g. the duplicate's number).")
     deviation = locked(deviation)
     ensure_unchanged(deviation, seen, again="save again")
     ensure_step(DEVIATION_STEPS, "cancel", deviation)
+    if deviation.source in MEASURED_SOURCES:
+        kind = deviation.get_source_display().lower()
+        raise ValidationError(f"{deviation} was raised from a measured result ({kind}): it is not cancelled but "
+                              "investigated, and closed by a QA approver's signature, which may record that the "
+                              "result had an assignable error.")
     deviation.status, deviation.cancelled_reason = DeviationStatus.CANCELLED, reason
     save_with_reason(deviation, actor=actor, reason=reason, event=Event.DEVIATION_CANCELLED,
                      update_fields=["status", "cancelled_reason"])
