@@ -63,7 +63,7 @@ def deviation_list_view(request: HttpRequest) -> HttpResponse:
 @capability_required(Capability.DEVIATION_OPEN)
 def deviation_new(request: HttpRequest) -> HttpResponse:
     form = f.DeviationOpenForm(request.POST or None)
-    if request.method == "POST":
+    if request.method == "POST" and form.is_bound:  # an empty POST leaves the form unbound: shown again
         valid = form.is_valid()
         subjects = form.subjects()
         if not valid or form.errors:
