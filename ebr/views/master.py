@@ -155,7 +155,8 @@ def _version_context(request: HttpRequest, version: MasterRecordVersion, **forms
         # offered where the service would allow it: a later draft (a first has nothing to start again from)
         "may_withdraw": (version.status == VersionStatus.DRAFT and version.based_on_id is not None
                          and services.version_may_withdraw(user, version)),
-        "can_review": can(user, Capability.MASTER_RECORD_REVIEW) and version.status == "in_review",
+        "can_review": (can(user, Capability.MASTER_RECORD_REVIEW) and version.status == "in_review"
+                       and user not in services.version_signers(version, Meaning.REVIEWED, valid_only=True)),
         "can_approve": can(user, Capability.MASTER_RECORD_APPROVE),
         "can_new_version": can(user, Capability.MASTER_RECORD_AUTHOR) and version.status == "effective",
         "stage_form": forms.get("stage_form") or _blank(StageForm, seen),

@@ -38,6 +38,12 @@ def test_author_cannot_review_and_approver_must_be_a_third_person(make_user, sup
     with pytest.raises(SegregationOfDuties):
         master_services.version_review(actor=both, version=version, password=PASSWORD, username=both.username)
     master_services.version_review(actor=supervisor, version=version, password=PASSWORD, username=supervisor.username)
+    # one person's second review is no second pair of eyes
+    with pytest.raises(ValidationError, match="already reviewed"):
+        master_services.version_review(actor=supervisor, version=version, password=PASSWORD,
+                                       username=supervisor.username)
+    assert Signature.objects.filter(target_type="ebr.masterrecordversion", target_id=str(version.pk),
+                                    meaning="reviewed").count() == 1
     with pytest.raises(SegregationOfDuties):
         master_services.version_approve(actor=both, version=version, password=PASSWORD, username=both.username)
     master_services.version_approve(actor=qa_approver, version=version, password=PASSWORD,

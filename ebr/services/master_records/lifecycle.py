@@ -201,6 +201,9 @@ def version_review(*, actor: User, version: MasterRecordVersion, password: str, 
     if version.status != VersionStatus.IN_REVIEW:
         raise ValidationError("Only a version in review can be reviewed.")
     ensure_approver_not_author(approver=actor, authors=version_signers(version, Meaning.AUTHORED))
+    if actor in version_signers(version, Meaning.REVIEWED, valid_only=True):
+        # A second signature by the same person would read as a second review (two pairs of eyes).
+        raise ValidationError("You have already reviewed this version; a second review needs another reviewer.")
     return sign(signer=actor, password=password, meaning=Meaning.REVIEWED, target=version, reason=reason,
                 username=username, session=session)
 
