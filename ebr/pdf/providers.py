@@ -71,6 +71,20 @@ def _capas_of(deviations: list[Any]) -> list[Any]:
                 .order_by("number"))
 
 
+def _cancellation(deviation: Any) -> str:
+    """Who cancelled a deviation, when and why: the record shows it beside the row, not only in the
+    audit appendix (a cancelled deviation no longer blocks release)."""
+    from qms.audit import Event
+    from qms.models import AuditEvent, DeviationStatus
+
+    if deviation.status != DeviationStatus.CANCELLED:
+        return ""
+    event = (AuditEvent.objects.filter(event_type=Event.DEVIATION_CANCELLED, target_type="qms.deviation",
+                                       target_id=str(deviation.pk)).order_by("-occurred_at").first())
+    by = f" by {event.actor_label} on {format_local(event.occurred_at)}" if event is not None else ""
+    return f"Cancelled{by}: {deviation.cancelled_reason}"
+
+
 def _deviation_row(deviation: Any) -> dict[str, Any]:
     signatures = signatures_for(deviation)
     return {
@@ -87,6 +101,7 @@ def _deviation_row(deviation: Any) -> dict[str, Any]:
                 + (f" {deviation.capa.number}" if deviation.capa_id else ""),
         "closed_at": _iso(deviation.closed_at), "closed": _when(deviation.closed_at) if deviation.closed_at else "",
         "signatures": [signature_recorded(s) for s in signatures], "signed": [str(s) for s in signatures],
+        "cancelled": _cancellation(deviation),
     }
 
 
@@ -125,6 +140,7 @@ def deviations_section(batch: Batch, record: BatchRecord) -> Section:
               "\n".join(filter(None, [r["title"], f"Source: {r['source']}",
                                       r["product_impact"] and f"Impact: {r['product_impact']}",
                                       r["root_cause"] and f"Root cause: {r['root_cause']}",
+                                      r["cancelled"],
                                       *[f"Signed: {s}" for s in r["signed"]]])),
               r["status"], f"{r['classification']}\n{r['risk']}".strip(), r["occurred"],
               "\n".join(filter(None, [r["capa"], r["closed"] and f"Closed {r['closed']}"])) or "—"]

@@ -171,6 +171,7 @@ PERSONAL_NAME = re.compile(r"\b(?i:mr|mrs|ms|miss|mme|mlle|herr|frau|sr|sra)\.?\
                            r"\b(?i:bed|room|home) of\s+[A-Z][a-z]")
 CUSTODY_TEMPERATURE = (Decimal(-200), Decimal(60))
 
+
 @transaction.atomic
 def custody_event_record(*, actor: User, batch: Batch, from_party: str, to_party: str, location: str,
                          occurred_at: datetime, temperature_c: Decimal | None = None,
