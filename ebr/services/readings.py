@@ -277,7 +277,7 @@ def _repeated_keys_refuse(body: bytes) -> None:
         return  # read by orjson but not here (nesting deeper than Python's limit): refused for its type anyway
     errors = [_error(None, key, f"{key} is given more than once; give each field once.")
               for key in getattr(document, "repeated", [])]
-    items = document.get("readings") if type(document) in (dict, _RepeatedKeys) else None
+    items = document.get("readings") if isinstance(document, dict) else None
     for index, item in enumerate(items if isinstance(items, list) else []):
         errors += [_error(index, key, f"{key} is given more than once in this reading; give each field once.")
                    for key in getattr(item, "repeated", [])]

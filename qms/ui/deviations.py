@@ -124,6 +124,8 @@ def deviation_page(request: HttpRequest, deviation: Deviation, *, bound: dict[st
     possible = steps_possible(DEVIATION_STEPS, deviation, request.user)
     if not subject_kinds():
         possible.discard("subject_add")
+    if deviation.source in services.MEASURED_SOURCES:
+        possible.discard("cancel")  # refused by the service: a form that can only fail is not offered
     shown = _forms(request, deviation, possible, seen)
     forms_seen(bound, seen)
     forms = {**shown, **(bound or {})}

@@ -577,3 +577,15 @@ def test_a_deviation_raised_from_a_measured_result_is_investigated_not_cancelled
 
     deviation.refresh_from_db()
     assert deviation.status != DeviationStatus.CANCELLED
+
+
+def test_the_page_of_a_deviation_raised_from_a_measured_result_offers_no_cancel(client, qa_reviewer):
+    """The service refuses to cancel it, so the page does not offer a form that can only fail."""
+    deviation = quality.deviation(SystemActor("system:tests"), source="oos_entry")
+    manual = quality.deviation(qa_reviewer)
+    client.force_login(qa_reviewer)
+
+    page = client.get(f"/qms/deviations/{deviation.number}/").content.decode()
+
+    assert deviation.number in page and "Cancel deviation" not in page
+    assert "Cancel deviation" in client.get(f"/qms/deviations/{manual.number}/").content.decode()

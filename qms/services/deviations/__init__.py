@@ -15,11 +15,18 @@ from qms.services.deviations.investigation import (
     deviation_submit,
     investigation_gaps,
 )
-from qms.services.deviations.outcome import deviation_cancel, deviation_close, deviation_extend, deviation_return
+from qms.services.deviations.outcome import (
+    MEASURED_SOURCES,
+    deviation_cancel,
+    deviation_close,
+    deviation_extend,
+    deviation_return,
+)
 from qms.services.deviations.reporting import CLOCK_SKEW, deviation_open, deviation_subject_add, deviation_triage
 
 __all__ = [
-    "CLOCK_SKEW", "deviation_cancel", "deviation_capa_decide", "deviation_close", "deviation_extend",
+    "CLOCK_SKEW", "MEASURED_SOURCES", "deviation_cancel", "deviation_capa_decide", "deviation_close",
+    "deviation_extend",
     "deviation_investigate", "deviation_open", "deviation_return", "deviation_subject_add", "deviation_submit",
     "deviation_triage", "investigation_gaps",
 ]

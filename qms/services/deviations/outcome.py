@@ -157,7 +157,7 @@ def deviation_extend(*, actor: User, deviation: Deviation, new_due_date: date, p
         raise ValidationError({"new_due_date": f"The new due date must be after {deviation.due_date:%Y-%m-%d}."})
     if new_due_date < timezone.localdate():
         raise ValidationError({"new_due_date": "The new due date cannot be in the past."})
-    kind = deviation.classification or Classification.CRITICAL  # unclassified: the strictest class's period
+    kind = deviation.classification or Classification.CRITICAL  # unclassified: the critical class's period
     period = deviation_due_days(kind)
     latest = deviation.due_date + timedelta(days=period)
     if new_due_date > latest:
